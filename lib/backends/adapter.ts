@@ -1,0 +1,57 @@
+// The backend adapter interface (SPEC §1): what the hub needs to know about one kind of model
+// server. Adding a backend means one file that exports an adapter and one line in index.ts.
+import { request } from 'node:http';
+import { request as requestTls } from 'node:https';
+
+export interface Endpoint {
+  /** Base URL without a trailing slash, e.g. http://127.0.0.1:47850 */
+  base: string;
+  /** Sent as Authorization: Bearer to remote servers that need it. */
+  apiKey?: string;
+}
+
+export interface BackendAdapter {
+  readonly kind: string;
+  /**
+   * One readiness probe: resolves true when the server can take requests now. `healthPath` is the
+   * model's `health.path` when the config sets one.
+   */
+  isReady(endpoint: Endpoint, healthPath?: string): Promise<boolean>;
+}
+
+export interface ProbeResult {
+  status: number;
+  body: string;
+}
+
+/** A small GET/POST for probes and control calls. Never throws on HTTP status; rejects on network errors and timeout. */
+export function probe(endpoint: Endpoint, path: string, options: { method?: string; body?: unknown; timeoutMs?: number } = {}): Promise<ProbeResult> {
+  const url = new URL(endpoint.base + path);
+  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  const headers: Record<string, string> = {};
+  if (payload !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) });
+  if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
+  const send = url.protocol === 'https:' ? requestTls : request;
+  return new Promise((resolve, reject) => {
+    const req = send(url, { method: options.method ?? 'GET', headers, agent: false, timeout: options.timeoutMs ?? 2000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url.href} within ${options.timeoutMs ?? 2000}ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Readiness by the first of `paths` that exists: 200 = ready, 503 and friends = not yet, 404 = try the next path. */
+export async function readyByPaths(endpoint: Endpoint, paths: readonly string[]): Promise<boolean> {
+  for (const path of paths) {
+    const res = await probe(endpoint, path).catch(() => undefined);
+    if (!res) return false; // not listening yet
+    if (res.status >= 200 && res.status < 300) return true;
+    if (res.status !== 404 && res.status !== 405) return false;
+  }
+  return false;
+}

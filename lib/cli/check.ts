@@ -1,0 +1,38 @@
+// `hub check`: validate a config and print every problem, or a summary of what it defines.
+import { ConfigError } from '../config/errors.js';
+import { findConfigPath, loadConfig } from '../config/load.js';
+import type { HubConfig } from '../config/types.js';
+import { formatBytes, formatDuration } from '../config/units.js';
+import { EXIT, say } from './output.js';
+
+/** Loads the config or prints its problems; returns undefined when it is unusable. */
+export function loadOrReport(explicit?: string): HubConfig | undefined {
+  try {
+    return loadConfig(findConfigPath(explicit));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const line of err.message.split('\n')) say.err(line);
+    say.info(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}; fix them and run hub check again`);
+    return undefined;
+  }
+}
+
+export function check(explicit: string | undefined, json: boolean): number {
+  const config = loadOrReport(explicit);
+  if (!config) return EXIT.usage;
+  if (json) {
+    process.stdout.write(`${JSON.stringify(config, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
+    return EXIT.ok;
+  }
+  const models = Object.values(config.models);
+  const remote = models.filter((m) => m.url).length;
+  say.ok(`${config.path} is valid: ${models.length} model${models.length === 1 ? '' : 's'} (${models.length - remote} managed, ${remote} remote), ${Object.keys(config.groups).length} group(s)`);
+  say.info(`listen: http://${config.listen.host}:${config.listen.port}/v1   logs: ${config.log.dir}`);
+  for (const m of models) {
+    const where = m.url ?? `port ${m.port}`;
+    const idle = [m.idle.unloadAfterMs && `unload after ${formatDuration(m.idle.unloadAfterMs)}`, m.idle.stopAfterMs && `stop after ${formatDuration(m.idle.stopAfterMs)}`].filter(Boolean).join(', ') || 'never idles out';
+    const extras = [m.group && `group ${m.group}`, m.memory && formatBytes(m.memory), m.aliases.length && `aliases ${m.aliases.join(', ')}`, m.pinned && 'pinned', m.preload && 'preload'].filter(Boolean);
+    say.info(`  ${m.name}: ${m.backend}, ${where}, ${idle}${extras.length ? `, ${extras.join(', ')}` : ''}`);
+  }
+  return EXIT.ok;
+}

@@ -1,0 +1,281 @@
+// hub.yaml → HubConfig: find the file, parse YAML, substitute ${env.X}, validate with the schema,
+// run the cross-field checks, normalize. Every problem is collected and thrown at once.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { LineCounter, parseDocument, parse as parseYamlScalar, isNode, type Document } from 'yaml';
+import { ConfigError, didYouMean, joinPath, type ConfigProblem } from './errors.js';
+import type { HubFile, ModelFile } from './schema.js';
+import type { GroupConfig, HubConfig, ModelConfig } from './types.js';
+import { parseDuration, parseIdleDuration, parseSize, formatBytes } from './units.js';
+import { schemaProblems, type RawProblem } from './validate.js';
+import { splitCommand } from './command.js';
+
+export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
+const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
+
+/** SPEC §2 search order: --config, $HUB_CONFIG, ./hub.yaml, ~/.config/modelhub/hub.yaml. */
+export function findConfigPath(explicit?: string, env = process.env, cwd = process.cwd()): string {
+  const candidates = explicit
+    ? [explicit]
+    : env.HUB_CONFIG
+      ? [env.HUB_CONFIG]
+      : [resolve(cwd, 'hub.yaml'), resolve(homedir(), '.config/modelhub/hub.yaml')];
+  const found = candidates.find((c) => existsSync(c));
+  if (found) return resolve(cwd, found);
+  const tried = candidates.join(', ');
+  throw new ConfigError(explicit ?? 'hub.yaml', [
+    { path: '', message: `no config file found (looked for ${tried}); pass --config PATH or set HUB_CONFIG` },
+  ]);
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Ports already assigned to models (from the running config) so that reloads keep them. */
+  previousPorts?: ReadonlyMap<string, number>;
+}
+
+export function loadConfig(path: string, options: LoadOptions = {}): HubConfig {
+  const absolute = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (err) {
+    throw new ConfigError(basename(absolute), [{ path: '', message: `cannot read ${absolute}: ${(err as Error).message}` }]);
+  }
+  return parseConfig(text, absolute, options);
+}
+
+export function parseConfig(text: string, path: string, options: LoadOptions = {}): HubConfig {
+  const file = basename(path);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0]}` })),
+    );
+  }
+  const raw = doc.toJS() ?? {};
+  const problems: RawProblem[] = [];
+  const value = substituteEnv(raw, [], options.env ?? process.env, problems);
+  if (!problems.length) problems.push(...schemaProblems(value));
+  let config: HubConfig | undefined;
+  if (!problems.length) config = normalize(value as HubFile, path, problems, options.previousPorts);
+  if (problems.length || !config) throw new ConfigError(file, problems.map((p) => locate(p, doc, lines)));
+  return config;
+}
+
+function locate(p: RawProblem, doc: Document, lines: LineCounter): ConfigProblem {
+  // The nearest node that exists in the file gives the line (a missing key points at its parent).
+  for (let n = p.segments.length; n >= 0; n--) {
+    const node = doc.getIn(p.segments.slice(0, n), true);
+    if (isNode(node) && node.range) return { path: joinPath(p.segments), message: p.message, line: lines.linePos(node.range[0]).line };
+  }
+  return { path: joinPath(p.segments), message: p.message };
+}
+
+const ENV_REF = /\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** Replaces `${env.NAME}` in every string; a value that is only a reference keeps its YAML type (`port: ${env.P}`). */
+function substituteEnv(value: unknown, at: string[], env: NodeJS.ProcessEnv, problems: RawProblem[]): unknown {
+  if (typeof value === 'string') {
+    const whole = /^\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value);
+    const out = value.replace(ENV_REF, (ref, name: string) => {
+      const v = env[name];
+      if (v === undefined) problems.push({ segments: at, message: `${ref} is not set; export ${name} or change this value` });
+      return v ?? '';
+    });
+    if (whole && env[whole[1]] !== undefined) {
+      const typed = parseYamlScalar(out) as unknown;
+      if (typeof typed === 'number' || typeof typed === 'boolean') return typed;
+    }
+    return out;
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, [...at, String(i)], env, problems));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, [...at, k], env, problems)]));
+  }
+  return value;
+}
+
+function expandPath(p: string, base: string): string {
+  if (p === '~' || p.startsWith('~/')) return resolve(homedir(), p.slice(2));
+  return isAbsolute(p) ? p : resolve(base, p);
+}
+
+function normalize(file: HubFile, path: string, problems: RawProblem[], previousPorts?: ReadonlyMap<string, number>): HubConfig {
+  const base = dirname(path);
+  const problem = (segments: string[], message: string) => problems.push({ segments, message });
+  const stateDir = expandPath(file.state_dir ?? DEFAULT_STATE_DIR, base);
+
+  const groups: Record<string, GroupConfig> = {};
+  for (const [name, g] of Object.entries(file.groups ?? {})) {
+    if (!SLUG.test(name)) problem(['groups', name], slugMessage('group', name));
+    groups[name] = {
+      name,
+      maxLoaded: g.max_loaded ?? Infinity,
+      maxMemory: g.max_memory !== undefined ? parseSize(g.max_memory)! : Infinity,
+      onFull: g.on_full ?? 'evict',
+    };
+  }
+  const maxMemory = file.max_memory !== undefined ? parseSize(file.max_memory)! : Infinity;
+
+  const models: Record<string, ModelConfig> = {};
+  const owners = new Map<string, string>(); // name or alias -> model that claims it
+  for (const [name, own] of Object.entries(file.models)) {
+    const at = ['models', name];
+    if (!SLUG.test(name)) problem(at, slugMessage('model', name));
+    const m = model(name, mergeDefaults(file.defaults ?? {}, own), own, base, at, problem);
+    if (m.group !== undefined && !groups[m.group]) {
+      const guess = didYouMean(m.group, Object.keys(groups));
+      const known = Object.keys(groups);
+      problem([...at, 'group'], `group "${m.group}" is not defined under groups${guess ? `; did you mean "${guess}"?` : known.length ? ` (defined: ${known.join(', ')})` : ''}`);
+    }
+    const group = m.group ? groups[m.group] : undefined;
+    if (group && m.memory > group.maxMemory) {
+      problem([...at, 'memory'], `${formatBytes(m.memory)} is more than group ${group.name}'s max_memory (${formatBytes(group.maxMemory)}); it could never be loaded`);
+    }
+    if (m.memory > maxMemory) problem([...at, 'memory'], `${formatBytes(m.memory)} is more than the hub's max_memory (${formatBytes(maxMemory)}); it could never be loaded`);
+    for (const [i, id] of [name, ...m.aliases].entries()) {
+      const other = owners.get(id);
+      if (other !== undefined && other !== name) {
+        problem(i === 0 ? at : [...at, 'aliases', String(i - 1)], `"${id}" is already used by model ${other}; names and aliases must be unique`);
+      }
+      owners.set(id, name);
+    }
+    models[name] = m;
+  }
+  // An alias declared by an earlier model may collide with a later model's name.
+  for (const [name, m] of Object.entries(models)) {
+    m.aliases.forEach((alias, i) => {
+      if (models[alias] && alias !== name) problem(['models', name, 'aliases', String(i)], `"${alias}" is already used by model ${alias}; names and aliases must be unique`);
+    });
+  }
+  assignPorts(models, file.ports?.start ?? 47850, previousPorts, problem);
+
+  const logDir = expandPath(file.log?.dir ?? resolve(stateDir, 'logs'), base);
+  const rotate = file.log?.rotate ?? {};
+  return {
+    path,
+    listen: { host: file.listen?.host ?? '127.0.0.1', port: file.listen?.port ?? 8080 },
+    stateDir,
+    log: {
+      level: file.log?.level ?? 'info',
+      dir: logDir,
+      rotate: {
+        sizeBytes: parseSize(rotate.size ?? '10MiB')!,
+        intervalMs: parseDuration(rotate.interval ?? '1d')!,
+        keep: rotate.keep ?? 7,
+        compress: rotate.compress ?? true,
+      },
+    },
+    auth: { apiKeys: nonEmpty(file.auth?.api_keys), adminKeys: nonEmpty(file.auth?.admin_keys ?? file.auth?.api_keys) },
+    limits: { maxBodyBytes: parseSize(file.limits?.max_body ?? '32MiB')! },
+    ports: { start: file.ports?.start ?? 47850 },
+    maxMemory,
+    groups,
+    models,
+  };
+}
+
+/** An `api_keys: ["${env.K}"]` with K set to "" means "no key", not "the empty key". */
+const nonEmpty = (keys: string[] | undefined): string[] => (keys ?? []).filter((k) => k.length > 0);
+
+const slugMessage = (kind: string, name: string) =>
+  `${kind} name "${name}" is not a slug: use lower-case letters and digits, with single . _ or - between them (e.g. "${name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[._-]+|[._-]+$/g, '')}")`;
+
+function mergeDefaults(defaults: ModelFile, own: ModelFile): ModelFile {
+  return {
+    ...defaults,
+    ...own,
+    idle: { ...defaults.idle, ...own.idle },
+    health: { ...defaults.health, ...own.health },
+    env: { ...defaults.env, ...own.env },
+  };
+}
+
+function model(name: string, m: ModelFile, own: ModelFile, base: string, at: string[], problem: (s: string[], msg: string) => void): ModelConfig {
+  if ((m.cmd === undefined) === (m.url === undefined)) {
+    problem(at, m.cmd === undefined ? 'needs either cmd (a command the hub runs) or url (a server it forwards to)' : 'has both cmd and url; keep cmd for a managed model or url for a remote one');
+  }
+  let argv: string[] | undefined;
+  if (m.cmd !== undefined) {
+    const split = splitCommand(m.cmd);
+    if ('error' in split) problem([...at, 'cmd'], split.error);
+    else argv = split.argv;
+    if (argv && m.port === undefined && !argv.some((a) => a.includes('${PORT}'))) {
+      problem([...at, 'cmd'], 'does not pass ${PORT} to the server; add e.g. `--port ${PORT}`, or set port: to the port it listens on');
+    }
+  } else {
+    for (const key of ['cwd', 'env', 'port'] as const) {
+      if (own[key] !== undefined) problem([...at, key], `only applies to models with cmd; ${name} is remote (url)`);
+    }
+  }
+  const str = (env: Record<string, string | number | boolean> = {}) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
+  return {
+    name,
+    backend: m.backend ?? 'openai',
+    argv,
+    url: m.url?.replace(/\/+$/, ''),
+    apiKey: m.api_key || undefined,
+    forwardAuth: m.forward_auth ?? false,
+    port: m.port,
+    portIsExplicit: m.port !== undefined,
+    group: m.group,
+    memory: m.memory !== undefined ? parseSize(m.memory)! : 0,
+    aliases: m.aliases ?? [],
+    servedModel: m.served_model,
+    env: str(m.env),
+    cwd: m.cwd !== undefined ? expandPath(m.cwd, base) : undefined,
+    idle: {
+      unloadAfterMs: parseIdleDuration(m.idle?.unload_after ?? '10m')!,
+      stopAfterMs: parseIdleDuration(m.idle?.stop_after ?? '1h')!,
+    },
+    preload: m.preload ?? false,
+    pinned: m.pinned ?? false,
+    maxConcurrency: m.max_concurrency ?? Infinity,
+    maxQueue: m.max_queue ?? Infinity,
+    health: { path: m.health?.path, intervalMs: parseDuration(m.health?.interval ?? '50ms')! },
+    startTimeoutMs: parseDuration(m.start_timeout ?? '120s')!,
+    stopTimeoutMs: parseDuration(m.stop_timeout ?? '10s')!,
+  };
+}
+
+/**
+ * Gives every managed model without an explicit `port` one from `ports.start` upwards, in file order.
+ * Models that had a port in the running config keep it, so a reload never moves a model.
+ */
+export function assignPorts(
+  models: Record<string, ModelConfig>,
+  start: number,
+  previous: ReadonlyMap<string, number> = new Map(),
+  problem: (s: string[], msg: string) => void = () => {},
+): void {
+  const taken = new Map<number, string>();
+  for (const m of Object.values(models)) {
+    if (m.port === undefined || m.argv === undefined) continue;
+    const other = taken.get(m.port);
+    if (other) problem(['models', m.name, 'port'], `port ${m.port} is also used by model ${other}`);
+    taken.set(m.port, m.name);
+  }
+  const auto = Object.values(models).filter((m) => m.argv !== undefined && !m.portIsExplicit);
+  for (const m of auto) {
+    const kept = previous.get(m.name);
+    if (kept !== undefined && !taken.has(kept)) {
+      m.port = kept;
+      taken.set(kept, m.name);
+    }
+  }
+  let next = start;
+  for (const m of auto) {
+    if (m.port !== undefined) continue;
+    while (taken.has(next)) next++;
+    if (next > 65535) {
+      problem(['ports', 'start'], `ran out of ports from ${start}; lower ports.start`);
+      return;
+    }
+    m.port = next;
+    taken.set(next, m.name);
+  }
+}

@@ -1,0 +1,95 @@
+// The typebox schema of hub.yaml (SPEC §2), as the user writes it: durations and sizes are still
+// strings here; load.ts turns a checked document into the normalized HubConfig.
+//
+// Each leaf carries an `expected` annotation: the validator's raw messages ("must match anyOf") are
+// replaced by `expected <expected>, got <value>` so that errors read like the SPEC's example.
+import Type, { type Static, type TSchema } from 'typebox';
+import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
+
+export const BACKENDS = ['openai', 'demo', 'llama-cpp', 'vllm', 'sglang', 'ollama', 'mlx'] as const;
+export const ON_FULL = ['evict', 'reject', 'wait'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+const annotate = <T extends TSchema>(schema: T, expected: string): T => Object.assign(schema, { expected });
+
+const Duration = () =>
+  annotate(Type.Union([Type.Number({ minimum: 0 }), Type.String({ pattern: DURATION_PATTERN })]), 'a duration like "5m"');
+const IdleDuration = () =>
+  annotate(
+    Type.Union([Type.Number({ minimum: 0 }), Type.Literal('never'), Type.String({ pattern: DURATION_PATTERN })]),
+    'a duration like "5m", 0 or "never"',
+  );
+const Size = () => annotate(Type.Union([Type.Number({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })]), 'a size like "24GiB"');
+const Str = () => annotate(Type.String(), 'a string');
+const NonEmpty = () => annotate(Type.String({ minLength: 1 }), 'a non-empty string');
+const Bool = () => annotate(Type.Boolean(), 'true or false');
+const Int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  annotate(Type.Integer({ minimum: min, maximum: max }), `a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`);
+const Port = () => Int(1, 65535);
+const OneOf = <T extends readonly string[]>(values: T) =>
+  annotate(Type.Union(values.map((v) => Type.Literal(v))), `one of ${values.join(', ')}`);
+const StrList = () => annotate(Type.Array(Str()), 'a list of strings');
+const Obj = <P extends Record<string, TSchema>>(props: P, expected: string) =>
+  annotate(Type.Object(props, { additionalProperties: false }), expected);
+const Opt = Type.Optional;
+
+/** Every key a model may have. In `defaults` all of them are optional. */
+const modelProperties = {
+  backend: Opt(OneOf(BACKENDS)),
+  cmd: Opt(annotate(Type.Union([Type.String({ minLength: 1 }), Type.Array(Str(), { minItems: 1 })]), 'a command string or a list of arguments')),
+  url: Opt(annotate(Type.String({ pattern: '^https?://' }), 'an http:// or https:// URL')),
+  api_key: Opt(Str()),
+  forward_auth: Opt(Bool()),
+  port: Opt(Port()),
+  group: Opt(NonEmpty()),
+  memory: Opt(Size()),
+  aliases: Opt(StrList()),
+  served_model: Opt(NonEmpty()),
+  env: Opt(annotate(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()])), 'a map of NAME: value')),
+  cwd: Opt(NonEmpty()),
+  idle: Opt(Obj({ unload_after: Opt(IdleDuration()), stop_after: Opt(IdleDuration()) }, 'an object with unload_after and stop_after')),
+  preload: Opt(Bool()),
+  pinned: Opt(Bool()),
+  max_concurrency: Opt(Int(1)),
+  max_queue: Opt(Int(0)),
+  health: Opt(Obj({ path: Opt(annotate(Type.String({ pattern: '^/' }), 'a path starting with /')), interval: Opt(Duration()) }, 'an object with path and interval')),
+  start_timeout: Opt(Duration()),
+  stop_timeout: Opt(Duration()),
+};
+
+export const ModelSchema = Obj(modelProperties, 'a model: an object with cmd or url');
+export const DefaultsSchema = Obj(modelProperties, 'an object of per-model defaults');
+
+export const GroupSchema = Obj(
+  { max_loaded: Opt(Int(1)), max_memory: Opt(Size()), on_full: Opt(OneOf(ON_FULL)) },
+  'a group: an object with max_loaded, max_memory, on_full',
+);
+
+export const HubFileSchema = Obj(
+  {
+    listen: Opt(Obj({ host: Opt(NonEmpty()), port: Opt(Int(0, 65535)) }, 'an object with host and port')),
+    state_dir: Opt(NonEmpty()),
+    log: Opt(
+      Obj(
+        {
+          level: Opt(OneOf(LOG_LEVELS)),
+          dir: Opt(NonEmpty()),
+          rotate: Opt(Obj({ size: Opt(Size()), interval: Opt(Duration()), keep: Opt(Int(1)), compress: Opt(Bool()) }, 'an object with size, interval, keep, compress')),
+        },
+        'an object with level, dir, rotate',
+      ),
+    ),
+    auth: Opt(Obj({ api_keys: Opt(StrList()), admin_keys: Opt(StrList()) }, 'an object with api_keys and admin_keys')),
+    limits: Opt(Obj({ max_body: Opt(Size()) }, 'an object with max_body')),
+    ports: Opt(Obj({ start: Opt(Port()) }, 'an object with start')),
+    max_memory: Opt(Size()),
+    defaults: Opt(DefaultsSchema),
+    groups: Opt(annotate(Type.Record(Type.String(), GroupSchema), 'a map of group name: group')),
+    models: annotate(Type.Record(Type.String(), ModelSchema), 'a map of model name: model'),
+  },
+  'a hub config: an object with listen, models, ...',
+);
+
+export type HubFile = Static<typeof HubFileSchema>;
+export type ModelFile = Static<typeof ModelSchema>;
+export type GroupFile = Static<typeof GroupSchema>;

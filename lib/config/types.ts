@@ -1,0 +1,66 @@
+// The normalized, validated configuration every other layer reads. Durations are milliseconds,
+// sizes are bytes, paths are absolute; nothing here needs checking again.
+import type { BACKENDS, LOG_LEVELS, ON_FULL } from './schema.js';
+
+export type BackendKind = (typeof BACKENDS)[number];
+export type OnFull = (typeof ON_FULL)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ModelConfig {
+  name: string;
+  backend: BackendKind;
+  /** Launch argv with `${PORT}`, `${MODEL}` and `${HUB}` still in place (runtime fills them). Managed models only. */
+  argv?: string[];
+  /** Base URL of a remote model (no process). */
+  url?: string;
+  apiKey?: string;
+  forwardAuth: boolean;
+  /** The port the backend listens on: set in the file, or assigned from `ports.start`. Managed models only. */
+  port?: number;
+  portIsExplicit: boolean;
+  group?: string;
+  /** Declared memory in bytes; 0 when not declared. */
+  memory: number;
+  aliases: string[];
+  servedModel?: string;
+  env: Record<string, string>;
+  cwd?: string;
+  /** 0 disables the step. */
+  idle: { unloadAfterMs: number; stopAfterMs: number };
+  preload: boolean;
+  pinned: boolean;
+  maxConcurrency: number;
+  maxQueue: number;
+  health: { path?: string; intervalMs: number };
+  startTimeoutMs: number;
+  stopTimeoutMs: number;
+}
+
+export interface GroupConfig {
+  name: string;
+  maxLoaded: number;
+  maxMemory: number;
+  onFull: OnFull;
+}
+
+export interface HubConfig {
+  /** Absolute path of the file this came from. */
+  path: string;
+  listen: { host: string; port: number };
+  stateDir: string;
+  log: {
+    level: LogLevel;
+    dir: string;
+    rotate: { sizeBytes: number; intervalMs: number; keep: number; compress: boolean };
+  };
+  auth: { apiKeys: string[]; adminKeys: string[] };
+  limits: { maxBodyBytes: number };
+  ports: { start: number };
+  /** Hub-wide memory budget in bytes; Infinity when not set. */
+  maxMemory: number;
+  groups: Record<string, GroupConfig>;
+  /** In file order. */
+  models: Record<string, ModelConfig>;
+}
+
+export const isRemote = (m: ModelConfig): boolean => m.url !== undefined;

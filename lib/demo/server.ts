@@ -1,0 +1,207 @@
+// The bundled demo backend (SPEC §9): a small but real OpenAI-compatible HTTP server used by the
+// shipped hub.yaml, the tests and the benchmarks. It can be slow to load, stream at a set token rate,
+// fail in the ways real servers fail, and sleep/wake like vLLM while really freeing its RAM.
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Arena } from './arena.js';
+import { countTokens, embed, promptOf, replyTokens } from './text.js';
+
+export interface DemoOptions {
+  port: number;
+  host: string;
+  model: string;
+  loadTimeMs: number;
+  /** Time to wake from sleep; defaults to loadTimeMs. */
+  wakeTimeMs?: number;
+  /** Tokens per second when generating; 0 = as fast as possible. */
+  tokenRate: number;
+  memoryBytes: number;
+  maxTokens: number;
+  embeddingDim: number;
+  /** Exit with this code half-way through loading. */
+  failStart?: number;
+  neverReady: boolean;
+  /** Exit (code 1) once this many tokens have been generated in total. */
+  crashAfter?: number;
+  ignoreSigterm: boolean;
+}
+
+type State = 'loading' | 'ready' | 'sleeping' | 'waking';
+
+export interface DemoStats {
+  pid: number;
+  model: string;
+  state: State;
+  started_at: number;
+  ready_at: number | null;
+  requests: number;
+  aborted: number;
+  rejected: number;
+  tokens: number;
+  allocated_bytes: number;
+  rss: number;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+export function startDemoServer(o: DemoOptions): Promise<Server> {
+  const arena = new Arena();
+  let state: State = 'loading';
+  const stats = { started_at: performance.timeOrigin, ready_at: null as number | null, requests: 0, aborted: 0, rejected: 0, tokens: 0 };
+  const say = (msg: string) => process.stdout.write(`demo-model ${o.model}: ${msg}\n`);
+
+  const finishLoading = () => {
+    if (o.neverReady) return say('never becoming ready (--never-ready)');
+    arena.allocate(o.memoryBytes);
+    state = 'ready';
+    stats.ready_at = now();
+    say(`ready on port ${o.port}`);
+  };
+  if (o.failStart !== undefined) {
+    setTimeout(() => {
+      process.stderr.write(`demo-model ${o.model}: simulated start failure (--fail-start ${o.failStart})\n`);
+      process.exit(o.failStart);
+    }, o.loadTimeMs / 2);
+  } else {
+    setTimeout(finishLoading, o.loadTimeMs);
+  }
+  if (o.ignoreSigterm) process.on('SIGTERM', () => say('ignoring SIGTERM (--ignore-sigterm)'));
+
+  const stat = (): DemoStats => ({ pid: process.pid, model: o.model, state, ...stats, allocated_bytes: arena.bytes, rss: process.memoryUsage.rss() });
+
+  const server = createServer(async (req, res) => {
+    try {
+      await route(req, res);
+    } catch (err) {
+      if (!res.headersSent) send(res, 400, { error: { message: (err as Error).message, type: 'invalid_request_error' } });
+      else res.destroy();
+    }
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://demo');
+    const body = await readBody(req);
+    const key = `${req.method} ${url.pathname}`;
+    switch (key) {
+      case 'GET /health':
+        return send(res, state === 'loading' ? 503 : 200, { status: state === 'loading' ? 'loading' : state === 'ready' ? 'ok' : state });
+      case 'GET /demo/stats':
+        return send(res, 200, stat());
+      case 'GET /is_sleeping':
+        return send(res, 200, { is_sleeping: state === 'sleeping' || state === 'waking' });
+      case 'POST /sleep':
+        if (state === 'ready') { arena.free(); state = 'sleeping'; say('sleeping, memory freed'); }
+        return send(res, 200, {});
+      case 'POST /wake_up':
+        if (state === 'sleeping') {
+          state = 'waking';
+          await delay(o.wakeTimeMs ?? o.loadTimeMs);
+          arena.allocate(o.memoryBytes);
+          state = 'ready';
+          say('awake, memory allocated');
+        }
+        return send(res, 200, {});
+      case 'GET /demo/echo':
+      case 'POST /demo/echo':
+      case 'POST /v1/echo':
+        return send(res, 200, { method: req.method, path: req.url, headers: req.headers, body: body.toString('utf8') });
+    }
+    if (state !== 'ready') {
+      stats.rejected++;
+      return send(res, 503, { error: { message: `model is ${state}`, type: 'unavailable_error', code: 503 } });
+    }
+    stats.requests++;
+    switch (key) {
+      case 'GET /v1/models':
+        return send(res, 200, { object: 'list', data: [{ id: o.model, object: 'model', created: Math.floor(stats.started_at / 1000), owned_by: 'modelhub-demo' }] });
+      case 'POST /v1/chat/completions':
+        return complete(req, res, JSON.parse(body.toString('utf8')), 'chat');
+      case 'POST /v1/completions':
+        return complete(req, res, JSON.parse(body.toString('utf8')), 'text');
+      case 'POST /v1/embeddings':
+        return embeddings(res, JSON.parse(body.toString('utf8')));
+      case 'POST /v1/audio/transcriptions':
+      case 'POST /v1/audio/translations':
+        // Proves the multipart body arrived byte for byte.
+        return send(res, 200, { text: `${o.model} heard ${body.length} bytes`, bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
+    }
+    send(res, 404, { error: { message: `demo-model has no ${key}`, type: 'invalid_request_error', code: 404 } });
+  }
+
+  async function complete(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, kind: 'chat' | 'text'): Promise<void> {
+    const max = Number(body.max_completion_tokens ?? body.max_tokens ?? o.maxTokens);
+    const prompt = promptOf(body);
+    const tokens = replyTokens(o.model, prompt, Math.max(1, Math.min(max, 4096)));
+    const usage = { prompt_tokens: countTokens(prompt), completion_tokens: tokens.length, total_tokens: countTokens(prompt) + tokens.length };
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${Math.random().toString(36).slice(2)}`;
+    const created = Math.floor(Date.now() / 1000);
+    const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
+    let aborted = false;
+    res.on('close', () => { if (!res.writableFinished) { aborted = true; stats.aborted++; } });
+
+    const step = async (token: string) => {
+      if (o.tokenRate > 0) await delay(1000 / o.tokenRate);
+      stats.tokens++;
+      if (o.crashAfter !== undefined && stats.tokens >= o.crashAfter) {
+        process.stderr.write(`demo-model ${o.model}: crashing after ${stats.tokens} tokens (--crash-after)\n`);
+        process.exit(1);
+      }
+      return token;
+    };
+
+    if (body.stream !== true) {
+      let text = '';
+      for (const t of tokens) { if (aborted) return; text += await step(t); }
+      const choice = kind === 'chat'
+        ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length', logprobs: null }
+        : { index: 0, text, finish_reason: 'length', logprobs: null };
+      return send(res, 200, { id, object, created, model: o.model, choices: [choice], usage });
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    const event = (choices: unknown[], extra: object = {}) =>
+      res.write(`data: ${JSON.stringify({ id, object: chunkObject, created, model: o.model, choices, ...extra })}\n\n`);
+    for (const [i, t] of tokens.entries()) {
+      if (aborted) return;
+      const text = await step(t);
+      const last = i === tokens.length - 1 ? 'length' : null;
+      event([kind === 'chat' ? { index: 0, delta: i === 0 ? { role: 'assistant', content: text } : { content: text }, finish_reason: last } : { index: 0, text, finish_reason: last }]);
+    }
+    if ((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage) event([], { usage });
+    res.end('data: [DONE]\n\n');
+  }
+
+  function embeddings(res: ServerResponse, body: Record<string, unknown>): void {
+    const inputs = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
+    const dim = typeof body.dimensions === 'number' ? body.dimensions : o.embeddingDim;
+    const data = inputs.map((text, index) => {
+      const vector = embed(text, dim);
+      const embedding = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
+      return { object: 'embedding', index, embedding };
+    });
+    const tokens = inputs.reduce((n, t) => n + countTokens(t), 0);
+    send(res, 200, { object: 'list', data, model: o.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  }
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      say(`listening on http://${o.host}:${o.port} (pid ${process.pid}), loading for ${o.loadTimeMs}ms`);
+      resolve(server);
+    });
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

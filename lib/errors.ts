@@ -1,0 +1,74 @@
+// Errors the hub itself produces (SPEC §3.2). The controller throws them; the HTTP layer renders
+// them as the OpenAI envelope {"error":{message,type,param,code}}; the CLI prints the message.
+
+export type HubErrorCode =
+  | 'invalid_json'
+  | 'model_required'
+  | 'model_not_found'
+  | 'body_too_large'
+  | 'invalid_api_key'
+  | 'model_busy'
+  | 'capacity_exhausted'
+  | 'model_start_failed'
+  | 'model_start_timeout'
+  | 'backend_unavailable'
+  | 'hub_shutting_down'
+  | 'not_found'
+  | 'conflict'
+  | 'internal_error';
+
+const STATUS: Record<HubErrorCode, number> = {
+  invalid_json: 400,
+  model_required: 400,
+  model_not_found: 404,
+  body_too_large: 413,
+  invalid_api_key: 401,
+  model_busy: 429,
+  capacity_exhausted: 429,
+  model_start_failed: 503,
+  model_start_timeout: 504,
+  backend_unavailable: 502,
+  hub_shutting_down: 503,
+  not_found: 404,
+  conflict: 409,
+  internal_error: 500,
+};
+
+const TYPE: Partial<Record<HubErrorCode, string>> = {
+  invalid_json: 'invalid_request_error',
+  model_required: 'invalid_request_error',
+  model_not_found: 'invalid_request_error',
+  body_too_large: 'invalid_request_error',
+  invalid_api_key: 'authentication_error',
+  model_busy: 'rate_limit_error',
+  capacity_exhausted: 'rate_limit_error',
+  not_found: 'invalid_request_error',
+  conflict: 'invalid_request_error',
+};
+
+export class HubError extends Error {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    readonly code: HubErrorCode,
+    message: string,
+    options: { param?: string; retryAfterMs?: number; headers?: Record<string, string> } = {},
+  ) {
+    super(message);
+    this.name = 'HubError';
+    this.status = STATUS[code];
+    this.param = options.param ?? null;
+    this.headers = { ...options.headers };
+    if (options.retryAfterMs !== undefined) this.headers['retry-after'] = String(Math.max(1, Math.ceil(options.retryAfterMs / 1000)));
+  }
+
+  readonly param: string | null;
+
+  /** The OpenAI error envelope. */
+  toJSON(): { error: { message: string; type: string; param: string | null; code: string } } {
+    return { error: { message: this.message, type: TYPE[this.code] ?? 'server_error', param: this.param, code: this.code } };
+  }
+}
+
+export const isHubError = (e: unknown): e is HubError => e instanceof HubError;

@@ -1,0 +1,80 @@
+// The hub's HTTP server: a Koa app whose middleware each do one job — request id and access log,
+// errors as the OpenAI envelope — then the routes. Where a request goes: openai-routes.ts.
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import Koa from 'koa';
+import { HubError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Controller } from '../scheduler/controller.js';
+import { controlRoutes } from './control-routes.js';
+import { openaiRoutes } from './openai-routes.js';
+
+export interface HubState {
+  requestId: string;
+  model?: string;
+  coldStartMs?: number;
+}
+
+export function createApp(controller: Controller, log: Logger): Koa<HubState> {
+  const app = new Koa<HubState>();
+  app.silent = true;
+
+  // Request id, and one log line per request once its response is over (streams included).
+  app.use(async (ctx, next) => {
+    const started = performance.now();
+    const id = ctx.get('x-request-id') || randomUUID();
+    ctx.state.requestId = id;
+    ctx.set('x-request-id', id);
+    try {
+      await next();
+    } finally {
+      const { model, coldStartMs } = ctx.state;
+      log.info(
+        { req_id: id, method: ctx.method, path: ctx.path, model, status: ctx.respond === false ? ctx.res.statusCode : ctx.status, ms: Math.round(performance.now() - started), cold_start_ms: coldStartMs === undefined ? undefined : Math.round(coldStartMs) },
+        'request',
+      );
+    }
+  });
+
+  // Every error the hub itself makes leaves as the OpenAI envelope.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined && ctx.respond !== false) {
+        throw new HubError('not_found', `there is nothing at ${ctx.method} ${ctx.path}; the OpenAI API is under /v1 (try GET /v1/models)`);
+      }
+    } catch (err) {
+      const error = err instanceof HubError ? err : internal(err, log, ctx.state.requestId);
+      if (ctx.res.headersSent) return void ctx.res.destroy();
+      ctx.respond = true;
+      ctx.status = error.status;
+      ctx.set(error.headers);
+      ctx.body = error.toJSON();
+    }
+  });
+
+  app.use(async (ctx, next) => {
+    if (ctx.path === '/health' && ctx.method === 'GET') {
+      ctx.body = { status: controller.shuttingDown ? 'shutting_down' : 'ok' };
+      return;
+    }
+    await next();
+  });
+
+  const openai = openaiRoutes(controller);
+  const control = controlRoutes(controller);
+  app.use(openai.routes());
+  app.use(control.routes());
+  return app;
+}
+
+function internal(err: unknown, log: Logger, requestId: string): HubError {
+  log.error({ err, req_id: requestId }, 'unexpected error');
+  return new HubError('internal_error', `internal hub error: ${(err as Error).message}; this is a bug, please report it with the hub log`);
+}
+
+export function createHttpServer(app: Koa<HubState>): Server {
+  const server = createServer(app.callback());
+  server.keepAliveTimeout = 65_000;
+  return server;
+}

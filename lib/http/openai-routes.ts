@@ -1,0 +1,84 @@
+// The OpenAI-compatible surface (SPEC §3.1): model listing, and every POST routed by the `model`
+// it names to that model's backend, plus /upstream/{model}/... raw passthrough.
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { HubError } from '../errors.js';
+import type { Controller } from '../scheduler/controller.js';
+import type { ModelRuntime } from '../scheduler/model.js';
+import { modelFromJson, modelFromMultipart, readBody } from './body.js';
+import { forward } from './proxy.js';
+import type { HubState } from './app.js';
+
+export function openaiRoutes(controller: Controller): Router<HubState> {
+  const router = new Router<HubState>();
+
+  router.get('/v1/models', (ctx) => {
+    ctx.body = { object: 'list', data: controller.allIds().map(({ id, model }) => modelEntry(id, model, controller.startedAt)) };
+  });
+
+  router.get(/^\/v1\/models\/(.+)$/, (ctx) => {
+    const id = decodeURIComponent(ctx.path.slice('/v1/models/'.length));
+    ctx.body = modelEntry(id, lookup(controller, id), controller.startedAt);
+  });
+
+  const routed = async (ctx: Context & { state: HubState }) => {
+    const body = await readBody(ctx.req, controller.config.limits.maxBodyBytes);
+    const contentType = ctx.get('content-type');
+    let out = body;
+    let m: ModelRuntime;
+    if (contentType.toLowerCase().startsWith('multipart/form-data')) {
+      m = lookup(controller, await modelFromMultipart(body, contentType)); // forwarded byte for byte
+    } else {
+      const request = modelFromJson(body);
+      m = lookup(controller, request.model);
+      const served = m.config.servedModel;
+      if (served !== undefined && served !== request.model) out = Buffer.from(JSON.stringify({ ...request.json, model: served }));
+    }
+    ctx.state.model = m.name;
+    const lease = await controller.acquire(m);
+    ctx.state.coldStartMs = lease.coldStartMs;
+    ctx.respond = false;
+    await forward(ctx.req, ctx.res, lease, { body: out, requestId: ctx.state.requestId });
+  };
+  router.post(/^\/v1\/.+/, routed);
+  router.post('/rerank', routed);
+
+  router.all(/^\/upstream\/([^/]+)(\/.*)?$/, async (ctx) => {
+    const [, name, path] = /^\/upstream\/([^/]+)(\/.*)?$/.exec(ctx.path)!;
+    const m = lookup(controller, decodeURIComponent(name));
+    ctx.state.model = m.name;
+    const lease = await controller.acquire(m);
+    ctx.state.coldStartMs = lease.coldStartMs;
+    ctx.respond = false;
+    await forward(ctx.req, ctx.res, lease, { path: (path ?? '/') + ctx.search, requestId: ctx.state.requestId });
+  });
+
+  return router;
+}
+
+function lookup(controller: Controller, id: string): ModelRuntime {
+  const m = controller.resolve(id);
+  if (m) return m;
+  const known = controller.allIds().map((x) => x.id);
+  throw new HubError('model_not_found', `the model "${id}" does not exist; available models: ${known.join(', ') || '(none configured)'}`, {
+    param: 'model',
+    headers: { 'x-should-retry': 'false' },
+  });
+}
+
+function modelEntry(id: string, m: ModelRuntime, created: number) {
+  return {
+    id,
+    object: 'model',
+    created: Math.floor(created / 1000),
+    owned_by: 'modelhub',
+    hub: {
+      model: m.name,
+      alias: id !== m.name,
+      backend: m.config.backend,
+      process: m.process,
+      memory: m.memory,
+      group: m.config.group ?? null,
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// Forwarding one request to a model's backend with http-proxy-3. The Koa middleware stays pending
+// until the client's response closes, so the in-flight count covers the whole (streamed) answer.
+// Failures become backend_unavailable: a 502 before the answer started, an in-band SSE error after.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { createProxyServer } from 'http-proxy-3';
+import { HubError } from '../errors.js';
+import type { Lease } from '../scheduler/controller.js';
+
+interface Exchange {
+  lease: Lease;
+  /** False once the backend failed us (connection refused/reset, answer cut short). */
+  healthy: boolean;
+}
+
+const exchanges = new WeakMap<ServerResponse, Exchange>();
+
+const proxy = createProxyServer({ changeOrigin: true, xfwd: false });
+
+proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
+  const exchange = exchanges.get(res);
+  if (!exchange) return;
+  const sse = String(proxyRes.headers['content-type'] ?? '').includes('text/event-stream');
+  if (sse) proxyRes.headers['x-accel-buffering'] = 'no';
+  proxyRes.once('close', () => {
+    if (proxyRes.complete || res.destroyed || res.writableEnded) return; // finished, or the client left
+    exchange.healthy = false; // the backend went away mid-answer
+    const error = unavailable(exchange.lease, 'closed the connection in the middle of its answer');
+    if (sse) res.end(`data: ${JSON.stringify(error.toJSON())}\n\n`);
+    else res.destroy();
+  });
+});
+
+export interface ForwardOptions {
+  /** The request body to send instead of the client's stream (already read, maybe rewritten). */
+  body?: Buffer;
+  /** Path on the backend, when it differs from the client's (e.g. /upstream/{model}/x → /x). */
+  path?: string;
+  requestId: string;
+}
+
+export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease, options: ForwardOptions): Promise<void> {
+  const m = lease.model;
+  const exchange: Exchange = { lease, healthy: true };
+  exchanges.set(res, exchange);
+
+  res.setHeader('x-hub-model', m.name);
+  if (lease.coldStartMs !== undefined) res.setHeader('x-hub-cold-start-ms', String(Math.round(lease.coldStartMs)));
+  const headers = req.headers;
+  headers['x-request-id'] = options.requestId;
+  if (!m.config.forwardAuth) {
+    delete headers.authorization;
+    delete headers['x-api-key'];
+  }
+  if (m.config.apiKey) headers.authorization = `Bearer ${m.config.apiKey}`;
+  if (options.body) {
+    headers['content-length'] = String(options.body.length);
+    delete headers['transfer-encoding'];
+  }
+  if (options.path !== undefined) req.url = options.path;
+
+  return new Promise<void>((resolve) => {
+    res.once('close', () => {
+      lease.release(exchange.healthy);
+      resolve();
+    });
+    proxy.web(
+      req,
+      res,
+      { target: m.target, agent: m.agent, buffer: options.body ? Readable.from([options.body]) : undefined },
+      (err: Error) => {
+        exchange.healthy = false;
+        if (res.headersSent) {
+          if (!res.writableEnded) res.destroy(); // an in-band error may already be on its way
+          return;
+        }
+        void describeFailure(lease, err).then((error) => {
+          if (res.headersSent || res.destroyed) return;
+          const text = JSON.stringify(error.toJSON());
+          res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...error.headers });
+          res.end(text);
+        });
+      },
+    );
+  });
+}
+
+/** A refused or reset connection is often a crash: give the exit a moment to land so the message can say so. */
+async function describeFailure(lease: Lease, err: Error): Promise<HubError> {
+  const m = lease.model;
+  if (m.remote) {
+    m.markRemoteDown('request failed');
+    return new HubError('backend_unavailable', `remote model ${m.name} at ${m.config.url} could not be reached (${(err as NodeJS.ErrnoException).code ?? err.message}); check that the server is up`);
+  }
+  await m.exitSettled(250);
+  return unavailable(lease, `did not answer (${(err as NodeJS.ErrnoException).code ?? err.message})`);
+}
+
+function unavailable(lease: Lease, what: string): HubError {
+  const m = lease.model;
+  const crashed = m.process === 'failed' && m.lastError ? `: ${m.lastError.message}` : '';
+  return new HubError('backend_unavailable', `the backend of model ${m.name} ${what}${crashed}. The next request restarts it if needed; retry`);
+}

@@ -1,0 +1,32 @@
+// The seam between the scheduler and the operating system. The scheduler only talks to a Driver,
+// so its state machines can be exercised with fake processes; this file is the real one.
+import { connect } from 'node:net';
+import { adapterFor, type Endpoint } from '../backends/index.js';
+import type { ModelConfig } from '../config/types.js';
+import { ChildProcess, type ExitInfo, type SpawnSpec } from './child.js';
+
+export interface ProcessHandle {
+  readonly pid: number | undefined;
+  readonly exited: Promise<ExitInfo>;
+  readonly exit?: ExitInfo;
+  logTail(lines?: number): string[];
+  stop(timeoutMs: number): Promise<ExitInfo>;
+}
+
+export interface Driver {
+  spawn(spec: SpawnSpec): ProcessHandle;
+  isReady(model: ModelConfig, endpoint: Endpoint): Promise<boolean>;
+  /** True when something already accepts connections on this loopback port. */
+  portInUse(port: number): Promise<boolean>;
+}
+
+export const realDriver: Driver = {
+  spawn: (spec) => new ChildProcess(spec),
+  isReady: (model, endpoint) => adapterFor(model.backend).isReady(endpoint, model.health.path),
+  portInUse: (port) =>
+    new Promise((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('error', () => resolve(false));
+    }),
+};
