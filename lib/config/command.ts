@@ -6,6 +6,8 @@ export const PLACEHOLDERS = ['PORT', 'MODEL', 'HUB'] as const;
 const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_.]*)\}/g;
 
 export function splitCommand(cmd: string | string[]): { argv: string[] } | { error: string } {
+  const unknown = checkPlaceholders(Array.isArray(cmd) ? cmd : [cmd]);
+  if (unknown) return { error: unknown };
   let argv: string[];
   if (Array.isArray(cmd)) {
     argv = cmd;
@@ -19,16 +21,20 @@ export function splitCommand(cmd: string | string[]): { argv: string[] } | { err
     }
     argv = parts as string[];
   }
-  for (const arg of argv) {
-    for (const [, name] of arg.matchAll(PLACEHOLDER)) {
-      if (!(PLACEHOLDERS as readonly string[]).includes(name)) {
-        return { error: `unknown placeholder \${${name}}; use \${PORT}, \${MODEL}, \${HUB} or \${env.NAME}` };
-      }
-    }
-    if (arg.includes('${HUB}') && arg !== '${HUB}') return { error: '${HUB} must be a word of its own (it expands to the node binary and the hub script)' };
+  if (argv.some((arg) => arg.includes('${HUB}') && arg !== '${HUB}')) {
+    return { error: '${HUB} must be a word of its own (it expands to the node binary and the hub script)' };
   }
   if (argv.length === 0) return { error: 'is empty' };
   return { argv };
+}
+
+function checkPlaceholders(parts: string[]): string | undefined {
+  for (const part of parts) {
+    for (const [, name] of part.matchAll(PLACEHOLDER)) {
+      if (!(PLACEHOLDERS as readonly string[]).includes(name)) return `unknown placeholder \${${name}}; use \${PORT}, \${MODEL}, \${HUB} or \${env.NAME}`;
+    }
+  }
+  return undefined;
 }
 
 /** The final argv for spawn: `${HUB}` becomes the hub's own command, `${PORT}` and `${MODEL}` their values. */

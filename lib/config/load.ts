@@ -49,11 +49,11 @@ export function loadConfig(path: string, options: LoadOptions = {}): HubConfig {
 export function parseConfig(text: string, path: string, options: LoadOptions = {}): HubConfig {
   const file = basename(path);
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0]}` })),
+      doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}` })),
     );
   }
   const raw = doc.toJS() ?? {};
@@ -122,7 +122,6 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
   const maxMemory = file.max_memory !== undefined ? parseSize(file.max_memory)! : Infinity;
 
   const models: Record<string, ModelConfig> = {};
-  const owners = new Map<string, string>(); // name or alias -> model that claims it
   for (const [name, own] of Object.entries(file.models)) {
     const at = ['models', name];
     if (!SLUG.test(name)) problem(at, slugMessage('model', name));
@@ -137,19 +136,15 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
       problem([...at, 'memory'], `${formatBytes(m.memory)} is more than group ${group.name}'s max_memory (${formatBytes(group.maxMemory)}); it could never be loaded`);
     }
     if (m.memory > maxMemory) problem([...at, 'memory'], `${formatBytes(m.memory)} is more than the hub's max_memory (${formatBytes(maxMemory)}); it could never be loaded`);
-    for (const [i, id] of [name, ...m.aliases].entries()) {
-      const other = owners.get(id);
-      if (other !== undefined && other !== name) {
-        problem(i === 0 ? at : [...at, 'aliases', String(i - 1)], `"${id}" is already used by model ${other}; names and aliases must be unique`);
-      }
-      owners.set(id, name);
-    }
     models[name] = m;
   }
-  // An alias declared by an earlier model may collide with a later model's name.
-  for (const [name, m] of Object.entries(models)) {
+  // Names and aliases share one namespace: a request's `model` must point at exactly one model.
+  const owners = new Map<string, string>(Object.keys(models).map((n) => [n, n]));
+  for (const m of Object.values(models)) {
     m.aliases.forEach((alias, i) => {
-      if (models[alias] && alias !== name) problem(['models', name, 'aliases', String(i)], `"${alias}" is already used by model ${alias}; names and aliases must be unique`);
+      const other = owners.get(alias);
+      if (other !== undefined && other !== m.name) problem(['models', m.name, 'aliases', String(i)], `"${alias}" is already used by model ${other}; names and aliases must be unique`);
+      else owners.set(alias, m.name);
     });
   }
   assignPorts(models, file.ports?.start ?? 47850, previousPorts, problem);

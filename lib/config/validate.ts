@@ -1,6 +1,7 @@
 // Runs the typebox schema over a parsed document and turns its raw errors into user-facing
 // problems: one per path, worded from the schema's `expected` annotations, unknown keys with a
 // did-you-mean.
+import { Settings } from 'typebox/system';
 import Value from 'typebox/value';
 import type { TSchema } from 'typebox';
 import { HubFileSchema } from './schema.js';
@@ -19,6 +20,9 @@ interface RawError {
   params: Record<string, unknown>;
   message: string;
 }
+
+// TypeBox stops after 8 errors by default; a config check should report them all.
+Settings.Set({ maxErrors: 10_000 });
 
 export function schemaProblems(doc: unknown): RawProblem[] {
   const problems = new Map<string, RawProblem>();

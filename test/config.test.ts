@@ -1,0 +1,216 @@
+// hub.yaml parsing and validation: good files normalize as documented, bad files report every
+// problem at once with its path, and `hub check` prints them (exit 2) or a summary (exit 0).
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { ConfigError } from '../lib/config/errors.js';
+import { loadConfig, parseConfig } from '../lib/config/load.js';
+import { resolveCommand } from '../lib/config/command.js';
+import { HUB_BIN, PACKAGE_ROOT, tempDir } from './helpers.js';
+
+const run = promisify(execFile);
+
+function problems(yaml: string, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(yaml, '/etc/modelhub/hub.yaml', { env });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message.split('\n');
+    throw err;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+t.test('the shipped hub.yaml is valid and defines demo models', async (t) => {
+  const config = loadConfig(join(PACKAGE_ROOT, 'hub.yaml'));
+  const models = Object.values(config.models);
+  t.ok(models.length >= 2, 'at least two demo models');
+  t.ok(models.every((m) => m.backend === 'demo' && m.argv?.[0] === '${HUB}'), 'all run the bundled demo backend');
+  t.same(models.map((m) => m.port), models.map((_, i) => 47850 + i), 'ports assigned from ports.start in file order');
+  t.equal(config.listen.port, 8080);
+});
+
+t.test('the SPEC example normalizes durations, sizes, commands and paths', async (t) => {
+  const yaml = `
+listen: { host: 127.0.0.1, port: 8080 }
+state_dir: ./state
+log: { level: debug, rotate: { size: 10MiB, interval: 1d, keep: 7, compress: true } }
+auth:
+  api_keys: ["\${env.HUB_API_KEY}"]
+limits: { max_body: 32MiB }
+ports: { start: 47850 }
+max_memory: 64GiB
+defaults:
+  start_timeout: 120s
+  stop_timeout: 10
+  idle: { unload_after: 10m, stop_after: 1h }
+groups:
+  gpu0: { max_loaded: 2, max_memory: 24GiB, on_full: evict }
+models:
+  qwen-7b:
+    backend: llama-cpp
+    cmd: llama-server -m "/models/qwen 7b.gguf" --port \${PORT} -c 8192
+    group: gpu0
+    memory: 9GiB
+    aliases: [gpt-4o-mini]
+    served_model: qwen
+    env: { CUDA_VISIBLE_DEVICES: "0" }
+    cwd: models
+    idle: { unload_after: 5m, stop_after: never }
+    preload: true
+    max_concurrency: 4
+    max_queue: 64
+    health: { path: /health, interval: 100ms }
+  big-vllm:
+    backend: vllm
+    cmd: [vllm, serve, /models/big, --port, "\${PORT}", --enable-sleep-mode]
+    env: { VLLM_SERVER_DEV_MODE: 1 }
+    group: gpu0
+    memory: 20GiB
+  lab-box:
+    url: http://10.0.0.7:8000/
+    api_key: \${env.LAB_KEY}
+`;
+  const c = parseConfig(yaml, '/etc/modelhub/hub.yaml', { env: { HUB_API_KEY: 'k1', LAB_KEY: 'lab' } });
+  t.same(c.auth.apiKeys, ['k1']);
+  t.same(c.auth.adminKeys, ['k1'], 'admin keys default to api keys');
+  t.equal(c.stateDir, '/etc/modelhub/state', 'relative to the config file');
+  t.equal(c.log.dir, '/etc/modelhub/state/logs', 'log dir defaults to <state_dir>/logs');
+  t.equal(c.log.rotate.sizeBytes, 10 * 2 ** 20);
+  t.equal(c.log.rotate.intervalMs, 86_400_000);
+  t.equal(c.limits.maxBodyBytes, 32 * 2 ** 20);
+  t.equal(c.maxMemory, 64 * 2 ** 30);
+  t.same(c.groups.gpu0, { name: 'gpu0', maxLoaded: 2, maxMemory: 24 * 2 ** 30, onFull: 'evict' });
+  const q = c.models['qwen-7b'];
+  t.same(q.argv, ['llama-server', '-m', '/models/qwen 7b.gguf', '--port', '${PORT}', '-c', '8192'], 'split like a shell, quotes honoured');
+  t.same(resolveCommand(q.argv!, { port: 47850, model: 'qwen-7b', hub: ['node', 'hub'] }).slice(3, 5), ['--port', '47850']);
+  t.equal(q.memory, 9 * 2 ** 30);
+  t.same(q.idle, { unloadAfterMs: 300_000, stopAfterMs: 0 }, '"never" disables a step');
+  t.equal(q.startTimeoutMs, 120_000, 'from defaults');
+  t.equal(q.stopTimeoutMs, 10_000, 'a bare number is seconds');
+  t.equal(q.cwd, '/etc/modelhub/models');
+  t.equal(q.health.intervalMs, 100);
+  t.equal(q.port, 47850);
+  t.equal(q.servedModel, 'qwen');
+  const v = c.models['big-vllm'];
+  t.same(v.env, { VLLM_SERVER_DEV_MODE: '1' });
+  t.equal(v.port, 47851);
+  t.same(v.idle, { unloadAfterMs: 600_000, stopAfterMs: 3_600_000 }, 'idle from defaults');
+  const lab = c.models['lab-box'];
+  t.equal(lab.url, 'http://10.0.0.7:8000', 'trailing slash dropped');
+  t.equal(lab.apiKey, 'lab');
+  t.equal(lab.port, undefined, 'remote models get no port');
+});
+
+t.test('${env.X}: substituted, typed when it is the whole value, and an unset one is named', async (t) => {
+  const c = parseConfig('listen: { port: "${env.P}" }\nmodels: { a: { url: "http://h:${env.P}" } }', 'hub.yaml', { env: { P: '9000' } });
+  t.equal(c.listen.port, 9000);
+  t.equal(c.models.a.url, 'http://h:9000');
+  t.same(problems('models:\n  a:\n    url: http://x\n    api_key: ${env.LAB_KEY}\n'), [
+    'hub.yaml:4: models.a.api_key: ${env.LAB_KEY} is not set; export LAB_KEY or change this value',
+  ]);
+});
+
+t.test('a bad file reports every problem at once, each with its path', async (t) => {
+  const yaml = `listn: { port: 8080 }
+groups:
+  gpu0: { max_loaded: 0, on_full: panic }
+models:
+  qwen-7b:
+    cmd: llama-server --port \${PORT}
+    group: gpu0
+    idle: { unload_after: soon }
+    idel: 5m
+    memory: lots
+    backend: llamacpp
+    max_concurrency: 0
+  Big_Model:
+    cmd: x --port \${PORT}
+  both:
+    cmd: x --port \${PORT}
+    url: http://x
+  neither:
+    backend: openai
+  piped:
+    cmd: server --port \${PORT} | tee log
+  placeholder:
+    cmd: server --port \${PORT} --name \${NAME}
+  portless:
+    cmd: server --listen 9999
+  grouped:
+    cmd: s --port \${PORT}
+    group: gpu1
+    aliases: [qwen-7b]
+`;
+  const lines = problems(yaml);
+  const expected = [
+    'hub.yaml:1: listn: unknown key; did you mean "listen"?',
+    'hub.yaml:3: groups.gpu0.max_loaded: expected a whole number from 1, got 0',
+    'hub.yaml:3: groups.gpu0.on_full: expected one of evict, reject, wait, got "panic"',
+    'hub.yaml:8: models.qwen-7b.idle.unload_after: expected a duration like "5m", 0 or "never", got "soon"',
+    'hub.yaml:9: models.qwen-7b.idel: unknown key; did you mean "idle"?',
+    'hub.yaml:10: models.qwen-7b.memory: expected a size like "24GiB", got "lots"',
+    'hub.yaml:11: models.qwen-7b.backend: expected one of openai, demo, llama-cpp, vllm, sglang, ollama, mlx, got "llamacpp"',
+    'hub.yaml:12: models.qwen-7b.max_concurrency: expected a whole number from 1, got 0',
+  ];
+  for (const line of expected) t.ok(lines.includes(line), line);
+  t.equal(lines.length, expected.length, `schema problems come first, all of them (got:\n${lines.join('\n')})`);
+
+  // With the schema satisfied, the cross-field checks report theirs, again all at once.
+  const fixed = yaml
+    .replace('listn', 'listen').replace('max_loaded: 0, on_full: panic', 'max_loaded: 1, max_memory: 8GiB').replace('soon', '5m')
+    .replace('idel: 5m', 'pinned: true').replace('memory: lots', 'memory: 9GiB').replace('llamacpp', 'llama-cpp').replace('max_concurrency: 0', 'max_concurrency: 1');
+  const cross = problems(fixed);
+  const crossExpected = [
+    'hub.yaml:10: models.qwen-7b.memory: 9GiB is more than group gpu0\'s max_memory (8GiB); it could never be loaded',
+    'hub.yaml:14: models.Big_Model: model name "Big_Model" is not a slug: use lower-case letters and digits, with single . _ or - between them (e.g. "big_model")',
+    'hub.yaml:16: models.both: has both cmd and url; keep cmd for a managed model or url for a remote one',
+    'hub.yaml:19: models.neither: needs either cmd (a command the hub runs) or url (a server it forwards to)',
+    'hub.yaml:21: models.piped.cmd: contains the shell operator "|", but cmd is not run through a shell; wrap it in a script, or use [sh, -c, "..."]',
+    'hub.yaml:23: models.placeholder.cmd: unknown placeholder ${NAME}; use ${PORT}, ${MODEL}, ${HUB} or ${env.NAME}',
+    'hub.yaml:25: models.portless.cmd: does not pass ${PORT} to the server; add e.g. `--port ${PORT}`, or set port: to the port it listens on',
+    'hub.yaml:28: models.grouped.group: group "gpu1" is not defined under groups; did you mean "gpu0"?',
+    'hub.yaml:29: models.grouped.aliases[0]: "qwen-7b" is already used by model qwen-7b; names and aliases must be unique',
+  ];
+  for (const line of crossExpected) t.ok(cross.includes(line), line);
+  t.equal(cross.length, crossExpected.length, `no other problems (got:\n${cross.join('\n')})`);
+});
+
+t.test('invalid YAML and a missing models key are reported with where', async (t) => {
+  t.match(problems('models:\n  a: { url: http://x\n'), [/^hub\.yaml:\d+: not valid YAML: /]);
+  t.same(problems('listen: { port: 1 }\n'), ['hub.yaml:1: models: missing; this key is required']);
+  t.same(problems('models: { a: { url: "http://x", memory: 2GiB } }\nmax_memory: 1GiB\n'), [
+    "hub.yaml:1: models.a.memory: 2GiB is more than the hub's max_memory (1GiB); it could never be loaded",
+  ]);
+  t.match(problems('models:\n  a: { url: http://x }\n  a: { url: http://y }\n'), [/not valid YAML: Map keys must be unique/]);
+});
+
+t.test('ports stay with their models across reloads; explicit ports are honoured', async (t) => {
+  const first = parseConfig('ports: { start: 5000 }\nmodels:\n  b: { cmd: "s --port ${PORT}" }\n  c: { cmd: "s --port ${PORT}" }\n', 'hub.yaml');
+  t.same([first.models.b.port, first.models.c.port], [5000, 5001]);
+  const previous = new Map(Object.values(first.models).map((m) => [m.name, m.port!]));
+  const second = parseConfig('ports: { start: 5000 }\nmodels:\n  a: { cmd: "s --port ${PORT}" }\n  b: { cmd: "s --port ${PORT}" }\n  c: { cmd: "s --port ${PORT}" }\n  d: { cmd: "s", port: 5003 }\n', 'hub.yaml', { previousPorts: previous });
+  t.same([second.models.a.port, second.models.b.port, second.models.c.port, second.models.d.port], [5002, 5000, 5001, 5003]);
+  t.match(problems('models:\n  a: { cmd: s, port: 7000 }\n  b: { cmd: s, port: 7000 }\n'), ['hub.yaml:3: models.b.port: port 7000 is also used by model a']);
+});
+
+t.test('hub check prints a summary (exit 0) or every problem (exit 2)', async (t) => {
+  const dir = tempDir(t);
+  const good = await run(process.execPath, [HUB_BIN, 'check', '--config', join(PACKAGE_ROOT, 'hub.yaml')]);
+  t.match(good.stdout, /^\[ok\] .*hub\.yaml is valid: 3 models \(3 managed, 0 remote\)/);
+  t.match(good.stdout, /demo-small: demo, port 47850/);
+
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'models:\n  a:\n    cmd: s --port ${PORT}\n    idle: { stop_after: soon }\n    prelod: true\n');
+  const err = await run(process.execPath, [HUB_BIN, 'check', '--config', bad]).then(() => undefined, (e: { code: number; stderr: string; stdout: string }) => e);
+  t.ok(err, 'hub check fails');
+  t.equal(err!.code, 2, 'exit code 2 for a config error');
+  t.match(err!.stderr, '[err] bad.yaml:4: models.a.idle.stop_after: expected a duration like "5m", 0 or "never", got "soon"');
+  t.match(err!.stderr, '[err] bad.yaml:5: models.a.prelod: unknown key; did you mean "preload"?');
+  t.match(err!.stdout, '[info] 2 problems');
+
+  const missing = await run(process.execPath, [HUB_BIN, 'check', '--config', join(dir, 'nope.yaml')]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+  t.equal(missing?.code, 2);
+  t.match(missing?.stderr, /no config file found/);
+});
