@@ -21,7 +21,7 @@ export async function serve(explicit: string | undefined): Promise<number> {
   const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.listen.host);
   if (!loopback && config.auth.apiKeys.length === 0) say.warn(`listening on ${config.listen.host} without auth.api_keys: anyone who can reach this port can use your models`);
   say.ok(`modelhub ${VERSION} is serving ${Object.keys(config.models).length} models at ${hub.origin}/v1`);
-  say.info(`dashboard ${hub.origin}/hub · config ${config.path} · model logs ${config.log.dir}`);
+  say.info(`status ${hub.origin}/hub/api/status · config ${config.path} · model logs ${config.log.dir}`);
 
   return new Promise((resolve) => {
     let stopping = false;

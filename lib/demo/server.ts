@@ -144,7 +144,9 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
       stats.tokens++;
       if (o.crashAfter !== undefined && stats.tokens >= o.crashAfter) {
         process.stderr.write(`demo-model ${o.model}: crashing after ${stats.tokens} tokens (--crash-after)\n`);
-        process.exit(1);
+        // Let what was already written reach the client, like a real server dying mid-stream.
+        setTimeout(() => process.exit(1), 20);
+        await new Promise(() => {});
       }
       return token;
     };
