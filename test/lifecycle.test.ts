@@ -18,6 +18,7 @@ t.test('lifecycle', async (t) => {
   const h = await startTestHub(t, `
 models:
   cold: { backend: demo, cmd: "${demo('--load-time 200ms')}" }
+  cold2: { backend: demo, cmd: "${demo('--load-time 300ms')}" }
   burst: { backend: demo, cmd: "${demo('--load-time 300ms --max-tokens 4')}" }
   idler:
     backend: demo
@@ -162,6 +163,22 @@ models:
     await waitFor('the backend to see the abort', async () => (await stats()).aborted === 1);
     await waitFor('the in-flight count to drop', () => status('slow').in_flight === 0);
     t.pass('aborted upstream and released');
+  });
+
+  t.test('a client that leaves during a cold start neither cancels it nor leaks an in-flight slot', async (t) => {
+    const abort = new AbortController();
+    const pending = fetch(`${base}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'cold2', messages: [{ role: 'user', content: 'hi' }] }),
+      signal: abort.signal,
+    }).catch((e: Error) => e);
+    await waitFor('the start to begin', () => status('cold2').process === 'starting');
+    abort.abort();
+    t.type(await pending, Error, 'the client gave up');
+    await waitFor('the start to finish anyway', () => status('cold2').process === 'running');
+    await waitFor('no request left in flight', () => status('cold2').in_flight === 0 && status('cold2').idle_deadline);
+    t.equal(h.spawns('cold2'), 1);
   });
 
   t.test('remote models are forwarded with their api_key and health-checked', async (t) => {

@@ -7,7 +7,10 @@ import { HubError } from '../errors.js';
 
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
-  if (declared > limit) throw tooLarge(limit);
+  if (declared > limit) {
+    req.resume(); // discard it so the client can read our answer
+    throw tooLarge(limit);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {

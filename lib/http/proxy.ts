@@ -41,6 +41,11 @@ export interface ForwardOptions {
 
 export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease, options: ForwardOptions): Promise<void> {
   const m = lease.model;
+  if (req.socket.destroyed) {
+    // The client left while the model was starting: nothing to forward, and no 'close' will come.
+    lease.release(true);
+    return Promise.resolve();
+  }
   const exchange: Exchange = { lease, healthy: true };
   exchanges.set(res, exchange);
 

@@ -1,0 +1,75 @@
+// `npm run bench`: figures for SPEC §8 measured in one run against baselines from the same run.
+// Today: cold-start overhead (first byte minus the backend's own time to ready) and the
+// 1,000-request cold burst. Proxy throughput comparisons are still to come.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../lib/config/load.js';
+import { startHub } from '../lib/hub.js';
+import { silentLogger } from '../lib/log.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+
+const dir = mkdtempSync(join(tmpdir(), 'modelhub-bench-'));
+const demo = (flags: string) => `\${HUB} demo-model --port \${PORT} --model \${MODEL} ${flags}`;
+writeFileSync(
+  join(dir, 'hub.yaml'),
+  `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${30000 + Math.floor(Math.random() * 20000)} }\nmodels:\n` +
+    `  cold: { backend: demo, cmd: "${demo('--load-time 200ms')}" }\n` +
+    `  burst: { backend: demo, cmd: "${demo('--load-time 200ms --max-tokens 4')}" }\n`,
+);
+const hub = await startHub(loadConfig(join(dir, 'hub.yaml')), { log: silentLogger() });
+let burstSpawns = 0;
+hub.controller.on('transition', (t) => { if (t.model === 'burst' && t.to === 'starting') burstSpawns++; });
+const body = JSON.stringify({ model: 'cold', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 });
+
+/** Milliseconds from sending the request to its first response byte. */
+function timeToFirstByte(payload: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = request(`${hub.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      res.once('data', () => resolve(performance.now() - t0));
+      res.resume();
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const stats = async () => (await (await fetch(`${hub.origin}/upstream/cold/demo/stats`)).json()) as { started_at: number; ready_at: number };
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
+
+const overhead: number[] = [];
+const overheadAfterBoot: number[] = [];
+const ttfb: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  await hub.controller.stop('cold');
+  const sent = Date.now();
+  const first = await timeToFirstByte(body);
+  const s = await stats();
+  const spawnedAt = hub.controller.get('cold').startedAt!;
+  const backendReady = s.ready_at - s.started_at; // the backend's own load time, from its process start
+  ttfb.push(first);
+  overhead.push(first - backendReady);
+  // Same, but not charging the hub for the OS spawn + Node boot of the backend process.
+  overheadAfterBoot.push(first - (s.ready_at - spawnedAt) - (spawnedAt - sent));
+}
+
+const t0 = performance.now();
+const burst = await Promise.all(
+  Array.from({ length: 1000 }, () =>
+    fetch(`${hub.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body.replace('"cold"', '"burst"') }).then((r) => r.status),
+  ),
+);
+const burstMs = performance.now() - t0;
+
+console.log(`cold start, demo backend with 200 ms load time, ${RUNS} runs`);
+console.log(`  time to first byte            p50 ${median(ttfb).toFixed(1)} ms   p90 ${p(ttfb, 0.9).toFixed(1)} ms`);
+console.log(`  overhead vs backend's own ready time (incl. process boot)   p50 ${median(overhead).toFixed(1)} ms   p90 ${p(overhead, 0.9).toFixed(1)} ms   (budget p50 <= 50 ms)`);
+console.log(`  overhead excluding spawn + node boot of the backend         p50 ${median(overheadAfterBoot).toFixed(1)} ms   p90 ${p(overheadAfterBoot, 0.9).toFixed(1)} ms`);
+console.log(`cold burst: 1000 concurrent requests, ${burst.filter((s) => s === 200).length} answered 200 in ${burstMs.toFixed(0)} ms, ${burstSpawns} spawn(s)`);
+
+await hub.close();
+rmSync(dir, { recursive: true, force: true });
