@@ -35,6 +35,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       resolve();
     });
   });
+  void controller.preload();
   const { port } = server.address() as AddressInfo;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   let closing: Promise<void> | undefined;

@@ -22,8 +22,8 @@ models:
   burst: { backend: demo, cmd: "${demo('--load-time 300ms --max-tokens 4')}" }
   idler:
     backend: demo
-    cmd: "${demo('--token-rate 20')}"
-    idle: { unload_after: 300ms, stop_after: never }
+    cmd: "${demo('--token-rate 20 --memory 96MiB')}"
+    idle: { unload_after: 300ms, stop_after: 1200ms }
   crashy: { backend: demo, cmd: "${demo('--crash-after 8')}" }
   broken: { backend: demo, cmd: "${demo('--fail-start 3 --load-time 100ms')}" }
   stuck: { backend: demo, cmd: "${demo('--never-ready')}", start_timeout: 1s }
@@ -62,18 +62,32 @@ models:
     t.equal(status('burst').requests, 1000);
   });
 
-  t.test('the idle clock starts when the last request finishes; then the model stops', async (t) => {
+  t.test('the idle ladder: from the last finished request, unload_after frees memory, stop_after stops', async (t) => {
     const res = await fetch(`${base}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'idler', stream: true, max_tokens: 12, messages: [{ role: 'user', content: 'hi' }] }),
     });
-    const text = await res.text(); // ~600 ms of streaming, twice the idle limit
+    const direct = `http://127.0.0.1:${status('idler').port}`; // not through the hub: that would wake it
+    const before = (await getJson(`${direct}/demo/stats`)).body;
+    const text = await res.text(); // ~600 ms of streaming, twice unload_after
     t.equal(text.match(/"content"/g)?.length, 12, 'the whole stream arrived');
     t.ok(text.endsWith('data: [DONE]\n\n'));
-    t.notOk(h.transitions.some((x) => x.model === 'idler' && x.to === 'stopping'), 'not stopped while a request was in flight');
+    t.notOk(h.transitions.some((x) => x.model === 'idler' && (x.to === 'unloading' || x.to === 'stopping')), 'nothing moved while a request was in flight');
     const pid = status('idler').pid!;
     t.ok(status('idler').idle_deadline, 'an idle deadline is set once idle');
+
+    await waitFor('the idle unload', () => status('idler').memory === 'unloaded');
+    t.ok(h.transitions.some((x) => x.model === 'idler' && x.axis === 'memory' && x.to === 'unloaded' && x.reason === 'idle'), 'unloaded for reason idle');
+    t.equal(status('idler').process, 'running', 'the process stays warm');
+    t.ok(processAlive(pid));
+    const asleep = await waitFor('RSS to drop', async () => {
+      const s = (await getJson(`${direct}/demo/stats`)).body;
+      return before.rss - s.rss > 64 * 2 ** 20 && s;
+    });
+    t.equal(asleep.allocated_bytes, 0, 'the backend freed its weights');
+    t.equal(asleep.state, 'sleeping');
+
     await waitFor('the idle stop', () => status('idler').process === 'stopped');
     t.ok(h.transitions.some((x) => x.model === 'idler' && x.to === 'stopped' && x.reason === 'idle'), 'stopped for reason idle');
     t.notOk(processAlive(pid), 'the backend process is gone');

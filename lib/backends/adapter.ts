@@ -10,13 +10,30 @@ export interface Endpoint {
   apiKey?: string;
 }
 
+/** What an adapter needs to know about the model it talks to. */
+export interface BackendModel {
+  /** The model's id on the backend (served_model, else the hub name). */
+  id: string;
+  healthPath?: string;
+}
+
+/**
+ * Freeing and restoring a model's weights while its process (and port) stays up. Each call resolves
+ * once the backend has done it and rejects with a message that says what went wrong.
+ */
+export interface MemoryControl {
+  unload(endpoint: Endpoint, model: BackendModel): Promise<void>;
+  load(endpoint: Endpoint, model: BackendModel): Promise<void>;
+  /** The backend's own answer, or undefined where it has no way to tell (then the call's success is trusted). */
+  isLoaded(endpoint: Endpoint, model: BackendModel): Promise<boolean | undefined>;
+}
+
 export interface BackendAdapter {
   readonly kind: string;
-  /**
-   * One readiness probe: resolves true when the server can take requests now. `healthPath` is the
-   * model's `health.path` when the config sets one.
-   */
-  isReady(endpoint: Endpoint, healthPath?: string): Promise<boolean>;
+  /** One readiness probe: resolves true when the server can take requests now. */
+  isReady(endpoint: Endpoint, model: BackendModel): Promise<boolean>;
+  /** Absent for backends whose memory cannot be freed without stopping them (then "unload" means stop). */
+  readonly memory?: MemoryControl;
 }
 
 export interface ProbeResult {
@@ -54,4 +71,17 @@ export async function readyByPaths(endpoint: Endpoint, paths: readonly string[])
     if (res.status !== 404 && res.status !== 405) return false;
   }
   return false;
+}
+
+/** POSTs a control call and fails with the backend's answer when it is not 2xx. */
+export async function control(endpoint: Endpoint, path: string, body?: unknown, timeoutMs = 300_000): Promise<ProbeResult> {
+  const res = await probe(endpoint, path, { method: 'POST', body, timeoutMs });
+  if (res.status < 200 || res.status >= 300) throw new Error(`POST ${path} answered ${res.status}: ${res.body.slice(0, 200)}`);
+  return res;
+}
+
+export async function getJsonFrom<T>(endpoint: Endpoint, path: string): Promise<T> {
+  const res = await probe(endpoint, path);
+  if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}: ${res.body.slice(0, 200)}`);
+  return JSON.parse(res.body) as T;
 }

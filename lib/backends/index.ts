@@ -1,25 +1,23 @@
-// Backend adapters by config name. Kinds without a dedicated adapter yet fall back to the generic
-// OpenAI one, whose readiness check (/health, then /v1/models) fits llama-server, vLLM, SGLang and
-// mlx-openai-server; Ollama answers neither, so it is probed at its version endpoint.
+// Backend adapters by config name: one file per backend, registered here.
 import type { BackendKind } from '../config/types.js';
-import { readyByPaths, type BackendAdapter } from './adapter.js';
+import type { BackendAdapter } from './adapter.js';
 import { demoAdapter } from './demo.js';
+import { llamaCppAdapter } from './llama-cpp.js';
+import { mlxAdapter } from './mlx.js';
+import { ollamaAdapter } from './ollama.js';
 import { openaiAdapter } from './openai.js';
-
-const ollamaReadiness: BackendAdapter = {
-  kind: 'ollama',
-  isReady: (endpoint, healthPath) => readyByPaths(endpoint, [healthPath ?? '/api/version']),
-};
+import { sglangAdapter } from './sglang.js';
+import { vllmAdapter } from './vllm.js';
 
 const adapters: Record<BackendKind, BackendAdapter> = {
   openai: openaiAdapter,
   demo: demoAdapter,
-  'llama-cpp': openaiAdapter,
-  vllm: openaiAdapter,
-  sglang: openaiAdapter,
-  mlx: openaiAdapter,
-  ollama: ollamaReadiness,
+  'llama-cpp': llamaCppAdapter,
+  vllm: vllmAdapter,
+  sglang: sglangAdapter,
+  ollama: ollamaAdapter,
+  mlx: mlxAdapter,
 };
 
 export const adapterFor = (kind: BackendKind): BackendAdapter => adapters[kind];
-export type { BackendAdapter, Endpoint } from './adapter.js';
+export type { BackendAdapter, BackendModel, Endpoint, MemoryControl } from './adapter.js';

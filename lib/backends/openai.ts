@@ -4,5 +4,5 @@ import { readyByPaths, type BackendAdapter } from './adapter.js';
 
 export const openaiAdapter: BackendAdapter = {
   kind: 'openai',
-  isReady: (endpoint, healthPath) => readyByPaths(endpoint, healthPath ? [healthPath] : ['/health', '/v1/models']),
+  isReady: (endpoint, model) => readyByPaths(endpoint, model.healthPath ? [model.healthPath] : ['/health', '/v1/models']),
 };

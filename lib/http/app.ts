@@ -13,6 +13,7 @@ export interface HubState {
   requestId: string;
   model?: string;
   coldStartMs?: number;
+  queueMs?: number;
 }
 
 export function createApp(controller: Controller, log: Logger): Koa<HubState> {
@@ -28,11 +29,19 @@ export function createApp(controller: Controller, log: Logger): Koa<HubState> {
     try {
       await next();
     } finally {
-      const { model, coldStartMs } = ctx.state;
-      log.info(
-        { req_id: id, method: ctx.method, path: ctx.path, model, status: ctx.respond === false ? ctx.res.statusCode : ctx.status, ms: Math.round(performance.now() - started), cold_start_ms: coldStartMs === undefined ? undefined : Math.round(coldStartMs) },
-        'request',
-      );
+      const { model, coldStartMs, queueMs } = ctx.state;
+      const summary = {
+        id,
+        method: ctx.method,
+        path: ctx.path,
+        model,
+        status: ctx.respond === false ? ctx.res.statusCode : ctx.status,
+        ms: Math.round(performance.now() - started),
+        cold_start_ms: coldStartMs === undefined ? undefined : Math.round(coldStartMs),
+        queue_ms: queueMs === undefined ? undefined : Math.round(queueMs),
+      };
+      log.info(summary, 'request');
+      if (model) controller.noteRequest(summary);
     }
   });
 

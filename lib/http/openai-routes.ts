@@ -37,6 +37,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     ctx.state.model = m.name;
     const lease = await controller.acquire(m);
     ctx.state.coldStartMs = lease.coldStartMs;
+    ctx.state.queueMs = lease.queueMs;
     ctx.respond = false;
     await forward(ctx.req, ctx.res, lease, { body: out, requestId: ctx.state.requestId });
   };
@@ -49,6 +50,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     ctx.state.model = m.name;
     const lease = await controller.acquire(m);
     ctx.state.coldStartMs = lease.coldStartMs;
+    ctx.state.queueMs = lease.queueMs;
     ctx.respond = false;
     await forward(ctx.req, ctx.res, lease, { path: (path ?? '/') + ctx.search, requestId: ctx.state.requestId });
   });

@@ -51,6 +51,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
 
   res.setHeader('x-hub-model', m.name);
   if (lease.coldStartMs !== undefined) res.setHeader('x-hub-cold-start-ms', String(Math.round(lease.coldStartMs)));
+  if (lease.queueMs !== undefined) res.setHeader('x-hub-queue-ms', String(Math.round(lease.queueMs)));
   const headers = req.headers;
   headers['x-request-id'] = options.requestId;
   if (!m.config.forwardAuth) {

@@ -1,7 +1,7 @@
 // The seam between the scheduler and the operating system. The scheduler only talks to a Driver,
 // so its state machines can be exercised with fake processes; this file is the real one.
 import { connect } from 'node:net';
-import { adapterFor, type Endpoint } from '../backends/index.js';
+import { adapterFor, type BackendAdapter } from '../backends/index.js';
 import type { ModelConfig } from '../config/types.js';
 import { ChildProcess, type ExitInfo, type SpawnSpec } from './child.js';
 
@@ -15,14 +15,15 @@ export interface ProcessHandle {
 
 export interface Driver {
   spawn(spec: SpawnSpec): ProcessHandle;
-  isReady(model: ModelConfig, endpoint: Endpoint): Promise<boolean>;
+  /** How to talk to the model's server: readiness and (where it exists) memory control. */
+  adapter(model: ModelConfig): BackendAdapter;
   /** True when something already accepts connections on this loopback port. */
   portInUse(port: number): Promise<boolean>;
 }
 
 export const realDriver: Driver = {
   spawn: (spec) => new ChildProcess(spec),
-  isReady: (model, endpoint) => adapterFor(model.backend).isReady(endpoint, model.health.path),
+  adapter: (model) => adapterFor(model.backend),
   portInUse: (port) =>
     new Promise((resolve) => {
       const socket = connect({ port, host: '127.0.0.1' });

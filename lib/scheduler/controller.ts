@@ -1,20 +1,36 @@
 // The controller: the one object that owns model state (SPEC §1). The gateway, the control API,
-// the dashboard and the CLI only call it. It resolves names and aliases, makes activations single
-// flight and serializes them per group through p-queue, runs the idle policy, and shuts down.
+// the dashboard and the CLI only call it. It resolves names and aliases, admits requests (per-model
+// concurrency and queue limits), makes activations single flight and serializes them per group
+// through p-queue, makes room within the budgets, runs the idle ladder, reloads and shuts down.
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import type { HubConfig, ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 import type { Driver } from '../runtime/driver.js';
+import { makeRoom, type CapacityHost } from './room.js';
 import { ModelRuntime, type Reason, type Transition } from './model.js';
-import { modelStatus, type ModelStatus } from './status.js';
+import { diffConfigs, type ConfigDiff } from './reload.js';
+import { modelStatus, groupStatus, type ModelStatus, type GroupStatus } from './status.js';
 
 export interface Lease {
   model: ModelRuntime;
-  /** How long the request waited for the model to become ready; undefined when it was ready. */
+  /** How long the request waited for the model to start or load; undefined when it was ready. */
   coldStartMs?: number;
+  /** How long it waited for a concurrency slot (max_concurrency); undefined when it did not. */
+  queueMs?: number;
   /** Call exactly once when the response is over. */
   release(healthy: boolean): void;
+}
+
+export interface RequestSummary {
+  id: string;
+  model?: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  cold_start_ms?: number;
+  queue_ms?: number;
 }
 
 export interface ControllerOptions {
@@ -24,12 +40,15 @@ export interface ControllerOptions {
   drainTimeoutMs?: number;
 }
 
-export class Controller extends EventEmitter<{ transition: [Transition] }> {
+export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary] }> implements CapacityHost {
   private readonly models = new Map<string, ModelRuntime>();
-  private readonly ids = new Map<string, string>(); // name or alias -> model name
+  private ids = new Map<string, string>(); // name or alias -> model name
   private readonly queues = new Map<string, PQueue>();
+  private readonly gates = new Map<ModelRuntime, PQueue>();
   private readonly activations = new Map<ModelRuntime, { promise: Promise<void>; abort: AbortController }>();
+  private changeWaiters: Array<() => void> = [];
   private closing = false;
+  private closed: Promise<void> = Promise.resolve();
   readonly startedAt = Date.now();
 
   constructor(
@@ -38,6 +57,7 @@ export class Controller extends EventEmitter<{ transition: [Transition] }> {
   ) {
     super();
     for (const m of Object.values(config.models)) this.add(m);
+    this.indexIds();
   }
 
   // ---- lookup ----------------------------------------------------------------------------------
@@ -58,6 +78,10 @@ export class Controller extends EventEmitter<{ transition: [Transition] }> {
     return [...this.models.keys()];
   }
 
+  all(): ModelRuntime[] {
+    return [...this.models.values()];
+  }
+
   /** Every id a client may use: names and aliases. */
   allIds(): Array<{ id: string; model: ModelRuntime }> {
     return [...this.ids].map(([id, name]) => ({ id, model: this.models.get(name)! }));
@@ -69,9 +93,35 @@ export class Controller extends EventEmitter<{ transition: [Transition] }> {
 
   // ---- requests --------------------------------------------------------------------------------
 
-  /** Gets the model running and loaded, then counts the caller as in flight until it releases. */
+  /** Gets the model running and loaded, within its concurrency limit, and counts the caller in flight. */
   async acquire(m: ModelRuntime): Promise<Lease> {
     this.assertOpen();
+    const { maxConcurrency, maxQueue } = m.config;
+    if (maxConcurrency === Infinity) return this.admit(m);
+    const gate = this.gateFor(m);
+    if (gate.size >= maxQueue) {
+      throw new HubError('model_busy', `model ${m.name} already has ${gate.size} requests waiting (max_queue ${maxQueue}); retry shortly`, { retryAfterMs: 1000 });
+    }
+    const queued = performance.now();
+    return new Promise<Lease>((resolve, reject) => {
+      void gate.add(async () => {
+        const queueMs = performance.now() - queued;
+        let lease: Lease;
+        try {
+          lease = await this.admit(m);
+        } catch (err) {
+          return reject(err);
+        }
+        // The slot is held until the response is over.
+        await new Promise<void>((done) => {
+          const release = lease.release;
+          resolve({ ...lease, queueMs: queueMs >= 1 ? queueMs : undefined, release: (healthy) => { release(healthy); done(); } });
+        });
+      });
+    });
+  }
+
+  private async admit(m: ModelRuntime): Promise<Lease> {
     const t0 = performance.now();
     let waited = false;
     while (!m.ready) {
@@ -97,19 +147,56 @@ export class Controller extends EventEmitter<{ transition: [Transition] }> {
     };
   }
 
-  // ---- operator actions ------------------------------------------------------------------------
+  private gateFor(m: ModelRuntime): PQueue {
+    let gate = this.gates.get(m);
+    if (!gate) this.gates.set(m, (gate = new PQueue({ concurrency: m.config.maxConcurrency })));
+    return gate;
+  }
+
+  /** For the access log and the events stream. */
+  noteRequest(summary: RequestSummary): void {
+    this.emit('request', summary);
+  }
+
+  // ---- operator actions (same scheduler as requests) -------------------------------------------
 
   async start(name: string): Promise<void> {
     this.assertOpen();
     const m = this.get(name);
     m.resetBackoff(); // an operator start is a deliberate retry
+    if (m.process === 'running' && !m.stopping) return;
+    while (m.process !== 'running' || m.stopping) await this.activate(m, 'operator');
+  }
+
+  async load(name: string): Promise<void> {
+    this.assertOpen();
+    const m = this.managed(name, 'load');
+    m.resetBackoff();
     while (!m.ready) await this.activate(m, 'operator');
   }
 
-  async stop(name: string, reason: Reason = 'operator'): Promise<void> {
+  async unload(name: string): Promise<void> {
+    const m = this.managed(name, 'unload');
+    await this.activations.get(m)?.promise.catch(() => {});
+    if (m.memory === 'unloaded') return;
+    await this.evict(m, 'operator');
+  }
+
+  async stop(name: string): Promise<void> {
+    const m = this.managed(name, 'stop');
+    await this.stopModel(m, 'operator', m.config.stopTimeoutMs);
+  }
+
+  private managed(name: string, action: string): ModelRuntime {
     const m = this.get(name);
-    if (m.remote) throw new HubError('conflict', `model ${name} is remote (${m.config.url}); the hub does not run it, so it cannot stop it`);
-    await this.stopModel(m, reason, false);
+    if (m.remote) throw new HubError('conflict', `model ${name} is remote (${m.config.url}); the hub does not run it, so it cannot ${action} it`);
+    return m;
+  }
+
+  /** Starts (and loads) every `preload` model; failures are recorded on the model, not thrown. */
+  preload(): Promise<void> {
+    const wanted = this.all().filter((m) => m.config.preload && !m.ready);
+    return Promise.all(wanted.map((m) => this.activate(m, 'preload').catch(() => {}))).then(() => {});
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------
@@ -121,25 +208,48 @@ export class Controller extends EventEmitter<{ transition: [Transition] }> {
     const abort = new AbortController();
     const promise = (async () => {
       await m.stopping;
+      await m.whenOpen(); // closed while it drains for someone else: wait for that to finish
       m.assertNotBackingOff();
-      await this.queueFor(m).add(() => m.start(reason, abort.signal));
+      await this.queueFor(m).add(() => this.bringUp(m, reason, abort.signal));
     })().finally(() => this.activations.delete(m));
     this.activations.set(m, { promise, abort });
     return promise;
+  }
+
+  /** Inside the group's queue: make room if needed, start the process, load the memory. */
+  private async bringUp(m: ModelRuntime, reason: Reason, signal: AbortSignal): Promise<void> {
+    if (m.ready) return;
+    if (m.remote) return m.start(reason, signal);
+    try {
+      if (!m.counted) await makeRoom(this, m, reason, signal);
+      if (m.process !== 'running') await m.start(reason, signal);
+      if (m.memory !== 'loaded') await m.load(reason);
+    } finally {
+      m.reserved = false;
+    }
   }
 
   /** Activations in one group are serialized so two loads never race for the same memory. */
   private queueFor(m: ModelRuntime): PQueue {
     const key = m.config.group ?? '';
     let queue = this.queues.get(key);
-    if (!queue) {
-      queue = new PQueue({ concurrency: m.config.group ? 1 : Infinity });
-      this.queues.set(key, queue);
-    }
+    if (!queue) this.queues.set(key, (queue = new PQueue({ concurrency: m.config.group ? 1 : Infinity })));
     return queue;
   }
 
-  private async stopModel(m: ModelRuntime, reason: Reason, drain: boolean): Promise<void> {
+  /** Frees a model's memory safely: stop admitting, drain, unload (or stop), admit again. */
+  async evict(m: ModelRuntime, reason: Reason): Promise<void> {
+    m.close(reason);
+    try {
+      await m.drained();
+      await m.unload(reason);
+    } finally {
+      m.open(reason);
+    }
+  }
+
+  /** Stops a model; waits for in-flight requests first, up to `drainMs`. */
+  private stopModel(m: ModelRuntime, reason: Reason, drainMs: number): Promise<void> {
     if (m.stopping) return m.stopping;
     const run = (async () => {
       const activation = this.activations.get(m);
@@ -147,50 +257,132 @@ export class Controller extends EventEmitter<{ transition: [Transition] }> {
         activation.abort.abort(reason);
         await activation.promise.catch(() => {});
       }
-      if (drain) await m.drained();
+      if (drainMs > 0) await Promise.race([m.drained(), new Promise((r) => setTimeout(r, drainMs).unref())]);
       await m.stop(reason);
     })().finally(() => { m.stopping = undefined; });
     m.stopping = run;
     return run;
   }
 
-  private onIdle = (m: ModelRuntime): void => {
-    if (m.inflight > 0 || m.waiting > 0 || !m.ready) return;
-    void this.stopModel(m, 'idle', true);
+  private onIdle = (m: ModelRuntime, step: 'unload' | 'stop'): void => {
+    if (m.inflight > 0 || m.waiting > 0 || m.admissionClosed || m.stopping || m.reserved || this.activations.has(m)) return;
+    if (step === 'unload' && m.ready) void this.evict(m, 'idle');
+    if (step === 'stop' && m.process === 'running') void this.stopModel(m, 'idle', Infinity);
   };
 
-  private add(config: ModelConfig): void {
+  // ---- capacity host (used by room.ts) ---------------------------------------------------------
+
+  /** Resolves true on the next capacity-relevant change, false at the deadline or on abort. */
+  changedBefore(deadline: number, signal: AbortSignal): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
+      const onAbort = () => finish(false);
+      const finish = (changed: boolean) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.changeWaiters = this.changeWaiters.filter((w) => w !== wake);
+        resolve(changed);
+      };
+      const wake = () => finish(true);
+      this.changeWaiters.push(wake);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private changed = (): void => {
+    for (const wake of this.changeWaiters.slice()) wake();
+  };
+
+  // ---- config ----------------------------------------------------------------------------------
+
+  private add(config: ModelConfig): ModelRuntime {
     const m = new ModelRuntime(config, {
       driver: this.options.driver,
       logDir: this.config.log.dir,
       hubCommand: this.options.hubCommand,
       emit: (t) => this.emit('transition', t),
+      changed: this.changed,
     });
     m.onIdle = this.onIdle;
     this.models.set(config.name, m);
-    for (const id of [config.name, ...config.aliases]) this.ids.set(id, config.name);
+    return m;
   }
+
+  private indexIds(): void {
+    const ids = new Map<string, string>();
+    for (const m of this.models.values()) for (const id of [m.name, ...m.config.aliases]) ids.set(id, m.name);
+    this.ids = ids;
+  }
+
+  /**
+   * Applies a new config (SPEC §4 reload): added models are registered (and preloaded), removed ones
+   * drained and stopped, launch changes restarted once idle, policy changes applied live.
+   */
+  applyConfig(next: HubConfig): ConfigDiff {
+    const diff = diffConfigs(this.config, next);
+    this.config = next;
+    for (const name of diff.removed) {
+      const m = this.models.get(name)!;
+      this.models.delete(name);
+      m.close('reload');
+      void this.stopModel(m, 'reload', Infinity);
+    }
+    for (const name of diff.added) this.add(next.models[name]);
+    for (const name of diff.updated) {
+      const m = this.models.get(name)!;
+      m.config = next.models[name];
+      const gate = this.gates.get(m);
+      if (gate) gate.concurrency = m.config.maxConcurrency;
+      if (m.inflight === 0 && m.ready) m.armIdle();
+    }
+    for (const name of diff.restarted) void this.restart(this.models.get(name)!, next.models[name]);
+    this.indexIds();
+    this.changed();
+    void this.preload();
+    return diff;
+  }
+
+  /** Waits for in-flight requests (new ones queue), stops the old process, switches the config. */
+  private async restart(m: ModelRuntime, config: ModelConfig): Promise<void> {
+    m.close('reload');
+    try {
+      await this.activations.get(m)?.promise.catch(() => {});
+      await m.drained();
+      if (m.process !== 'stopped' && m.process !== 'failed') await this.stopModel(m, 'reload', Infinity);
+      m.config = config;
+      m.resetBackoff();
+    } finally {
+      m.open('reload');
+    }
+  }
+
+  // ---- shutdown and status ---------------------------------------------------------------------
 
   private assertOpen(): void {
     if (this.closing) throw new HubError('hub_shutting_down', 'the hub is shutting down and takes no new requests; retry once it is back');
   }
 
   /** Stop taking requests, let in-flight ones finish (bounded), stop every backend. */
-  async shutdown(): Promise<void> {
+  shutdown(): Promise<void> {
     if (this.closing) return this.closed;
     this.closing = true;
     this.closed = (async () => {
-      const models = [...this.models.values()];
+      const models = this.all();
       for (const m of models) this.activations.get(m)?.abort.abort('shutdown');
       const bound = new Promise<void>((r) => setTimeout(r, this.options.drainTimeoutMs ?? 30_000).unref());
       await Promise.race([Promise.all(models.map((m) => m.drained())), bound]);
-      await Promise.all(models.map((m) => this.stopModel(m, 'shutdown', false)));
+      await Promise.all(models.filter((m) => !m.remote).map((m) => this.stopModel(m, 'shutdown', 0)));
     })();
     return this.closed;
   }
-  private closed: Promise<void> = Promise.resolve();
 
-  status(): { models: ModelStatus[] } {
-    return { models: [...this.models.values()].map(modelStatus) };
+  status(): { models: ModelStatus[]; groups: GroupStatus[] } {
+    const models = this.all();
+    return { models: models.map(modelStatus), groups: groupStatus(this.config, models) };
+  }
+
+  /** Capacity planning needs to see every model and the budgets. */
+  isActivating(m: ModelRuntime): boolean {
+    return m.process === 'starting' || m.memory === 'loading' || m.reserved;
   }
 }

@@ -1,8 +1,10 @@
-// One model's state machine (SPEC §1, §4): the process axis and the memory axis, in-flight count,
-// idle clock, failures and restart backoff. It knows *how* to start and stop its backend; *when*
-// (single flight, queues, shutdown) is the controller's call. All OS access goes through a Driver.
+// One model's state machine (SPEC §1, §4): the process axis and the memory axis, admission, the
+// in-flight count, the idle clock, failures and restart backoff. It knows *how* to start, stop, load
+// and unload its backend; *when* (single flight, capacity, queues, shutdown) is the controller's call.
+// All OS and network access goes through the Driver.
 import { Agent } from 'node:http';
 import { join } from 'node:path';
+import type { BackendAdapter, BackendModel } from '../backends/index.js';
 import { resolveCommand } from '../config/command.js';
 import { isRemote, type ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
@@ -12,7 +14,8 @@ import { waitUntilReady } from '../runtime/readiness.js';
 
 export type ProcessState = 'stopped' | 'starting' | 'running' | 'stopping' | 'failed';
 export type MemoryState = 'unloaded' | 'loading' | 'loaded' | 'unloading';
-export type Reason = string; // "request", "idle", "operator", "crash", "shutdown", "reload", ...
+/** Who or what caused a transition: "request", "idle", "evicted for X", "operator", "crash", "reload", ... */
+export type Reason = string;
 
 export interface Transition {
   model: string;
@@ -36,6 +39,8 @@ export interface ModelContext {
   logDir: string;
   hubCommand: readonly string[];
   emit(t: Transition): void;
+  /** Something that frees or takes capacity changed (memory state, in-flight count). */
+  changed(): void;
 }
 
 /** Restart delay after `n` consecutive failures: 0, then 1 s, 2 s, 4 s … 60 s. */
@@ -45,6 +50,7 @@ export class ModelRuntime {
   process: ProcessState = 'stopped';
   memory: MemoryState = 'unloaded';
   inflight = 0;
+  /** Requests waiting for this model to become ready (cold start, load, drain). */
   waiting = 0;
   served = 0;
   failures = 0;
@@ -53,13 +59,17 @@ export class ModelRuntime {
   lastUsedAt?: number;
   startedAt?: number;
   readyAt?: number;
-  idleDeadline?: number;
-  /** Set while a stop is under way (the controller owns it); no new request is admitted then. */
+  /** Counted against budgets before its memory is loaded: set when capacity was granted to it. */
+  reserved = false;
+  /** Set while a stop is under way (the controller owns it). */
   stopping?: Promise<void>;
   /** Keep-alive connections to the current backend instance; replaced on every start. */
   agent = new Agent({ keepAlive: true });
   private child?: ProcessHandle;
-  private idleTimer?: NodeJS.Timeout;
+  private timers: NodeJS.Timeout[] = [];
+  private deadlines: Array<{ at: number; step: 'unload' | 'stop' }> = [];
+  private closedBy = new Set<string>();
+  private openWaiters: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
 
   constructor(
@@ -76,8 +86,22 @@ export class ModelRuntime {
   get remote(): boolean {
     return isRemote(this.config);
   }
+  get adapter(): BackendAdapter {
+    return this.ctx.driver.adapter(this.config);
+  }
+  get hasMemoryControl(): boolean {
+    return !this.remote && this.adapter.memory !== undefined;
+  }
+  get backendModel(): BackendModel {
+    return { id: this.config.servedModel ?? this.name, healthPath: this.config.health.path };
+  }
+  /** Running, loaded, and taking new requests. */
   get ready(): boolean {
-    return this.process === 'running' && this.memory === 'loaded' && !this.stopping;
+    return this.process === 'running' && this.memory === 'loaded' && !this.stopping && this.closedBy.size === 0;
+  }
+  /** Holds memory now or is about to: what capacity planning counts. */
+  get counted(): boolean {
+    return this.reserved || this.memory !== 'unloaded' || this.process === 'starting';
   }
   get target(): string {
     return this.config.url ?? `http://127.0.0.1:${this.config.port}`;
@@ -85,8 +109,26 @@ export class ModelRuntime {
   get logFile(): string {
     return join(this.ctx.logDir, `${this.name}.log`);
   }
+  get idleDeadline(): number | undefined {
+    return this.deadlines.find((d) => d.at > Date.now())?.at;
+  }
 
-  // ---- requests -------------------------------------------------------------------------------
+  // ---- admission and requests ------------------------------------------------------------------
+
+  /** Stops admitting new requests until `open(holder)`; in-flight ones go on. */
+  close(holder: string): void {
+    this.closedBy.add(holder);
+  }
+  open(holder: string): void {
+    if (!this.closedBy.delete(holder) || this.closedBy.size) return;
+    for (const resolve of this.openWaiters.splice(0)) resolve();
+  }
+  get admissionClosed(): boolean {
+    return this.closedBy.size > 0;
+  }
+  whenOpen(): Promise<void> {
+    return this.closedBy.size === 0 ? Promise.resolve() : new Promise((resolve) => this.openWaiters.push(resolve));
+  }
 
   beginRequest(): void {
     this.inflight++;
@@ -102,6 +144,7 @@ export class ModelRuntime {
     if (this.inflight === 0) {
       for (const resolve of this.drainWaiters.splice(0)) resolve();
       this.armIdle();
+      this.ctx.changed();
     }
   }
 
@@ -124,9 +167,9 @@ export class ModelRuntime {
 
   // ---- process axis ----------------------------------------------------------------------------
 
-  /** Spawns the backend and waits until it answers. Throws a HubError that says why it could not. */
+  /** Spawns the backend and waits until it answers (weights loaded). Throws a HubError that says why not. */
   async start(reason: Reason, signal: AbortSignal): Promise<void> {
-    if (this.ready) return;
+    if (this.process === 'running') return;
     if (this.remote) return this.checkRemote(reason);
     const m = this.config;
     const port = m.port!;
@@ -140,7 +183,7 @@ export class ModelRuntime {
     this.startedAt = Date.now();
     const endpoint = { base: this.target };
     const outcome = await waitUntilReady({
-      probe: () => this.ctx.driver.isReady(m, endpoint),
+      probe: () => this.adapter.isReady(endpoint, this.backendModel),
       exited: child.exited,
       timeoutMs: m.startTimeoutMs,
       maxIntervalMs: m.health.intervalMs,
@@ -150,7 +193,7 @@ export class ModelRuntime {
       this.agent = new Agent({ keepAlive: true });
       this.readyAt = Date.now();
       this.setProcess('running', reason);
-      this.setMemory('loaded', reason);
+      this.setMemory('loaded', reason); // servers start with their weights loaded
       void child.exited.then((exit) => this.onExit(child, exit));
       this.armIdle();
       return;
@@ -162,7 +205,7 @@ export class ModelRuntime {
     await child.stop(m.stopTimeoutMs);
     if ('cancelled' in outcome) {
       this.setProcess('stopped', reason);
-      throw new HubError('model_start_failed', `model ${m.name} was stopped while it was starting (${signal.reason ?? 'stopped'}); send the request again to start it`);
+      throw new HubError('model_start_failed', `model ${m.name} was stopped while it was starting (${String(signal.reason ?? 'stopped')}); send the request again to start it`);
     }
     const error = this.fail('timeout', { code: null, signal: null }, `model ${m.name} was not ready within start_timeout (${m.startTimeoutMs / 1000}s) and was killed; raise models.${m.name}.start_timeout if it needs longer, or check ${this.logFile}`);
     throw new HubError('model_start_timeout', error.message);
@@ -172,16 +215,13 @@ export class ModelRuntime {
   async stop(reason: Reason): Promise<void> {
     this.clearIdle();
     const child = this.child;
-    if (this.remote) {
-      if (this.process !== 'stopped') this.setProcess('stopped', reason);
-      return;
-    }
-    if (!child || child.exit) {
+    if (this.remote || !child || child.exit) {
+      if (this.memory !== 'unloaded') this.setMemory('unloaded', reason);
       if (this.process === 'running' || this.process === 'starting') this.setProcess('stopped', reason);
       return;
     }
     this.setProcess('stopping', reason);
-    if (this.memory === 'loaded') this.setMemory('unloading', reason);
+    if (this.memory !== 'unloaded') this.setMemory('unloading', reason);
     await child.stop(this.config.stopTimeoutMs);
     this.agent.destroy();
     this.setMemory('unloaded', reason);
@@ -189,18 +229,51 @@ export class ModelRuntime {
     this.resetBackoff();
   }
 
-  /** Resolves when the current process has exited (and that exit is recorded), or after `ms`. */
-  async exitSettled(ms: number): Promise<void> {
-    const exited = this.child?.exited;
-    if (!exited) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise((r) => { timer = setTimeout(r, ms); })]);
-    clearTimeout(timer);
+  // ---- memory axis -----------------------------------------------------------------------------
+
+  /** Restores the weights of a running backend and checks that it says so. */
+  async load(reason: Reason): Promise<void> {
+    const memory = this.adapter.memory;
+    if (this.memory === 'loaded' || !memory) return;
+    this.setMemory('loading', reason);
+    const endpoint = { base: this.target };
+    try {
+      await memory.load(endpoint, this.backendModel);
+      if ((await memory.isLoaded(endpoint, this.backendModel)) === false) throw new Error('it still reports its memory as unloaded');
+    } catch (err) {
+      this.setMemory('unloaded', `load failed: ${(err as Error).message}`);
+      throw new HubError('model_start_failed', `model ${this.name} could not load its weights again (${(err as Error).message}); stop and start it, or check ${this.logFile}`, { retryAfterMs: 1000 });
+    }
+    this.setMemory('loaded', reason);
+    this.armIdle();
   }
+
+  /**
+   * Frees the weights and keeps the process warm, after checking the backend agrees. The caller has
+   * closed admission and drained. Backends without memory control are stopped instead; a backend
+   * that fails to unload is stopped too, since the memory must be freed either way.
+   */
+  async unload(reason: Reason): Promise<void> {
+    const memory = this.adapter.memory;
+    if (!memory || this.remote) return this.stop(reason);
+    if (this.memory === 'unloaded' || this.process !== 'running') return;
+    this.setMemory('unloading', reason);
+    const endpoint = { base: this.target };
+    try {
+      await memory.unload(endpoint, this.backendModel);
+      if ((await memory.isLoaded(endpoint, this.backendModel)) === true) throw new Error('it still reports its memory as loaded');
+    } catch (err) {
+      this.setMemory('loaded', `unload failed: ${(err as Error).message}`);
+      return this.stop(`${reason}; unload failed (${(err as Error).message})`);
+    }
+    this.setMemory('unloaded', reason);
+  }
+
+  // ---- remote models ---------------------------------------------------------------------------
 
   /** A remote server is "running" while it answers its health check. */
   private async checkRemote(reason: Reason): Promise<void> {
-    const ok = await this.ctx.driver.isReady(this.config, { base: this.config.url!, apiKey: this.config.apiKey }).catch(() => false);
+    const ok = await this.adapter.isReady({ base: this.config.url!, apiKey: this.config.apiKey }, this.backendModel).catch(() => false);
     if (!ok) {
       this.markRemoteDown(reason);
       throw new HubError('backend_unavailable', `remote model ${this.name} at ${this.config.url} is not answering its health check; make sure that server is up`);
@@ -213,6 +286,17 @@ export class ModelRuntime {
   markRemoteDown(reason: Reason): void {
     if (this.process !== 'failed') this.setProcess('failed', reason);
     if (this.memory !== 'unloaded') this.setMemory('unloaded', reason);
+  }
+
+  // ---- failures --------------------------------------------------------------------------------
+
+  /** Resolves when the current process has exited (and that exit is recorded), or after `ms`. */
+  async exitSettled(ms: number): Promise<void> {
+    const exited = this.child?.exited;
+    if (!exited) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((r) => { timer = setTimeout(r, ms); })]);
+    clearTimeout(timer);
   }
 
   private onExit(child: ProcessHandle, exit: ExitInfo): void {
@@ -237,25 +321,38 @@ export class ModelRuntime {
 
   // ---- idle clock ------------------------------------------------------------------------------
 
-  /** Starts the idle clock when nothing is in flight. Backends without memory control stop at the first idle step. */
-  private armIdle(): void {
+  /**
+   * Arms the idle ladder from now (the last request just finished, or the model just came up):
+   * unload_after frees the memory, stop_after stops the process. Without memory control the first
+   * step to come stops the process.
+   */
+  armIdle(): void {
     this.clearIdle();
     if (this.inflight > 0 || this.config.pinned || this.remote || this.process !== 'running') return;
-    const steps = [this.config.idle.unloadAfterMs, this.config.idle.stopAfterMs].filter((ms) => ms > 0);
-    if (!steps.length) return;
-    const after = Math.min(...steps);
-    this.idleDeadline = Date.now() + after;
-    this.idleTimer = setTimeout(() => this.onIdle?.(this), after);
-    this.idleTimer.unref();
+    const { unloadAfterMs, stopAfterMs } = this.config.idle;
+    const now = Date.now();
+    if (this.hasMemoryControl) {
+      if (unloadAfterMs > 0 && this.memory === 'loaded') this.deadlines.push({ at: now + unloadAfterMs, step: 'unload' });
+      if (stopAfterMs > 0) this.deadlines.push({ at: now + stopAfterMs, step: 'stop' });
+    } else {
+      const first = Math.min(...[unloadAfterMs, stopAfterMs].filter((ms) => ms > 0));
+      if (Number.isFinite(first)) this.deadlines.push({ at: now + first, step: 'stop' });
+    }
+    this.deadlines.sort((a, b) => a.at - b.at);
+    for (const d of this.deadlines) {
+      const timer = setTimeout(() => this.onIdle?.(this, d.step), d.at - now);
+      timer.unref();
+      this.timers.push(timer);
+    }
   }
 
-  /** Set by the controller: what to do when the idle clock runs out. */
-  onIdle?: (m: ModelRuntime) => void;
+  /** Set by the controller: what to do when an idle step is due. */
+  onIdle?: (m: ModelRuntime, step: 'unload' | 'stop') => void;
 
-  private clearIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-    this.idleDeadline = undefined;
+  clearIdle(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+    this.deadlines = [];
   }
 
   // ---- transitions -----------------------------------------------------------------------------
@@ -265,6 +362,7 @@ export class ModelRuntime {
     if (from === to) return;
     this.process = to;
     this.ctx.emit({ model: this.name, axis: 'process', from, to, reason, at: new Date().toISOString() });
+    this.ctx.changed();
   }
 
   private setMemory(to: MemoryState, reason: Reason): void {
@@ -272,5 +370,6 @@ export class ModelRuntime {
     if (from === to) return;
     this.memory = to;
     this.ctx.emit({ model: this.name, axis: 'memory', from, to, reason, at: new Date().toISOString() });
+    this.ctx.changed();
   }
 }

@@ -1,4 +1,5 @@
 // The JSON shape of a model's state, shared by /hub/api/status, /v1/models and the CLI.
+import type { HubConfig } from '../config/types.js';
 import type { ModelRuntime } from './model.js';
 
 export interface ModelStatus {
@@ -18,6 +19,8 @@ export interface ModelStatus {
   requests: number;
   last_used: string | null;
   idle_deadline: string | null;
+  pinned: boolean;
+  admitting: boolean;
   started_at: string | null;
   ready_at: string | null;
   last_exit_code: number | null;
@@ -46,10 +49,36 @@ export function modelStatus(m: ModelRuntime): ModelStatus {
     requests: m.served,
     last_used: iso(m.lastUsedAt),
     idle_deadline: iso(m.idleDeadline),
+    pinned: m.config.pinned,
+    admitting: !m.admissionClosed,
     started_at: iso(m.startedAt),
     ready_at: iso(m.readyAt),
     last_exit_code: m.lastError?.exitCode ?? null,
     last_error: m.lastError?.message ?? null,
     retry_at: m.process === 'failed' && m.retryAt > Date.now() ? iso(m.retryAt) : null,
   };
+}
+
+export interface GroupStatus {
+  name: string;
+  on_full: string;
+  loaded: number;
+  max_loaded: number | null;
+  memory_bytes: number;
+  max_memory_bytes: number | null;
+  models: string[];
+}
+
+/** Usage per group (models holding memory), plus the hub-wide budget as the group "*". */
+export function groupStatus(config: HubConfig, models: ModelRuntime[]): GroupStatus[] {
+  const usage = (members: ModelRuntime[]) => {
+    const holding = members.filter((m) => m.counted);
+    return { loaded: holding.length, memory_bytes: holding.reduce((n, m) => n + m.config.memory, 0) };
+  };
+  const finite = (n: number) => (Number.isFinite(n) ? n : null);
+  const groups = Object.values(config.groups).map((g) => {
+    const members = models.filter((m) => m.config.group === g.name);
+    return { name: g.name, on_full: g.onFull, ...usage(members), max_loaded: finite(g.maxLoaded), max_memory_bytes: finite(g.maxMemory), models: members.map((m) => m.name) };
+  });
+  return [...groups, { name: '*', on_full: 'evict', ...usage(models), max_loaded: null, max_memory_bytes: finite(config.maxMemory), models: models.map((m) => m.name) }];
 }

@@ -1,0 +1,9 @@
+// llama.cpp's llama-server: GET /health answers 503 {"error": {"message": "Loading model"}} while the
+// weights load and 200 {"status": "ok"} once it can serve. It has no API to free the weights and keep
+// the process, so "unload" means stopping it.
+import { readyByPaths, type BackendAdapter } from './adapter.js';
+
+export const llamaCppAdapter: BackendAdapter = {
+  kind: 'llama-cpp',
+  isReady: (endpoint, model) => readyByPaths(endpoint, [model.healthPath ?? '/health']),
+};
