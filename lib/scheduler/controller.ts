@@ -45,7 +45,8 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   private ids = new Map<string, string>(); // name or alias -> model name
   private readonly queues = new Map<string, PQueue>();
   private readonly gates = new Map<ModelRuntime, PQueue>();
-  private readonly activations = new Map<ModelRuntime, { promise: Promise<void>; abort: AbortController }>();
+  /** `running` once it is inside the group queue doing the work; before that it only waits its turn. */
+  private readonly activations = new Map<ModelRuntime, { promise: Promise<void>; abort: AbortController; running: boolean }>();
   private changeWaiters: Array<() => void> = [];
   private closing = false;
   private closed: Promise<void> = Promise.resolve();
@@ -103,9 +104,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       throw new HubError('model_busy', `model ${m.name} already has ${gate.size} requests waiting (max_queue ${maxQueue}); retry shortly`, { retryAfterMs: 1000 });
     }
     const queued = performance.now();
+    const mustWait = gate.pending >= gate.concurrency;
     return new Promise<Lease>((resolve, reject) => {
       void gate.add(async () => {
-        const queueMs = performance.now() - queued;
+        const queueMs = mustWait ? performance.now() - queued : undefined;
         let lease: Lease;
         try {
           lease = await this.admit(m);
@@ -115,7 +117,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
         // The slot is held until the response is over.
         await new Promise<void>((done) => {
           const release = lease.release;
-          resolve({ ...lease, queueMs: queueMs >= 1 ? queueMs : undefined, release: (healthy) => { release(healthy); done(); } });
+          resolve({ ...lease, queueMs, release: (healthy) => { release(healthy); done(); } });
         });
       });
     });
@@ -177,7 +179,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   async unload(name: string): Promise<void> {
     const m = this.managed(name, 'unload');
-    await this.activations.get(m)?.promise.catch(() => {});
+    await this.inProgress(m);
     if (m.memory === 'unloaded') return;
     await this.evict(m, 'operator');
   }
@@ -206,14 +208,23 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     const running = this.activations.get(m);
     if (running) return running.promise;
     const abort = new AbortController();
-    const promise = (async () => {
-      await m.stopping;
-      await m.whenOpen(); // closed while it drains for someone else: wait for that to finish
+    const record = { promise: Promise.resolve(), abort, running: false };
+    const aborted = new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    record.promise = (async () => {
+      await Promise.race([m.stopping, aborted]);
+      await Promise.race([m.whenOpen(), aborted]); // closed while it drains for someone else: wait for that
+      if (abort.signal.aborted) {
+        this.assertOpen();
+        throw new HubError('model_start_failed', `the start of model ${m.name} was cancelled (${String(abort.signal.reason)}); send the request again`);
+      }
       m.assertNotBackingOff();
-      await this.queueFor(m).add(() => this.bringUp(m, reason, abort.signal));
+      await this.queueFor(m).add(() => {
+        record.running = true;
+        return this.bringUp(m, reason, abort.signal);
+      });
     })().finally(() => this.activations.delete(m));
-    this.activations.set(m, { promise, abort });
-    return promise;
+    this.activations.set(m, record);
+    return record.promise;
   }
 
   /** Inside the group's queue: make room if needed, start the process, load the memory. */
@@ -225,7 +236,13 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       if (m.process !== 'running') await m.start(reason, signal);
       if (m.memory !== 'loaded') await m.load(reason);
     } finally {
-      m.reserved = false;
+      // Keep the reservation until the requests that waited for this have been admitted (they resume
+      // in microtasks); otherwise the next activation in the queue could evict it first and the two
+      // would take turns forever.
+      setImmediate(() => {
+        m.reserved = false;
+        this.changed();
+      });
     }
   }
 
@@ -235,6 +252,12 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     let queue = this.queues.get(key);
     if (!queue) this.queues.set(key, (queue = new PQueue({ concurrency: m.config.group ? 1 : Infinity })));
     return queue;
+  }
+
+  /** Waits for an activation that is doing work (not one waiting for admission, which could be us). */
+  private async inProgress(m: ModelRuntime): Promise<void> {
+    const activation = this.activations.get(m);
+    if (activation?.running) await activation.promise.catch(() => {});
   }
 
   /** Frees a model's memory safely: stop admitting, drain, unload (or stop), admit again. */
@@ -252,12 +275,15 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   private stopModel(m: ModelRuntime, reason: Reason, drainMs: number): Promise<void> {
     if (m.stopping) return m.stopping;
     const run = (async () => {
+      // Cancel a start under way. Activations still waiting their turn are left alone: once this
+      // stop is done they start the model again for the requests behind them.
       const activation = this.activations.get(m);
-      if (activation) {
+      if (activation?.running) {
         activation.abort.abort(reason);
         await activation.promise.catch(() => {});
       }
-      if (drainMs > 0) await Promise.race([m.drained(), new Promise((r) => setTimeout(r, drainMs).unref())]);
+      if (drainMs === Infinity) await m.drained();
+      else if (drainMs > 0) await Promise.race([m.drained(), new Promise((r) => setTimeout(r, drainMs).unref())]);
       await m.stop(reason);
     })().finally(() => { m.stopping = undefined; });
     m.stopping = run;
@@ -346,7 +372,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   private async restart(m: ModelRuntime, config: ModelConfig): Promise<void> {
     m.close('reload');
     try {
-      await this.activations.get(m)?.promise.catch(() => {});
+      await this.inProgress(m);
       await m.drained();
       if (m.process !== 'stopped' && m.process !== 'failed') await this.stopModel(m, 'reload', Infinity);
       m.config = config;

@@ -185,7 +185,7 @@ export function writeTinyGguf(path: string, options: { seed?: number } = {}): vo
     for (const d of t.dims) w.u64(d);
     w.u32(GGML_F32);
     w.u64(data.length);
-    data.push(Buffer.from(values.buffer));
+    data.push(Buffer.from(values.buffer)); // host byte order: little-endian on x86-64/arm64
   }
   w.pad();
   w.push(data.buffer());

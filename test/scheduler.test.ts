@@ -1,0 +1,284 @@
+// The scheduling core without processes: the pure capacity planner, the reload diff, and the
+// controller driven by a fake driver (coalescing, eviction order, busy protection, fairness,
+// budgets, pins, reject/wait/evict, concurrency limits, idle ladder, reload).
+import t from 'tap';
+import { parseConfig } from '../lib/config/load.js';
+import type { HubError } from '../lib/errors.js';
+import { planRoom, type SlotView } from '../lib/scheduler/capacity.js';
+import { Controller, type Lease } from '../lib/scheduler/controller.js';
+import type { Transition } from '../lib/scheduler/model.js';
+import { diffConfigs } from '../lib/scheduler/reload.js';
+import { fakeDriver } from './support/fake-driver.js';
+import { waitFor } from './helpers.js';
+
+// ---- planner ----------------------------------------------------------------------------------
+
+const slot = (name: string, extra: Partial<SlotView> = {}): SlotView => ({
+  name, group: 'g', memory: 0, counted: true, busy: false, activating: false, pinned: false, lastUsedAt: 0, ...extra,
+});
+const GiB = 2 ** 30;
+
+t.test('planRoom', async (t) => {
+  const target = slot('new', { counted: false });
+  t.same(planRoom(target, [slot('a')], { maxLoaded: 2, maxMemory: Infinity }, Infinity), { kind: 'fits' });
+  t.same(
+    planRoom(target, [slot('a', { lastUsedAt: 30 }), slot('b', { lastUsedAt: 10 }), slot('c', { lastUsedAt: 20 })], { maxLoaded: 2, maxMemory: Infinity }, Infinity),
+    { kind: 'evict', victims: ['b', 'c'] },
+    'least recently used first, only as many as needed',
+  );
+  t.same(
+    planRoom(target, [slot('a', { lastUsedAt: 1, busy: true }), slot('b', { lastUsedAt: 5 })], { maxLoaded: 1, maxMemory: Infinity }, Infinity),
+    { kind: 'wait-busy', drain: ['a'] },
+    'never evicts a busy model; waits for it',
+  );
+  t.same(
+    planRoom(target, [slot('a', { lastUsedAt: 1, busy: true }), slot('b', { lastUsedAt: 5 })], { maxLoaded: 2, maxMemory: Infinity }, Infinity),
+    { kind: 'evict', victims: ['b'] },
+    'an idle model is chosen over an older busy one',
+  );
+  t.same(planRoom(target, [slot('a', { pinned: true })], { maxLoaded: 1, maxMemory: Infinity }, Infinity), { kind: 'blocked', holders: ['a'] }, 'pinned models are never evicted');
+  t.same(planRoom(target, [slot('a', { activating: true })], { maxLoaded: 1, maxMemory: Infinity }, Infinity), { kind: 'blocked', holders: ['a'] }, 'nor models mid-start');
+  t.same(
+    planRoom({ ...target, memory: 6 * GiB }, [slot('a', { memory: 3 * GiB, lastUsedAt: 1 }), slot('b', { memory: 5 * GiB, lastUsedAt: 2 }), slot('c', { memory: 1 * GiB, lastUsedAt: 3 })], { maxLoaded: 9, maxMemory: 10 * GiB }, Infinity),
+    { kind: 'evict', victims: ['a', 'b'] },
+    'memory budget: evicts LRU until the sum fits',
+  );
+  t.same(
+    planRoom({ ...target, memory: 4 * GiB }, [slot('x', { group: 'other', memory: 4 * GiB, lastUsedAt: 1 }), slot('a', { memory: 1 * GiB, lastUsedAt: 2 })], { maxLoaded: 1, maxMemory: Infinity }, 8 * GiB),
+    { kind: 'evict', victims: ['x', 'a'] },
+    'the hub-wide budget spans groups; the group count needs its own member out',
+  );
+  t.same(
+    planRoom(target, [slot('x', { group: 'other', lastUsedAt: 1 }), slot('a', { lastUsedAt: 2 })], { maxLoaded: 1, maxMemory: Infinity }, Infinity),
+    { kind: 'evict', victims: ['a'] },
+    'a group count limit never evicts another group',
+  );
+  t.same(planRoom({ ...target, group: undefined, memory: GiB }, [slot('a', { memory: GiB })], undefined, 4 * GiB), { kind: 'fits' }, 'no group: only the hub budget');
+  t.same(planRoom(target, [slot('a', { counted: false })], { maxLoaded: 1, maxMemory: Infinity }, Infinity), { kind: 'fits' }, 'unloaded models do not count');
+});
+
+// ---- reload diff -------------------------------------------------------------------------------
+
+t.test('diffConfigs sorts models into added, removed, restarted, updated, unchanged', async (t) => {
+  const before = parseConfig(`models:
+  same: { cmd: "s --port \${PORT}" }
+  policy: { cmd: "s --port \${PORT}", idle: { stop_after: 5m } }
+  launch: { cmd: "s --port \${PORT}" }
+  gone: { cmd: "s --port \${PORT}" }
+`, 'hub.yaml');
+  const previous = new Map(Object.values(before.models).map((m) => [m.name, m.port!]));
+  const after = parseConfig(`models:
+  new: { cmd: "s --port \${PORT}" }
+  same: { cmd: "s --port \${PORT}" }
+  policy: { cmd: "s --port \${PORT}", idle: { stop_after: 9m }, aliases: [p] }
+  launch: { cmd: "s --port \${PORT} --flag" }
+`, 'hub.yaml', { previousPorts: previous });
+  t.same(diffConfigs(before, after), { added: ['new'], removed: ['gone'], restarted: ['launch'], updated: ['policy'], unchanged: ['same'] });
+  t.equal(after.models.same.port, before.models.same.port, 'ports stay put');
+});
+
+// ---- controller with fake processes ----------------------------------------------------------
+
+function setup(t: { teardown(fn: () => unknown): void }, yaml: string) {
+  const driver = fakeDriver({ memoryControl: (m) => m.backend !== 'llama-cpp' });
+  const config = parseConfig(`state_dir: /tmp/modelhub-fake\n${yaml}`, '/tmp/hub.yaml');
+  const c = new Controller(config, { driver, hubCommand: ['hub'] });
+  const transitions: Transition[] = [];
+  c.on('transition', (x) => transitions.push(x));
+  t.teardown(() => c.shutdown());
+  const use = async (name: string) => c.acquire(c.get(name));
+  const ask = async (name: string) => (await use(name)).release(true);
+  const state = (name: string) => `${c.get(name).process}/${c.get(name).memory}`;
+  const spawns = (name: string) => driver.spawned.filter((p) => p.model === name).length;
+  return { driver, c, transitions, use, ask, state, spawns };
+}
+
+const fake = (extra = '') => `{ backend: vllm, cmd: "fake --port \${PORT} --model \${MODEL}"${extra ? `, ${extra}` : ''} }`;
+const fakeNoMem = (extra = '') => `{ backend: llama-cpp, cmd: "fake --port \${PORT} --model \${MODEL}"${extra ? `, ${extra}` : ''} }`;
+
+t.test('coalescing: 200 concurrent requests for a cold model start it once', async (t) => {
+  const s = setup(t, `models:\n  a: ${fake()}\n`);
+  const leases = await Promise.all(Array.from({ length: 200 }, () => s.use('a')));
+  t.equal(s.spawns('a'), 1);
+  t.equal(s.c.get('a').inflight, 200);
+  leases.forEach((l) => l.release(true));
+  t.equal(s.c.get('a').inflight, 0);
+});
+
+t.test('max_loaded 1 with on_full evict swaps by unloading memory; the process stays warm', async (t) => {
+  const s = setup(t, `groups: { gpu: { max_loaded: 1 } }\nmodels:\n  a: ${fake('group: gpu')}\n  b: ${fake('group: gpu')}\n`);
+  await s.ask('a');
+  await s.ask('b');
+  t.equal(s.state('a'), 'running/unloaded', 'a was put to sleep, not stopped');
+  t.equal(s.state('b'), 'running/loaded');
+  t.ok(s.transitions.some((x) => x.model === 'a' && x.to === 'unloaded' && x.reason === 'evicted for b'), 'the reason names who it was evicted for');
+  await s.ask('a');
+  t.equal(s.state('b'), 'running/unloaded');
+  t.same([s.spawns('a'), s.spawns('b')], [1, 1], 'exactly one spawn each');
+  t.same(s.driver.calls, ['unload a', 'unload b', 'load a'], 'swaps happen by sleep and wake');
+});
+
+t.test('without memory control, eviction stops the process', async (t) => {
+  const s = setup(t, `groups: { gpu: { max_loaded: 1 } }\nmodels:\n  a: ${fakeNoMem('group: gpu')}\n  b: ${fakeNoMem('group: gpu')}\n`);
+  await s.ask('a');
+  await s.ask('b');
+  t.equal(s.state('a'), 'stopped/unloaded');
+  t.ok(s.driver.spawned[0].exit, 'a process exited');
+});
+
+t.test('a busy model is never evicted: the newcomer waits, the busy model takes no new requests', async (t) => {
+  const s = setup(t, `groups: { gpu: { max_loaded: 1 } }\nmodels:\n  a: ${fake('group: gpu')}\n  b: ${fake('group: gpu')}\n`);
+  const longA = await s.use('a');
+  const order: string[] = [];
+  const b = s.use('b').then((l) => { order.push('b'); return l; });
+  await waitFor('a to stop admitting', () => s.c.get('a').admissionClosed);
+  const a2 = s.use('a').then((l) => { order.push('a2'); return l; });
+  t.equal(s.state('a'), 'running/loaded', 'a keeps serving its in-flight request');
+  t.same(order, [], 'nobody got through yet');
+  longA.release(true);
+  const leaseB = await b;
+  t.same(order, ['b'], 'b first: a second request for a cannot jump the queue');
+  t.equal(s.state('a'), 'running/unloaded');
+  leaseB.release(true);
+  (await a2).release(true);
+  t.same(order, ['b', 'a2']);
+  t.equal(s.state('b'), 'running/unloaded');
+});
+
+t.test('memory budgets: group max_memory and the hub-wide max_memory', async (t) => {
+  const s = setup(t, `max_memory: 10GiB\ngroups: { gpu: { max_memory: 8GiB } }\nmodels:
+  a: ${fake('group: gpu, memory: 5GiB')}
+  b: ${fake('group: gpu, memory: 2GiB')}
+  c: ${fake('group: gpu, memory: 4GiB')}
+  d: ${fake('memory: 3GiB')}
+`);
+  await s.ask('a');
+  await s.ask('b');
+  t.same([s.state('a'), s.state('b')], ['running/loaded', 'running/loaded'], '5 + 2 fits in 8');
+  await s.ask('c');
+  t.equal(s.state('a'), 'running/unloaded', 'c (4) needs a (5, least recently used) out');
+  t.equal(s.state('b'), 'running/loaded');
+  await s.ask('d');
+  t.same([s.state('b'), s.state('c'), s.state('d')], ['running/loaded', 'running/loaded', 'running/loaded'], 'hub: 2 + 4 + 3 = 9 <= 10');
+  await s.ask('a');
+  t.equal(s.state('b'), 'running/unloaded', 'a (5) back: b then c are the oldest in the group');
+  t.equal(s.state('c'), 'running/unloaded');
+  t.equal(s.state('d'), 'running/loaded', 'hub: 5 + 3 = 8 fits, d stays');
+  const groups = s.c.status().groups;
+  t.match(groups.find((g) => g.name === 'gpu'), { loaded: 1, memory_bytes: 5 * GiB, max_memory_bytes: 8 * GiB });
+  t.match(groups.find((g) => g.name === '*'), { loaded: 2, memory_bytes: 8 * GiB });
+});
+
+t.test('pinned models are never evicted; a request that needs their room is refused', async (t) => {
+  const s = setup(t, `groups: { gpu: { max_loaded: 1 } }\nmodels:\n  a: ${fake('group: gpu, pinned: true')}\n  b: ${fake('group: gpu')}\n`);
+  await s.ask('a');
+  const err = (await s.use('b').catch((e: unknown) => e)) as HubError;
+  t.equal(err.code, 'capacity_exhausted');
+  t.match(err.message, /pinned models \(a\)/);
+  t.equal(s.state('a'), 'running/loaded');
+});
+
+t.test('on_full reject answers 429 at once; on_full wait waits for room, bounded by start_timeout', async (t) => {
+  const s = setup(t, `groups:\n  r: { max_loaded: 1, on_full: reject }\n  w: { max_loaded: 1, on_full: wait }\nmodels:
+  a: ${fake('group: r')}
+  b: ${fake('group: r')}
+  c: ${fake('group: w')}
+  d: ${fake('group: w')}
+  e: ${fake('group: w, start_timeout: 200ms')}
+`);
+  await s.ask('a');
+  const rejected = (await s.use('b').catch((e: unknown) => e)) as HubError;
+  t.equal(rejected.code, 'capacity_exhausted');
+  t.equal(rejected.status, 429);
+  t.ok(Number(rejected.headers['retry-after']) >= 1, 'with Retry-After');
+  t.equal(s.state('a'), 'running/loaded', 'reject evicts nothing');
+
+  await s.ask('c');
+  let served = false;
+  const d = s.use('d').then((l) => { served = true; l.release(true); });
+  await waitFor('d to be waiting', () => s.c.get('d').waiting === 1);
+  t.notOk(served, 'd waits while c holds the room');
+  await s.c.unload('c');
+  await d;
+  t.ok(served, 'd is served once room appears');
+  const timedOut = (await s.use('e').catch((e: unknown) => e)) as HubError;
+  t.equal(timedOut.code, 'capacity_exhausted');
+  t.match(timedOut.message, /within start_timeout/);
+});
+
+t.test('max_concurrency and max_queue: extra requests wait, beyond the queue get 429 model_busy', async (t) => {
+  const s = setup(t, `models:\n  a: ${fake('max_concurrency: 1, max_queue: 1')}\n`);
+  const first = await s.use('a');
+  let second: Lease | undefined;
+  const pending = s.use('a').then((l) => (second = l));
+  await waitFor('the second to queue', () => s.c.get('a').inflight === 1);
+  const third = (await s.use('a').catch((e: unknown) => e)) as HubError;
+  t.equal(third.code, 'model_busy');
+  t.equal(third.status, 429);
+  t.equal(third.headers['retry-after'], '1');
+  t.equal(second, undefined, 'the second waits for a slot');
+  first.release(true);
+  await pending;
+  t.ok(second!.queueMs! >= 0, 'and reports how long it queued');
+  t.equal(s.c.get('a').inflight, 1);
+  second!.release(true);
+});
+
+t.test('the idle ladder runs from the last finished request; pinned models are exempt', async (t) => {
+  const s = setup(t, `models:
+  a: ${fake('idle: { unload_after: 60ms, stop_after: 150ms }')}
+  p: ${fake('idle: { unload_after: 10ms, stop_after: 20ms }, pinned: true')}
+  n: ${fakeNoMem('idle: { unload_after: 60ms, stop_after: 1h }')}
+`);
+  const lease = await s.use('a');
+  await s.ask('p');
+  await s.ask('n');
+  await new Promise((r) => setTimeout(r, 100)); // longer than unload_after, with a request in flight
+  t.equal(s.state('a'), 'running/loaded', 'never idle while a request is in flight');
+  lease.release(true);
+  await waitFor('a unloaded', () => s.state('a') === 'running/unloaded');
+  await waitFor('a stopped', () => s.state('a') === 'stopped/unloaded');
+  await waitFor('n stopped at its first idle step', () => s.state('n') === 'stopped/unloaded');
+  t.equal(s.state('p'), 'running/loaded', 'pinned stays');
+  t.ok(s.transitions.filter((x) => x.model === 'a' && x.reason === 'idle').length >= 2);
+});
+
+t.test('preload starts and loads models at start; a crash fails in-flight work and restarts on demand', async (t) => {
+  const s = setup(t, `models:\n  a: ${fake('preload: true')}\n  b: ${fake()}\n`);
+  await s.c.preload();
+  t.equal(s.state('a'), 'running/loaded');
+  t.equal(s.state('b'), 'stopped/unloaded');
+  s.driver.live('a')!.crash(3);
+  await waitFor('a failed', () => s.c.get('a').process === 'failed');
+  t.equal(s.c.get('a').lastError?.exitCode, 3);
+  await s.ask('a');
+  t.equal(s.spawns('a'), 2, 'the first crash restarts at once');
+});
+
+t.test('reload: removed drained then stopped, policy applied live, launch changes restarted when idle', async (t) => {
+  const s = setup(t, `models:\n  keep: ${fake()}\n  gone: ${fake()}\n  relaunch: ${fake()}\n`);
+  const inflight = await s.use('gone');
+  const relaunchLease = await s.use('relaunch');
+  await s.ask('keep');
+  const next = parseConfig(`state_dir: /tmp/modelhub-fake\nmodels:
+  keep: ${fake('aliases: [k]')}
+  relaunch: { backend: vllm, cmd: "fake --port \${PORT} --model \${MODEL} --new" }
+  added: ${fake('preload: true')}
+`, '/tmp/hub.yaml', { previousPorts: new Map(s.c.all().map((m) => [m.name, m.config.port!])) });
+  const diff = s.c.applyConfig(next);
+  t.same(diff, { added: ['added'], removed: ['gone'], restarted: ['relaunch'], updated: ['keep'], unchanged: [] });
+  t.equal(s.c.resolve('k')?.name, 'keep', 'new alias works at once');
+  t.equal(s.c.resolve('gone'), undefined, 'a removed model takes no new requests');
+  t.equal(s.driver.live('gone')?.exit, undefined, 'but its in-flight request goes on');
+  inflight.release(true);
+  await waitFor('gone stopped', () => !s.driver.live('gone'));
+
+  const waiting = s.use('relaunch'); // arrives during the restart: waits, then is served by the new one
+  t.equal(s.spawns('relaunch'), 1, 'not restarted while busy');
+  relaunchLease.release(true);
+  (await waiting).release(true);
+  t.equal(s.spawns('relaunch'), 2);
+  t.match(s.driver.live('relaunch')!.spec.argv.join(' '), /--new$/, 'the new command runs');
+  await waitFor('added preloaded', () => s.state('added') === 'running/loaded');
+  t.equal(s.spawns('keep'), 1, 'keep untouched');
+});
