@@ -15,6 +15,7 @@ export type HubErrorCode =
   | 'hub_shutting_down'
   | 'not_found'
   | 'conflict'
+  | 'invalid_config'
   | 'internal_error';
 
 const STATUS: Record<HubErrorCode, number> = {
@@ -31,6 +32,7 @@ const STATUS: Record<HubErrorCode, number> = {
   hub_shutting_down: 503,
   not_found: 404,
   conflict: 409,
+  invalid_config: 422,
   internal_error: 500,
 };
 
@@ -44,6 +46,7 @@ const TYPE: Partial<Record<HubErrorCode, string>> = {
   capacity_exhausted: 'rate_limit_error',
   not_found: 'invalid_request_error',
   conflict: 'invalid_request_error',
+  invalid_config: 'invalid_request_error',
 };
 
 export class HubError extends Error {
@@ -53,21 +56,24 @@ export class HubError extends Error {
   constructor(
     readonly code: HubErrorCode,
     message: string,
-    options: { param?: string; retryAfterMs?: number; headers?: Record<string, string> } = {},
+    options: { param?: string; retryAfterMs?: number; headers?: Record<string, string>; details?: Record<string, unknown> } = {},
   ) {
     super(message);
     this.name = 'HubError';
     this.status = STATUS[code];
     this.param = options.param ?? null;
     this.headers = { ...options.headers };
+    this.details = options.details;
     if (options.retryAfterMs !== undefined) this.headers['retry-after'] = String(Math.max(1, Math.ceil(options.retryAfterMs / 1000)));
   }
 
   readonly param: string | null;
+  /** Extra fields inside the error object (e.g. the list of config problems). */
+  readonly details?: Record<string, unknown>;
 
   /** The OpenAI error envelope. */
   toJSON(): { error: { message: string; type: string; param: string | null; code: string } } {
-    return { error: { message: this.message, type: TYPE[this.code] ?? 'server_error', param: this.param, code: this.code } };
+    return { error: { message: this.message, type: TYPE[this.code] ?? 'server_error', param: this.param, code: this.code, ...this.details } };
   }
 }
 

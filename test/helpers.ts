@@ -56,7 +56,8 @@ export function freePort(): Promise<number> {
 /** A base port with `count` free ports above it (for ports.start). */
 export async function freePortRange(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
+    // Below Linux's ephemeral range (32768+), where outgoing connections would take ports at random.
+    const base = 20000 + Math.floor(Math.random() * 12000);
     const free = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)));
     if (free.every(Boolean)) return base;
   }

@@ -3,7 +3,7 @@
 // remote models, and a graceful shutdown of `hub serve`.
 import t from 'tap';
 import { APIError } from 'openai';
-import { HUB_BIN, demo, freePort, getJson, postJson, processAlive, spawnHub, startTestHub, waitFor } from './helpers.js';
+import { HUB_BIN, demo, freePort, freePortRange, getJson, postJson, processAlive, spawnHub, startTestHub, waitFor } from './helpers.js';
 
 const chat = (base: string, model: string, extra: object = {}) =>
   postJson(`${base}/chat/completions`, { model, messages: [{ role: 'user', content: 'hi' }], ...extra });
@@ -212,15 +212,21 @@ models:
   });
 });
 
-t.test('hub serve: SIGTERM drains in-flight streams, refuses new requests, stops every model', async (t) => {
+t.test('hub serve: SIGHUP reloads; SIGTERM drains in-flight streams, refuses new requests, stops every model', async (t) => {
   const { tempDir } = await import('./helpers.js');
   const dir = tempDir(t);
   const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const portsStart = await freePort();
+  const portsStart = await freePortRange(8);
   writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${portsStart} }\nmodels:\n  slow: { backend: demo, cmd: "${demo('--token-rate 20')}" }\n`);
   const hub = spawnHub(t, ['serve', '--config', join(dir, 'hub.yaml')]);
   const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+
+  // SIGHUP reloads the config file.
+  writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${portsStart} }\nmodels:\n  slow: { backend: demo, cmd: "${demo('--token-rate 20')}" }\n  extra: { backend: demo, cmd: "${demo()}" }\n`);
+  hub.child.kill('SIGHUP');
+  await waitFor('the SIGHUP reload', () => hub.output().includes('SIGHUP: config reloaded (added: extra)'));
+  t.equal((await chat(`${url}/v1`, 'extra')).status, 200, 'the added model answers');
 
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
@@ -229,7 +235,7 @@ t.test('hub serve: SIGTERM drains in-flight streams, refuses new requests, stops
   });
   const reader = res.body!.getReader();
   await reader.read();
-  const pid = (await getJson(`${url}/hub/api/status`)).body.models[0].pid as number;
+  const pid = (await getJson(`${url}/hub/api/status`)).body.models.find((m: { name: string }) => m.name === 'slow').pid as number;
   hub.child.kill('SIGTERM');
   await waitFor('draining', () => hub.output().includes('draining'));
   const refused = await chat(`${url}/v1`, 'slow');

@@ -15,7 +15,12 @@ await yargs(hideBin(process.argv))
   .version(VERSION)
   .option('config', { type: 'string', describe: 'path to hub.yaml (default: $HUB_CONFIG, ./hub.yaml, ~/.config/modelhub/hub.yaml)' })
   .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
-  .command('serve', 'run the hub in the foreground', (y) => y, async (a) => exit(await (await import('./serve.js')).serve(a.config)))
+  .command(
+    'serve',
+    'run the hub in the foreground',
+    (y) => y.option('watch', { type: 'boolean', default: false, describe: 'reload when hub.yaml changes' }),
+    async (a) => exit(await (await import('./serve.js')).serve(a.config, { watch: a.watch })),
+  )
   .command('check', 'validate a config and print every problem, or a summary', (y) => y, async (a) => exit((await import('./check.js')).check(a.config, a.json)))
   .command('demo-model', 'run the bundled demo backend (an OpenAI-compatible test server)', demoOptions, async (a) => (await import('./demo-model.js')).demoModel(a))
   .demandCommand(1, 'name a command; see hub --help')

@@ -262,6 +262,8 @@ export function assignPorts(
       taken.set(kept, m.name);
     }
   }
+  // A removed model may still be draining on its port: new models do not take it over.
+  for (const [name, port] of previous) if (!taken.has(port)) taken.set(port, name);
   let next = start;
   for (const m of auto) {
     if (m.port !== undefined) continue;

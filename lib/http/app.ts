@@ -6,7 +6,7 @@ import Koa from 'koa';
 import { HubError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Controller } from '../scheduler/controller.js';
-import { controlRoutes } from './control-routes.js';
+import { controlRoutes, type HubActions } from './control-routes.js';
 import { openaiRoutes } from './openai-routes.js';
 
 export interface HubState {
@@ -16,7 +16,7 @@ export interface HubState {
   queueMs?: number;
 }
 
-export function createApp(controller: Controller, log: Logger): Koa<HubState> {
+export function createApp(controller: Controller, log: Logger, actions: HubActions): Koa<HubState> {
   const app = new Koa<HubState>();
   app.silent = true;
 
@@ -71,7 +71,7 @@ export function createApp(controller: Controller, log: Logger): Koa<HubState> {
   });
 
   const openai = openaiRoutes(controller);
-  const control = controlRoutes(controller);
+  const control = controlRoutes(controller, actions);
   app.use(openai.routes());
   app.use(control.routes());
   return app;

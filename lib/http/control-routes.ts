@@ -1,11 +1,27 @@
-// The control API (SPEC §3.3) — the part the core needs: status and per-model start/stop.
-// Each handler is a thin call into the controller.
+// The control API (SPEC §3.3). Each handler is a thin call into the controller (or the hub, for
+// reload and shutdown); the dashboard and the CLI use these same routes.
+import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
+import type { Context } from 'koa';
+import { ConfigError } from '../config/errors.js';
+import { HubError } from '../errors.js';
 import { VERSION } from '../paths.js';
+import { followFile, tailLines } from '../runtime/log-tail.js';
 import type { Controller } from '../scheduler/controller.js';
+import type { ConfigDiff } from '../scheduler/reload.js';
 import type { HubState } from './app.js';
 
-export function controlRoutes(controller: Controller): Router<HubState> {
+export interface HubActions {
+  /** Re-reads the config file and applies it; throws ConfigError when it is invalid. */
+  reload(): ConfigDiff;
+  /** Starts a graceful shutdown of the whole hub (returns at once). */
+  shutdown(): void;
+}
+
+const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
+type Action = (typeof ACTIONS)[number];
+
+export function controlRoutes(controller: Controller, actions: HubActions): Router<HubState> {
   const router = new Router<HubState>({ prefix: '/hub/api' });
 
   router.get('/status', (ctx) => {
@@ -24,13 +40,10 @@ export function controlRoutes(controller: Controller): Router<HubState> {
 
   router.post('/models/:name/:action', async (ctx) => {
     const { name, action } = ctx.params;
-    const wait = ctx.query.wait !== 'false';
+    if (!(ACTIONS as readonly string[]).includes(action)) return; // 404 envelope
     controller.get(name); // 404 for an unknown model, before anything starts
-    let run: Promise<void>;
-    if (action === 'start') run = controller.start(name);
-    else if (action === 'stop') run = controller.stop(name);
-    else return; // 404 envelope
-    if (!wait) {
+    const run = controller[action as Action](name);
+    if (ctx.query.wait === 'false') {
       run.catch(() => {}); // the outcome shows up in status and events
       ctx.status = 202;
       ctx.body = { model: name, action, accepted: true };
@@ -41,5 +54,62 @@ export function controlRoutes(controller: Controller): Router<HubState> {
     ctx.body = { model: name, action, process: m.process, memory: m.memory };
   });
 
+  router.post('/reload', (ctx) => {
+    try {
+      ctx.body = actions.reload();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      throw new HubError('invalid_config', `the config has ${err.problems.length} problem(s); the running config stays. ${err.message}`, {
+        details: { errors: err.message.split('\n') },
+      });
+    }
+  });
+
+  router.post('/shutdown', (ctx) => {
+    ctx.status = 202;
+    ctx.body = { shutting_down: true };
+    ctx.res.once('finish', () => actions.shutdown());
+  });
+
+  router.get('/events', (ctx) => events(ctx, controller));
+
+  router.get('/models/:name/logs', async (ctx) => {
+    const m = controller.get(ctx.params.name);
+    const lines = Math.min(10_000, Math.max(0, Number(ctx.query.tail ?? 200) || 0));
+    const { text, end } = await tailLines(m.logFile, lines);
+    ctx.type = 'text/plain; charset=utf-8';
+    if (ctx.query.follow !== '1' && ctx.query.follow !== 'true') {
+      ctx.body = text;
+      return;
+    }
+    const out = new PassThrough();
+    const stop = new AbortController();
+    ctx.req.once('close', () => { stop.abort(); out.end(); });
+    ctx.set('x-accel-buffering', 'no');
+    ctx.body = out;
+    out.write(text);
+    followFile(m.logFile, end, (chunk) => out.write(chunk), stop.signal);
+  });
+
   return router;
+}
+
+/** Server-sent events: a status snapshot, then every state transition and request summary. */
+function events(ctx: Context, controller: Controller): void {
+  const out = new PassThrough();
+  const send = (event: string, data: unknown) => out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const onTransition = (t: unknown) => send('transition', t);
+  const onRequest = (r: unknown) => send('request', r);
+  controller.on('transition', onTransition);
+  controller.on('request', onRequest);
+  const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+  ctx.req.once('close', () => {
+    clearInterval(keepAlive);
+    controller.off('transition', onTransition);
+    controller.off('request', onRequest);
+    out.end();
+  });
+  ctx.set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+  ctx.body = out;
+  send('status', controller.status());
 }

@@ -350,8 +350,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     for (const name of diff.removed) {
       const m = this.models.get(name)!;
       this.models.delete(name);
-      m.close('reload');
-      void this.stopModel(m, 'reload', Infinity);
+      void this.retire(m);
     }
     for (const name of diff.added) this.add(next.models[name]);
     for (const name of diff.updated) {
@@ -366,6 +365,17 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     this.changed();
     void this.preload();
     return diff;
+  }
+
+  /**
+   * A removed model: no new request can name it any more, but the ones already accepted (in flight,
+   * or waiting for its start) are served before it stops.
+   */
+  private async retire(m: ModelRuntime): Promise<void> {
+    await this.inProgress(m);
+    await new Promise((resolve) => setImmediate(resolve)); // let requests that waited for the start begin
+    await m.drained();
+    await this.stopModel(m, 'reload', Infinity);
   }
 
   /** Waits for in-flight requests (new ones queue), stops the old process, switches the config. */
