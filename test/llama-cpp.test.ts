@@ -1,0 +1,61 @@
+// The llama-cpp adapter against a real llama.cpp `llama-server` (built once by
+// scripts/llama-server.sh and cached outside the repo) serving a tiny generated GGUF: readiness,
+// chat/completions through the SDK (JSON and streaming), and memory "unload" meaning stop.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { PACKAGE_ROOT, getJson, postJson, processAlive, startTestHub, tempDir } from './helpers.js';
+import { writeTinyGguf } from './support/tiny-gguf.js';
+
+const run = promisify(execFile);
+
+// Building takes ~6 minutes when the cache is empty (CI runs the script before the tests).
+t.test('llama-cpp adapter with a real llama-server', { timeout: 15 * 60_000 }, async (t) => {
+  const { stdout } = await run('bash', [join(PACKAGE_ROOT, 'scripts', 'llama-server.sh')], { maxBuffer: 64 * 2 ** 20 });
+  const bin = stdout.trim().split('\n').at(-1)!;
+  const dir = tempDir(t);
+  writeTinyGguf(join(dir, 'a.gguf'), { seed: 1 });
+  writeTinyGguf(join(dir, 'b.gguf'), { seed: 2 });
+  // One thread: more are far slower on a 2-core box. -c 2048: the context is shared by all slots.
+  const cmd = (file: string) => `[${JSON.stringify(bin)}, -m, ${JSON.stringify(join(dir, file))}, --host, 127.0.0.1, --port, "\${PORT}", -t, "1", -c, "2048"]`;
+  const h = await startTestHub(t, `
+groups:
+  cpu: { max_loaded: 1 }
+models:
+  tiny-a: { backend: llama-cpp, group: cpu, aliases: [tiny], cmd: ${cmd('a.gguf')} }
+  tiny-b: { backend: llama-cpp, group: cpu, cmd: ${cmd('b.gguf')} }
+`);
+  const status = (name: string) => h.hub.controller.status().models.find((m) => m.name === name)!;
+
+  const chat = await h.client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 });
+  t.equal(chat.object, 'chat.completion');
+  t.ok(chat.usage!.completion_tokens > 0 && chat.usage!.completion_tokens <= 8, 'real tokens were generated');
+  t.ok(h.transitions.some((x) => x.model === 'tiny-a' && x.to === 'running'), 'ready after /health turned 200');
+
+  const stream = await h.client.chat.completions.create({ model: 'tiny-a', stream: true, max_tokens: 6, messages: [{ role: 'user', content: 'hi' }] });
+  let chunks = 0;
+  let finish: string | null | undefined;
+  for await (const chunk of stream) {
+    chunks++;
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  t.ok(chunks >= 2, `streamed in ${chunks} chunks`);
+  t.ok(finish === 'length' || finish === 'stop', 'and finished');
+
+  const completion = await h.client.completions.create({ model: 'tiny-a', prompt: 'once upon', max_tokens: 4 });
+  t.equal(completion.object, 'text_completion');
+
+  const health = await getJson(`${h.origin}/upstream/tiny-a/health`);
+  t.same(health.body, { status: 'ok' }, '/upstream reaches llama-server itself');
+
+  // max_loaded 1 and no memory control: loading b stops a.
+  const pidA = status('tiny-a').pid!;
+  t.equal((await postJson(`${h.base}/chat/completions`, { model: 'tiny-b', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 })).status, 200);
+  t.match(status('tiny-a'), { process: 'stopped', memory: 'unloaded' });
+  t.notOk(processAlive(pidA), 'evicted by stopping the process');
+  t.ok(h.transitions.some((x) => x.model === 'tiny-a' && x.to === 'stopped' && x.reason === 'evicted for tiny-b'));
+
+  const unload = await postJson(`${h.origin}/hub/api/models/tiny-b/unload`, {});
+  t.match(unload.body, { process: 'stopped', memory: 'unloaded' }, 'operator unload stops it too');
+});
