@@ -169,7 +169,7 @@ models:
     'hub.yaml:19: models.neither: needs either cmd (a command the hub runs) or url (a server it forwards to)',
     'hub.yaml:21: models.piped.cmd: contains the shell operator "|", but cmd is not run through a shell; wrap it in a script, or use [sh, -c, "..."]',
     'hub.yaml:23: models.placeholder.cmd: unknown placeholder ${NAME}; use ${PORT}, ${MODEL}, ${HUB} or ${env.NAME}',
-    'hub.yaml:25: models.portless.cmd: does not pass ${PORT} to the server; add e.g. `--port ${PORT}`, or set port: to the port it listens on',
+    'hub.yaml:25: models.portless.cmd: does not pass ${PORT} to the server; add e.g. `--port ${PORT}` (or use ${PORT} in env), or set port: to the port it listens on',
     'hub.yaml:28: models.grouped.group: group "gpu1" is not defined under groups; did you mean "gpu0"?',
     'hub.yaml:29: models.grouped.aliases[0]: "qwen-7b" is already used by model qwen-7b; names and aliases must be unique',
   ];

@@ -282,3 +282,11 @@ t.test('reload: removed drained then stopped, policy applied live, launch change
   await waitFor('added preloaded', () => s.state('added') === 'running/loaded');
   t.equal(s.spawns('keep'), 1, 'keep untouched');
 });
+
+t.test('${PORT} and ${MODEL} are filled in env values too (e.g. OLLAMA_HOST)', async (t) => {
+  const s = setup(t, `models:\n  o: { backend: vllm, cmd: "fake --port \${PORT} --model \${MODEL}", env: { OLLAMA_HOST: "127.0.0.1:\${PORT}", NAME: "\${MODEL}" } }\n`);
+  await s.ask('o');
+  t.same(s.driver.spawned[0].spec.env, { OLLAMA_HOST: `127.0.0.1:${s.c.get('o').config.port}`, NAME: 'o' });
+  const c = parseConfig('models:\n  ollama: { backend: ollama, cmd: [ollama, serve], env: { OLLAMA_HOST: "127.0.0.1:${PORT}" } }\n', 'hub.yaml');
+  t.ok(c.models.ollama.port, 'a cmd without ${PORT} is fine when env passes it');
+});

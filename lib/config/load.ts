@@ -199,8 +199,9 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     const split = splitCommand(m.cmd);
     if ('error' in split) problem([...at, 'cmd'], split.error);
     else argv = split.argv;
-    if (argv && m.port === undefined && !argv.some((a) => a.includes('${PORT}'))) {
-      problem([...at, 'cmd'], 'does not pass ${PORT} to the server; add e.g. `--port ${PORT}`, or set port: to the port it listens on');
+    const envValues = Object.values(m.env ?? {}).map(String);
+    if (argv && m.port === undefined && ![...argv, ...envValues].some((a) => a.includes('${PORT}'))) {
+      problem([...at, 'cmd'], 'does not pass ${PORT} to the server; add e.g. `--port ${PORT}` (or use ${PORT} in env), or set port: to the port it listens on');
     }
   } else {
     for (const key of ['cwd', 'env', 'port'] as const) {

@@ -177,8 +177,10 @@ export class ModelRuntime {
     if (await this.ctx.driver.portInUse(port)) {
       throw this.fail('start', { code: null, signal: null }, `cannot start model ${m.name}: port ${port} is already in use by another process; stop it, or set models.${m.name}.port / ports.start to a free port`);
     }
-    const argv = resolveCommand(m.argv!, { port, model: m.name, hub: this.ctx.hubCommand });
-    const child = this.ctx.driver.spawn({ argv, env: m.env, cwd: m.cwd, logFile: this.logFile, banner: `modelhub starting ${m.name} (${reason}): ${argv.join(' ')}` });
+    const values = { port, model: m.name, hub: this.ctx.hubCommand };
+    const argv = resolveCommand(m.argv!, values);
+    const env = Object.fromEntries(Object.entries(m.env).map(([k, v]) => [k, resolveCommand([v], values)[0]]));
+    const child = this.ctx.driver.spawn({ argv, env, cwd: m.cwd, logFile: this.logFile, banner: `modelhub starting ${m.name} (${reason}): ${argv.join(' ')}` });
     this.child = child;
     this.startedAt = Date.now();
     const endpoint = { base: this.target };
