@@ -1,6 +1,7 @@
 // `npm run bench`: figures for SPEC §8 measured in one run against baselines from the same run.
-// Today: cold-start overhead (first byte minus the backend's own time to ready) and the
-// 1,000-request cold burst. Proxy throughput comparisons are still to come.
+// Today: cold-start overhead (first byte minus the backend's own time to ready), the 1,000-request
+// cold burst, and model swaps in a max_loaded: 1 group by sleep/wake vs by restart. Proxy throughput
+// comparisons are still to come.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,14 @@ writeFileSync(
   join(dir, 'hub.yaml'),
   `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${30000 + Math.floor(Math.random() * 20000)} }\nmodels:\n` +
     `  cold: { backend: demo, cmd: "${demo('--load-time 200ms')}" }\n` +
-    `  burst: { backend: demo, cmd: "${demo('--load-time 200ms --max-tokens 4')}" }\n`,
+    `  burst: { backend: demo, cmd: "${demo('--load-time 200ms --max-tokens 4')}" }\n` +
+    // The same backend twice per group: with memory control (swap = sleep + wake) and without (swap =
+    // stop + spawn). Wake time = load time, so the difference is what a restart costs on top.
+    `  sleep-a: { backend: demo, group: sleepers, cmd: "${demo('--load-time 300ms --memory 256MiB')}" }\n` +
+    `  sleep-b: { backend: demo, group: sleepers, cmd: "${demo('--load-time 300ms --memory 256MiB')}" }\n` +
+    `  restart-a: { backend: openai, group: restarters, cmd: "${demo('--load-time 300ms --memory 256MiB')}" }\n` +
+    `  restart-b: { backend: openai, group: restarters, cmd: "${demo('--load-time 300ms --memory 256MiB')}" }\n` +
+    `groups:\n  sleepers: { max_loaded: 1 }\n  restarters: { max_loaded: 1 }\n`,
 );
 const hub = await startHub(loadConfig(join(dir, 'hub.yaml')), { log: silentLogger() });
 let burstSpawns = 0;
@@ -65,11 +73,36 @@ const burst = await Promise.all(
 );
 const burstMs = performance.now() - t0;
 
+/** Milliseconds for a whole request that makes the group swap from the other model to `model`. */
+async function swap(model: string): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(`${hub.origin}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }),
+  });
+  await res.text(); // the previous request must be over, or the swap waits for it
+  return performance.now() - t0;
+}
+const sleepSwaps: number[] = [];
+const restartSwaps: number[] = [];
+await swap('sleep-a');
+await swap('restart-a');
+for (let i = 0; i < Math.max(5, Math.floor(RUNS / 2)); i++) {
+  sleepSwaps.push(await swap(i % 2 ? 'sleep-a' : 'sleep-b'));
+  restartSwaps.push(await swap(i % 2 ? 'restart-a' : 'restart-b'));
+}
+
 console.log(`cold start, demo backend with 200 ms load time, ${RUNS} runs`);
 console.log(`  time to first byte            p50 ${median(ttfb).toFixed(1)} ms   p90 ${p(ttfb, 0.9).toFixed(1)} ms`);
 console.log(`  overhead vs backend's own ready time (incl. process boot)   p50 ${median(overhead).toFixed(1)} ms   p90 ${p(overhead, 0.9).toFixed(1)} ms   (budget p50 <= 50 ms)`);
 console.log(`  overhead excluding spawn + node boot of the backend         p50 ${median(overheadAfterBoot).toFixed(1)} ms   p90 ${p(overheadAfterBoot, 0.9).toFixed(1)} ms`);
 console.log(`cold burst: 1000 concurrent requests, ${burst.filter((s) => s === 200).length} answered 200 in ${burstMs.toFixed(0)} ms, ${burstSpawns} spawn(s)`);
+
+console.log(`  samples (ms): sleep/wake ${sleepSwaps.map(Math.round).join(" ")} · restart ${restartSwaps.map(Math.round).join(" ")}`);
+console.log(`swap in a max_loaded: 1 group (demo backend, 256 MiB, 300 ms load/wake), ${sleepSwaps.length} swaps each`);
+console.log(`  by sleep/wake (memory control)  p50 ${median(sleepSwaps).toFixed(1)} ms   p90 ${p(sleepSwaps, 0.9).toFixed(1)} ms`);
+console.log(`  by stop/restart                 p50 ${median(restartSwaps).toFixed(1)} ms   p90 ${p(restartSwaps, 0.9).toFixed(1)} ms   (ratio ${(median(restartSwaps) / median(sleepSwaps)).toFixed(2)}x)`);
 
 await hub.close();
 rmSync(dir, { recursive: true, force: true });
