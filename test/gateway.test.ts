@@ -1,6 +1,8 @@
 // The OpenAI-compatible gateway with real demo backends, called through the real `openai` SDK
 // (and raw fetch where the SDK hides what is being checked).
 import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import t from 'tap';
 import OpenAI, { APIError, NotFoundError, toFile } from 'openai';
 import { demo, getJson, postJson, startTestHub } from './helpers.js';
@@ -167,4 +169,30 @@ t.test('gateway', async (t) => {
     t.equal(route.status, 404);
     t.equal(route.body.error.code, 'not_found');
   });
+});
+
+t.test('a kept-alive connection the backend closed is retried once on a new one', async (t) => {
+  // Like llama-server after a stream: the backend drops a kept-alive connection instead of reading
+  // the next request on it. Here it does so for every second request on a connection.
+  const perSocket = new WeakMap<Socket, number>();
+  let answered = 0;
+  const backend = createServer((req: IncomingMessage, res) => {
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    if (req.url !== '/health' && n >= 2) return void req.socket.destroy();
+    req.resume();
+    req.on('end', () => {
+      if (req.url !== '/health') answered++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, n: answered }));
+    });
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  t.teardown(() => { backend.closeAllConnections(); backend.close(); });
+  const h = await startTestHub(t, `models:\n  flaky: { url: "http://127.0.0.1:${(backend.address() as AddressInfo).port}" }\n`);
+  for (let i = 1; i <= 4; i++) {
+    const res = await postJson(`${h.base}/chat/completions`, { model: 'flaky' });
+    t.equal(res.status, 200, `request ${i} answered`);
+  }
+  t.equal(answered, 4, 'each request reached the backend exactly once');
 });

@@ -217,6 +217,7 @@ t.test('max_concurrency and max_queue: extra requests wait, beyond the queue get
   t.equal(third.status, 429);
   t.equal(third.headers['retry-after'], '1');
   t.equal(second, undefined, 'the second waits for a slot');
+  t.equal(s.c.status().models[0].queued, 1, 'and shows as queued');
   first.release(true);
   await pending;
   t.ok(second!.queueMs! >= 0, 'and reports how long it queued');

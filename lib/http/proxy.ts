@@ -1,7 +1,7 @@
 // Forwarding one request to a model's backend with http-proxy-3. The Koa middleware stays pending
 // until the client's response closes, so the in-flight count covers the whole (streamed) answer.
 // Failures become backend_unavailable: a 502 before the answer started, an in-band SSE error after.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { HubError } from '../errors.js';
@@ -11,11 +11,18 @@ interface Exchange {
   lease: Lease;
   /** False once the backend failed us (connection refused/reset, answer cut short). */
   healthy: boolean;
+  /** The upstream request went out on a kept-alive connection (which the backend may have closed). */
+  reusedSocket: boolean;
 }
 
 const exchanges = new WeakMap<ServerResponse, Exchange>();
 
 const proxy = createProxyServer({ changeOrigin: true, xfwd: false });
+
+proxy.on('proxyReq', (proxyReq: ClientRequest, _req: IncomingMessage, res: ServerResponse) => {
+  const exchange = exchanges.get(res);
+  if (exchange) exchange.reusedSocket = proxyReq.reusedSocket;
+});
 
 proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
   const exchange = exchanges.get(res);
@@ -46,7 +53,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     lease.release(true);
     return Promise.resolve();
   }
-  const exchange: Exchange = { lease, healthy: true };
+  const exchange: Exchange = { lease, healthy: true, reusedSocket: false };
   exchanges.set(res, exchange);
 
   res.setHeader('x-hub-model', m.name);
@@ -70,24 +77,34 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
       lease.release(exchange.healthy);
       resolve();
     });
-    proxy.web(
-      req,
-      res,
-      { target: m.target, agent: m.agent, buffer: options.body ? Readable.from([options.body]) : undefined },
-      (err: Error) => {
-        exchange.healthy = false;
-        if (res.headersSent) {
-          if (!res.writableEnded) res.destroy(); // an in-band error may already be on its way
-          return;
-        }
-        void describeFailure(lease, err).then((error) => {
-          if (res.headersSent || res.destroyed) return;
-          const text = JSON.stringify(error.toJSON());
-          res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...error.headers });
-          res.end(text);
-        });
-      },
-    );
+    // A backend may close a kept-alive connection just as we reuse it (llama-server does after a
+    // stream); the request then never reached it, and is sent once more on a new connection.
+    const bodyless = !options.body && !req.headers['transfer-encoding'] && !Number(req.headers['content-length']);
+    const replayable = options.body !== undefined || bodyless;
+    const send = (retry: boolean) =>
+      proxy.web(
+        req,
+        res,
+        { target: m.target, agent: m.agent, buffer: options.body ? Readable.from([options.body]) : retry ? Readable.from([]) : undefined },
+        (err: NodeJS.ErrnoException) => {
+          if (!retry && replayable && exchange.reusedSocket && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+            exchange.reusedSocket = false;
+            return send(true);
+          }
+          exchange.healthy = false;
+          if (res.headersSent) {
+            if (!res.writableEnded) res.destroy(); // an in-band error may already be on its way
+            return;
+          }
+          void describeFailure(lease, err).then((error) => {
+            if (res.headersSent || res.destroyed) return;
+            const text = JSON.stringify(error.toJSON());
+            res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...error.headers });
+            res.end(text);
+          });
+        },
+      );
+    send(false);
   });
 }
 

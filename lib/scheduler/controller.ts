@@ -414,7 +414,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   status(): { models: ModelStatus[]; groups: GroupStatus[] } {
     const models = this.all();
-    return { models: models.map(modelStatus), groups: groupStatus(this.config, models) };
+    return { models: models.map((m) => modelStatus(m, this.gates.get(m)?.size ?? 0)), groups: groupStatus(this.config, models) };
   }
 
   /** Capacity planning needs to see every model and the budgets. */

@@ -30,7 +30,8 @@ export interface ModelStatus {
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
-export function modelStatus(m: ModelRuntime): ModelStatus {
+/** `queuedForSlot`: requests waiting for a max_concurrency slot (the rest of `queued` wait for a start or load). */
+export function modelStatus(m: ModelRuntime, queuedForSlot = 0): ModelStatus {
   const c = m.config;
   return {
     name: m.name,
@@ -45,7 +46,7 @@ export function modelStatus(m: ModelRuntime): ModelStatus {
     group: c.group ?? null,
     memory_bytes: c.memory,
     in_flight: m.inflight,
-    queued: m.waiting,
+    queued: m.waiting + queuedForSlot,
     requests: m.served,
     last_used: iso(m.lastUsedAt),
     idle_deadline: iso(m.idleDeadline),
