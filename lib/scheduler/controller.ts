@@ -1,14 +1,14 @@
 // The controller: the one object that owns model state (SPEC §1). The gateway, the control API,
 // the dashboard and the CLI only call it. It resolves names and aliases, admits requests (per-model
-// concurrency and queue limits), makes activations single flight and serializes them per group
-// through p-queue, makes room within the budgets, runs the idle ladder, reloads and shuts down.
+// concurrency and queue limits), offers the operator actions, applies reloads and shuts down; the
+// moves themselves (activations, evictions, stops, idle steps) are carried out by lifecycle.ts.
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import type { HubConfig, ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 import type { Driver } from '../runtime/driver.js';
-import { makeRoom, type CapacityHost } from './room.js';
-import { ModelRuntime, type Reason, type Transition } from './model.js';
+import { Lifecycle } from './lifecycle.js';
+import { ModelRuntime, type Transition } from './model.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
 import { modelStatus, groupStatus, type ModelStatus, type GroupStatus } from './status.js';
 
@@ -40,14 +40,11 @@ export interface ControllerOptions {
   drainTimeoutMs?: number;
 }
 
-export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary] }> implements CapacityHost {
+export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary] }> {
   private readonly models = new Map<string, ModelRuntime>();
   private ids = new Map<string, string>(); // name or alias -> model name
-  private readonly queues = new Map<string, PQueue>();
   private readonly gates = new Map<ModelRuntime, PQueue>();
-  /** `running` once it is inside the group queue doing the work; before that it only waits its turn. */
-  private readonly activations = new Map<ModelRuntime, { promise: Promise<void>; abort: AbortController; running: boolean }>();
-  private changeWaiters: Array<() => void> = [];
+  private readonly lifecycle = new Lifecycle(this);
   private closing = false;
   private closed: Promise<void> = Promise.resolve();
   readonly startedAt = Date.now();
@@ -130,7 +127,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       waited = true;
       m.waiting++;
       try {
-        await this.activate(m, 'request');
+        await this.lifecycle.activate(m, 'request');
       } finally {
         m.waiting--;
       }
@@ -167,26 +164,26 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     const m = this.get(name);
     m.resetBackoff(); // an operator start is a deliberate retry
     if (m.process === 'running' && !m.stopping) return;
-    while (m.process !== 'running' || m.stopping) await this.activate(m, 'operator');
+    while (m.process !== 'running' || m.stopping) await this.lifecycle.activate(m, 'operator');
   }
 
   async load(name: string): Promise<void> {
     this.assertOpen();
     const m = this.managed(name, 'load');
     m.resetBackoff();
-    while (!m.ready) await this.activate(m, 'operator');
+    while (!m.ready) await this.lifecycle.activate(m, 'operator');
   }
 
   async unload(name: string): Promise<void> {
     const m = this.managed(name, 'unload');
-    await this.inProgress(m);
+    await this.lifecycle.inProgress(m);
     if (m.memory === 'unloaded') return;
-    await this.evict(m, 'operator');
+    await this.lifecycle.evict(m, 'operator');
   }
 
   async stop(name: string): Promise<void> {
     const m = this.managed(name, 'stop');
-    await this.stopModel(m, 'operator', m.config.stopTimeoutMs);
+    await this.lifecycle.stop(m, 'operator', m.config.stopTimeoutMs);
   }
 
   private managed(name: string, action: string): ModelRuntime {
@@ -198,126 +195,8 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   /** Starts (and loads) every `preload` model; failures are recorded on the model, not thrown. */
   preload(): Promise<void> {
     const wanted = this.all().filter((m) => m.config.preload && !m.ready);
-    return Promise.all(wanted.map((m) => this.activate(m, 'preload').catch(() => {}))).then(() => {});
+    return Promise.all(wanted.map((m) => this.lifecycle.activate(m, 'preload').catch(() => {}))).then(() => {});
   }
-
-  // ---- lifecycle -------------------------------------------------------------------------------
-
-  /** Single flight: every caller shares the one activation in progress for a model. */
-  private activate(m: ModelRuntime, reason: Reason): Promise<void> {
-    const running = this.activations.get(m);
-    if (running) return running.promise;
-    const abort = new AbortController();
-    const record = { promise: Promise.resolve(), abort, running: false };
-    const aborted = new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
-    record.promise = (async () => {
-      await Promise.race([m.stopping, aborted]);
-      await Promise.race([m.whenOpen(), aborted]); // closed while it drains for someone else: wait for that
-      if (abort.signal.aborted) {
-        this.assertOpen();
-        throw new HubError('model_start_failed', `the start of model ${m.name} was cancelled (${String(abort.signal.reason)}); send the request again`);
-      }
-      m.assertNotBackingOff();
-      await this.queueFor(m).add(() => {
-        record.running = true;
-        return this.bringUp(m, reason, abort.signal);
-      });
-    })().finally(() => this.activations.delete(m));
-    this.activations.set(m, record);
-    return record.promise;
-  }
-
-  /** Inside the group's queue: make room if needed, start the process, load the memory. */
-  private async bringUp(m: ModelRuntime, reason: Reason, signal: AbortSignal): Promise<void> {
-    if (m.ready) return;
-    if (m.remote) return m.start(reason, signal);
-    try {
-      if (!m.counted) await makeRoom(this, m, reason, signal);
-      if (m.process !== 'running') await m.start(reason, signal);
-      if (m.memory !== 'loaded') await m.load(reason);
-    } finally {
-      // Keep the reservation until the requests that waited for this have been admitted (they resume
-      // in microtasks); otherwise the next activation in the queue could evict it first and the two
-      // would take turns forever.
-      setImmediate(() => {
-        m.reserved = false;
-        this.changed();
-      });
-    }
-  }
-
-  /** Activations in one group are serialized so two loads never race for the same memory. */
-  private queueFor(m: ModelRuntime): PQueue {
-    const key = m.config.group ?? '';
-    let queue = this.queues.get(key);
-    if (!queue) this.queues.set(key, (queue = new PQueue({ concurrency: m.config.group ? 1 : Infinity })));
-    return queue;
-  }
-
-  /** Waits for an activation that is doing work (not one waiting for admission, which could be us). */
-  private async inProgress(m: ModelRuntime): Promise<void> {
-    const activation = this.activations.get(m);
-    if (activation?.running) await activation.promise.catch(() => {});
-  }
-
-  /** Frees a model's memory safely: stop admitting, drain, unload (or stop), admit again. */
-  async evict(m: ModelRuntime, reason: Reason): Promise<void> {
-    m.close(reason);
-    try {
-      await m.drained();
-      await m.unload(reason);
-    } finally {
-      m.open(reason);
-    }
-  }
-
-  /** Stops a model; waits for in-flight requests first, up to `drainMs`. */
-  private stopModel(m: ModelRuntime, reason: Reason, drainMs: number): Promise<void> {
-    if (m.stopping) return m.stopping;
-    const run = (async () => {
-      // Cancel a start under way. Activations still waiting their turn are left alone: once this
-      // stop is done they start the model again for the requests behind them.
-      const activation = this.activations.get(m);
-      if (activation?.running) {
-        activation.abort.abort(reason);
-        await activation.promise.catch(() => {});
-      }
-      if (drainMs === Infinity) await m.drained();
-      else if (drainMs > 0) await Promise.race([m.drained(), new Promise((r) => setTimeout(r, drainMs).unref())]);
-      await m.stop(reason);
-    })().finally(() => { m.stopping = undefined; });
-    m.stopping = run;
-    return run;
-  }
-
-  private onIdle = (m: ModelRuntime, step: 'unload' | 'stop'): void => {
-    if (m.inflight > 0 || m.waiting > 0 || m.admissionClosed || m.stopping || m.reserved || this.activations.has(m)) return;
-    if (step === 'unload' && m.ready) void this.evict(m, 'idle');
-    if (step === 'stop' && m.process === 'running') void this.stopModel(m, 'idle', Infinity);
-  };
-
-  // ---- capacity host (used by room.ts) ---------------------------------------------------------
-
-  /** Resolves true on the next capacity-relevant change, false at the deadline or on abort. */
-  changedBefore(deadline: number, signal: AbortSignal): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
-      const onAbort = () => finish(false);
-      const finish = (changed: boolean) => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        this.changeWaiters = this.changeWaiters.filter((w) => w !== wake);
-        resolve(changed);
-      };
-      const wake = () => finish(true);
-      this.changeWaiters.push(wake);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  private changed = (): void => {
-    for (const wake of this.changeWaiters.slice()) wake();
-  };
 
   // ---- config ----------------------------------------------------------------------------------
 
@@ -327,9 +206,9 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       logDir: this.config.log.dir,
       hubCommand: this.options.hubCommand,
       emit: (t) => this.emit('transition', t),
-      changed: this.changed,
+      changed: this.lifecycle.changed,
     });
-    m.onIdle = this.onIdle;
+    m.onIdle = this.lifecycle.onIdle;
     this.models.set(config.name, m);
     return m;
   }
@@ -362,7 +241,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     }
     for (const name of diff.restarted) void this.restart(this.models.get(name)!, next.models[name]);
     this.indexIds();
-    this.changed();
+    this.lifecycle.changed();
     void this.preload();
     return diff;
   }
@@ -372,19 +251,19 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
    * or waiting for its start) are served before it stops.
    */
   private async retire(m: ModelRuntime): Promise<void> {
-    await this.inProgress(m);
+    await this.lifecycle.inProgress(m);
     await new Promise((resolve) => setImmediate(resolve)); // let requests that waited for the start begin
     await m.drained();
-    await this.stopModel(m, 'reload', Infinity);
+    await this.lifecycle.stop(m, 'reload', Infinity);
   }
 
   /** Waits for in-flight requests (new ones queue), stops the old process, switches the config. */
   private async restart(m: ModelRuntime, config: ModelConfig): Promise<void> {
     m.close('reload');
     try {
-      await this.inProgress(m);
+      await this.lifecycle.inProgress(m);
       await m.drained();
-      if (m.process !== 'stopped' && m.process !== 'failed') await this.stopModel(m, 'reload', Infinity);
+      if (m.process !== 'stopped' && m.process !== 'failed') await this.lifecycle.stop(m, 'reload', Infinity);
       m.config = config;
       m.resetBackoff();
     } finally {
@@ -394,7 +273,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   // ---- shutdown and status ---------------------------------------------------------------------
 
-  private assertOpen(): void {
+  assertOpen(): void {
     if (this.closing) throw new HubError('hub_shutting_down', 'the hub is shutting down and takes no new requests; retry once it is back');
   }
 
@@ -404,10 +283,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     this.closing = true;
     this.closed = (async () => {
       const models = this.all();
-      for (const m of models) this.activations.get(m)?.abort.abort('shutdown');
+      this.lifecycle.abortAll('shutdown');
       const bound = new Promise<void>((r) => setTimeout(r, this.options.drainTimeoutMs ?? 30_000).unref());
       await Promise.race([Promise.all(models.map((m) => m.drained())), bound]);
-      await Promise.all(models.filter((m) => !m.remote).map((m) => this.stopModel(m, 'shutdown', 0)));
+      await Promise.all(models.filter((m) => !m.remote).map((m) => this.lifecycle.stop(m, 'shutdown', 0)));
     })();
     return this.closed;
   }
@@ -417,8 +296,4 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     return { models: models.map((m) => modelStatus(m, this.gates.get(m)?.size ?? 0)), groups: groupStatus(this.config, models) };
   }
 
-  /** Capacity planning needs to see every model and the budgets. */
-  isActivating(m: ModelRuntime): boolean {
-    return m.process === 'starting' || m.memory === 'loading' || m.reserved;
-  }
 }
