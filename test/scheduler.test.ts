@@ -291,3 +291,23 @@ t.test('${PORT} and ${MODEL} are filled in env values too (e.g. OLLAMA_HOST)', a
   const c = parseConfig('models:\n  ollama: { backend: ollama, cmd: [ollama, serve], env: { OLLAMA_HOST: "127.0.0.1:${PORT}" } }\n', 'hub.yaml');
   t.ok(c.models.ollama.port, 'a cmd without ${PORT} is fine when env passes it');
 });
+
+t.test('a request arriving during an unload waits, then is served after a load: never by the sleeping backend', async (t) => {
+  const s = setup(t, `models:\n  a: ${fake()}\n`);
+  await s.ask('a');
+  let openGate!: () => void;
+  s.driver.memoryGate = new Promise((r) => { openGate = r; });
+  const unloading = s.c.unload('a');
+  await waitFor('unloading', () => s.state('a') === 'running/unloading');
+  let served = false;
+  const request = s.use('a').then((l) => { served = true; return l; });
+  await waitFor('the request to wait', () => s.c.get('a').waiting === 1);
+  t.notOk(served, 'not admitted while unloading');
+  openGate();
+  await unloading;
+  const lease = await request;
+  t.ok(served);
+  t.same(s.driver.calls, ['unload a', 'load a'], 'unloaded, then loaded again for the request');
+  t.equal(s.driver.live('a')!.loaded, true, 'the backend has its weights when the request goes through');
+  lease.release(true);
+});

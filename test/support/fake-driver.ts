@@ -42,6 +42,8 @@ export interface FakeDriver extends Driver {
   live(model: string): FakeProcess | undefined;
   /** Memory calls in order, e.g. "unload a", "load b". */
   calls: string[];
+  /** While set, memory calls wait for it (to catch requests arriving mid-unload or mid-load). */
+  memoryGate?: Promise<void>;
   /** Models whose readiness stays false until released with `release(model)`. */
   hold(model: string): void;
   release(model: string): void;
@@ -63,14 +65,14 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
       return Boolean(p && !held.has(p.model));
     },
     memory: {
-      unload: async (endpoint) => { const p = find(endpoint.base)!; calls.push(`unload ${p.model}`); p.loaded = false; },
-      load: async (endpoint) => { const p = find(endpoint.base)!; calls.push(`load ${p.model}`); p.loaded = true; },
+      unload: async (endpoint) => { const p = find(endpoint.base)!; calls.push(`unload ${p.model}`); await driver.memoryGate; p.loaded = false; },
+      load: async (endpoint) => { const p = find(endpoint.base)!; calls.push(`load ${p.model}`); await driver.memoryGate; p.loaded = true; },
       isLoaded: async (endpoint) => find(endpoint.base)?.loaded,
     },
   };
   const withoutMemory: BackendAdapter = { kind: 'fake', isReady: withMemory.isReady };
 
-  return {
+  const driver: FakeDriver = {
     spawned,
     calls,
     live,
@@ -84,4 +86,5 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
     adapter: (m) => ((options.memoryControl?.(m) ?? true) ? withMemory : withoutMemory),
     portInUse: async () => false,
   };
+  return driver;
 }
