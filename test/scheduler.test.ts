@@ -234,12 +234,12 @@ t.test('the idle ladder runs from the last finished request; pinned models are e
   const lease = await s.use('a');
   await s.ask('p');
   await s.ask('n');
-  await new Promise((r) => setTimeout(r, 100)); // longer than unload_after, with a request in flight
+  // n idles out 60 ms after its request; a has had a request in flight for longer than that.
+  await waitFor('n stopped at its first idle step', () => s.state('n') === 'stopped/unloaded');
   t.equal(s.state('a'), 'running/loaded', 'never idle while a request is in flight');
   lease.release(true);
   await waitFor('a unloaded', () => s.state('a') === 'running/unloaded');
   await waitFor('a stopped', () => s.state('a') === 'stopped/unloaded');
-  await waitFor('n stopped at its first idle step', () => s.state('n') === 'stopped/unloaded');
   t.equal(s.state('p'), 'running/loaded', 'pinned stays');
   t.ok(s.transitions.filter((x) => x.model === 'a' && x.reason === 'idle').length >= 2);
 });
