@@ -173,6 +173,7 @@ export class ModelRuntime {
     if (this.remote) return this.checkRemote(reason);
     const m = this.config;
     const port = m.port!;
+    this.child = undefined; // a failure below must not quote the previous run's log
     this.setProcess('starting', reason);
     if (await this.ctx.driver.portInUse(port)) {
       throw this.fail('start', { code: null, signal: null }, `cannot start model ${m.name}: port ${port} is already in use by another process; stop it, or set models.${m.name}.port / ports.start to a free port`);
