@@ -77,4 +77,3 @@ export class HubError extends Error {
   }
 }
 
-export const isHubError = (e: unknown): e is HubError => e instanceof HubError;
