@@ -311,3 +311,49 @@ t.test('a request arriving during an unload waits, then is served after a load: 
   t.equal(s.driver.live('a')!.loaded, true, 'the backend has its weights when the request goes through');
   lease.release(true);
 });
+
+t.test('start failures back off (1 s, then 2 s); an operator start resets the backoff', async (t) => {
+  const s = setup(t, `models:\n  x: ${fake()}\n`);
+  s.driver.hold('x');
+  const failOnce = async () => {
+    const pending = s.use('x').catch((e: unknown) => e as HubError);
+    await waitFor('the spawn', () => s.driver.live('x'));
+    s.driver.live('x')!.crash(7);
+    return pending;
+  };
+  const first = (await failOnce()) as HubError;
+  t.equal(first.code, 'model_start_failed');
+  t.match(first.message, /exit code 7/);
+  t.equal(first.headers['retry-after'], '1');
+  const during = (await s.use('x').catch((e: unknown) => e)) as HubError;
+  t.equal(during.code, 'model_start_failed', 'refused while backing off');
+  t.equal(s.spawns('x'), 1, 'without spawning');
+  s.c.get('x').retryAt = 0; // let the first backoff pass without waiting for it
+  const second = (await failOnce()) as HubError;
+  t.equal(second.headers['retry-after'], '2', 'the backoff doubles');
+  s.driver.release('x');
+  await s.c.start('x');
+  t.equal(s.state('x'), 'running/loaded', 'an operator start retries at once');
+  t.equal(s.c.get('x').failures, 0);
+});
+
+t.test('an operator stop cancels a start; shutdown fails requests still waiting', async (t) => {
+  const s = setup(t, `models:\n  x: ${fake()}\n  y: ${fake()}\n`);
+  s.driver.hold('x');
+  const pending = s.use('x').catch((e: unknown) => e as HubError);
+  await waitFor('the spawn', () => s.driver.live('x'));
+  const proc = s.driver.live('x')!;
+  await s.c.stop('x');
+  const err = (await pending) as HubError;
+  t.equal(err.code, 'model_start_failed');
+  t.match(err.message, /stopped while it was starting/);
+  t.ok(proc.exit, 'the half-started process was stopped');
+  t.equal(s.state('x'), 'stopped/unloaded');
+
+  s.driver.hold('y');
+  const waiting = s.use('y').catch((e: unknown) => e as HubError);
+  await waitFor('the spawn', () => s.driver.live('y'));
+  await s.c.shutdown();
+  t.equal(((await waiting) as HubError).code, 'hub_shutting_down');
+  t.equal(((await s.use('y').catch((e: unknown) => e)) as HubError).code, 'hub_shutting_down', 'and new ones are refused');
+});

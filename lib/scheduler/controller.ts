@@ -128,6 +128,9 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       m.waiting++;
       try {
         await this.lifecycle.activate(m, 'request');
+      } catch (err) {
+        this.assertOpen(); // a start cancelled by the shutdown says so
+        throw err;
       } finally {
         m.waiting--;
       }
