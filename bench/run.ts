@@ -1,9 +1,13 @@
 // `npm run bench`: figures for SPEC §8 measured in one run against baselines from the same run.
 // Today: cold-start overhead (first byte minus the backend's own time to ready), the 1,000-request
-// cold burst, and model swaps in a max_loaded: 1 group by sleep/wake vs by restart. Proxy throughput
-// comparisons are still to come.
+// cold burst, model swaps in a max_loaded: 1 group by sleep/wake vs by restart, and proxy
+// throughput/latency against a bare Node http.request pipe proxy and the backend itself.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../lib/config/load.js';
@@ -19,6 +23,7 @@ writeFileSync(
   `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${30000 + Math.floor(Math.random() * 20000)} }\nmodels:\n` +
     `  cold: { backend: demo, cmd: "${demo('--load-time 200ms')}" }\n` +
     `  burst: { backend: demo, cmd: "${demo('--load-time 200ms --max-tokens 4')}" }\n` +
+    `  plain: { backend: demo, cmd: "${demo('--max-tokens 1')}" }\n` +
     // The same backend twice per group: with memory control (swap = sleep + wake) and without (swap =
     // stop + spawn). Wake time = load time, so the difference is what a restart costs on top.
     `  sleep-a: { backend: demo, group: sleepers, cmd: "${demo('--load-time 300ms --memory 256MiB')}" }\n` +
@@ -103,6 +108,40 @@ console.log(`  samples (ms): sleep/wake ${sleepSwaps.map(Math.round).join(" ")} 
 console.log(`swap in a max_loaded: 1 group (demo backend, 256 MiB, 300 ms load/wake), ${sleepSwaps.length} swaps each`);
 console.log(`  by sleep/wake (memory control)  p50 ${median(sleepSwaps).toFixed(1)} ms   p90 ${p(sleepSwaps, 0.9).toFixed(1)} ms`);
 console.log(`  by stop/restart                 p50 ${median(restartSwaps).toFixed(1)} ms   p90 ${p(restartSwaps, 0.9).toFixed(1)} ms   (ratio ${(median(restartSwaps) / median(sleepSwaps)).toFixed(2)}x)`);
+
+// ---- proxy overhead: the same small JSON request direct, through a bare pipe proxy, through the hub ----
+const run = promisify(execFile);
+const loadScript = fileURLToPath(new URL('./load.js', import.meta.url));
+await hub.controller.start('plain');
+const backend = hub.controller.get('plain').target;
+const pipeAgent = new Agent({ keepAlive: true });
+const bare = createServer((req, res) => {
+  const up = request(`${backend}${req.url}`, { method: req.method, headers: req.headers, agent: pipeAgent }, (upRes) => {
+    res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+    upRes.pipe(res);
+  });
+  up.on('error', () => res.destroy());
+  req.pipe(up);
+});
+await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}`;
+const plainBody = JSON.stringify({ model: 'plain', messages: [{ role: 'user', content: 'hi' }] });
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+async function load(base: string, connections: number): Promise<{ rps: number; p50_ms: number; errors: number }> {
+  const { stdout } = await run(process.execPath, [loadScript, `${base}/v1/chat/completions`, String(connections), String(SECONDS), plainBody]);
+  return JSON.parse(stdout) as { rps: number; p50_ms: number; errors: number };
+}
+console.log(`proxy overhead, small JSON chat request, ${SECONDS}s per figure (load generator in its own process)`);
+for (const connections of [1, 32]) {
+  const direct = await load(backend, connections);
+  const pipe = await load(bareUrl, connections);
+  const viaHub = await load(hub.origin, connections);
+  const fmt = (x: { rps: number; p50_ms: number; errors: number }) => `${x.rps.toFixed(0).padStart(6)} req/s  p50 ${x.p50_ms.toFixed(2)} ms${x.errors ? `  (${x.errors} errors)` : ''}`;
+  console.log(`  ${connections} conn  direct ${fmt(direct)} | bare pipe ${fmt(pipe)} | hub ${fmt(viaHub)}`);
+  console.log(`          hub/bare throughput ${(viaHub.rps / pipe.rps).toFixed(2)}x (budget >= 0.7x)   hub added p50 ${(viaHub.p50_ms - direct.p50_ms).toFixed(2)} ms, bare pipe added ${(pipe.p50_ms - direct.p50_ms).toFixed(2)} ms`);
+}
+bare.close();
+pipeAgent.destroy();
 
 await hub.close();
 rmSync(dir, { recursive: true, force: true });
