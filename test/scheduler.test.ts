@@ -357,3 +357,18 @@ t.test('an operator stop cancels a start; shutdown fails requests still waiting'
   t.equal(((await waiting) as HubError).code, 'hub_shutting_down');
   t.equal(((await s.use('y').catch((e: unknown) => e)) as HubError).code, 'hub_shutting_down', 'and new ones are refused');
 });
+
+t.test('concurrent unloads of one model (idle and operator, say) make one backend call', async (t) => {
+  const s = setup(t, `models:\n  a: ${fake()}\n`);
+  await s.ask('a');
+  let openGate!: () => void;
+  s.driver.memoryGate = new Promise((r) => { openGate = r; });
+  const first = s.c.unload('a');
+  await waitFor('unloading', () => s.state('a') === 'running/unloading');
+  const second = s.c.unload('a');
+  openGate();
+  await Promise.all([first, second]);
+  t.same(s.driver.calls, ['unload a'], 'one sleep call');
+  t.equal(s.state('a'), 'running/unloaded');
+  t.notOk(s.c.get('a').admissionClosed, 'admitting again');
+});

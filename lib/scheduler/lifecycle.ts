@@ -24,6 +24,7 @@ export interface LifecycleHost {
 export class Lifecycle implements CapacityHost {
   private readonly queues = new Map<string, PQueue>();
   private readonly activations = new Map<ModelRuntime, Activation>();
+  private readonly evictions = new Map<ModelRuntime, Promise<void>>();
   private changeWaiters: Array<() => void> = [];
 
   constructor(private readonly host: LifecycleHost) {}
@@ -93,14 +94,23 @@ export class Lifecycle implements CapacityHost {
   }
 
   /** Frees a model's memory safely: stop admitting, drain, unload (or stop), admit again. */
-  async evict(m: ModelRuntime, reason: Reason): Promise<void> {
-    m.close(reason);
-    try {
-      await m.drained();
-      await m.unload(reason);
-    } finally {
-      m.open(reason);
-    }
+  evict(m: ModelRuntime, reason: Reason): Promise<void> {
+    // One eviction at a time per model: an idle unload and an operator unload may coincide.
+    const running = this.evictions.get(m);
+    if (running) return running;
+    const holder = `evicting (${reason})`;
+    m.close(holder);
+    const run = (async () => {
+      try {
+        await m.drained();
+        await m.unload(reason);
+      } finally {
+        m.open(holder);
+        this.evictions.delete(m);
+      }
+    })();
+    this.evictions.set(m, run);
+    return run;
   }
 
   /** Stops a model; waits for in-flight requests first, up to `drainMs`. */
