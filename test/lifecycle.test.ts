@@ -11,7 +11,7 @@ const chat = (base: string, model: string, extra: object = {}) =>
 t.test('lifecycle', async (t) => {
   // A remote server the hub forwards to without owning it.
   const remotePort = await freePort();
-  const remote = spawnHub(t, ['demo-model', '--port', String(remotePort), '--model', 'remote-demo']);
+  spawnHub(t, ['demo-model', '--port', String(remotePort), '--model', 'remote-demo']);
   await waitFor('the remote demo', () => fetch(`http://127.0.0.1:${remotePort}/health`).then((r) => r.ok, () => false));
   const nothingPort = await freePort();
 
@@ -208,7 +208,6 @@ models:
     t.match(down.body.error.message, /not answering its health check/);
     const stop = await api('remote', 'stop');
     t.equal(stop.status, 409, 'a remote model cannot be stopped');
-    void remote;
   });
 });
 

@@ -295,8 +295,7 @@ t.test('${PORT} and ${MODEL} are filled in env values too (e.g. OLLAMA_HOST)', a
 t.test('a request arriving during an unload waits, then is served after a load: never by the sleeping backend', async (t) => {
   const s = setup(t, `models:\n  a: ${fake()}\n`);
   await s.ask('a');
-  let openGate!: () => void;
-  s.driver.memoryGate = new Promise((r) => { openGate = r; });
+  const openGate = s.driver.holdMemory();
   const unloading = s.c.unload('a');
   await waitFor('unloading', () => s.state('a') === 'running/unloading');
   let served = false;
@@ -361,8 +360,7 @@ t.test('an operator stop cancels a start; shutdown fails requests still waiting'
 t.test('concurrent unloads of one model (idle and operator, say) make one backend call', async (t) => {
   const s = setup(t, `models:\n  a: ${fake()}\n`);
   await s.ask('a');
-  let openGate!: () => void;
-  s.driver.memoryGate = new Promise((r) => { openGate = r; });
+  const openGate = s.driver.holdMemory();
   const first = s.c.unload('a');
   await waitFor('unloading', () => s.state('a') === 'running/unloading');
   const second = s.c.unload('a');

@@ -44,6 +44,8 @@ export interface FakeDriver extends Driver {
   calls: string[];
   /** While set, memory calls wait for it (to catch requests arriving mid-unload or mid-load). */
   memoryGate?: Promise<void>;
+  /** Makes memory calls wait until the returned function is called. */
+  holdMemory(): () => void;
   /** Models whose readiness stays false until released with `release(model)`. */
   hold(model: string): void;
   release(model: string): void;
@@ -76,6 +78,11 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
     spawned,
     calls,
     live,
+    holdMemory: () => {
+      let open!: () => void;
+      driver.memoryGate = new Promise((r) => { open = r; });
+      return open;
+    },
     hold: (m) => held.add(m),
     release: (m) => held.delete(m),
     spawn(spec) {
