@@ -87,7 +87,7 @@ function setup(t: { teardown(fn: () => unknown): void }, yaml: string) {
   c.on('transition', (x) => transitions.push(x));
   t.teardown(() => c.shutdown());
   const use = async (name: string) => c.acquire(c.get(name));
-  const ask = async (name: string) => (await use(name)).release(true);
+  const ask = async (name: string) => (await use(name)).release('answered');
   const state = (name: string) => `${c.get(name).process}/${c.get(name).memory}`;
   const spawns = (name: string) => driver.spawned.filter((p) => p.model === name).length;
   return { driver, c, transitions, use, ask, state, spawns };
@@ -101,7 +101,7 @@ t.test('coalescing: 200 concurrent requests for a cold model start it once', asy
   const leases = await Promise.all(Array.from({ length: 200 }, () => s.use('a')));
   t.equal(s.spawns('a'), 1);
   t.equal(s.c.get('a').inflight, 200);
-  leases.forEach((l) => l.release(true));
+  leases.forEach((l) => l.release('answered'));
   t.equal(s.c.get('a').inflight, 0);
 });
 
@@ -135,12 +135,12 @@ t.test('a busy model is never evicted: the newcomer waits, the busy model takes 
   const a2 = s.use('a').then((l) => { order.push('a2'); return l; });
   t.equal(s.state('a'), 'running/loaded', 'a keeps serving its in-flight request');
   t.same(order, [], 'nobody got through yet');
-  longA.release(true);
+  longA.release('answered');
   const leaseB = await b;
   t.same(order, ['b'], 'b first: a second request for a cannot jump the queue');
   t.equal(s.state('a'), 'running/unloaded');
-  leaseB.release(true);
-  (await a2).release(true);
+  leaseB.release('answered');
+  (await a2).release('answered');
   t.same(order, ['b', 'a2']);
   t.equal(s.state('b'), 'running/unloaded');
 });
@@ -195,7 +195,7 @@ t.test('on_full reject answers 429 at once; on_full wait waits for room, bounded
 
   await s.ask('c');
   let served = false;
-  const d = s.use('d').then((l) => { served = true; l.release(true); });
+  const d = s.use('d').then((l) => { served = true; l.release('answered'); });
   await waitFor('d to be waiting', () => s.c.get('d').waiting === 1);
   t.notOk(served, 'd waits while c holds the room');
   await s.c.unload('c');
@@ -218,11 +218,11 @@ t.test('max_concurrency and max_queue: extra requests wait, beyond the queue get
   t.equal(third.headers['retry-after'], '1');
   t.equal(second, undefined, 'the second waits for a slot');
   t.equal(s.c.status().models[0].queued, 1, 'and shows as queued');
-  first.release(true);
+  first.release('answered');
   await pending;
   t.ok(second!.queueMs! >= 0, 'and reports how long it queued');
   t.equal(s.c.get('a').inflight, 1);
-  second!.release(true);
+  second!.release('answered');
 });
 
 t.test('the idle ladder runs from the last finished request; pinned models are exempt', async (t) => {
@@ -237,7 +237,7 @@ t.test('the idle ladder runs from the last finished request; pinned models are e
   // n idles out 60 ms after its request; a has had a request in flight for longer than that.
   await waitFor('n stopped at its first idle step', () => s.state('n') === 'stopped/unloaded');
   t.equal(s.state('a'), 'running/loaded', 'never idle while a request is in flight');
-  lease.release(true);
+  lease.release('answered');
   await waitFor('a unloaded', () => s.state('a') === 'running/unloaded');
   await waitFor('a stopped', () => s.state('a') === 'stopped/unloaded');
   t.equal(s.state('p'), 'running/loaded', 'pinned stays');
@@ -271,13 +271,17 @@ t.test('reload: removed drained then stopped, policy applied live, launch change
   t.equal(s.c.resolve('k')?.name, 'keep', 'new alias works at once');
   t.equal(s.c.resolve('gone'), undefined, 'a removed model takes no new requests');
   t.equal(s.driver.live('gone')?.exit, undefined, 'but its in-flight request goes on');
-  inflight.release(true);
+  inflight.release('answered');
   await waitFor('gone stopped', () => !s.driver.live('gone'));
 
-  const waiting = s.use('relaunch'); // arrives during the restart: waits, then is served by the new one
+  const meanwhile = await s.use('relaunch'); // arrives while the old process is busy: served by it at once
   t.equal(s.spawns('relaunch'), 1, 'not restarted while busy');
-  relaunchLease.release(true);
-  (await waiting).release(true);
+  t.equal(s.c.status().models.find((m) => m.name === 'relaunch')?.restart_pending, true, 'status shows the restart waiting');
+  relaunchLease.release('answered');
+  t.equal(s.spawns('relaunch'), 1, 'still busy with the second request');
+  meanwhile.release('answered');
+  await waitFor('the swap once idle', () => s.c.get('relaunch').pendingConfig === undefined);
+  (await s.use('relaunch')).release('answered');
   t.equal(s.spawns('relaunch'), 2);
   t.match(s.driver.live('relaunch')!.spec.argv.join(' '), /--new$/, 'the new command runs');
   await waitFor('added preloaded', () => s.state('added') === 'running/loaded');
@@ -308,7 +312,7 @@ t.test('a request arriving during an unload waits, then is served after a load: 
   t.ok(served);
   t.same(s.driver.calls, ['unload a', 'load a'], 'unloaded, then loaded again for the request');
   t.equal(s.driver.live('a')!.loaded, true, 'the backend has its weights when the request goes through');
-  lease.release(true);
+  lease.release('answered');
 });
 
 t.test('start failures back off (1 s, then 2 s); an operator start resets the backoff', async (t) => {
@@ -345,7 +349,7 @@ t.test('an operator stop cancels a start; shutdown fails requests still waiting'
   await s.c.stop('x');
   const err = (await pending) as HubError;
   t.equal(err.code, 'model_start_failed');
-  t.match(err.message, /stopped while it was starting/);
+  t.match(err.message, /was stopped \(operator\) while this request waited/);
   t.ok(proc.exit, 'the half-started process was stopped');
   t.equal(s.state('x'), 'stopped/unloaded');
 

@@ -13,6 +13,8 @@ interface Exchange {
   healthy: boolean;
   /** The upstream request went out on a kept-alive connection (which the backend may have closed). */
   reusedSocket: boolean;
+  /** The backend sent its response head. */
+  answered: boolean;
 }
 
 const exchanges = new WeakMap<ServerResponse, Exchange>();
@@ -27,6 +29,7 @@ proxy.on('proxyReq', (proxyReq: ClientRequest, _req: IncomingMessage, res: Serve
 proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
   const exchange = exchanges.get(res);
   if (!exchange) return;
+  exchange.answered = true;
   const sse = String(proxyRes.headers['content-type'] ?? '').includes('text/event-stream');
   if (sse) proxyRes.headers['x-accel-buffering'] = 'no';
   proxyRes.once('close', () => {
@@ -50,10 +53,11 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   const m = lease.model;
   if (req.socket.destroyed) {
     // The client left while the model was starting: nothing to forward, and no 'close' will come.
-    lease.release(true);
+    // That proves nothing about the backend, so it must not reset the crash backoff.
+    lease.release('abandoned');
     return Promise.resolve();
   }
-  const exchange: Exchange = { lease, healthy: true, reusedSocket: false };
+  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false };
   exchanges.set(res, exchange);
 
   res.setHeader('x-hub-model', m.name);
@@ -74,7 +78,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
 
   return new Promise<void>((resolve) => {
     res.once('close', () => {
-      lease.release(exchange.healthy);
+      lease.release(!exchange.healthy ? 'failed' : exchange.answered ? 'answered' : 'abandoned');
       resolve();
     });
     // A backend may close a kept-alive connection just as we reuse it (llama-server does after a

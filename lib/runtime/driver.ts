@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { adapterFor, type BackendAdapter } from '../backends/index.js';
 import type { ModelConfig } from '../config/types.js';
 import { ChildProcess, type ExitInfo, type SpawnSpec } from './child.js';
+import { realClock, type Clock } from './clock.js';
 
 export interface ProcessHandle {
   readonly pid: number | undefined;
@@ -14,6 +15,9 @@ export interface ProcessHandle {
 }
 
 export interface Driver {
+  /** Time for every lifecycle timer and deadline (a fake one in tests). */
+  readonly clock: Clock;
+  /** Starts a process; throws when it cannot even try (e.g. its log file cannot be created). */
   spawn(spec: SpawnSpec): ProcessHandle;
   /** How to talk to the model's server: readiness and (where it exists) memory control. */
   adapter(model: ModelConfig): BackendAdapter;
@@ -22,6 +26,7 @@ export interface Driver {
 }
 
 export const realDriver: Driver = {
+  clock: realClock,
   spawn: (spec) => new ChildProcess(spec),
   adapter: (model) => adapterFor(model.backend),
   portInUse: (port) =>

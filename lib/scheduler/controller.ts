@@ -8,7 +8,8 @@ import type { HubConfig, ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 import type { Driver } from '../runtime/driver.js';
 import { Lifecycle } from './lifecycle.js';
-import { ModelRuntime, type Transition } from './model.js';
+import { within } from '../runtime/clock.js';
+import { ModelRuntime, type Outcome, type Transition } from './model.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
 import { modelStatus, groupStatus, type ModelStatus, type GroupStatus } from './status.js';
 
@@ -18,8 +19,8 @@ export interface Lease {
   coldStartMs?: number;
   /** How long it waited for a concurrency slot (max_concurrency); undefined when it did not. */
   queueMs?: number;
-  /** Call exactly once when the response is over. */
-  release(healthy: boolean): void;
+  /** Call exactly once when the response is over: how it ended decides the crash backoff. */
+  release(outcome: Outcome): void;
 }
 
 export interface RequestSummary {
@@ -40,20 +41,23 @@ export interface ControllerOptions {
   drainTimeoutMs?: number;
 }
 
-export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary] }> {
+export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; bug: [string] }> {
   private readonly models = new Map<string, ModelRuntime>();
   private ids = new Map<string, string>(); // name or alias -> model name
   private readonly gates = new Map<ModelRuntime, PQueue>();
   private readonly lifecycle = new Lifecycle(this);
+  /** Removed by a reload and still finishing: not routable, but stopped at shutdown and shown in status. */
+  private readonly retiring = new Set<ModelRuntime>();
   private closing = false;
   private closed: Promise<void> = Promise.resolve();
-  readonly startedAt = Date.now();
+  readonly startedAt: number;
 
   constructor(
     public config: HubConfig,
     private readonly options: ControllerOptions,
   ) {
     super();
+    this.startedAt = options.driver.clock.now();
     for (const m of Object.values(config.models)) this.add(m);
     this.indexIds();
   }
@@ -85,26 +89,38 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     return [...this.ids].map(([id, name]) => ({ id, model: this.models.get(name)! }));
   }
 
+  get driver(): Driver {
+    return this.options.driver;
+  }
+
   get shuttingDown(): boolean {
     return this.closing;
   }
 
   // ---- requests --------------------------------------------------------------------------------
 
-  /** Gets the model running and loaded, within its concurrency limit, and counts the caller in flight. */
+  /**
+   * Gets the model running and loaded, within its concurrency limit, and counts the caller in flight.
+   * Requests that must wait (for a start, a load or a slot) are bounded by max_queue.
+   */
   async acquire(m: ModelRuntime): Promise<Lease> {
     this.assertOpen();
     const { maxConcurrency, maxQueue } = m.config;
-    if (maxConcurrency === Infinity) return this.admit(m);
-    const gate = this.gateFor(m);
-    if (gate.size >= maxQueue) {
-      throw new HubError('model_busy', `model ${m.name} already has ${gate.size} requests waiting (max_queue ${maxQueue}); retry shortly`, { retryAfterMs: 1000 });
+    const gate = maxConcurrency === Infinity ? undefined : this.gateFor(m);
+    const queued = m.waiting + (gate?.size ?? 0);
+    const mustWait = !m.ready || (gate !== undefined && gate.pending >= gate.concurrency);
+    if (mustWait && queued >= maxQueue) {
+      // With nobody allowed to wait, a request for a model that is down still starts it for the next one.
+      if (!m.ready && queued === 0) void this.lifecycle.activate(m, 'request').catch(() => {});
+      const state = m.ready ? `all ${maxConcurrency} of its slots are busy` : 'it is not ready yet';
+      throw new HubError('model_busy', `model ${m.name} cannot take this request now: ${state} and ${queued} requests already wait (max_queue ${maxQueue}); retry shortly`, { retryAfterMs: 1000 });
     }
-    const queued = performance.now();
-    const mustWait = gate.pending >= gate.concurrency;
+    if (!gate) return this.admit(m);
+    const queuedAt = performance.now();
+    const slotWait = gate.pending >= gate.concurrency;
     return new Promise<Lease>((resolve, reject) => {
       void gate.add(async () => {
-        const queueMs = mustWait ? performance.now() - queued : undefined;
+        const queueMs = slotWait ? performance.now() - queuedAt : undefined;
         let lease: Lease;
         try {
           lease = await this.admit(m);
@@ -114,7 +130,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
         // The slot is held until the response is over.
         await new Promise<void>((done) => {
           const release = lease.release;
-          resolve({ ...lease, queueMs, release: (healthy) => { release(healthy); done(); } });
+          resolve({ ...lease, queueMs, release: (outcome) => { release(outcome); done(); } });
         });
       });
     });
@@ -132,7 +148,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
         this.assertOpen(); // a start cancelled by the shutdown says so
         throw err;
       } finally {
-        m.waiting--;
+        if (--m.waiting === 0) m.armIdle(); // an idle step that came due while it waited
       }
       this.assertOpen();
     }
@@ -141,10 +157,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     return {
       model: m,
       coldStartMs: waited ? performance.now() - t0 : undefined,
-      release: (healthy) => {
+      release: (outcome) => {
         if (released) return;
         released = true;
-        m.endRequest(healthy);
+        m.endRequest(outcome);
       },
     };
   }
@@ -166,8 +182,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     this.assertOpen();
     const m = this.get(name);
     m.resetBackoff(); // an operator start is a deliberate retry
-    if (m.process === 'running' && !m.stopping) return;
-    while (m.process !== 'running' || m.stopping) await this.lifecycle.activate(m, 'operator');
+    while (m.process !== 'running') await this.lifecycle.activate(m, 'operator');
   }
 
   async load(name: string): Promise<void> {
@@ -184,9 +199,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     await this.lifecycle.evict(m, 'operator');
   }
 
+  /** Cancels a start under way (its waiters get an error), lets in-flight requests finish up to stop_timeout, stops. */
   async stop(name: string): Promise<void> {
     const m = this.managed(name, 'stop');
-    await this.lifecycle.stop(m, 'operator', m.config.stopTimeoutMs);
+    await this.lifecycle.stop(m, 'operator', { drainMs: m.config.stopTimeoutMs, force: true });
   }
 
   private managed(name: string, action: string): ModelRuntime {
@@ -210,6 +226,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       hubCommand: this.options.hubCommand,
       emit: (t) => this.emit('transition', t),
       changed: this.lifecycle.changed,
+      bug: (message) => this.emit('bug', message),
     });
     m.onIdle = this.lifecycle.onIdle;
     this.models.set(config.name, m);
@@ -223,8 +240,9 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   }
 
   /**
-   * Applies a new config (SPEC §4 reload): added models are registered (and preloaded), removed ones
-   * drained and stopped, launch changes restarted once idle, policy changes applied live.
+   * Applies a new config: added models are registered (and preloaded), removed ones drained and
+   * stopped, launch changes applied once the model is idle (its old process serves until then),
+   * policy changes applied live.
    */
   applyConfig(next: HubConfig): ConfigDiff {
     const diff = diffConfigs(this.config, next);
@@ -240,9 +258,9 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       m.config = next.models[name];
       const gate = this.gates.get(m);
       if (gate) gate.concurrency = m.config.maxConcurrency;
-      if (m.inflight === 0 && m.ready) m.armIdle();
+      m.armIdle();
     }
-    for (const name of diff.restarted) void this.restart(this.models.get(name)!, next.models[name]);
+    for (const name of diff.restarted) this.relaunch(this.models.get(name)!, next.models[name]);
     this.indexIds();
     this.lifecycle.changed();
     void this.preload();
@@ -251,26 +269,45 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   /**
    * A removed model: no new request can name it any more, but the ones already accepted (in flight,
-   * or waiting for its start) are served before it stops.
+   * or waiting for a start under way) are served before it stops.
    */
   private async retire(m: ModelRuntime): Promise<void> {
-    await this.lifecycle.inProgress(m);
-    await new Promise((resolve) => setImmediate(resolve)); // let requests that waited for the start begin
-    await m.drained();
-    await this.lifecycle.stop(m, 'reload', Infinity);
-  }
-
-  /** Waits for in-flight requests (new ones queue), stops the old process, switches the config. */
-  private async restart(m: ModelRuntime, config: ModelConfig): Promise<void> {
-    m.close('reload');
+    m.retired = true;
+    m.pendingConfig = undefined;
+    this.retiring.add(m);
     try {
       await this.lifecycle.inProgress(m);
-      await m.drained();
-      if (m.process !== 'stopped' && m.process !== 'failed') await this.lifecycle.stop(m, 'reload', Infinity);
-      m.config = config;
-      m.resetBackoff();
+      await new Promise((resolve) => setImmediate(resolve)); // let requests that waited for the start begin
+      await this.lifecycle.stop(m, 'reload', { drainMs: Infinity });
     } finally {
-      m.open('reload');
+      m.clearIdle();
+      this.retiring.delete(m);
+    }
+  }
+
+  /** A launch change: applied now if the model is down, else once it is idle (one waiter per model). */
+  private relaunch(m: ModelRuntime, config: ModelConfig): void {
+    const waiting = m.pendingConfig !== undefined;
+    m.pendingConfig = config;
+    if (!waiting) void this.swapWhenIdle(m);
+  }
+
+  private async swapWhenIdle(m: ModelRuntime): Promise<void> {
+    while (m.pendingConfig && !m.retired) {
+      await m.drained();
+      await this.lifecycle.inProgress(m);
+      if (m.inflight > 0 || !m.pendingConfig || m.retired) continue; // a request began meanwhile: keep serving
+      m.close('reload');
+      try {
+        if (m.inflight > 0) continue;
+        if (m.process !== 'stopped' && m.process !== 'failed') await this.lifecycle.stop(m, 'reload', { drainMs: Infinity });
+        if (!m.pendingConfig || m.retired) continue;
+        m.config = m.pendingConfig;
+        m.pendingConfig = undefined;
+        m.resetBackoff();
+      } finally {
+        m.open('reload');
+      }
     }
   }
 
@@ -280,23 +317,26 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     if (this.closing) throw new HubError('hub_shutting_down', 'the hub is shutting down and takes no new requests; retry once it is back');
   }
 
-  /** Stop taking requests, let in-flight ones finish (bounded), stop every backend. */
+  /** Stop taking requests, let in-flight ones finish (bounded), stop every backend, removed ones included. */
   shutdown(): Promise<void> {
     if (this.closing) return this.closed;
     this.closing = true;
     this.closed = (async () => {
-      const models = this.all();
-      this.lifecycle.abortAll('shutdown');
-      const bound = new Promise<void>((r) => setTimeout(r, this.options.drainTimeoutMs ?? 30_000).unref());
-      await Promise.race([Promise.all(models.map((m) => m.drained())), bound]);
-      await Promise.all(models.filter((m) => !m.remote).map((m) => this.lifecycle.stop(m, 'shutdown', 0)));
+      const models = () => [...this.all(), ...this.retiring];
+      this.lifecycle.abortAll(models(), 'shutdown');
+      await within(this.driver.clock, this.options.drainTimeoutMs ?? 30_000, Promise.all(models().map((m) => m.drained())));
+      const managed = models().filter((m) => !m.remote);
+      this.lifecycle.abortAll(managed, 'shutdown'); // anything that began while we drained
+      await Promise.all(managed.map((m) => this.lifecycle.stop(m, 'shutdown', { drainMs: 0, force: true })));
+      for (const m of managed) m.clearIdle();
     })();
     return this.closed;
   }
 
   status(): { models: ModelStatus[]; groups: GroupStatus[] } {
+    const now = this.driver.clock.now();
     const models = this.all();
-    return { models: models.map((m) => modelStatus(m, this.gates.get(m)?.size ?? 0)), groups: groupStatus(this.config, models) };
+    const shown = [...models, ...this.retiring].map((m) => modelStatus(m, this.gates.get(m)?.size ?? 0, now));
+    return { models: shown, groups: groupStatus(this.config, models) };
   }
-
 }

@@ -1,9 +1,12 @@
 // How and when models move between states: single-flight activations serialized per group through
 // p-queue (making room within the budgets first), safe evictions (stop admitting, drain, unload),
-// stops, and the idle ladder's actions. The controller decides what to ask for; this carries it out.
+// stops, and the idle ladder's actions. The controller decides what to ask for; this carries it out
+// through each model's executor, which runs one operation at a time.
 import PQueue from 'p-queue';
 import type { HubConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
+import { within } from '../runtime/clock.js';
+import type { Driver } from '../runtime/driver.js';
 import type { ModelRuntime, Reason } from './model.js';
 import { makeRoom, type CapacityHost } from './room.js';
 
@@ -16,9 +19,17 @@ interface Activation {
 
 export interface LifecycleHost {
   readonly config: HubConfig;
+  readonly driver: Driver;
   all(): ModelRuntime[];
   /** Throws hub_shutting_down once the hub is closing. */
   assertOpen(): void;
+}
+
+export interface StopOptions {
+  /** Wait this long for in-flight requests first (Infinity: until they are done). */
+  drainMs: number;
+  /** Operator and shutdown stops: cancel the start or memory call under way and fail the requests waiting for it. */
+  force?: boolean;
 }
 
 export class Lifecycle implements CapacityHost {
@@ -32,42 +43,57 @@ export class Lifecycle implements CapacityHost {
   get config(): HubConfig {
     return this.host.config;
   }
+  get clock() {
+    return this.host.driver.clock;
+  }
   all(): ModelRuntime[] {
     return this.host.all();
   }
 
   /** Single flight: every caller shares the one activation in progress for a model. */
   activate(m: ModelRuntime, reason: Reason): Promise<void> {
-    const running = this.activations.get(m);
-    if (running) return running.promise;
+    const existing = this.activations.get(m);
+    if (existing) return existing.promise;
     const abort = new AbortController();
     const record: Activation = { promise: Promise.resolve(), abort, running: false };
-    const aborted = new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const cancelled = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(this.cancelledError(m, abort.signal)), { once: true }));
+    cancelled.catch(() => {});
     record.promise = (async () => {
-      await Promise.race([m.stopping, aborted]);
-      await Promise.race([m.whenOpen(), aborted]); // closed while it drains for someone else: wait for that
-      if (abort.signal.aborted) {
-        this.host.assertOpen();
-        throw new HubError('model_start_failed', `the start of model ${m.name} was cancelled (${String(abort.signal.reason)}); send the request again`);
-      }
+      this.host.assertOpen();
+      await Promise.race([m.whenOpen(), cancelled]); // closed while it drains or stops for someone else: wait for that
+      if (m.retired) throw new HubError('model_not_found', `model ${m.name} was removed from the config by a reload; send the request to another model`, { headers: { 'x-should-retry': 'false' } });
       m.assertNotBackingOff();
-      await this.queueFor(m).add(() => {
+      const work = this.queueFor(m).add(() => {
+        if (abort.signal.aborted) throw this.cancelledError(m, abort.signal);
         record.running = true;
         return this.bringUp(m, reason, abort.signal);
       });
-    })().finally(() => this.activations.delete(m));
+      await Promise.race([work, cancelled]); // cancelled while waiting its turn: do not wait for the turn
+    })().finally(() => {
+      this.activations.delete(m);
+      m.armIdle();
+    });
     this.activations.set(m, record);
     return record.promise;
+  }
+
+  private cancelledError(m: ModelRuntime, signal: AbortSignal): HubError {
+    try {
+      this.host.assertOpen();
+    } catch (err) {
+      return err as HubError; // cancelled by the shutdown: say so
+    }
+    return new HubError('model_start_failed', `model ${m.name} was stopped (${String(signal.reason)}) while this request waited for it; send the request again to start it`);
   }
 
   /** Inside the group's queue: make room if needed, start the process, load the memory. */
   private async bringUp(m: ModelRuntime, reason: Reason, signal: AbortSignal): Promise<void> {
     if (m.ready) return;
-    if (m.remote) return m.start(reason, signal);
+    if (m.remote) return m.executor.start(reason, signal);
     try {
       if (!m.counted) await makeRoom(this, m, reason, signal);
-      if (m.process !== 'running') await m.start(reason, signal);
-      if (m.memory !== 'loaded') await m.load(reason);
+      if (m.process !== 'running') await m.executor.start(reason, signal);
+      if (m.memory !== 'loaded') await m.executor.load(reason, signal);
     } finally {
       // Keep the reservation until the requests that waited for this have been admitted (they resume
       // in microtasks); otherwise the next activation in the queue could evict it first and the two
@@ -75,6 +101,7 @@ export class Lifecycle implements CapacityHost {
       setImmediate(() => {
         m.reserved = false;
         this.changed();
+        m.armIdle();
       });
     }
   }
@@ -93,59 +120,62 @@ export class Lifecycle implements CapacityHost {
     if (activation?.running) await activation.promise.catch(() => {});
   }
 
+  isActivating(m: ModelRuntime): boolean {
+    return m.process === 'starting' || m.memory === 'loading' || m.reserved;
+  }
+
   /** Frees a model's memory safely: stop admitting, drain, unload (or stop), admit again. */
   evict(m: ModelRuntime, reason: Reason): Promise<void> {
     // One eviction at a time per model: an idle unload and an operator unload may coincide.
     const running = this.evictions.get(m);
     if (running) return running;
-    const holder = `evicting (${reason})`;
-    m.close(holder);
-    const run = (async () => {
-      try {
-        await m.drained();
-        await m.unload(reason);
-      } finally {
-        m.open(holder);
-        this.evictions.delete(m);
-      }
-    })();
+    const run = this.closedWhile(m, `evicting (${reason})`, async () => {
+      await m.drained();
+      await m.executor.unload(reason);
+    }).finally(() => this.evictions.delete(m));
     this.evictions.set(m, run);
     return run;
   }
 
-  /** Stops a model; waits for in-flight requests first, up to `drainMs`. */
-  stop(m: ModelRuntime, reason: Reason, drainMs: number): Promise<void> {
-    if (m.stopping) return m.stopping;
-    const run = (async () => {
-      // Cancel a start under way. Activations still waiting their turn are left alone: once this
-      // stop is done they start the model again for the requests behind them.
-      const activation = this.activations.get(m);
-      if (activation?.running) {
-        activation.abort.abort(reason);
-        await activation.promise.catch(() => {});
-      }
-      if (drainMs === Infinity) await m.drained();
-      else if (drainMs > 0) await Promise.race([m.drained(), new Promise((r) => setTimeout(r, drainMs).unref())]);
-      await m.stop(reason);
-    })().finally(() => { m.stopping = undefined; });
-    m.stopping = run;
-    return run;
+  /** Stops a model: no new requests meanwhile; in-flight ones may finish first, up to `drainMs`. */
+  stop(m: ModelRuntime, reason: Reason, options: StopOptions): Promise<void> {
+    if (options.force) this.cancel(m, reason);
+    return this.closedWhile(m, `stopping (${reason})`, async () => {
+      if (options.drainMs === Infinity) await m.drained();
+      else if (options.drainMs > 0) await within(this.clock, options.drainMs, m.drained());
+      await m.executor.stop(reason);
+    });
   }
 
-  /** The idle ladder's step for a model is due (it checks the model really is idle). */
+  /** Fails the activation of `m` (running or waiting) and cancels the operation under way. */
+  cancel(m: ModelRuntime, reason: string): void {
+    this.activations.get(m)?.abort.abort(reason);
+    m.executor.preempt(reason);
+  }
+
+  private async closedWhile(m: ModelRuntime, holder: string, work: () => Promise<void>): Promise<void> {
+    m.close(holder);
+    try {
+      await work();
+    } finally {
+      m.open(holder);
+    }
+  }
+
+  /** The idle ladder's step for a model is due. Whatever keeps it busy now re-arms the ladder when it ends. */
   onIdle = (m: ModelRuntime, step: 'unload' | 'stop'): void => {
-    if (m.inflight > 0 || m.waiting > 0 || m.admissionClosed || m.stopping || m.reserved || this.activations.has(m)) return;
-    if (step === 'unload' && m.ready) void this.evict(m, 'idle');
-    if (step === 'stop' && m.process === 'running') void this.stop(m, 'idle', Infinity);
+    if (m.inflight > 0 || m.waiting > 0 || m.admissionClosed || m.busy || m.reserved || this.activations.has(m)) return;
+    if (step === 'unload') void this.evict(m, 'idle');
+    else void this.stop(m, 'idle', { drainMs: Infinity });
   };
 
   /** Resolves true on the next capacity-relevant change, false at the deadline or on abort. */
   changedBefore(deadline: number, signal: AbortSignal): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
+      const timer = this.clock.after(deadline - this.clock.now(), () => finish(false));
       const onAbort = () => finish(false);
       const finish = (changed: boolean) => {
-        clearTimeout(timer);
+        timer.cancel();
         signal.removeEventListener('abort', onAbort);
         this.changeWaiters = this.changeWaiters.filter((w) => w !== wake);
         resolve(changed);
@@ -161,12 +191,8 @@ export class Lifecycle implements CapacityHost {
     for (const wake of this.changeWaiters.slice()) wake();
   };
 
-  /** Cancels every activation (shutdown). */
-  abortAll(reason: string): void {
-    for (const activation of this.activations.values()) activation.abort.abort(reason);
-  }
-
-  isActivating(m: ModelRuntime): boolean {
-    return m.process === 'starting' || m.memory === 'loading' || m.reserved;
+  /** Cancels every activation and operation under way (shutdown). */
+  abortAll(models: readonly ModelRuntime[], reason: string): void {
+    for (const m of models) this.cancel(m, reason);
   }
 }

@@ -1,87 +1,96 @@
-// One model's state machine (SPEC §1, §4): the process axis and the memory axis, admission, the
-// in-flight count, the idle clock, failures and restart backoff. It knows *how* to start, stop, load
-// and unload its backend; *when* (single flight, capacity, queues, shutdown) is the controller's call.
-// All OS and network access goes through the Driver.
-import { Agent } from 'node:http';
+// One model as the rest of the hub sees it: its config, admission (who is allowed in right now), the
+// in-flight and waiting counts, the idle ladder, and the executor that owns both lifecycle axes
+// (executor.ts, driven by the pure machine in machine.ts). *When* to start, stop, load or unload —
+// single flight, capacity, queues, shutdown — is decided in lifecycle.ts and the controller.
 import { join } from 'node:path';
 import type { BackendAdapter, BackendModel } from '../backends/index.js';
-import { resolveCommand } from '../config/command.js';
 import { isRemote, type ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
-import { describeExit, type ExitInfo } from '../runtime/child.js';
-import type { Driver, ProcessHandle } from '../runtime/driver.js';
-import { waitUntilReady } from '../runtime/readiness.js';
+import type { Timer } from '../runtime/clock.js';
+import { Executor, type ModelContext, type Reason } from './executor.js';
+import type { MemoryState, ProcessState } from './machine.js';
 
-export type ProcessState = 'stopped' | 'starting' | 'running' | 'stopping' | 'failed';
-export type MemoryState = 'unloaded' | 'loading' | 'loaded' | 'unloading';
-/** Who or what caused a transition: "request", "idle", "evicted for X", "operator", "crash", "reload", ... */
-export type Reason = string;
+export type { LastError, ModelContext, Reason, Transition } from './executor.js';
+export { backoffMs } from './executor.js';
+export type { MemoryState, ProcessState } from './machine.js';
 
-export interface Transition {
-  model: string;
-  axis: 'process' | 'memory';
-  from: string;
-  to: string;
-  reason: Reason;
-  at: string;
-}
-
-export interface LastError {
-  message: string;
-  exitCode: number | null;
-  signal: string | null;
-  logTail: string[];
-  at: string;
-}
-
-export interface ModelContext {
-  driver: Driver;
-  logDir: string;
-  hubCommand: readonly string[];
-  emit(t: Transition): void;
-  /** Something that frees or takes capacity changed (memory state, in-flight count). */
-  changed(): void;
-}
-
-/** Restart delay after `n` consecutive failures: 0, then 1 s, 2 s, 4 s … 60 s. */
-export const backoffMs = (n: number): number => (n <= 0 ? 0 : Math.min(60_000, 1000 * 2 ** (n - 1)));
+/** How a request ended, for the crash backoff: only an answer from the backend proves it healthy. */
+export type Outcome = 'answered' | 'failed' | 'abandoned';
 
 export class ModelRuntime {
-  process: ProcessState = 'stopped';
-  memory: MemoryState = 'unloaded';
   inflight = 0;
   /** Requests waiting for this model to become ready (cold start, load, drain). */
   waiting = 0;
   served = 0;
-  failures = 0;
-  retryAt = 0;
-  lastError?: LastError;
   lastUsedAt?: number;
-  startedAt?: number;
-  readyAt?: number;
   /** Counted against budgets before its memory is loaded: set when capacity was granted to it. */
   reserved = false;
-  /** Set while a stop is under way (the controller owns it). */
-  stopping?: Promise<void>;
-  /** Keep-alive connections to the current backend instance; replaced on every start. */
-  agent = new Agent({ keepAlive: true });
-  private child?: ProcessHandle;
-  private timers: NodeJS.Timeout[] = [];
-  private deadlines: Array<{ at: number; step: 'unload' | 'stop' }> = [];
+  /** A launch change from a reload, applied once the model is idle (the old process serves until then). */
+  pendingConfig?: ModelConfig;
+  /** Removed from the config by a reload: it finishes what it accepted, then stops for good. */
+  retired = false;
+  readonly executor: Executor;
   private closedBy = new Set<string>();
   private openWaiters: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
+  /** When the model last became idle (last request finished, or it came up); undefined while busy. */
+  private idleSince?: number;
+  private idleTimer?: Timer;
 
   constructor(
     public config: ModelConfig,
     private readonly ctx: ModelContext,
-  ) {}
+  ) {
+    this.executor = new Executor(this, {
+      ...ctx,
+      emit: (t) => {
+        // The idle clock of a model nobody is using starts when it comes up or gets its weights back.
+        if ((t.to === 'running' || t.to === 'loaded') && this.inflight === 0) this.idleSince = this.now();
+        ctx.emit(t);
+      },
+      settled: () => this.armIdle(),
+    });
+  }
 
+  private now(): number {
+    return this.ctx.driver.clock.now();
+  }
   get name(): string {
     return this.config.name;
   }
+  get process(): ProcessState {
+    return this.executor.state.process;
+  }
+  get memory(): MemoryState {
+    return this.executor.state.memory;
+  }
   get pid(): number | undefined {
-    return this.child?.exit ? undefined : this.child?.pid;
+    return this.executor.pid;
+  }
+  get lastError() {
+    return this.executor.lastError;
+  }
+  get failures(): number {
+    return this.executor.failures;
+  }
+  get retryAt(): number {
+    return this.executor.retryAt;
+  }
+  set retryAt(at: number) {
+    this.executor.retryAt = at;
+  }
+  get startedAt(): number | undefined {
+    return this.executor.startedAt;
+  }
+  get readyAt(): number | undefined {
+    return this.executor.readyAt;
+  }
+  get agent() {
+    return this.executor.agent;
+  }
+  /** An operation (start, stop, load, unload) is running or queued. */
+  get busy(): boolean {
+    return this.executor.busy;
   }
   get remote(): boolean {
     return isRemote(this.config);
@@ -97,7 +106,7 @@ export class ModelRuntime {
   }
   /** Running, loaded, and taking new requests. */
   get ready(): boolean {
-    return this.process === 'running' && this.memory === 'loaded' && !this.stopping && this.closedBy.size === 0;
+    return this.process === 'running' && this.memory === 'loaded' && this.closedBy.size === 0;
   }
   /** Holds memory now or is about to: what capacity planning counts. */
   get counted(): boolean {
@@ -109,9 +118,6 @@ export class ModelRuntime {
   get logFile(): string {
     return join(this.ctx.logDir, `${this.name}.log`);
   }
-  get idleDeadline(): number | undefined {
-    return this.deadlines.find((d) => d.at > Date.now())?.at;
-  }
 
   // ---- admission and requests ------------------------------------------------------------------
 
@@ -122,6 +128,7 @@ export class ModelRuntime {
   open(holder: string): void {
     if (!this.closedBy.delete(holder) || this.closedBy.size) return;
     for (const resolve of this.openWaiters.splice(0)) resolve();
+    this.armIdle();
   }
   get admissionClosed(): boolean {
     return this.closedBy.size > 0;
@@ -132,16 +139,17 @@ export class ModelRuntime {
 
   beginRequest(): void {
     this.inflight++;
-    this.clearIdle();
+    this.idleSince = undefined;
+    this.armIdle();
   }
 
-  /** `healthy` = the backend answered; it resets the failure count that drives restart backoff. */
-  endRequest(healthy: boolean): void {
+  endRequest(outcome: Outcome): void {
     this.inflight--;
     this.served++;
-    this.lastUsedAt = Date.now();
-    if (healthy) this.failures = 0;
+    this.lastUsedAt = this.now();
+    if (outcome === 'answered') this.executor.failures = 0;
     if (this.inflight === 0) {
+      this.idleSince = this.now();
       for (const resolve of this.drainWaiters.splice(0)) resolve();
       this.armIdle();
       this.ctx.changed();
@@ -154,225 +162,74 @@ export class ModelRuntime {
 
   /** Throws model_start_failed while a failed model is backing off. */
   assertNotBackingOff(): void {
-    const wait = this.retryAt - Date.now();
+    const wait = this.retryAt - this.now();
     if (this.process === 'failed' && wait > 0 && this.lastError) {
       throw new HubError('model_start_failed', `${this.lastError.message}; retrying is allowed in ${Math.ceil(wait / 1000)}s`, { retryAfterMs: wait });
     }
   }
 
   resetBackoff(): void {
-    this.failures = 0;
-    this.retryAt = 0;
+    this.executor.resetBackoff();
   }
 
-  // ---- process axis ----------------------------------------------------------------------------
-
-  /** Spawns the backend and waits until it answers (weights loaded). Throws a HubError that says why not. */
-  async start(reason: Reason, signal: AbortSignal): Promise<void> {
-    if (this.process === 'running') return;
-    if (this.remote) return this.checkRemote(reason);
-    const m = this.config;
-    const port = m.port!;
-    this.child = undefined; // a failure below must not quote the previous run's log
-    this.setProcess('starting', reason);
-    if (await this.ctx.driver.portInUse(port)) {
-      throw this.fail('start', { code: null, signal: null }, `cannot start model ${m.name}: port ${port} is already in use by another process; stop it, or set models.${m.name}.port / ports.start to a free port`);
-    }
-    const values = { port, model: m.name, hub: this.ctx.hubCommand };
-    const argv = resolveCommand(m.argv!, values);
-    const env = Object.fromEntries(Object.entries(m.env).map(([k, v]) => [k, resolveCommand([v], values)[0]]));
-    const child = this.ctx.driver.spawn({ argv, env, cwd: m.cwd, logFile: this.logFile, banner: `modelhub starting ${m.name} (${reason}): ${argv.join(' ')}` });
-    this.child = child;
-    this.startedAt = Date.now();
-    const endpoint = { base: this.target };
-    const outcome = await waitUntilReady({
-      probe: () => this.adapter.isReady(endpoint, this.backendModel),
-      exited: child.exited,
-      timeoutMs: m.startTimeoutMs,
-      maxIntervalMs: m.health.intervalMs,
-      signal,
-    });
-    if (outcome.ready) {
-      this.agent = new Agent({ keepAlive: true });
-      this.readyAt = Date.now();
-      this.setProcess('running', reason);
-      this.setMemory('loaded', reason); // servers start with their weights loaded
-      void child.exited.then((exit) => this.onExit(child, exit));
-      this.armIdle();
-      return;
-    }
-    if ('exit' in outcome) {
-      const tail = child.logTail(8);
-      throw this.fail('start', outcome.exit, `model ${m.name} failed to start: its process exited before it was ready (${describeExit(outcome.exit)})${tail.length ? `; last log lines:\n${tail.join('\n')}` : `; see ${this.logFile}`}`);
-    }
-    await child.stop(m.stopTimeoutMs);
-    if ('cancelled' in outcome) {
-      this.setProcess('stopped', reason);
-      throw new HubError('model_start_failed', `model ${m.name} was stopped while it was starting (${String(signal.reason ?? 'stopped')}); send the request again to start it`);
-    }
-    const error = this.fail('timeout', { code: null, signal: null }, `model ${m.name} was not ready within start_timeout (${m.startTimeoutMs / 1000}s) and was killed; raise models.${m.name}.start_timeout if it needs longer, or check ${this.logFile}`);
-    throw new HubError('model_start_timeout', error.message);
-  }
-
-  /** Stops the backend: SIGTERM to its process group, SIGKILL after stop_timeout. */
-  async stop(reason: Reason): Promise<void> {
-    this.clearIdle();
-    const child = this.child;
-    if (this.remote || !child || child.exit) {
-      if (this.memory !== 'unloaded') this.setMemory('unloaded', reason);
-      if (this.process === 'running' || this.process === 'starting') this.setProcess('stopped', reason);
-      return;
-    }
-    this.setProcess('stopping', reason);
-    if (this.memory !== 'unloaded') this.setMemory('unloading', reason);
-    await child.stop(this.config.stopTimeoutMs);
-    this.agent.destroy();
-    this.setMemory('unloaded', reason);
-    this.setProcess('stopped', reason);
-    this.resetBackoff();
-  }
-
-  // ---- memory axis -----------------------------------------------------------------------------
-
-  /** Restores the weights of a running backend and checks that it says so. */
-  async load(reason: Reason): Promise<void> {
-    const memory = this.adapter.memory;
-    if (this.memory === 'loaded' || !memory) return;
-    this.setMemory('loading', reason);
-    const endpoint = { base: this.target };
-    try {
-      await memory.load(endpoint, this.backendModel);
-      if ((await memory.isLoaded(endpoint, this.backendModel)) === false) throw new Error('it still reports its memory as unloaded');
-    } catch (err) {
-      this.setMemory('unloaded', `load failed: ${(err as Error).message}`);
-      throw new HubError('model_start_failed', `model ${this.name} could not load its weights again (${(err as Error).message}); stop and start it, or check ${this.logFile}`, { retryAfterMs: 1000 });
-    }
-    this.setMemory('loaded', reason);
-    this.armIdle();
-  }
-
-  /**
-   * Frees the weights and keeps the process warm, after checking the backend agrees. The caller has
-   * closed admission and drained. Backends without memory control are stopped instead; a backend
-   * that fails to unload is stopped too, since the memory must be freed either way.
-   */
-  async unload(reason: Reason): Promise<void> {
-    const memory = this.adapter.memory;
-    if (!memory || this.remote) return this.stop(reason);
-    if (this.memory === 'unloaded' || this.process !== 'running') return;
-    this.setMemory('unloading', reason);
-    const endpoint = { base: this.target };
-    try {
-      await memory.unload(endpoint, this.backendModel);
-      if ((await memory.isLoaded(endpoint, this.backendModel)) === true) throw new Error('it still reports its memory as loaded');
-    } catch (err) {
-      this.setMemory('loaded', `unload failed: ${(err as Error).message}`);
-      return this.stop(`${reason}; unload failed (${(err as Error).message})`);
-    }
-    this.setMemory('unloaded', reason);
-  }
-
-  // ---- remote models ---------------------------------------------------------------------------
-
-  /** A remote server is "running" while it answers its health check. */
-  private async checkRemote(reason: Reason): Promise<void> {
-    const ok = await this.adapter.isReady({ base: this.config.url!, apiKey: this.config.apiKey }, this.backendModel).catch(() => false);
-    if (!ok) {
-      this.markRemoteDown(reason);
-      throw new HubError('backend_unavailable', `remote model ${this.name} at ${this.config.url} is not answering its health check; make sure that server is up`);
-    }
-    this.setProcess('running', reason);
-    this.setMemory('loaded', reason);
-  }
-
-  /** After a failed forward to a remote: the next request checks its health again. */
   markRemoteDown(reason: Reason): void {
-    if (this.process !== 'failed') this.setProcess('failed', reason);
-    if (this.memory !== 'unloaded') this.setMemory('unloaded', reason);
+    this.executor.markRemoteDown(reason);
   }
 
-  // ---- failures --------------------------------------------------------------------------------
-
-  /** Resolves when the current process has exited (and that exit is recorded), or after `ms`. */
-  async exitSettled(ms: number): Promise<void> {
-    const exited = this.child?.exited;
-    if (!exited) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise((r) => { timer = setTimeout(r, ms); })]);
-    clearTimeout(timer);
+  exitSettled(ms: number): Promise<void> {
+    return this.executor.exitSettled(ms);
   }
 
-  private onExit(child: ProcessHandle, exit: ExitInfo): void {
-    if (child !== this.child || this.process !== 'running') return; // a stop we asked for
-    this.clearIdle();
-    const tail = child.logTail(8);
-    this.fail('crash', exit, `model ${this.name} crashed (${describeExit(exit)})${tail.length ? `; last log lines:\n${tail.join('\n')}` : ''}`);
-    this.agent.destroy(); // in-flight requests see the connection drop and get backend_unavailable
+  // ---- idle ladder -----------------------------------------------------------------------------
+
+  /** When each idle step is due, from the moment the model became idle; nothing while it is in use. */
+  private idleSteps(): { unloadAt?: number; stopAt?: number } {
+    if (this.idleSince === undefined || this.inflight > 0 || this.config.pinned || this.remote || this.process !== 'running') return {};
+    const { unloadAfterMs, stopAfterMs } = this.config.idle;
+    if (!this.hasMemoryControl) {
+      const first = Math.min(...[unloadAfterMs, stopAfterMs].filter((ms) => ms > 0)); // "unload" means stop
+      return Number.isFinite(first) ? { stopAt: this.idleSince + first } : {};
+    }
+    return {
+      unloadAt: unloadAfterMs > 0 && this.memory === 'loaded' ? this.idleSince + unloadAfterMs : undefined,
+      stopAt: stopAfterMs > 0 ? this.idleSince + stopAfterMs : undefined,
+    };
   }
 
-  /** Records a failure, moves to `failed` and returns the start error to throw. */
-  private fail(kind: 'start' | 'timeout' | 'crash', exit: ExitInfo, message: string): HubError {
-    this.failures++;
-    // A crash of a model that was serving may be a one-off: the first one restarts at once.
-    const delay = backoffMs(kind === 'crash' ? this.failures - 1 : this.failures);
-    this.retryAt = Date.now() + delay;
-    this.lastError = { message, exitCode: exit.code, signal: exit.signal, logTail: this.child?.logTail(20) ?? [], at: new Date().toISOString() };
-    if (this.memory !== 'unloaded') this.setMemory('unloaded', kind);
-    this.setProcess('failed', kind === 'crash' ? 'crash' : `start ${kind === 'timeout' ? 'timed out' : 'failed'}`);
-    return new HubError('model_start_failed', message, { retryAfterMs: Math.max(delay, 1000) });
+  get idleDeadline(): number | undefined {
+    const { unloadAt, stopAt } = this.idleSteps();
+    const next = Math.min(unloadAt ?? Infinity, stopAt ?? Infinity);
+    return Number.isFinite(next) ? next : undefined;
   }
-
-  // ---- idle clock ------------------------------------------------------------------------------
 
   /**
-   * Arms the idle ladder from now (the last request just finished, or the model just came up):
-   * unload_after frees the memory, stop_after stops the process. Without memory control the first
-   * step to come stops the process.
+   * (Re)arms the timer for the next idle step. Called whenever something that decides it changes (a
+   * request ends, an operation settles, admission reopens), so a step that came due while the model
+   * was busy is taken as soon as it is free, and a step already due fires at once.
    */
   armIdle(): void {
-    this.clearIdle();
-    if (this.inflight > 0 || this.config.pinned || this.remote || this.process !== 'running') return;
-    const { unloadAfterMs, stopAfterMs } = this.config.idle;
-    const now = Date.now();
-    if (this.hasMemoryControl) {
-      if (unloadAfterMs > 0 && this.memory === 'loaded') this.deadlines.push({ at: now + unloadAfterMs, step: 'unload' });
-      if (stopAfterMs > 0) this.deadlines.push({ at: now + stopAfterMs, step: 'stop' });
-    } else {
-      const first = Math.min(...[unloadAfterMs, stopAfterMs].filter((ms) => ms > 0));
-      if (Number.isFinite(first)) this.deadlines.push({ at: now + first, step: 'stop' });
-    }
-    this.deadlines.sort((a, b) => a.at - b.at);
-    for (const d of this.deadlines) {
-      const timer = setTimeout(() => this.onIdle?.(this, d.step), d.at - now);
-      timer.unref();
-      this.timers.push(timer);
-    }
+    this.idleTimer?.cancel();
+    this.idleTimer = undefined;
+    const at = this.idleDeadline;
+    if (at === undefined) return;
+    this.idleTimer = this.ctx.driver.clock.after(at - this.now(), () => {
+      this.idleTimer = undefined;
+      const { unloadAt, stopAt } = this.idleSteps();
+      const now = this.now();
+      // When both are due (equal unload_after and stop_after, or an unload that ran late), stop.
+      const step = stopAt !== undefined && now >= stopAt ? 'stop' : unloadAt !== undefined && now >= unloadAt ? 'unload' : undefined;
+      if (step) this.onIdle?.(this, step);
+      else this.armIdle();
+    });
   }
 
-  /** Set by the controller: what to do when an idle step is due. */
+  /** Set by the lifecycle: what to do when an idle step is due (it checks the model really is idle). */
   onIdle?: (m: ModelRuntime, step: 'unload' | 'stop') => void;
 
+  /** No more idle steps (the model is going away). */
   clearIdle(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers = [];
-    this.deadlines = [];
-  }
-
-  // ---- transitions -----------------------------------------------------------------------------
-
-  private setProcess(to: ProcessState, reason: Reason): void {
-    const from = this.process;
-    if (from === to) return;
-    this.process = to;
-    this.ctx.emit({ model: this.name, axis: 'process', from, to, reason, at: new Date().toISOString() });
-    this.ctx.changed();
-  }
-
-  private setMemory(to: MemoryState, reason: Reason): void {
-    const from = this.memory;
-    if (from === to) return;
-    this.memory = to;
-    this.ctx.emit({ model: this.name, axis: 'memory', from, to, reason, at: new Date().toISOString() });
-    this.ctx.changed();
+    this.idleTimer?.cancel();
+    this.idleTimer = undefined;
+    this.idleSince = undefined;
   }
 }

@@ -3,6 +3,7 @@
 // wait for busy ones (no longer admitting to them, so a steady stream to one model cannot starve
 // another), reject, or wait for room, bounded by start_timeout.
 import type { HubConfig } from '../config/types.js';
+import type { Clock } from '../runtime/clock.js';
 import { formatBytes } from '../config/units.js';
 import { HubError } from '../errors.js';
 import { planRoom, type Budget, type SlotView } from './capacity.js';
@@ -10,6 +11,7 @@ import type { ModelRuntime, Reason } from './model.js';
 
 export interface CapacityHost {
   readonly config: HubConfig;
+  readonly clock: Clock;
   all(): ModelRuntime[];
   evict(m: ModelRuntime, reason: Reason): Promise<void>;
   changedBefore(deadline: number, signal: AbortSignal): Promise<boolean>;
@@ -34,7 +36,7 @@ export async function makeRoom(host: CapacityHost, m: ModelRuntime, reason: Reas
   const groupConfig = m.config.group ? host.config.groups[m.config.group] : undefined;
   const budget: Budget | undefined = groupConfig && { maxLoaded: groupConfig.maxLoaded, maxMemory: groupConfig.maxMemory };
   const policy = groupConfig?.onFull ?? 'evict';
-  const deadline = Date.now() + m.config.startTimeoutMs;
+  const deadline = host.clock.now() + m.config.startTimeoutMs;
   const holder = `making room for ${m.name}`;
   const draining = new Set<ModelRuntime>();
   try {
@@ -80,6 +82,6 @@ function exhausted(host: CapacityHost, m: ModelRuntime, why: string): HubError {
   const held = holders.map((x) => `${x.name}${x.config.memory ? ` (${formatBytes(x.config.memory)})` : ''}`).join(', ') || 'nothing';
   // Models in use will free up when their idle clock runs out; suggest retrying around then.
   const soonest = Math.min(...holders.map((x) => x.idleDeadline ?? Infinity));
-  const retryAfterMs = Number.isFinite(soonest) ? Math.min(60_000, Math.max(1000, soonest - Date.now())) : 5000;
+  const retryAfterMs = Number.isFinite(soonest) ? Math.min(60_000, Math.max(1000, soonest - host.clock.now())) : 5000;
   return new HubError('capacity_exhausted', `no room to load model ${m.name} in ${scope}: ${why}; loaded now: ${held}. Retry later, or stop/unload a model`, { retryAfterMs });
 }

@@ -26,12 +26,16 @@ export interface ModelStatus {
   last_exit_code: number | null;
   last_error: string | null;
   retry_at: string | null;
+  /** A launch change from a reload waits for the model to be idle. */
+  restart_pending: boolean;
+  /** Removed from the config by a reload; shown until its process has stopped. */
+  removed: boolean;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
 /** `queuedForSlot`: requests waiting for a max_concurrency slot (the rest of `queued` wait for a start or load). */
-export function modelStatus(m: ModelRuntime, queuedForSlot = 0): ModelStatus {
+export function modelStatus(m: ModelRuntime, queuedForSlot: number, now: number): ModelStatus {
   const c = m.config;
   return {
     name: m.name,
@@ -56,7 +60,9 @@ export function modelStatus(m: ModelRuntime, queuedForSlot = 0): ModelStatus {
     ready_at: iso(m.readyAt),
     last_exit_code: m.lastError?.exitCode ?? null,
     last_error: m.lastError?.message ?? null,
-    retry_at: m.process === 'failed' && m.retryAt > Date.now() ? iso(m.retryAt) : null,
+    retry_at: m.process === 'failed' && m.retryAt > now ? iso(m.retryAt) : null,
+    restart_pending: m.pendingConfig !== undefined,
+    removed: m.retired,
   };
 }
 

@@ -4,6 +4,7 @@ import type { BackendAdapter } from '../../lib/backends/index.js';
 import type { ModelConfig } from '../../lib/config/types.js';
 import type { ExitInfo, SpawnSpec } from '../../lib/runtime/child.js';
 import type { Driver, ProcessHandle } from '../../lib/runtime/driver.js';
+import { realClock, type Clock } from '../../lib/runtime/clock.js';
 
 export class FakeProcess implements ProcessHandle {
   readonly pid: number;
@@ -51,7 +52,7 @@ export interface FakeDriver extends Driver {
   release(model: string): void;
 }
 
-export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolean } = {}): FakeDriver {
+export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolean; clock?: Clock } = {}): FakeDriver {
   const spawned: FakeProcess[] = [];
   const held = new Set<string>();
   const calls: string[] = [];
@@ -75,6 +76,7 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
   const withoutMemory: BackendAdapter = { kind: 'fake', isReady: withMemory.isReady };
 
   const driver: FakeDriver = {
+    clock: options.clock ?? realClock,
     spawned,
     calls,
     live,
