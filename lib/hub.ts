@@ -38,7 +38,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
 
   const reload = (): ConfigDiff => {
     const current = controller.config;
-    const previousPorts = new Map(controller.all().flatMap((m) => (m.config.port === undefined ? [] : [[m.name, m.config.port] as const])));
+    const previousPorts = new Map(controller.holders().flatMap((m) => (m.config.port === undefined ? [] : [[m.name, m.config.port] as const])));
     const next = loadConfig(current.path, { previousPorts });
     if (next.listen.host !== current.listen.host || next.listen.port !== current.listen.port) {
       log.warn({ listen: next.listen }, 'listen changed in the config; it applies when the hub restarts');

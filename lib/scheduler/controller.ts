@@ -48,6 +48,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   private readonly lifecycle = new Lifecycle(this);
   /** Removed by a reload and still finishing: not routable, but stopped at shutdown and shown in status. */
   private readonly retiring = new Set<ModelRuntime>();
+  private readonly retirements = new Map<string, Promise<void>>();
   private closing = false;
   private closed: Promise<void> = Promise.resolve();
   readonly startedAt: number;
@@ -82,6 +83,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   all(): ModelRuntime[] {
     return [...this.models.values()];
+  }
+
+  holders(): ModelRuntime[] {
+    return [...this.models.values(), ...this.retiring];
   }
 
   /** Every id a client may use: names and aliases. */
@@ -250,7 +255,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     for (const name of diff.removed) {
       const m = this.models.get(name)!;
       this.models.delete(name);
-      void this.retire(m);
+      this.retire(m);
     }
     for (const name of diff.added) this.add(next.models[name]);
     for (const name of diff.updated) {
@@ -271,18 +276,26 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
    * A removed model: no new request can name it any more, but the ones already accepted (in flight,
    * or waiting for a start under way) are served before it stops.
    */
-  private async retire(m: ModelRuntime): Promise<void> {
+  private retire(m: ModelRuntime): void {
     m.retired = true;
     m.pendingConfig = undefined;
     this.retiring.add(m);
-    try {
+    const before = this.retirements.get(m.name) ?? Promise.resolve();
+    const done = (async () => {
+      await before;
       await this.lifecycle.inProgress(m);
       await new Promise((resolve) => setImmediate(resolve)); // let requests that waited for the start begin
       await this.lifecycle.stop(m, 'reload', { drainMs: Infinity });
-    } finally {
+    })().finally(() => {
       m.clearIdle();
       this.retiring.delete(m);
-    }
+      if (this.retirements.get(m.name) === done) this.retirements.delete(m.name);
+    });
+    this.retirements.set(m.name, done);
+  }
+
+  retirement(name: string): Promise<void> | undefined {
+    return this.retirements.get(name);
   }
 
   /** A launch change: applied now if the model is down, else once it is idle (one waiter per model). */
@@ -322,7 +335,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     if (this.closing) return this.closed;
     this.closing = true;
     this.closed = (async () => {
-      const models = () => [...this.all(), ...this.retiring];
+      const models = () => this.holders();
       this.lifecycle.abortAll(models(), 'shutdown');
       await within(this.driver.clock, this.options.drainTimeoutMs ?? 30_000, Promise.all(models().map((m) => m.drained())));
       const managed = models().filter((m) => !m.remote);
@@ -335,8 +348,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   status(): { models: ModelStatus[]; groups: GroupStatus[] } {
     const now = this.driver.clock.now();
-    const models = this.all();
-    const shown = [...models, ...this.retiring].map((m) => modelStatus(m, this.gates.get(m)?.size ?? 0, now));
-    return { models: shown, groups: groupStatus(this.config, models) };
+    const models = this.holders();
+    return { models: models.map((m) => modelStatus(m, this.gates.get(m)?.size ?? 0, now)), groups: groupStatus(this.config, models) };
   }
 }

@@ -298,7 +298,8 @@ export class Executor {
     while (starting()) {
       if (signal?.aborted) {
         this.startError = new HubError('model_start_failed', `model ${m.name} was stopped while it was starting (${String(signal.reason ?? 'stopped')}); send the request again to start it`);
-        this.dispatch({ type: 'stop' }, String(signal.reason ?? 'stopped'));
+        this.reason = String(signal.reason ?? 'stopped');
+        this.dispatch({ type: 'stop' });
         return;
       }
       const ready = await m.adapter.isReady({ base: m.target }, m.backendModel).catch(() => false);

@@ -20,9 +20,12 @@ interface Activation {
 export interface LifecycleHost {
   readonly config: HubConfig;
   readonly driver: Driver;
-  all(): ModelRuntime[];
+  /** Every model that holds or may hold memory: the configured ones and those a reload removed that are still stopping. */
+  holders(): ModelRuntime[];
   /** Throws hub_shutting_down once the hub is closing. */
   assertOpen(): void;
+  /** Resolves once an earlier model of this name, removed by a reload, has stopped (it may hold the port). */
+  retirement(name: string): Promise<void> | undefined;
 }
 
 export interface StopOptions {
@@ -47,7 +50,7 @@ export class Lifecycle implements CapacityHost {
     return this.host.driver.clock;
   }
   all(): ModelRuntime[] {
-    return this.host.all();
+    return this.host.holders();
   }
 
   /** Single flight: every caller shares the one activation in progress for a model. */
@@ -61,10 +64,13 @@ export class Lifecycle implements CapacityHost {
     record.promise = (async () => {
       this.host.assertOpen();
       await Promise.race([m.whenOpen(), cancelled]); // closed while it drains or stops for someone else: wait for that
-      if (m.retired) throw new HubError('model_not_found', `model ${m.name} was removed from the config by a reload; send the request to another model`, { headers: { 'x-should-retry': 'false' } });
+      const predecessor = m.retired ? undefined : this.host.retirement(m.name);
+      if (predecessor) await Promise.race([predecessor, cancelled]); // removed and added back: the old one goes first
+      this.assertNotRetired(m);
       m.assertNotBackingOff();
       const work = this.queueFor(m).add(() => {
         if (abort.signal.aborted) throw this.cancelledError(m, abort.signal);
+        this.assertNotRetired(m);
         record.running = true;
         return this.bringUp(m, reason, abort.signal);
       });
@@ -75,6 +81,11 @@ export class Lifecycle implements CapacityHost {
     });
     this.activations.set(m, record);
     return record.promise;
+  }
+
+  /** A model a reload removed starts no more (requests that got in before are served). */
+  private assertNotRetired(m: ModelRuntime): void {
+    if (m.retired && m.process !== 'running') throw new HubError('model_not_found', `model ${m.name} was removed from the config by a reload; send the request to another model`, { headers: { 'x-should-retry': 'false' } });
   }
 
   private cancelledError(m: ModelRuntime, signal: AbortSignal): HubError {

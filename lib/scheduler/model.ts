@@ -17,7 +17,14 @@ export type { MemoryState, ProcessState } from './machine.js';
 /** How a request ended, for the crash backoff: only an answer from the backend proves it healthy. */
 export type Outcome = 'answered' | 'failed' | 'abandoned';
 
+let serial = 0;
+
 export class ModelRuntime {
+  /**
+   * Unique among all runtimes, also across reloads: a model removed by a reload and added back under
+   * the same name is a new runtime while the old one is still stopping.
+   */
+  readonly key = `${++serial}`;
   inflight = 0;
   /** Requests waiting for this model to become ready (cold start, load, drain). */
   waiting = 0;

@@ -20,7 +20,7 @@ export interface CapacityHost {
 
 export function slotView(host: CapacityHost, m: ModelRuntime): SlotView {
   return {
-    name: m.name,
+    name: m.key,
     group: m.config.group,
     memory: m.config.memory,
     counted: m.counted,
@@ -42,7 +42,7 @@ export async function makeRoom(host: CapacityHost, m: ModelRuntime, reason: Reas
   try {
     while (true) {
       if (signal.aborted) throw new HubError('model_start_failed', `the start of model ${m.name} was cancelled (${String(signal.reason)})`);
-      const byName = new Map(host.all().map((x) => [x.name, x]));
+      const byName = new Map(host.all().map((x) => [x.key, x]));
       const plan = planRoom(slotView(host, m), [...byName.values()].map((x) => slotView(host, x)), budget, host.config.maxMemory);
       if (plan.kind === 'fits') {
         m.reserved = true;
@@ -64,7 +64,7 @@ export async function makeRoom(host: CapacityHost, m: ModelRuntime, reason: Reas
         }
       }
       if (plan.kind === 'blocked' && plan.holders.every((h) => byName.get(h)?.config.pinned)) {
-        throw exhausted(host, m, `pinned models (${plan.holders.join(', ')}) hold the capacity`);
+        throw exhausted(host, m, `pinned models (${plan.holders.map((h) => byName.get(h)!.name).join(', ')}) hold the capacity`);
       }
       if (!(await host.changedBefore(deadline, signal))) {
         if (signal.aborted) continue; // reported at the top of the loop

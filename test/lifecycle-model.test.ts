@@ -1,0 +1,215 @@
+// Model-based concurrency test of the lifecycle engine (fast-check commands). Each case is a random
+// interleaving of requests (short, long, abandoned), operator actions, reloads, crashes, stubborn
+// backends (slow or SIGTERM-deaf stops, slow or hanging memory calls, spawns that throw, starts that
+// fail or never get ready), idle time passing and a hub shutdown — all on a fake clock and the fake
+// driver. While it runs and after it settles, the engine's promises must hold:
+//   never two live processes for one model; no live process after shutdown; no refused transition;
+//   every request and operator action settled, in bounded time, with a HubError if it failed;
+//   in-flight and queue counters back to zero; no model left mid-transition; no idle step dropped;
+//   group and hub budgets never exceeded; a busy model never evicted or idled out.
+// On failure fast-check prints the seed and the shrunk command list; replay with
+// FC_SEED=<seed> FC_PATH=<path> FC_REPLAY=<replayPath>. FC_RUNS sets the number of cases (npm run test:long runs many more).
+import fc from 'fast-check';
+import t from 'tap';
+import { parseConfig } from '../lib/config/load.js';
+import type { HubConfig } from '../lib/config/types.js';
+import { HubError } from '../lib/errors.js';
+import { Controller, type Lease } from '../lib/scheduler/controller.js';
+import { FakeClock, settle } from './support/fake-clock.js';
+import { fakeDriver, type FakeDriver, type FakeProcess } from './support/fake-driver.js';
+
+const GiB = 2 ** 30;
+const MODELS = ['a', 'b', 'c', 'd', 'p', 'e'] as const;
+const GROUP = { maxLoaded: 2, maxMemory: 12 * GiB };
+const HUB_MEMORY = 16 * GiB;
+/** Longest a request or action may take to settle, in simulated time (durations are at most 60 s). */
+const BOUND_MS = 60 * 60_000;
+
+const fake = (name: string, extra: string) => `  ${name}: { cmd: "fake --port \${PORT} --model \${MODEL}", ${extra} }\n`;
+/** Reload variants: 0 base; 1 adds e (preloaded); 2 changes a's command; 3 changes b's idle policy and removes d. */
+function configText(variant: number): string {
+  const a = variant === 2 ? 'backend: vllm, group: gpu, memory: 6GiB, idle: { unload_after: 30s, stop_after: 90s }, cmd: "fake --port ${PORT} --model ${MODEL} --v2"' : 'backend: vllm, group: gpu, memory: 6GiB, idle: { unload_after: 30s, stop_after: 90s }';
+  let text = `state_dir: /tmp/modelhub-model-test
+max_memory: 16GiB
+defaults: { start_timeout: 20s, stop_timeout: 5s, health: { interval: 1s } }
+groups: { gpu: { max_loaded: 2, max_memory: 12GiB, on_full: evict } }
+models:
+`;
+  text += variant === 2 ? `  a: { ${a} }\n` : fake('a', a);
+  text += fake('b', `backend: vllm, group: gpu, memory: 6GiB, idle: ${variant === 3 ? '{ unload_after: 10s, stop_after: 50s }' : '{ unload_after: 40s, stop_after: 40s }'}`);
+  text += fake('c', 'backend: llama-cpp, group: gpu, memory: 4GiB, idle: { unload_after: 20s }');
+  if (variant !== 3) text += fake('d', 'backend: vllm, memory: 2GiB, max_concurrency: 1, max_queue: 2, idle: { unload_after: 60s, stop_after: 120s }');
+  text += fake('p', 'backend: vllm, memory: 1GiB, pinned: true');
+  if (variant === 1) text += fake('e', 'backend: vllm, group: gpu, memory: 2GiB, preload: true, idle: { unload_after: 15s, stop_after: 30s }');
+  return text;
+}
+
+interface Track {
+  what: string;
+  issuedAt: number;
+  settledAt?: number;
+}
+
+interface World {
+  clock: FakeClock;
+  driver: FakeDriver;
+  c: Controller;
+  tracks: Track[];
+  leases: Array<{ lease: Lease; proc?: FakeProcess; end(outcome: 'answered' | 'failed' | 'abandoned'): void }>;
+  violations: string[];
+  shutdown?: Promise<void>;
+}
+
+const ALLOWED = new Set(['model_busy', 'capacity_exhausted', 'model_start_failed', 'model_start_timeout', 'backend_unavailable', 'hub_shutting_down', 'model_not_found', 'not_found']);
+
+function settleTrack(w: World, track: Track, err?: unknown): void {
+  track.settledAt = w.clock.now();
+  if (err === undefined) return;
+  if (!(err instanceof HubError)) w.violations.push(`${track.what} failed with a non-HubError: ${String((err as Error)?.stack ?? err)}`);
+  else if (!ALLOWED.has(err.code)) w.violations.push(`${track.what} failed with ${err.code}: ${err.message}`);
+}
+
+function newWorld(): World {
+  const clock = new FakeClock();
+  const driver = fakeDriver({ clock, memoryControl: (m) => m.backend !== 'llama-cpp' });
+  const c = new Controller(parseConfig(configText(0), '/tmp/hub.yaml'), { driver, hubCommand: ['hub'], drainTimeoutMs: 30_000 });
+  const w: World = { clock, driver, c, tracks: [], leases: [], violations: [] };
+  c.on('bug', (message) => w.violations.push(`refused transition: ${message}`));
+  c.on('transition', (tr) => {
+    const models = c.status().models;
+    const holding = models.filter((m) => m.memory !== 'unloaded' || m.process === 'starting');
+    const inGroup = holding.filter((m) => m.group === 'gpu');
+    const groupMemory = inGroup.reduce((n, m) => n + m.memory_bytes, 0);
+    const hubMemory = holding.reduce((n, m) => n + m.memory_bytes, 0);
+    if (inGroup.length > GROUP.maxLoaded || groupMemory > GROUP.maxMemory) w.violations.push(`group gpu over budget after ${tr.model} ${tr.axis} ${tr.from}->${tr.to}: ${inGroup.map((m) => m.name).join(', ')}`);
+    if (hubMemory > HUB_MEMORY) w.violations.push(`hub over budget after ${tr.model} ${tr.axis} ${tr.from}->${tr.to}`);
+    const freeing = tr.to === 'unloading' || (tr.axis === 'process' && tr.to === 'stopping');
+    if (freeing && (tr.reason.startsWith('evicted') || tr.reason === 'idle')) {
+      const m = models.find((x) => x.name === tr.model);
+      if (m && m.in_flight > 0) w.violations.push(`${tr.model} was ${tr.reason} with ${m.in_flight} requests in flight`);
+    }
+  });
+  // A backend that dies drops the connections of the requests it was serving.
+  driver.onExit((dead) => { for (const l of w.leases) if (l.proc === dead) l.end('failed'); });
+  return w;
+}
+
+type Cmd = fc.AsyncCommand<object, World>;
+const cmd = (label: string, run: (w: World) => void | Promise<void>): Cmd => ({
+  check: () => true,
+  run: async (_model, w) => {
+    await run(w);
+    await settle();
+    if (w.driver.duplicates.length) throw new Error(`two live processes: ${w.driver.duplicates.join('; ')}`);
+  },
+  toString: () => label,
+});
+
+const model = fc.constantFrom(...MODELS);
+const request =
+  fc.record({ m: model, ms: fc.integer({ min: 0, max: 60_000 }), abort: fc.option(fc.integer({ min: 0, max: 30_000 }), { nil: undefined }) }).map(({ m, ms, abort }) =>
+    cmd(`request ${m} ${ms}ms${abort === undefined ? '' : ` abort@${abort}`}`, (w) => {
+      const runtime = w.c.resolve(m);
+      if (!runtime) return;
+      const track: Track = { what: `request ${m}`, issuedAt: w.clock.now() };
+      w.tracks.push(track);
+      w.c.acquire(runtime).then(
+        (lease) => {
+          settleTrack(w, track);
+          let done = false;
+          const entry = { lease, proc: w.driver.live(m), end: (outcome: 'answered' | 'failed' | 'abandoned') => { if (!done) { done = true; lease.release(outcome); } } };
+          w.leases.push(entry);
+          w.clock.after(ms, () => entry.end('answered'));
+          if (abort !== undefined && abort < ms) w.clock.after(abort, () => entry.end('abandoned'));
+        },
+        (err: unknown) => settleTrack(w, track, err),
+      );
+    }),
+  );
+const others = [
+  fc.record({ action: fc.constantFrom('start', 'stop', 'load', 'unload'), m: model }).map(({ action, m }) =>
+    cmd(`operator ${action} ${m}`, (w) => {
+      const track: Track = { what: `operator ${action} ${m}`, issuedAt: w.clock.now() };
+      w.tracks.push(track);
+      const c = w.c as unknown as Record<string, (name: string) => Promise<void>>;
+      c[action].call(w.c, m).then(() => settleTrack(w, track), (err: unknown) => settleTrack(w, track, err));
+    }),
+  ),
+  fc.integer({ min: 0, max: 3 }).map((variant) =>
+    cmd(`reload variant ${variant}`, (w) => {
+      if (w.c.shuttingDown) return;
+      const previousPorts = new Map(w.c.holders().map((m) => [m.name, m.config.port!]));
+      const next: HubConfig = parseConfig(configText(variant), '/tmp/hub.yaml', { previousPorts });
+      w.c.applyConfig(next);
+    }),
+  ),
+  model.map((m) => cmd(`crash ${m}`, (w) => w.driver.live(m)?.crash(1))),
+  fc.record({ m: model, knob: fc.constantFrom('slow-start', 'never-ready', 'fail-start', 'slow-stop', 'ignore-term', 'slow-memory', 'hang-memory', 'spawn-throws', 'normal') }).map(({ m, knob }) =>
+    cmd(`backend ${m} ${knob}`, (w) => {
+      const b = w.driver.behaviour(m);
+      if (knob === 'normal') Object.assign(b, { readyAfterMs: 0, stopTakesMs: 0, ignoresTerm: false, memoryTakesMs: 0, spawnThrows: false, failsToStart: undefined });
+      if (knob === 'slow-start') b.readyAfterMs = 10_000;
+      if (knob === 'never-ready') b.readyAfterMs = Infinity;
+      if (knob === 'fail-start') Object.assign(b, { failsToStart: 2, readyAfterMs: 2000 });
+      if (knob === 'slow-stop') b.stopTakesMs = 3000;
+      if (knob === 'ignore-term') b.ignoresTerm = true;
+      if (knob === 'slow-memory') b.memoryTakesMs = 8000;
+      if (knob === 'hang-memory') b.memoryTakesMs = Infinity;
+      if (knob === 'spawn-throws') b.spawnThrows = true;
+    }),
+  ),
+];
+const advance = (max: number) => fc.integer({ min: 1, max }).map((ms) => cmd(`advance ${ms}ms`, (w) => w.clock.advance(ms)));
+const shutdown = fc.constant(cmd('shutdown', (w) => { w.shutdown ??= w.c.shutdown(); }));
+/** Weighted so that most cases have traffic on several models at once, swaps, and time passing. */
+const commands = [
+  fc.oneof(
+    { arbitrary: request, weight: 8 },
+    ...others.map((arbitrary) => ({ arbitrary, weight: 2 })),
+    { arbitrary: advance(5_000), weight: 4 },
+    { arbitrary: advance(120_000), weight: 1 },
+    { arbitrary: shutdown, weight: 1 },
+  ),
+];
+
+/** Lets everything run out: requests end, timeouts fire, idle ladders finish; then checks the end state. */
+async function finish(w: World): Promise<void> {
+  for (let i = 0; i < 8; i++) await w.clock.advance(30 * 60_000);
+  for (const track of w.tracks) {
+    if (track.settledAt === undefined) w.violations.push(`${track.what} (issued at +${track.issuedAt - Date.UTC(2026, 0, 1)}ms) never settled`);
+    else if (track.settledAt - track.issuedAt > BOUND_MS) w.violations.push(`${track.what} took ${(track.settledAt - track.issuedAt) / 1000}s to settle`);
+  }
+  for (const m of w.c.status().models) {
+    if (m.in_flight || m.queued) w.violations.push(`${m.name}: ${m.in_flight} in flight and ${m.queued} queued after everything ended`);
+    if (['starting', 'stopping'].includes(m.process) || ['loading', 'unloading'].includes(m.memory)) w.violations.push(`${m.name} left in ${m.process}/${m.memory}`);
+    if (!m.pinned && m.process === 'running' && !w.c.shuttingDown) w.violations.push(`${m.name} still running/${m.memory} hours after its last use: an idle step was dropped`);
+  }
+  let closed = false;
+  void (w.shutdown ?? w.c.shutdown()).then(() => { closed = true; });
+  await w.clock.until(() => closed, 10 * 60_000);
+  const alive = w.driver.spawned.filter((p) => !p.exit);
+  if (alive.length) w.violations.push(`alive after shutdown: ${alive.map((p) => `${p.model} pid ${p.pid}`).join(', ')}`);
+  if (w.driver.duplicates.length) w.violations.push(`two live processes: ${w.driver.duplicates.join('; ')}`);
+}
+
+const runs = Number(process.env.FC_RUNS ?? 1500);
+let commandsRun = 0;
+
+t.test(`lifecycle invariants hold over ${runs} random interleavings`, async (t) => {
+  const started = Date.now();
+  const property = fc.asyncProperty(fc.commands(commands, { maxCommands: 40, size: 'large', replayPath: process.env.FC_REPLAY }), async (cmds) => {
+    const w = newWorld();
+    await fc.asyncModelRun(() => ({ model: {}, real: w }), cmds);
+    commandsRun += [...cmds].length;
+    await finish(w);
+    if (w.violations.length) throw new Error(w.violations.join('\n'));
+  });
+  const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
+  const details = await fc.check(property, { numRuns: runs, seed, path: process.env.FC_PATH, verbose: 1 });
+  if (details.failed) {
+    t.comment(`violations:\n${String((details.errorInstance as Error | undefined)?.message ?? details.errorInstance)}`);
+    t.fail(fc.defaultReportMessage(details) ?? 'a case failed');
+  }
+  else t.pass(`${details.numRuns} cases, ${commandsRun} commands, seed ${details.seed}, ${Date.now() - started} ms`);
+  t.comment(`${details.numRuns} cases, ${commandsRun} commands, seed ${details.seed}, ${Date.now() - started} ms`);
+});
