@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { ConfigError } from '../lib/config/errors.js';
-import { loadConfig, parseConfig } from '../lib/config/load.js';
+import { DEFAULT_PORTS_START, loadConfig, parseConfig } from '../lib/config/load.js';
 import { resolveCommand } from '../lib/config/command.js';
 import { HUB_BIN, PACKAGE_ROOT, tempDir } from './helpers.js';
 
@@ -27,7 +27,7 @@ t.test('the shipped hub.yaml is valid and defines demo models', async (t) => {
   const models = Object.values(config.models);
   t.ok(models.length >= 2, 'at least two demo models');
   t.ok(models.every((m) => m.backend === 'demo' && m.argv?.[0] === '${HUB}'), 'all run the bundled demo backend');
-  t.same(models.map((m) => m.port), models.map((_, i) => 47850 + i), 'ports assigned from ports.start in file order');
+  t.same(models.map((m) => m.port), models.map((_, i) => 20100 + i), 'ports assigned from the default ports.start in file order');
   t.equal(config.listen.port, 8080);
 });
 
@@ -39,7 +39,7 @@ log: { level: debug, rotate: { size: 10MiB, interval: 1d, keep: 7, compress: tru
 auth:
   api_keys: ["\${env.HUB_API_KEY}"]
 limits: { max_body: 32MiB }
-ports: { start: 47850 }
+ports: { start: 20100 }
 max_memory: 64GiB
 defaults:
   start_timeout: 120s
@@ -84,18 +84,18 @@ models:
   t.same(c.groups.gpu0, { name: 'gpu0', maxLoaded: 2, maxMemory: 24 * 2 ** 30, onFull: 'evict' });
   const q = c.models['qwen-7b'];
   t.same(q.argv, ['llama-server', '-m', '/models/qwen 7b.gguf', '--port', '${PORT}', '-c', '8192'], 'split like a shell, quotes honoured');
-  t.same(resolveCommand(q.argv!, { port: 47850, model: 'qwen-7b', hub: ['node', 'hub'] }).slice(3, 5), ['--port', '47850']);
+  t.same(resolveCommand(q.argv!, { port: 20100, model: 'qwen-7b', hub: ['node', 'hub'] }).slice(3, 5), ['--port', '20100']);
   t.equal(q.memory, 9 * 2 ** 30);
   t.same(q.idle, { unloadAfterMs: 300_000, stopAfterMs: 0 }, '"never" disables a step');
   t.equal(q.startTimeoutMs, 120_000, 'from defaults');
   t.equal(q.stopTimeoutMs, 10_000, 'a bare number is seconds');
   t.equal(q.cwd, '/etc/modelhub/models');
   t.equal(q.health.intervalMs, 100);
-  t.equal(q.port, 47850);
+  t.equal(q.port, 20100);
   t.equal(q.servedModel, 'qwen');
   const v = c.models['big-vllm'];
   t.same(v.env, { VLLM_SERVER_DEV_MODE: '1' });
-  t.equal(v.port, 47851);
+  t.equal(v.port, 20101);
   t.same(v.idle, { unloadAfterMs: 600_000, stopAfterMs: 3_600_000 }, 'idle from defaults');
   const lab = c.models['lab-box'];
   t.equal(lab.url, 'http://10.0.0.7:8000', 'trailing slash dropped');
@@ -195,11 +195,18 @@ t.test('ports stay with their models across reloads; explicit ports are honoured
   t.match(problems('models:\n  a: { cmd: s, port: 7000 }\n  b: { cmd: s, port: 7000 }\n'), ['hub.yaml:3: models.b.port: port 7000 is also used by model a']);
 });
 
+t.test('ports.start defaults to 20100, below the ephemeral range, and auto-assigned ports start there', async (t) => {
+  const c = parseConfig('models:\n  a: { cmd: "s --port ${PORT}" }\n  b: { cmd: "s", port: 20101 }\n  c: { cmd: "s --port ${PORT}" }\n  r: { url: "http://x" }\n', 'hub.yaml');
+  t.equal(c.ports.start, 20100);
+  t.equal(DEFAULT_PORTS_START, 20100);
+  t.same([c.models.a.port, c.models.b.port, c.models.c.port, c.models.r.port], [20100, 20101, 20102, undefined], 'from 20100 in file order, skipping the explicit 20101');
+});
+
 t.test('hub check prints a summary (exit 0) or every problem (exit 2)', async (t) => {
   const dir = tempDir(t);
   const good = await run(process.execPath, [HUB_BIN, 'check', '--config', join(PACKAGE_ROOT, 'hub.yaml')]);
   t.match(good.stdout, /^\[ok\] .*hub\.yaml is valid: 3 models \(3 managed, 0 remote\)/);
-  t.match(good.stdout, /demo-small: demo, port 47850/);
+  t.match(good.stdout, /demo-small: demo, port 20100/);
 
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'models:\n  a:\n    cmd: s --port ${PORT}\n    idle: { stop_after: soon }\n    prelod: true\n');
