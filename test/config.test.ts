@@ -8,6 +8,8 @@ import t from 'tap';
 import { ConfigError } from '../lib/config/errors.js';
 import { DEFAULT_PORTS_START, loadConfig, parseConfig } from '../lib/config/load.js';
 import { resolveCommand } from '../lib/config/command.js';
+import { portWarnings } from '../lib/config/warnings.js';
+import { ephemeralPortRange } from '../lib/runtime/ports.js';
 import { HUB_BIN, PACKAGE_ROOT, tempDir } from './helpers.js';
 
 const run = promisify(execFile);
@@ -202,11 +204,33 @@ t.test('ports.start defaults to 20100, below the ephemeral range, and auto-assig
   t.same([c.models.a.port, c.models.b.port, c.models.c.port, c.models.r.port], [20100, 20101, 20102, undefined], 'from 20100 in file order, skipping the explicit 20101');
 });
 
+t.test('auto-assigned ports inside the ephemeral range are a warning, not an error', async (t) => {
+  const linux = { low: 32768, high: 60999 };
+  const two = (start: string) => parseConfig(`${start}models:\n  a: { cmd: "s --port \${PORT}" }\n  b: { cmd: "s --port \${PORT}" }\n  e: { cmd: s, port: 50000 }\n  r: { url: "http://x" }\n`, 'hub.yaml');
+  t.same(portWarnings(two(''), linux), [], 'the default start: nothing to say');
+  t.same(portWarnings(two('ports: { start: 32766 }\n'), linux), [], 'ports that end right below the range: fine');
+  t.same(portWarnings(two('ports: { start: 47850 }\n'), linux), [{
+    path: 'ports.start',
+    message: "47850 puts 2 auto-assigned ports (47850–47851) inside the OS's ephemeral port range (32768–60999), where any outgoing connection may hold one and make that model fail to start; set ports.start to 20100 or another value below the range",
+  }], 'names the ports, the range and what to do; the explicit 50000 is left alone');
+  t.match(portWarnings(two('ports: { start: 32767 }\n'), linux), [{ message: /^32767 puts auto-assigned port 32768 inside/ }], 'a start that runs into the range');
+  t.match(portWarnings(two(''), { low: 1024, high: 60999 }), [{ message: /; set ports\.start above 60999$/ }], 'a range that leaves no room below');
+
+  const dir = tempDir(t);
+  const file = join(dir, 'hub.yaml');
+  const inside = ephemeralPortRange().low + 100; // inside this machine's range, whatever it is
+  writeFileSync(file, `ports: { start: ${inside} }\nmodels:\n  a: { cmd: "s --port \${PORT}" }\n`);
+  const out = await run(process.execPath, [HUB_BIN, 'check', '--config', file]);
+  t.match(out.stderr, new RegExp(`^\\[warn\\] hub\\.yaml: ports\\.start: ${inside} puts auto-assigned port ${inside} inside the OS's ephemeral port range`), 'hub check prints it as [warn]');
+  t.match(out.stdout, /^\[ok\] .*hub\.yaml is valid/, 'and the config is still valid (exit 0)');
+});
+
 t.test('hub check prints a summary (exit 0) or every problem (exit 2)', async (t) => {
   const dir = tempDir(t);
   const good = await run(process.execPath, [HUB_BIN, 'check', '--config', join(PACKAGE_ROOT, 'hub.yaml')]);
   t.match(good.stdout, /^\[ok\] .*hub\.yaml is valid: 3 models \(3 managed, 0 remote\)/);
   t.match(good.stdout, /demo-small: demo, port 20100/);
+  t.equal(good.stderr, '', 'no warnings for the shipped config');
 
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'models:\n  a:\n    cmd: s --port ${PORT}\n    idle: { stop_after: soon }\n    prelod: true\n');
