@@ -11,7 +11,7 @@ export interface PortRange {
   high: number;
 }
 
-/** Linux's default, also used where the range cannot be read (the SPEC's fallback). */
+/** Linux's default; assumed wherever the range cannot be read. */
 export const DEFAULT_EPHEMERAL_RANGE: Readonly<PortRange> = { low: 32768, high: 60999 };
 
 /**
