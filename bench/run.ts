@@ -18,9 +18,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 
 const dir = mkdtempSync(join(tmpdir(), 'modelhub-bench-'));
 const demo = (flags: string) => `\${HUB} demo-model --port \${PORT} --model \${MODEL} ${flags}`;
+// A random start below the ephemeral range (32768+), where outgoing connections would hold ports at random.
 writeFileSync(
   join(dir, 'hub.yaml'),
-  `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${30000 + Math.floor(Math.random() * 20000)} }\nmodels:\n` +
+  `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${20000 + Math.floor(Math.random() * 12000)} }\nmodels:\n` +
     `  cold: { backend: demo, cmd: "${demo('--load-time 200ms')}" }\n` +
     `  burst: { backend: demo, cmd: "${demo('--load-time 200ms --max-tokens 4')}" }\n` +
     `  plain: { backend: demo, cmd: "${demo('--max-tokens 1')}" }\n` +

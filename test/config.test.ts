@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { ConfigError } from '../lib/config/errors.js';
-import { loadConfig, parseConfig } from '../lib/config/load.js';
+import { DEFAULT_PORTS_START, loadConfig, parseConfig } from '../lib/config/load.js';
 import { resolveCommand } from '../lib/config/command.js';
+import { portWarnings } from '../lib/config/warnings.js';
+import { ephemeralPortRange } from '../lib/runtime/ports.js';
 import { HUB_BIN, PACKAGE_ROOT, tempDir } from './helpers.js';
 
 const run = promisify(execFile);
@@ -27,7 +29,7 @@ t.test('the shipped hub.yaml is valid and defines demo models', async (t) => {
   const models = Object.values(config.models);
   t.ok(models.length >= 2, 'at least two demo models');
   t.ok(models.every((m) => m.backend === 'demo' && m.argv?.[0] === '${HUB}'), 'all run the bundled demo backend');
-  t.same(models.map((m) => m.port), models.map((_, i) => 47850 + i), 'ports assigned from ports.start in file order');
+  t.same(models.map((m) => m.port), models.map((_, i) => 20100 + i), 'ports assigned from the default ports.start in file order');
   t.equal(config.listen.port, 8080);
 });
 
@@ -39,7 +41,7 @@ log: { level: debug, rotate: { size: 10MiB, interval: 1d, keep: 7, compress: tru
 auth:
   api_keys: ["\${env.HUB_API_KEY}"]
 limits: { max_body: 32MiB }
-ports: { start: 47850 }
+ports: { start: 20100 }
 max_memory: 64GiB
 defaults:
   start_timeout: 120s
@@ -84,18 +86,18 @@ models:
   t.same(c.groups.gpu0, { name: 'gpu0', maxLoaded: 2, maxMemory: 24 * 2 ** 30, onFull: 'evict' });
   const q = c.models['qwen-7b'];
   t.same(q.argv, ['llama-server', '-m', '/models/qwen 7b.gguf', '--port', '${PORT}', '-c', '8192'], 'split like a shell, quotes honoured');
-  t.same(resolveCommand(q.argv!, { port: 47850, model: 'qwen-7b', hub: ['node', 'hub'] }).slice(3, 5), ['--port', '47850']);
+  t.same(resolveCommand(q.argv!, { port: 20100, model: 'qwen-7b', hub: ['node', 'hub'] }).slice(3, 5), ['--port', '20100']);
   t.equal(q.memory, 9 * 2 ** 30);
   t.same(q.idle, { unloadAfterMs: 300_000, stopAfterMs: 0 }, '"never" disables a step');
   t.equal(q.startTimeoutMs, 120_000, 'from defaults');
   t.equal(q.stopTimeoutMs, 10_000, 'a bare number is seconds');
   t.equal(q.cwd, '/etc/modelhub/models');
   t.equal(q.health.intervalMs, 100);
-  t.equal(q.port, 47850);
+  t.equal(q.port, 20100);
   t.equal(q.servedModel, 'qwen');
   const v = c.models['big-vllm'];
   t.same(v.env, { VLLM_SERVER_DEV_MODE: '1' });
-  t.equal(v.port, 47851);
+  t.equal(v.port, 20101);
   t.same(v.idle, { unloadAfterMs: 600_000, stopAfterMs: 3_600_000 }, 'idle from defaults');
   const lab = c.models['lab-box'];
   t.equal(lab.url, 'http://10.0.0.7:8000', 'trailing slash dropped');
@@ -195,11 +197,40 @@ t.test('ports stay with their models across reloads; explicit ports are honoured
   t.match(problems('models:\n  a: { cmd: s, port: 7000 }\n  b: { cmd: s, port: 7000 }\n'), ['hub.yaml:3: models.b.port: port 7000 is also used by model a']);
 });
 
+t.test('ports.start defaults to 20100, below the ephemeral range, and auto-assigned ports start there', async (t) => {
+  const c = parseConfig('models:\n  a: { cmd: "s --port ${PORT}" }\n  b: { cmd: "s", port: 20101 }\n  c: { cmd: "s --port ${PORT}" }\n  r: { url: "http://x" }\n', 'hub.yaml');
+  t.equal(c.ports.start, 20100);
+  t.equal(DEFAULT_PORTS_START, 20100);
+  t.same([c.models.a.port, c.models.b.port, c.models.c.port, c.models.r.port], [20100, 20101, 20102, undefined], 'from 20100 in file order, skipping the explicit 20101');
+});
+
+t.test('auto-assigned ports inside the ephemeral range are a warning, not an error', async (t) => {
+  const linux = { low: 32768, high: 60999 };
+  const two = (start: string) => parseConfig(`${start}models:\n  a: { cmd: "s --port \${PORT}" }\n  b: { cmd: "s --port \${PORT}" }\n  e: { cmd: s, port: 50000 }\n  r: { url: "http://x" }\n`, 'hub.yaml');
+  t.same(portWarnings(two(''), linux), [], 'the default start: nothing to say');
+  t.same(portWarnings(two('ports: { start: 32766 }\n'), linux), [], 'ports that end right below the range: fine');
+  t.same(portWarnings(two('ports: { start: 47850 }\n'), linux), [{
+    path: 'ports.start',
+    message: "47850 puts 2 auto-assigned ports (47850–47851) inside the OS's ephemeral port range (32768–60999), where any outgoing connection may hold one and make that model fail to start; set ports.start to 20100 or another value below the range",
+  }], 'names the ports, the range and what to do; the explicit 50000 is left alone');
+  t.match(portWarnings(two('ports: { start: 32767 }\n'), linux), [{ message: /^32767 puts auto-assigned port 32768 inside/ }], 'a start that runs into the range');
+  t.match(portWarnings(two(''), { low: 1024, high: 60999 }), [{ message: /; set ports\.start above 60999$/ }], 'a range that leaves no room below');
+
+  const dir = tempDir(t);
+  const file = join(dir, 'hub.yaml');
+  const inside = ephemeralPortRange().low + 100; // inside this machine's range, whatever it is
+  writeFileSync(file, `ports: { start: ${inside} }\nmodels:\n  a: { cmd: "s --port \${PORT}" }\n`);
+  const out = await run(process.execPath, [HUB_BIN, 'check', '--config', file]);
+  t.match(out.stderr, new RegExp(`^\\[warn\\] hub\\.yaml: ports\\.start: ${inside} puts auto-assigned port ${inside} inside the OS's ephemeral port range`), 'hub check prints it as [warn]');
+  t.match(out.stdout, /^\[ok\] .*hub\.yaml is valid/, 'and the config is still valid (exit 0)');
+});
+
 t.test('hub check prints a summary (exit 0) or every problem (exit 2)', async (t) => {
   const dir = tempDir(t);
   const good = await run(process.execPath, [HUB_BIN, 'check', '--config', join(PACKAGE_ROOT, 'hub.yaml')]);
   t.match(good.stdout, /^\[ok\] .*hub\.yaml is valid: 3 models \(3 managed, 0 remote\)/);
-  t.match(good.stdout, /demo-small: demo, port 47850/);
+  t.match(good.stdout, /demo-small: demo, port 20100/);
+  t.equal(good.stderr, '', 'no warnings for the shipped config');
 
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'models:\n  a:\n    cmd: s --port ${PORT}\n    idle: { stop_after: soon }\n    prelod: true\n');

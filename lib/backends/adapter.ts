@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { request as requestTls } from 'node:https';
 
 export interface Endpoint {
-  /** Base URL without a trailing slash, e.g. http://127.0.0.1:47850 */
+  /** Base URL without a trailing slash, e.g. http://127.0.0.1:20100 */
   base: string;
   /** Sent as Authorization: Bearer to remote servers that need it. */
   apiKey?: string;

@@ -1,20 +1,26 @@
 // `hub check`: validate a config and print every problem, or a summary of what it defines.
-import { ConfigError } from '../config/errors.js';
+import { basename } from 'node:path';
+import { ConfigError, formatProblem } from '../config/errors.js';
 import { findConfigPath, loadConfig } from '../config/load.js';
 import type { HubConfig } from '../config/types.js';
 import { formatBytes, formatDuration } from '../config/units.js';
+import { portWarnings } from '../config/warnings.js';
+import { ephemeralPortRange } from '../runtime/ports.js';
 import { EXIT, say } from './output.js';
 
-/** Loads the config or prints its problems; returns undefined when it is unusable. */
+/** Loads the config or prints its problems; returns undefined when it is unusable. Warnings are printed and do not stop it. */
 export function loadOrReport(explicit?: string): HubConfig | undefined {
+  let config: HubConfig;
   try {
-    return loadConfig(findConfigPath(explicit));
+    config = loadConfig(findConfigPath(explicit));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const line of err.message.split('\n')) say.err(line);
     say.info(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}; fix them and run hub check again`);
     return undefined;
   }
+  for (const w of portWarnings(config, ephemeralPortRange())) say.warn(formatProblem(basename(config.path), w));
+  return config;
 }
 
 export function check(explicit: string | undefined, json: boolean): number {

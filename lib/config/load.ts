@@ -13,6 +13,12 @@ import { splitCommand } from './command.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
 const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
+/**
+ * Below Linux's ephemeral range (32768–60999), where the kernel picks local ports for outgoing
+ * connections: a port up there can be held at random by any client socket, and a backend then fails
+ * to bind it. Also clear of the usual fixed ports (8000, 8080, 11434).
+ */
+export const DEFAULT_PORTS_START = 20100;
 
 /** SPEC §2 search order: --config, $HUB_CONFIG, ./hub.yaml, ~/.config/modelhub/hub.yaml. */
 export function findConfigPath(explicit?: string, env = process.env, cwd = process.cwd()): string {
@@ -147,7 +153,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
       else owners.set(alias, m.name);
     });
   }
-  assignPorts(models, file.ports?.start ?? 47850, previousPorts, problem);
+  assignPorts(models, file.ports?.start ?? DEFAULT_PORTS_START, previousPorts, problem);
 
   const logDir = expandPath(file.log?.dir ?? resolve(stateDir, 'logs'), base);
   const rotate = file.log?.rotate ?? {};
@@ -167,7 +173,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     },
     auth: { apiKeys: nonEmpty(file.auth?.api_keys), adminKeys: nonEmpty(file.auth?.admin_keys ?? file.auth?.api_keys) },
     limits: { maxBodyBytes: parseSize(file.limits?.max_body ?? '32MiB')! },
-    ports: { start: file.ports?.start ?? 47850 },
+    ports: { start: file.ports?.start ?? DEFAULT_PORTS_START },
     maxMemory,
     groups,
     models,
