@@ -35,6 +35,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
   const controller = new Controller(config, { driver: options.driver ?? realDriver, hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs });
   controller.on('transition', (t) => log.info(t, `${t.model} ${t.axis} ${t.from} -> ${t.to} (${t.reason})`));
   controller.on('bug', (message) => log.error(`internal error, please report it: ${message}`));
+  controller.on('notice', (message) => log.info(message));
 
   const reload = (): ConfigDiff => {
     const current = controller.config;

@@ -1,10 +1,10 @@
 // The seam between the scheduler and the operating system. The scheduler only talks to a Driver,
 // so its state machines can be exercised with fake processes; this file is the real one.
-import { connect } from 'node:net';
 import { adapterFor, type BackendAdapter } from '../backends/index.js';
 import type { ModelConfig } from '../config/types.js';
 import { ChildProcess, type ExitInfo, type SpawnSpec } from './child.js';
 import { realClock, type Clock } from './clock.js';
+import { describePortHolder, findFreePort, portTaken } from './ports.js';
 
 export interface ProcessHandle {
   readonly pid: number | undefined;
@@ -21,18 +21,17 @@ export interface Driver {
   spawn(spec: SpawnSpec): ProcessHandle;
   /** How to talk to the model's server: readiness and (where it exists) memory control. */
   adapter(model: ModelConfig): BackendAdapter;
-  /** True when something already accepts connections on this loopback port. */
-  portInUse(port: number): Promise<boolean>;
+  /** Ports: whether one is taken (by binding), the next free one, and who holds one (see ports.ts). */
+  portTaken(port: number): Promise<boolean>;
+  findFreePort(from: number, avoid: ReadonlySet<number>): Promise<number>;
+  describePortHolder(port: number): Promise<string | undefined>;
 }
 
 export const realDriver: Driver = {
   clock: realClock,
   spawn: (spec) => new ChildProcess(spec),
   adapter: (model) => adapterFor(model.backend),
-  portInUse: (port) =>
-    new Promise((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      socket.once('connect', () => { socket.destroy(); resolve(true); });
-      socket.once('error', () => resolve(false));
-    }),
+  portTaken,
+  findFreePort: (from, avoid) => findFreePort(from, avoid),
+  describePortHolder: (port) => describePortHolder(port),
 };

@@ -41,7 +41,7 @@ export interface ControllerOptions {
   drainTimeoutMs?: number;
 }
 
-export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; bug: [string] }> {
+export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; bug: [string]; notice: [string] }> {
   private readonly models = new Map<string, ModelRuntime>();
   private ids = new Map<string, string>(); // name or alias -> model name
   private readonly gates = new Map<ModelRuntime, PQueue>();
@@ -232,6 +232,8 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       emit: (t) => this.emit('transition', t),
       changed: this.lifecycle.changed,
       bug: (message) => this.emit('bug', message),
+      notice: (message) => this.emit('notice', message),
+      portsInUse: () => new Set(this.holders().flatMap((x) => (x.config.port === undefined ? [] : [x.config.port]))),
     });
     m.onIdle = this.lifecycle.onIdle;
     this.models.set(config.name, m);

@@ -12,6 +12,7 @@ import { HubError } from '../errors.js';
 import { describeExit, type ExitInfo, type SpawnSpec } from '../runtime/child.js';
 import { sleep, within } from '../runtime/clock.js';
 import type { Driver, ProcessHandle } from '../runtime/driver.js';
+import { mentionsAddressInUse } from '../runtime/ports.js';
 import { initialState, transition, type Effect, type MachineEvent, type MachineState } from './machine.js';
 
 /** Who or what caused a transition: "request", "idle", "evicted for X", "operator", "crash", "reload", ... */
@@ -43,6 +44,10 @@ export interface ModelContext {
   changed(): void;
   /** An event the state machine refused: a bug, reported and not applied. */
   bug(message: string): void;
+  /** Something the operator should know that is not a state change (an [info] line in the hub log). */
+  notice(message: string): void;
+  /** Ports every model (removed ones still stopping included) is configured with. */
+  portsInUse(): ReadonlySet<number>;
 }
 
 export interface ExecutorContext extends ModelContext {
@@ -59,6 +64,8 @@ export interface ExecutedModel {
   readonly logFile: string;
   readonly adapter: BackendAdapter;
   readonly backendModel: BackendModel;
+  /** Its auto-assigned port was taken: from now on it uses this one. */
+  movePort(port: number): void;
 }
 
 /** Restart delay after `n` consecutive failures: 0, then 1 s, 2 s, 4 s … 60 s. */
@@ -119,7 +126,8 @@ export class Executor {
       if (sig.aborted) throw cancelled(this.model.name, sig);
       if (this.model.remote) return this.checkRemote(reason);
       this.reason = reason;
-      this.nextSpawn = this.planSpawn(reason);
+      this.nextSpawn = await this.planSpawn(reason);
+      if (sig.aborted) throw cancelled(this.model.name, sig);
       this.startError = undefined;
       this.startSignal = sig;
       this.dispatch({ type: 'start' });
@@ -226,8 +234,28 @@ export class Executor {
     if (!ok) throw new HubError('backend_unavailable', `remote model ${name} at ${config.url} is not answering its health check; make sure that server is up`);
   }
 
-  private planSpawn(reason: Reason): SpawnPlan {
-    const m = this.model.config;
+  /**
+   * The command to run, on a free port: an auto-assigned port that something else holds is swapped
+   * for the next free one; an explicit one that is taken fails the start, naming the holder.
+   */
+  private async planSpawn(reason: Reason): Promise<SpawnPlan> {
+    const { driver } = this.ctx;
+    let m = this.model.config;
+    const port = m.port!;
+    if (await driver.portTaken(port).catch(() => false)) {
+      const holder = await driver.describePortHolder(port).catch(() => undefined);
+      const by = holder ? ` by ${holder}` : ' by another process';
+      if (m.portIsExplicit) return { error: `its port ${port} (models.${m.name}.port) is already in use${by}; stop that process, or give the model another port` };
+      let next: number;
+      try {
+        next = await driver.findFreePort(port + 1, this.ctx.portsInUse());
+      } catch (err) {
+        return { error: `its port ${port} is already in use${by}, and ${(err as Error).message}` };
+      }
+      this.ctx.notice(`model ${m.name}: port ${port} is already in use${by}; starting it on port ${next} instead`);
+      this.model.movePort(next);
+      m = this.model.config;
+    }
     const values = { port: m.port!, model: m.name, hub: this.ctx.hubCommand };
     const argv = resolveCommand(m.argv!, values);
     const env = Object.fromEntries(Object.entries(m.env).map(([k, v]) => [k, resolveCommand([v], values)[0]]));
@@ -275,11 +303,12 @@ export class Executor {
     this.nextSpawn = undefined;
     let handle: ProcessHandle;
     try {
-      if ('error' in plan) throw new Error(plan.error);
+      if ('error' in plan) throw Object.assign(new Error(plan.error), { advice: true });
       handle = this.ctx.driver.spawn(plan.spec);
     } catch (err) {
       this.child = undefined; // the failure must not quote the previous run's log
-      this.spawnError = (err as Error).message;
+      const e = err as Error & { advice?: boolean };
+      this.spawnError = e.advice ? e.message : `${e.message}; fix that and send the request again`;
       this.dispatch({ type: 'spawn-failed', gen });
       return;
     }
@@ -342,8 +371,8 @@ export class Executor {
     const lines = tail.slice(-8);
     const quoted = lines.length ? `; last log lines:\n${lines.join('\n')}` : `; see ${this.model.logFile}`;
     const message = {
-      spawn: `model ${name} could not be started: ${this.spawnError}; fix that and send the request again`,
-      start: `model ${name} failed to start: its process exited before it was ready (${describeExit(exit ?? { code: null, signal: null })})${quoted}`,
+      spawn: `model ${name} could not be started: ${this.spawnError}`,
+      start: `model ${name} failed to start: ${mentionsAddressInUse(tail) ? `its port ${this.model.config.port} was already in use when it tried to listen, and it exited` : 'its process exited before it was ready'} (${describeExit(exit ?? { code: null, signal: null })})${quoted}`,
       timeout: `model ${name} was not ready within start_timeout (${this.model.config.startTimeoutMs / 1000}s) and was killed; raise models.${name}.start_timeout if it needs longer, or check ${this.model.logFile}`,
       crash: `model ${name} crashed (${describeExit(exit ?? { code: null, signal: null })})${lines.length ? `; last log lines:\n${lines.join('\n')}` : ''}`,
     }[kind];

@@ -126,6 +126,11 @@ export class ModelRuntime {
     return join(this.ctx.logDir, `${this.name}.log`);
   }
 
+  /** In place: the running HubConfig shares this object, so a reload sees the port as unchanged. */
+  movePort(port: number): void {
+    this.config.port = port;
+  }
+
   // ---- admission and requests ------------------------------------------------------------------
 
   /** Stops admitting new requests until `open(holder)`; in-flight ones go on. */

@@ -76,6 +76,8 @@ export interface FakeDriver extends Driver {
   duplicates: string[];
   /** How a model's backend behaves from now on (mutable). */
   behaviour(model: string): Behaviour;
+  /** Ports that something outside the hub holds. */
+  takenPorts: Set<number>;
   /** Called whenever a fake process exits. */
   onExit(fn: (p: FakeProcess) => void): void;
   /** While set, memory calls wait for it (to catch requests arriving mid-unload or mid-load). */
@@ -95,6 +97,7 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
   const duplicates: string[] = [];
   const behaviours = new Map<string, Behaviour>();
   const exitHooks: Array<(p: FakeProcess) => void> = [];
+  const takenPorts = new Set<number>();
   let nextPid = 1000;
   const behaviour = (model: string) => behaviours.get(model) ?? behaviours.set(model, defaults()).get(model)!;
   const modelOf = (spec: SpawnSpec) => /--model (\S+)/.exec(spec.argv.join(' '))?.[1] ?? spec.logFile;
@@ -160,7 +163,14 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
       return p;
     },
     adapter: (m) => ((options.memoryControl?.(m) ?? true) ? withMemory : withoutMemory),
-    portInUse: async () => false,
+    portTaken: async (port) => takenPorts.has(port),
+    findFreePort: async (from, avoid) => {
+      let port = from;
+      while (avoid.has(port) || takenPorts.has(port)) port++;
+      return port;
+    },
+    describePortHolder: async (port) => (takenPorts.has(port) ? 'pid 4242 (some-other-server)' : undefined),
+    takenPorts,
   };
   return driver;
 }

@@ -1,0 +1,103 @@
+// Starts that cannot work, with real processes and sockets: a log folder that cannot be created, a
+// port something else holds (auto-assigned: skipped; explicit: a clear error naming the holder), a
+// backend that reports EADDRINUSE itself, and a model removed by a reload while it streams.
+import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import { demo, freePort, getJson, postJson, processAlive, startTestHub, tempDir, waitFor } from './helpers.js';
+
+const chat = (base: string, model: string, extra: object = {}) =>
+  postJson(`${base}/chat/completions`, { model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+function hold(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+t.test('a log folder that cannot be created fails the start with its cause, and frees the group', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'not-a-folder');
+  writeFileSync(file, '');
+  const h = await startTestHub(t, `
+log: { dir: ${join(file, 'logs')} }
+groups: { g: { max_loaded: 1 } }
+models:
+  a: { backend: demo, cmd: "${demo()}", group: g }
+`);
+  const res = await chat(h.base, 'a');
+  t.equal(res.status, 503);
+  t.equal(res.body.error.code, 'model_start_failed');
+  t.match(res.body.error.message, /model a could not be started: ENOTDIR/);
+  t.match(h.hub.controller.status().models[0], { process: 'failed', memory: 'unloaded' }, 'not stuck in starting');
+  t.equal(h.hub.controller.status().groups.find((g) => g.name === 'g')?.loaded, 0, 'holding no capacity');
+});
+
+t.test('ports', async (t) => {
+  const h = await startTestHub(t, `
+models:
+  auto: { backend: demo, cmd: "${demo()}" }
+  fixed: { backend: demo, cmd: "${demo()}", port: ${await freePort()} }
+  selfish: { backend: demo, cmd: [sh, -c, "echo 'Error: listen EADDRINUSE: address already in use 127.0.0.1:$0' >&2; exit 1", "\${PORT}"] }
+`);
+  const notices: string[] = [];
+  h.hub.controller.on('notice', (m) => notices.push(m));
+  const model = (name: string) => h.hub.controller.get(name);
+
+  t.test('an auto-assigned port that is taken is skipped for the next free one, with a notice', async (t) => {
+    const port = model('auto').config.port!;
+    const squatter = await hold(port);
+    t.teardown(() => squatter.close());
+    const res = await chat(h.base, 'auto');
+    t.equal(res.status, 200, 'the model serves anyway');
+    t.not(model('auto').config.port, port, 'on another port');
+    t.match(notices.join('\n'), new RegExp(`model auto: port ${port} is already in use by pid ${process.pid} \\(.*node.*\\); starting it on port ${model('auto').config.port} instead`));
+    const status = await getJson(`${h.origin}/hub/api/status`);
+    t.equal(status.body.models.find((m: { name: string }) => m.name === 'auto').port, model('auto').config.port, 'status shows the port it really uses');
+  });
+
+  t.test('an explicit port that is taken is a model_start_failed naming the port and its holder', async (t) => {
+    const port = model('fixed').config.port!;
+    const squatter = await hold(port);
+    t.teardown(() => squatter.close());
+    const res = await chat(h.base, 'fixed');
+    t.equal(res.status, 503);
+    t.equal(res.body.error.code, 'model_start_failed');
+    t.match(res.body.error.message, new RegExp(`its port ${port} \\(models.fixed.port\\) is already in use by pid ${process.pid} \\(`));
+    t.equal(model('fixed').config.port, port, 'an explicit port is never moved');
+  });
+
+  t.test('a backend that fails with EADDRINUSE gets that cause in its error', async (t) => {
+    const res = await chat(h.base, 'selfish');
+    t.equal(res.status, 503);
+    t.match(res.body.error.message, new RegExp(`model selfish failed to start: its port ${model('selfish').config.port} was already in use when it tried to listen, and it exited \\(exit code 1\\)`));
+  });
+});
+
+t.test('a model removed by a reload while it streams: still listed, and stopped at shutdown', async (t) => {
+  const h = await startTestHub(t, `
+models:
+  keep: { backend: demo, cmd: "${demo()}" }
+  gone: { backend: demo, cmd: "${demo('--token-rate 20 --max-tokens 400')}" }
+`, { drainTimeoutMs: 300 }); // shutdown waits this long for the stream, then stops it
+  const stream = await fetch(`${h.base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gone', stream: true, messages: [{ role: 'user', content: 'long' }] }),
+  });
+  const reader = stream.body!.getReader();
+  await reader.read(); // the stream has begun
+  const pid = h.hub.controller.get('gone').pid!;
+  writeFileSync(h.hub.controller.config.path, `listen: { host: 127.0.0.1, port: 0 }\nstate_dir: ${h.dir}\nports: { start: ${h.hub.controller.get('keep').config.port} }\nmodels:\n  keep: { backend: demo, cmd: "${demo()}" }\n`);
+  const diff = h.hub.reload();
+  t.same(diff.removed, ['gone']);
+  const listed = (await getJson(`${h.origin}/hub/api/status`)).body.models.find((m: { name: string }) => m.name === 'gone');
+  t.match(listed, { removed: true, process: 'running', pid }, 'status still lists it while it streams');
+  await h.close();
+  await waitFor('the removed model to be stopped', () => !processAlive(pid), 10_000);
+  t.notOk(processAlive(pid), 'no process outlives the hub');
+  await reader.cancel().catch(() => {});
+});
