@@ -192,7 +192,7 @@ async function finish(w: World): Promise<void> {
   if (w.driver.duplicates.length) w.violations.push(`two live processes: ${w.driver.duplicates.join('; ')}`);
 }
 
-const runs = Number(process.env.FC_RUNS ?? 1500);
+const runs = Number(process.env.FC_RUNS ?? 3000);
 let commandsRun = 0;
 
 t.test(`lifecycle invariants hold over ${runs} random interleavings`, async (t) => {

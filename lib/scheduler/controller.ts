@@ -1,27 +1,19 @@
-// The controller: the one object that owns model state (SPEC §1). The gateway, the control API,
-// the dashboard and the CLI only call it. It resolves names and aliases, admits requests (per-model
-// concurrency and queue limits), offers the operator actions, applies reloads and shuts down; the
+// The controller: the one object that owns model state. The gateway, the control API,
+// the dashboard and the CLI only call it. It resolves names and aliases, admits requests (through
+// admission.ts), offers the operator actions, applies reloads and shuts down; the
 // moves themselves (activations, evictions, stops, idle steps) are carried out by lifecycle.ts.
 import { EventEmitter } from 'node:events';
-import PQueue from 'p-queue';
 import type { HubConfig, ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
-import type { Driver } from '../runtime/driver.js';
-import { Lifecycle } from './lifecycle.js';
 import { within } from '../runtime/clock.js';
-import { ModelRuntime, type Outcome, type Transition } from './model.js';
+import type { Driver } from '../runtime/driver.js';
+import { Admission, type Lease } from './admission.js';
+import { Lifecycle } from './lifecycle.js';
+import { ModelRuntime, type Transition } from './model.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
 import { modelStatus, groupStatus, type ModelStatus, type GroupStatus } from './status.js';
 
-export interface Lease {
-  model: ModelRuntime;
-  /** How long the request waited for the model to start or load; undefined when it was ready. */
-  coldStartMs?: number;
-  /** How long it waited for a concurrency slot (max_concurrency); undefined when it did not. */
-  queueMs?: number;
-  /** Call exactly once when the response is over: how it ended decides the crash backoff. */
-  release(outcome: Outcome): void;
-}
+export type { Lease } from './admission.js';
 
 export interface RequestSummary {
   id: string;
@@ -44,8 +36,8 @@ export interface ControllerOptions {
 export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; bug: [string]; notice: [string] }> {
   private readonly models = new Map<string, ModelRuntime>();
   private ids = new Map<string, string>(); // name or alias -> model name
-  private readonly gates = new Map<ModelRuntime, PQueue>();
   private readonly lifecycle = new Lifecycle(this);
+  private readonly admission = new Admission(this.lifecycle, () => this.assertOpen());
   /** Removed by a reload and still finishing: not routable, but stopped at shutdown and shown in status. */
   private readonly retiring = new Set<ModelRuntime>();
   private readonly retirements = new Map<string, Promise<void>>();
@@ -104,76 +96,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   // ---- requests --------------------------------------------------------------------------------
 
-  /**
-   * Gets the model running and loaded, within its concurrency limit, and counts the caller in flight.
-   * Requests that must wait (for a start, a load or a slot) are bounded by max_queue.
-   */
+  /** Gets the model running and loaded, within its limits, and counts the caller in flight (admission.ts). */
   async acquire(m: ModelRuntime): Promise<Lease> {
     this.assertOpen();
-    const { maxConcurrency, maxQueue } = m.config;
-    const gate = maxConcurrency === Infinity ? undefined : this.gateFor(m);
-    const queued = m.waiting + (gate?.size ?? 0);
-    const mustWait = !m.ready || (gate !== undefined && gate.pending >= gate.concurrency);
-    if (mustWait && queued >= maxQueue) {
-      // With nobody allowed to wait, a request for a model that is down still starts it for the next one.
-      if (!m.ready && queued === 0) void this.lifecycle.activate(m, 'request').catch(() => {});
-      const state = m.ready ? `all ${maxConcurrency} of its slots are busy` : 'it is not ready yet';
-      throw new HubError('model_busy', `model ${m.name} cannot take this request now: ${state} and ${queued} requests already wait (max_queue ${maxQueue}); retry shortly`, { retryAfterMs: 1000 });
-    }
-    if (!gate) return this.admit(m);
-    const queuedAt = performance.now();
-    const slotWait = gate.pending >= gate.concurrency;
-    return new Promise<Lease>((resolve, reject) => {
-      void gate.add(async () => {
-        const queueMs = slotWait ? performance.now() - queuedAt : undefined;
-        let lease: Lease;
-        try {
-          lease = await this.admit(m);
-        } catch (err) {
-          return reject(err);
-        }
-        // The slot is held until the response is over.
-        await new Promise<void>((done) => {
-          const release = lease.release;
-          resolve({ ...lease, queueMs, release: (outcome) => { release(outcome); done(); } });
-        });
-      });
-    });
-  }
-
-  private async admit(m: ModelRuntime): Promise<Lease> {
-    const t0 = performance.now();
-    let waited = false;
-    while (!m.ready) {
-      waited = true;
-      m.waiting++;
-      try {
-        await this.lifecycle.activate(m, 'request');
-      } catch (err) {
-        this.assertOpen(); // a start cancelled by the shutdown says so
-        throw err;
-      } finally {
-        if (--m.waiting === 0) m.armIdle(); // an idle step that came due while it waited
-      }
-      this.assertOpen();
-    }
-    m.beginRequest();
-    let released = false;
-    return {
-      model: m,
-      coldStartMs: waited ? performance.now() - t0 : undefined,
-      release: (outcome) => {
-        if (released) return;
-        released = true;
-        m.endRequest(outcome);
-      },
-    };
-  }
-
-  private gateFor(m: ModelRuntime): PQueue {
-    let gate = this.gates.get(m);
-    if (!gate) this.gates.set(m, (gate = new PQueue({ concurrency: m.config.maxConcurrency })));
-    return gate;
+    return this.admission.acquire(m);
   }
 
   /** For the access log and the events stream. */
@@ -263,8 +189,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     for (const name of diff.updated) {
       const m = this.models.get(name)!;
       m.config = next.models[name];
-      const gate = this.gates.get(m);
-      if (gate) gate.concurrency = m.config.maxConcurrency;
+      this.admission.configChanged(m);
       m.armIdle();
     }
     for (const name of diff.restarted) this.relaunch(this.models.get(name)!, next.models[name]);
@@ -351,6 +276,6 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   status(): { models: ModelStatus[]; groups: GroupStatus[] } {
     const now = this.driver.clock.now();
     const models = this.holders();
-    return { models: models.map((m) => modelStatus(m, this.gates.get(m)?.size ?? 0, now)), groups: groupStatus(this.config, models) };
+    return { models: models.map((m) => modelStatus(m, this.admission.queuedForSlot(m), now)), groups: groupStatus(this.config, models) };
   }
 }

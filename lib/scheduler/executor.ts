@@ -5,74 +5,14 @@
 // returns only once the process axis is settled (stopped, running or failed), and every effect is tied
 // to the generation of the child it was issued for. All time goes through the driver's clock.
 import { Agent } from 'node:http';
-import type { BackendAdapter, BackendModel } from '../backends/index.js';
-import { resolveCommand } from '../config/command.js';
-import type { ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
-import { describeExit, type ExitInfo, type SpawnSpec } from '../runtime/child.js';
+import type { ExitInfo } from '../runtime/child.js';
 import { sleep, within } from '../runtime/clock.js';
-import type { Driver, ProcessHandle } from '../runtime/driver.js';
-import { mentionsAddressInUse } from '../runtime/ports.js';
+import type { ProcessHandle } from '../runtime/driver.js';
+import { backoffMs, describeFailure, failureKind, failureKindReason } from './failure.js';
+import type { ExecutedModel, ExecutorContext, LastError, Reason } from './context.js';
 import { initialState, transition, type Effect, type MachineEvent, type MachineState } from './machine.js';
-
-/** Who or what caused a transition: "request", "idle", "evicted for X", "operator", "crash", "reload", ... */
-export type Reason = string;
-
-export interface Transition {
-  model: string;
-  axis: 'process' | 'memory';
-  from: string;
-  to: string;
-  reason: Reason;
-  at: string;
-}
-
-export interface LastError {
-  message: string;
-  exitCode: number | null;
-  signal: string | null;
-  logTail: string[];
-  at: string;
-}
-
-export interface ModelContext {
-  driver: Driver;
-  logDir: string;
-  hubCommand: readonly string[];
-  emit(t: Transition): void;
-  /** Something that frees or takes capacity changed (memory state, in-flight count). */
-  changed(): void;
-  /** An event the state machine refused: a bug, reported and not applied. */
-  bug(message: string): void;
-  /** Something the operator should know that is not a state change (an [info] line in the hub log). */
-  notice(message: string): void;
-  /** Ports every model (removed ones still stopping included) is configured with. */
-  portsInUse(): ReadonlySet<number>;
-}
-
-export interface ExecutorContext extends ModelContext {
-  /** An operation finished (the model may be idle now). */
-  settled(): void;
-}
-
-/** What the executor needs to know about its model (ModelRuntime provides it). */
-export interface ExecutedModel {
-  readonly name: string;
-  readonly config: ModelConfig;
-  readonly remote: boolean;
-  readonly target: string;
-  readonly logFile: string;
-  readonly adapter: BackendAdapter;
-  readonly backendModel: BackendModel;
-  /** Its auto-assigned port was taken: from now on it uses this one. */
-  movePort(port: number): void;
-}
-
-/** Restart delay after `n` consecutive failures: 0, then 1 s, 2 s, 4 s … 60 s. */
-export const backoffMs = (n: number): number => (n <= 0 ? 0 : Math.min(60_000, 1000 * 2 ** (n - 1)));
-
-type FailureKind = 'start' | 'timeout' | 'crash' | 'spawn';
-type SpawnPlan = { spec: SpawnSpec } | { error: string };
+import { planSpawn, type SpawnPlan } from './spawn-plan.js';
 
 export class Executor {
   state: MachineState = initialState();
@@ -126,7 +66,7 @@ export class Executor {
       if (sig.aborted) throw cancelled(this.model.name, sig);
       if (this.model.remote) return this.checkRemote(reason);
       this.reason = reason;
-      this.nextSpawn = await this.planSpawn(reason);
+      this.nextSpawn = await planSpawn(this.model, this.ctx, reason);
       if (sig.aborted) throw cancelled(this.model.name, sig);
       this.startError = undefined;
       this.startSignal = sig;
@@ -234,34 +174,6 @@ export class Executor {
     if (!ok) throw new HubError('backend_unavailable', `remote model ${name} at ${config.url} is not answering its health check; make sure that server is up`);
   }
 
-  /**
-   * The command to run, on a free port: an auto-assigned port that something else holds is swapped
-   * for the next free one; an explicit one that is taken fails the start, naming the holder.
-   */
-  private async planSpawn(reason: Reason): Promise<SpawnPlan> {
-    const { driver } = this.ctx;
-    let m = this.model.config;
-    const port = m.port!;
-    if (await driver.portTaken(port).catch(() => false)) {
-      const holder = await driver.describePortHolder(port).catch(() => undefined);
-      const by = holder ? ` by ${holder}` : ' by another process';
-      if (m.portIsExplicit) return { error: `its port ${port} (models.${m.name}.port) is already in use${by}; stop that process, or give the model another port` };
-      let next: number;
-      try {
-        next = await driver.findFreePort(port + 1, this.ctx.portsInUse());
-      } catch (err) {
-        return { error: `its port ${port} is already in use${by}, and ${(err as Error).message}` };
-      }
-      this.ctx.notice(`model ${m.name}: port ${port} is already in use${by}; starting it on port ${next} instead`);
-      this.model.movePort(next);
-      m = this.model.config;
-    }
-    const values = { port: m.port!, model: m.name, hub: this.ctx.hubCommand };
-    const argv = resolveCommand(m.argv!, values);
-    const env = Object.fromEntries(Object.entries(m.env).map(([k, v]) => [k, resolveCommand([v], values)[0]]));
-    return { spec: { argv, env, cwd: m.cwd, logFile: this.model.logFile, banner: `modelhub starting ${m.name} (${reason}): ${argv.join(' ')}` } };
-  }
-
   // ---- the machine and its effects ---------------------------------------------------------------
 
   private dispatch(event: MachineEvent, reason: Reason = this.reason, exit?: ExitInfo): boolean {
@@ -276,7 +188,7 @@ export class Executor {
     if (after.process === 'failed' && before.process !== 'failed' && !this.model.remote) this.recordFailure(before, event, exit);
     if (after.process === 'running' && before.process !== 'running') this.readyAt = this.clock.now();
     const at = new Date(this.clock.now()).toISOString();
-    const emitReason = after.process === 'failed' && before.process !== 'failed' ? failureReason(before, event, reason) : reason;
+    const emitReason = after.process === 'failed' && before.process !== 'failed' && event.type !== 'remote-down' ? failureKindReason[failureKind(before, event)] : reason;
     if (before.process !== after.process) this.ctx.emit({ model: this.model.name, axis: 'process', from: before.process, to: after.process, reason: emitReason, at });
     if (before.memory !== after.memory) this.ctx.emit({ model: this.model.name, axis: 'memory', from: before.memory, to: after.memory, reason: emitReason, at });
     for (const effect of step.effects) this.perform(effect);
@@ -365,25 +277,15 @@ export class Executor {
 
   /** Records a failure (the message its waiters get, the backoff) as the process enters `failed`. */
   private recordFailure(before: MachineState, event: MachineEvent, exit: ExitInfo | undefined): void {
-    const name = this.model.name;
-    const kind: FailureKind = event.type === 'spawn-failed' ? 'spawn' : before.process === 'running' ? 'crash' : before.process === 'stopping' ? 'timeout' : 'start';
+    const kind = failureKind(before, event);
     const tail = kind === 'spawn' ? [] : (this.child?.handle.logTail(20) ?? []);
-    const lines = tail.slice(-8);
-    const quoted = lines.length ? `; last log lines:\n${lines.join('\n')}` : `; see ${this.model.logFile}`;
-    const message = {
-      spawn: `model ${name} could not be started: ${this.spawnError}`,
-      start: `model ${name} failed to start: ${mentionsAddressInUse(tail) ? `its port ${this.model.config.port} was already in use when it tried to listen, and it exited` : 'its process exited before it was ready'} (${describeExit(exit ?? { code: null, signal: null })})${quoted}`,
-      timeout: `model ${name} was not ready within start_timeout (${this.model.config.startTimeoutMs / 1000}s) and was killed; raise models.${name}.start_timeout if it needs longer, or check ${this.model.logFile}`,
-      crash: `model ${name} crashed (${describeExit(exit ?? { code: null, signal: null })})${lines.length ? `; last log lines:\n${lines.join('\n')}` : ''}`,
-    }[kind];
+    const message = describeFailure(kind, this.model, { exit, tail, spawnError: this.spawnError });
     this.failures++;
     // A crash of a model that was serving may be a one-off: the first one restarts at once.
     const delay = backoffMs(kind === 'crash' ? this.failures - 1 : this.failures);
     this.retryAt = this.clock.now() + delay;
     this.lastError = { message, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, logTail: tail, at: new Date(this.clock.now()).toISOString() };
-    if (kind !== 'crash') {
-      this.startError = kind === 'timeout' ? new HubError('model_start_timeout', message) : new HubError('model_start_failed', message, { retryAfterMs: Math.max(delay, 1000) });
-    }
+    if (kind !== 'crash') this.startError = kind === 'timeout' ? new HubError('model_start_timeout', message) : new HubError('model_start_failed', message, { retryAfterMs: Math.max(delay, 1000) });
   }
 
   /** Resolves once `done()` holds; checked after every applied event. */
@@ -393,13 +295,6 @@ export class Executor {
       check();
     });
   }
-}
-
-function failureReason(before: MachineState, event: MachineEvent, reason: Reason): Reason {
-  if (event.type === 'remote-down') return reason;
-  if (before.process === 'running') return 'crash';
-  if (before.process === 'stopping') return 'start timed out';
-  return 'start failed';
 }
 
 function cancelled(name: string, signal: AbortSignal): HubError {

@@ -7,11 +7,12 @@ import type { BackendAdapter, BackendModel } from '../backends/index.js';
 import { isRemote, type ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 import type { Timer } from '../runtime/clock.js';
-import { Executor, type ModelContext, type Reason } from './executor.js';
+import type { ModelContext, Reason } from './context.js';
+import { Executor } from './executor.js';
 import type { MemoryState, ProcessState } from './machine.js';
 
-export type { LastError, ModelContext, Reason, Transition } from './executor.js';
-export { backoffMs } from './executor.js';
+export type { LastError, ModelContext, Reason, Transition } from './context.js';
+export { backoffMs } from './failure.js';
 export type { MemoryState, ProcessState } from './machine.js';
 
 /** How a request ended, for the crash backoff: only an answer from the backend proves it healthy. */
