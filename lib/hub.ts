@@ -1,13 +1,14 @@
-// Assembles a running hub: controller + HTTP server on the configured address, plus reload and
-// shutdown. `hub serve` and the tests both start hubs through here.
+// Assembles a running hub: its state_dir (see runtime/state-dir.ts), the controller, the HTTP server on
+// the configured address, plus reload and shutdown. `hub serve` and the tests both start hubs here.
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { loadConfig } from './config/load.js';
 import type { HubConfig } from './config/types.js';
 import { createApp, createHttpServer } from './http/app.js';
 import type { Logger } from './log.js';
-import { HUB_COMMAND } from './paths.js';
+import { HUB_COMMAND, VERSION } from './paths.js';
 import { realDriver, type Driver } from './runtime/driver.js';
+import { StateDir } from './runtime/state-dir.js';
 import { Controller } from './scheduler/controller.js';
 import type { ConfigDiff } from './scheduler/reload.js';
 
@@ -22,17 +23,33 @@ export interface RunningHub {
   close(): Promise<void>;
   /** Resolves once close() has finished, however it was started (signal, API). */
   closed: Promise<void>;
+  /**
+   * The end without close(), for a second signal or an error nothing caught: SIGKILL to every
+   * backend's process group at once, and the runtime file removed. The caller exits next.
+   */
+  killNow(): void;
 }
 
 export interface StartOptions {
   log: Logger;
   driver?: Driver;
   drainTimeoutMs?: number;
+  /** Shows a warning to the user (`hub serve` prints `[warn]` lines); it is logged either way. */
+  warn?: (message: string) => void;
 }
 
+/**
+ * Starts a hub. First it takes over config.stateDir: if a hub still runs there this throws, and
+ * backends an earlier hub left running (it was killed hard) are stopped, so their ports are free.
+ */
 export async function startHub(config: HubConfig, options: StartOptions): Promise<RunningHub> {
   const { log } = options;
-  const controller = new Controller(config, { driver: options.driver ?? realDriver, hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs });
+  const warn = (message: string) => {
+    options.warn?.(message);
+    log.warn(options.warn ? { shown: true } : {}, message);
+  };
+  const state = await StateDir.open(config.stateDir, { warn, stopTimeoutMs: (model) => config.models[model]?.stopTimeoutMs ?? 10_000 });
+  const controller = new Controller(config, { driver: recording(options.driver ?? realDriver, state), hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs });
   controller.on('transition', (t) => log.info(t, `${t.model} ${t.axis} ${t.from} -> ${t.to} (${t.reason})`));
   controller.on('bug', (message) => log.error(`internal error, please report it: ${message}`));
   controller.on('notice', (message) => log.info(message));
@@ -60,6 +77,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       const done = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await done;
+      state.release();
       markClosed();
     })());
 
@@ -71,8 +89,33 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       resolve();
     });
   });
-  void controller.preload();
   const { port } = server.address() as AddressInfo;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
-  return { controller, server, origin: `http://${host}:${port}`, reload, close, closed };
+  const origin = `http://${host}:${port}`;
+  try {
+    state.announce({ url: origin, config: config.path, version: VERSION });
+  } catch (err) {
+    warn(`cannot write the runtime file in ${config.stateDir} (${(err as Error).message}); the hub runs, but other commands will not find it`);
+  }
+  void controller.preload();
+  return { controller, server, origin, reload, close, closed, killNow: () => { state.killChildren(); state.release(); } };
+}
+
+/**
+ * The driver, with every spawned process recorded in the state dir until it exits. Spread, not
+ * rebuilt, so that it keeps whatever else the driver offers.
+ */
+function recording(base: Driver, state: StateDir): Driver {
+  return {
+    ...base,
+    spawn: (spec) => {
+      const handle = base.spawn(spec);
+      const pid = handle.pid;
+      if (pid !== undefined) {
+        state.recordChild(spec.model, pid);
+        void handle.exited.then(() => state.forgetChild(pid));
+      }
+      return handle;
+    },
+  };
 }

@@ -1,32 +1,77 @@
-// The hub's own log: bunyan JSON lines, or short human-readable lines when stdout is a terminal.
+// The hub's own log: bunyan JSON lines, or short human-readable lines when stdout is a terminal, and
+// optionally JSON lines appended to a file (<log.dir>/hub.log), which keeps the record when stdout is
+// gone (a closed terminal, a reader that quit). Neither a broken stdout nor a broken file throws.
 import bunyan from 'bunyan';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { LogLevel } from './config/types.js';
+import { safeWrite } from './stdio.js';
 
 export type Logger = bunyan;
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const SKIP = new Set(['name', 'hostname', 'pid', 'level', 'msg', 'time', 'v']);
 
-/** Formats a record as `12:00:01 INFO msg key=value ...` for people reading a terminal. */
-class PrettyStream {
-  constructor(private readonly out: Writable) {}
+/**
+ * Records for stdout: `12:00:01 INFO msg key=value ...` for people reading a terminal, else JSON lines.
+ * Records marked `shown` were already put in front of the user another way (an `[ok]`/`[warn]` line on
+ * this same output), so stdout skips them; the log file keeps them.
+ */
+class StdoutStream {
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly pretty: boolean,
+  ) {}
   write(record: Record<string, unknown>): void {
-    const time = new Date(record.time as string).toTimeString().slice(0, 8);
-    const fields = Object.entries(record)
-      .filter(([k, v]) => !SKIP.has(k) && v !== undefined)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-      .join(' ');
-    this.out.write(`${time} ${LEVEL_NAMES[record.level as number] ?? record.level} ${record.msg}${fields ? ` ${fields}` : ''}\n`);
+    if (record.shown === true) return;
+    safeWrite(this.out, this.pretty ? prettyLine(record) : `${JSON.stringify(record, bunyan.safeCycles())}\n`);
   }
 }
 
-export function createLogger(level: LogLevel, out: NodeJS.WriteStream | Writable = process.stdout): Logger {
-  const pretty = 'isTTY' in out && out.isTTY;
-  return bunyan.createLogger({
-    name: 'modelhub',
-    streams: [pretty ? { level, type: 'raw', stream: new PrettyStream(out) as unknown as Writable } : { level, stream: out }],
-  });
+function prettyLine(record: Record<string, unknown>): string {
+  const time = new Date(record.time as string).toTimeString().slice(0, 8);
+  const fields = Object.entries(record)
+    .filter(([k, v]) => !SKIP.has(k) && v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${time} ${LEVEL_NAMES[record.level as number] ?? record.level} ${record.msg}${fields ? ` ${fields}` : ''}\n`;
+}
+
+/** JSON lines to a file that may break (a full disk): dropped once it has. */
+class FileStream {
+  constructor(private readonly out: NodeJS.WritableStream) {}
+  write(line: string): void {
+    safeWrite(this.out, line);
+  }
+}
+
+const files = new Set<WriteStream>();
+
+export function createLogger(level: LogLevel, out: NodeJS.WriteStream | Writable = process.stdout, options: { file?: string } = {}): Logger {
+  const pretty = 'isTTY' in out && out.isTTY === true;
+  const streams: bunyan.Stream[] = [{ level, type: 'raw', stream: new StdoutStream(out, pretty) as unknown as Writable }];
+  if (options.file) streams.push({ level, stream: new FileStream(openLogFile(options.file)) as unknown as Writable });
+  return bunyan.createLogger({ name: 'modelhub', serializers: bunyan.stdSerializers, streams });
+}
+
+function openLogFile(path: string): WriteStream {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch {
+    // the open below fails too, and says why
+  }
+  const stream = createWriteStream(path, { flags: 'a' });
+  stream.once('error', (err) => safeWrite(process.stderr, `[warn] cannot write the hub log ${path} (${err.message}); logging to stdout only\n`));
+  files.add(stream);
+  return stream;
+}
+
+/** Flushes and closes the log files (bounded), so that the last lines before an exit are kept. */
+export async function closeLogFiles(timeoutMs = 1000): Promise<void> {
+  const ends = [...files].map((f) => new Promise<void>((resolve) => f.end(resolve)));
+  files.clear();
+  await Promise.race([Promise.all(ends), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
 }
 
 /** A logger that drops everything (tests that do not look at logs). */

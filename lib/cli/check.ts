@@ -27,7 +27,7 @@ export function check(explicit: string | undefined, json: boolean): number {
   const config = loadOrReport(explicit);
   if (!config) return EXIT.usage;
   if (json) {
-    process.stdout.write(`${JSON.stringify(config, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
+    say.raw(`${JSON.stringify(config, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
     return EXIT.ok;
   }
   const models = Object.values(config.models);

@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { VERSION } from '../paths.js';
+import { protectStdio } from '../stdio.js';
 import { demoOptions } from './demo-model.js';
 import { EXIT, say } from './output.js';
 
@@ -9,6 +10,9 @@ import { EXIT, say } from './output.js';
 // does not pull in the hub's HTTP stack and schema validator.
 
 const exit = (code: number) => { process.exitCode = code; };
+
+// A closed pipe or terminal on stdout/stderr ends the output, never the process (see stdio.ts).
+protectStdio();
 
 await yargs(hideBin(process.argv))
   .scriptName('hub')

@@ -1,57 +1,97 @@
 // `hub serve`: run the hub in the foreground. SIGINT/SIGTERM (or POST /hub/api/shutdown) drain and
-// stop every backend; SIGHUP, and with --watch any change to the config file, reload it.
+// stop every backend, and a second one stops them at once. SIGHUP, and with --watch any change to the
+// config file, reload it; but a SIGHUP that comes from closing the hub's terminal shuts it down. An
+// error nothing caught stops the backends before the hub exits: only SIGKILL can leave them running,
+// and the next hub on the same state_dir stops those (see runtime/state-dir.ts).
 import { watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../config/errors.js';
 import { startHub, type RunningHub } from '../hub.js';
-import { createLogger } from '../log.js';
+import { closeLogFiles, createLogger } from '../log.js';
 import { VERSION } from '../paths.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
+import { exitProcess, terminalHungUp } from '../stdio.js';
 import { loadOrReport } from './check.js';
 import { EXIT, say } from './output.js';
+
+/** How long an uncaught error leaves the graceful close before every backend is killed. */
+const FATAL_CLOSE_MS = 5000;
 
 export async function serve(explicit: string | undefined, options: { watch?: boolean } = {}): Promise<number> {
   const config = loadOrReport(explicit);
   if (!config) return EXIT.usage;
-  const log = createLogger(config.log.level);
-  let hub: RunningHub;
+  const hubLog = join(config.log.dir, 'hub.log');
+  const log = createLogger(config.log.level, process.stdout, { file: hubLog });
+  // What the user is told also goes to hub.log: after the terminal is closed, that is all that is left.
+  const tell = (kind: 'ok' | 'info' | 'warn' | 'err', message: string) => {
+    say[kind](message);
+    log[kind === 'err' ? 'error' : kind === 'warn' ? 'warn' : 'info']({ shown: true }, message);
+  };
+  let exiting: Promise<never> | undefined;
+  const exit = (code: number) => (exiting ??= closeLogFiles().then(() => exitProcess(code)));
+
+  let hub: RunningHub | undefined;
+  let fatal = false;
+  const onFatal = (err: unknown) => {
+    if (fatal) return; // the first one is already closing the hub, bounded
+    fatal = true;
+    log.fatal({ err }, 'uncaught error');
+    tell('err', `internal error: ${err instanceof Error ? err.message : String(err)}; stopping every model and exiting (this is a bug: please report it with ${hubLog})`);
+    void (async () => {
+      if (hub) await Promise.race([hub.close().catch(() => {}), new Promise((r) => setTimeout(r, FATAL_CLOSE_MS))]);
+      hub?.killNow();
+      await exit(EXIT.failed);
+    })();
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+
   try {
-    hub = await startHub(config, { log });
+    hub = await startHub(config, { log, warn: say.warn });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE') say.err(`cannot listen on ${config.listen.host}:${config.listen.port}: the address is in use (another hub?); stop it or set listen.port in ${config.path}`);
-    else say.err(`cannot start the hub: ${e.message}`);
+    if (e.code === 'EADDRINUSE') tell('err', `cannot listen on ${config.listen.host}:${config.listen.port}: the address is in use (another hub?); stop it or set listen.port in ${config.path}`);
+    else tell('err', `cannot start the hub: ${e.message}`);
+    await closeLogFiles();
     return EXIT.failed;
   }
+  const running = hub;
   const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.listen.host);
-  if (!loopback && config.auth.apiKeys.length === 0) say.warn(`listening on ${config.listen.host} without auth.api_keys: anyone who can reach this port can use your models`);
-  say.ok(`modelhub ${VERSION} is serving ${Object.keys(config.models).length} models at ${hub.origin}/v1`);
-  say.info(`status ${hub.origin}/hub/api/status · config ${config.path} · model logs ${config.log.dir}`);
+  if (!loopback && config.auth.apiKeys.length === 0) tell('warn', `listening on ${config.listen.host} without auth.api_keys: anyone who can reach this port can use your models`);
+  tell('ok', `modelhub ${VERSION} is serving ${Object.keys(config.models).length} models at ${running.origin}/v1`);
+  say.info(`status ${running.origin}/hub/api/status · config ${config.path} · logs ${config.log.dir}`);
 
   const reload = (why: string) => {
     try {
-      say.ok(`${why}: config reloaded (${describeDiff(hub.reload())})`);
+      tell('ok', `${why}: config reloaded (${describeDiff(running.reload())})`);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      say.err(`${why}: the config has errors; keeping the running config`);
+      tell('err', `${why}: the config has errors; keeping the running config`);
       for (const line of err.message.split('\n')) say.err(line);
     }
   };
-  process.on('SIGHUP', () => reload('SIGHUP'));
   if (options.watch) watchConfig(config.path, () => reload(`${basename(config.path)} changed`));
 
   let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return say.warn(`${signal} again: still draining requests and stopping models, please wait`);
+  const shutdown = (why: string, again: 'kill' | 'ignore') => {
+    if (stopping) {
+      if (again === 'ignore') return;
+      tell('warn', `${why} again: stopping every model now (SIGKILL) and exiting`);
+      running.killNow();
+      return void exit(EXIT.failed);
+    }
     stopping = true;
-    say.info(`${signal}: draining in-flight requests and stopping models`);
-    void hub.close();
+    tell('info', `${why}: draining in-flight requests and stopping models`);
+    void running.close();
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  await hub.closed;
-  say.ok('stopped');
-  process.exit(EXIT.ok); // the file watcher and signal handlers would keep the process alive
+  process.on('SIGINT', () => shutdown('SIGINT', 'kill'));
+  process.on('SIGTERM', () => shutdown('SIGTERM', 'kill'));
+  // The terminal closing sends SIGHUP too; terminalHungUp() tells it from a `kill -HUP` (see stdio.ts).
+  process.on('SIGHUP', () => (terminalHungUp() ? shutdown('SIGHUP: the terminal was closed', 'ignore') : reload('SIGHUP')));
+
+  await running.closed;
+  tell('ok', 'stopped');
+  return exit(EXIT.ok); // the file watcher and signal handlers would keep the process alive
 }
 
 export function describeDiff(d: ConfigDiff): string {

@@ -5,6 +5,8 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface SpawnSpec {
+  /** The model this process serves (for the state dir's records). */
+  model: string;
   argv: string[];
   env: Record<string, string>;
   cwd?: string;

@@ -28,5 +28,5 @@ export async function planSpawn(model: ExecutedModel, ctx: ModelContext, reason:
   const values = { port: m.port!, model: m.name, hub: ctx.hubCommand };
   const argv = resolveCommand(m.argv!, values);
   const env = Object.fromEntries(Object.entries(m.env).map(([k, v]) => [k, resolveCommand([v], values)[0]]));
-  return { spec: { argv, env, cwd: m.cwd, logFile: model.logFile, banner: `modelhub starting ${m.name} (${reason}): ${argv.join(' ')}` } };
+  return { spec: { model: m.name, argv, env, cwd: m.cwd, logFile: model.logFile, banner: `modelhub starting ${m.name} (${reason}): ${argv.join(' ')}` } };
 }

@@ -100,7 +100,7 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
   const takenPorts = new Set<number>();
   let nextPid = 1000;
   const behaviour = (model: string) => behaviours.get(model) ?? behaviours.set(model, defaults()).get(model)!;
-  const modelOf = (spec: SpawnSpec) => /--model (\S+)/.exec(spec.argv.join(' '))?.[1] ?? spec.logFile;
+  const modelOf = (spec: SpawnSpec) => spec.model;
   const live = (model: string) => [...spawned].reverse().find((p) => p.model === model && !p.exit);
   const find = (base: string) => spawned.find((p) => !p.exit && base.endsWith(`:${/--port (\d+)/.exec(p.spec.argv.join(' '))?.[1]}`));
 
