@@ -36,6 +36,8 @@ export interface StartOptions {
   drainTimeoutMs?: number;
   /** Shows a warning to the user (`hub serve` prints `[warn]` lines); it is logged either way. */
   warn?: (message: string) => void;
+  /** Shows a notice to the user (`hub serve` prints `[info]` lines), e.g. a model moved to a free port. */
+  info?: (message: string) => void;
 }
 
 /**
@@ -52,7 +54,10 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
   const controller = new Controller(config, { driver: recording(options.driver ?? realDriver, state), hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs });
   controller.on('transition', (t) => log.info(t, `${t.model} ${t.axis} ${t.from} -> ${t.to} (${t.reason})`));
   controller.on('bug', (message) => log.error(`internal error, please report it: ${message}`));
-  controller.on('notice', (message) => log.info(message));
+  controller.on('notice', (message) => {
+    options.info?.(message);
+    log.info(options.info ? { shown: true } : {}, message);
+  });
 
   const reload = (): ConfigDiff => {
     const current = controller.config;

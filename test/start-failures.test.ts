@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { demo, freePort, getJson, postJson, processAlive, startTestHub, tempDir, waitFor } from './helpers.js';
+import { demo, freePort, freePortRange, getJson, postJson, processAlive, spawnHub, startTestHub, tempDir, waitFor } from './helpers.js';
 
 const chat = (base: string, model: string, extra: object = {}) =>
   postJson(`${base}/chat/completions`, { model, messages: [{ role: 'user', content: 'hi' }], ...extra });
@@ -75,6 +75,20 @@ models:
     t.equal(res.status, 503);
     t.match(res.body.error.message, new RegExp(`model selfish failed to start: its port ${model('selfish').config.port} was already in use when it tried to listen, and it exited \\(exit code 1\\)`));
   });
+});
+
+t.test('hub serve tells the operator, in an [info] line, when a model moves off a taken port', async (t) => {
+  const dir = tempDir(t);
+  const start = await freePortRange(4);
+  const squatter = await hold(start);
+  t.teardown(() => squatter.close());
+  const config = join(dir, 'hub.yaml');
+  writeFileSync(config, `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${start} }\nmodels:\n  auto: { backend: demo, cmd: "${demo()}", preload: true }\n`);
+  const hub = spawnHub(t, ['serve', '--config', config]);
+  const line = await waitFor('the [info] line', () => /^\[info\] model auto: port \d+ .*$/m.exec(hub.output())?.[0]);
+  t.match(line, new RegExp(`^\\[info\\] model auto: port ${start} is already in use by pid ${process.pid} \\(.*\\); starting it on port ${start + 1} instead$`));
+  hub.child.kill('SIGTERM');
+  t.equal((await hub.exited).code, 0);
 });
 
 t.test('a model removed by a reload while it streams: still listed, and stopped at shutdown', async (t) => {

@@ -47,7 +47,7 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
   process.on('unhandledRejection', onFatal);
 
   try {
-    hub = await startHub(config, { log, warn: say.warn });
+    hub = await startHub(config, { log, warn: say.warn, info: say.info });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') tell('err', `cannot listen on ${config.listen.host}:${config.listen.port}: the address is in use (another hub?); stop it or set listen.port in ${config.path}`);
