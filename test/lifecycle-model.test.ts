@@ -195,7 +195,8 @@ async function finish(w: World): Promise<void> {
 const runs = Number(process.env.FC_RUNS ?? 3000);
 let commandsRun = 0;
 
-t.test(`lifecycle invariants hold over ${runs} random interleavings`, async (t) => {
+// About 6 ms a case here; the long run needs far more than tap's default timeout.
+t.test(`lifecycle invariants hold over ${runs} random interleavings`, { timeout: Math.max(120_000, runs * 30) }, async (t) => {
   const started = Date.now();
   const property = fc.asyncProperty(fc.commands(commands, { maxCommands: 40, size: 'large', replayPath: process.env.FC_REPLAY }), async (cmds) => {
     const w = newWorld();

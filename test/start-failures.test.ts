@@ -77,6 +77,33 @@ models:
   });
 });
 
+t.test('a client that leaves during a cold start does not reset the crash backoff', async (t) => {
+  const h = await startTestHub(t, `
+models:
+  flaky: { backend: demo, cmd: "${demo('--crash-after 4 --load-time 400ms')}" }
+`);
+  const m = h.hub.controller.get('flaky');
+  const crashed = await chat(h.base, 'flaky', { max_tokens: 50 });
+  t.not(crashed.status, 200, 'the first answer is cut short by the crash');
+  await waitFor('the crash to be recorded', () => m.process === 'failed');
+  t.equal(m.failures, 1);
+  const leaving = new AbortController();
+  const gone = fetch(`${h.base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'flaky', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }),
+    signal: leaving.signal,
+  }).catch((err: Error) => err.name);
+  await waitFor('the restart to begin', () => m.process === 'starting');
+  leaving.abort();
+  t.equal(await gone, 'AbortError');
+  await waitFor('the model to be up with nothing in flight', () => m.process === 'running' && m.inflight === 0 && m.served >= 2);
+  t.equal(m.failures, 1, 'the request that left proves nothing about the backend');
+  const answered = await chat(h.base, 'flaky', { max_tokens: 1 });
+  t.equal(answered.status, 200);
+  t.equal(m.failures, 0, 'an answer resets it');
+});
+
 t.test('hub serve tells the operator, in an [info] line, when a model moves off a taken port', async (t) => {
   const dir = tempDir(t);
   const start = await freePortRange(4);

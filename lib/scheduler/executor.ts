@@ -113,7 +113,7 @@ export class Executor {
       this.memoryError = undefined;
       this.dispatch({ type: 'unload' });
       await Promise.race([this.until(() => this.state.memory !== 'unloading' || this.state.process !== 'running'), aborted(sig)]);
-      if (this.state.process === 'running' && this.state.memory === 'loaded') await this.stopNow(`${reason}; unload failed (${this.memoryError})`);
+      if (this.now().process === 'running' && this.now().memory === 'loaded') await this.stopNow(`${reason}; unload failed (${this.memoryError})`);
     });
   }
 
