@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, parse as parseYamlScalar, isNode, type Document } from 'yaml';
+import { authConfig } from './auth.js';
 import { ConfigError, didYouMean, joinPath, type ConfigProblem } from './errors.js';
 import type { HubFile, ModelFile } from './schema.js';
 import type { GroupConfig, HubConfig, ModelConfig } from './types.js';
@@ -171,7 +172,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
         compress: rotate.compress ?? true,
       },
     },
-    auth: { apiKeys: nonEmpty(file.auth?.api_keys), adminKeys: nonEmpty(file.auth?.admin_keys ?? file.auth?.api_keys) },
+    auth: authConfig(file.auth, problem),
     limits: { maxBodyBytes: parseSize(file.limits?.max_body ?? '32MiB')! },
     ports: { start: file.ports?.start ?? DEFAULT_PORTS_START },
     maxMemory,
@@ -179,9 +180,6 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     models,
   };
 }
-
-/** An `api_keys: ["${env.K}"]` with K set to "" means "no key", not "the empty key". */
-const nonEmpty = (keys: string[] | undefined): string[] => (keys ?? []).filter((k) => k.length > 0);
 
 const slugMessage = (kind: string, name: string) =>
   `${kind} name "${name}" is not a slug: use lower-case letters and digits, with single . _ or - between them (e.g. "${name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[._-]+|[._-]+$/g, '')}")`;

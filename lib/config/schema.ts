@@ -79,7 +79,12 @@ export const HubFileSchema = Obj(
         'an object with level, dir, rotate',
       ),
     ),
-    auth: Opt(Obj({ api_keys: Opt(StrList()), admin_keys: Opt(StrList()) }, 'an object with api_keys and admin_keys')),
+    auth: Opt(
+      Obj(
+        { api_keys: Opt(StrList()), admin_keys: Opt(StrList()), allowed_origins: Opt(StrList()), allowed_hosts: Opt(StrList()) },
+        'an object with api_keys, admin_keys, allowed_origins, allowed_hosts',
+      ),
+    ),
     limits: Opt(Obj({ max_body: Opt(Size()) }, 'an object with max_body')),
     ports: Opt(Obj({ start: Opt(Port()) }, 'an object with start')),
     max_memory: Opt(Size()),

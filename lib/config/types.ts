@@ -53,7 +53,11 @@ export interface HubConfig {
     dir: string;
     rotate: { sizeBytes: number; intervalMs: number; keep: number; compress: boolean };
   };
-  auth: { apiKeys: string[]; adminKeys: string[] };
+  /**
+   * Keys are never empty strings; adminKeys is apiKeys when none are set. Origins are as browsers send
+   * them (`https://app.example.com:8443`), hosts bare and lower case. See config/auth.ts.
+   */
+  auth: { apiKeys: string[]; adminKeys: string[]; allowedOrigins: string[]; allowedHosts: string[] };
   limits: { maxBodyBytes: number };
   ports: { start: number };
   /** Hub-wide memory budget in bytes; Infinity when not set. */
