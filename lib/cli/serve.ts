@@ -5,8 +5,11 @@
 // and the next hub on the same state_dir stops those (see runtime/state-dir.ts).
 import { watch } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { isLoopbackHost } from '../config/auth.js';
 import { ConfigError } from '../config/errors.js';
+import type { HubConfig } from '../config/types.js';
 import { startHub, type RunningHub } from '../hub.js';
+import { realmIsOpen } from '../http/auth.js';
 import { closeLogFiles, createLogger } from '../log.js';
 import { VERSION } from '../paths.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
@@ -56,8 +59,8 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
     return EXIT.failed;
   }
   const running = hub;
-  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.listen.host);
-  if (!loopback && config.auth.apiKeys.length === 0) tell('warn', `listening on ${config.listen.host} without auth.api_keys: anyone who can reach this port can use your models`);
+  const exposed = exposureWarning(config);
+  if (exposed) tell('warn', exposed);
   tell('ok', `modelhub ${VERSION} is serving ${Object.keys(config.models).length} models at ${running.origin}/v1`);
   say.info(`status ${running.origin}/hub/api/status · config ${config.path} · logs ${config.log.dir}`);
 
@@ -92,6 +95,21 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
   await running.closed;
   tell('ok', 'stopped');
   return exit(EXIT.ok); // the file watcher and signal handlers would keep the process alive
+}
+
+/**
+ * Bound beyond loopback, every route without keys is open to whoever can reach the port. Asks the
+ * same question the auth middleware does (realmIsOpen), so the warning cannot disagree with it.
+ */
+export function exposureWarning(config: HubConfig): string | undefined {
+  const { host, port } = config.listen;
+  if (isLoopbackHost(host)) return undefined;
+  const api = realmIsOpen(config.auth, 'api');
+  const admin = realmIsOpen(config.auth, 'admin');
+  if (!api && !admin) return undefined;
+  const at = `listening on ${host}:${port}`;
+  if (admin) return `NOT PROTECTED: ${at} without keys: anyone who can reach this port can use your models and stop, reload or shut down the hub; set auth.api_keys (and auth.admin_keys) in ${config.path}, or listen on 127.0.0.1`;
+  return `NOT PROTECTED: ${at} with admin keys only: /v1 and /upstream are open to anyone who can reach this port; set auth.api_keys in ${config.path}`;
 }
 
 export function describeDiff(d: ConfigDiff): string {

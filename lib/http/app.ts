@@ -6,6 +6,7 @@ import Koa from 'koa';
 import { HubError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Controller } from '../scheduler/controller.js';
+import { requireKey } from './auth.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { openaiRoutes } from './openai-routes.js';
 
@@ -69,6 +70,8 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     }
     await next();
   });
+
+  app.use(requireKey(() => controller.config.auth));
 
   const openai = openaiRoutes(controller);
   const control = controlRoutes(controller, actions);

@@ -1,0 +1,100 @@
+// API and admin keys: which paths need which key, reading the key a request presents, and comparing
+// it in constant time. The middleware reads the config on every request, so a reload that changes
+// the keys applies at once. A dashboard login (key in a form, then a session cookie) reuses checkKey.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Middleware } from 'koa';
+import type { HubConfig } from '../config/types.js';
+import { HubError } from '../errors.js';
+
+export type AuthConfig = HubConfig['auth'];
+/** open: no key ever (/health); api: an API or admin key; admin: an admin key. */
+export type Realm = 'open' | 'api' | 'admin';
+
+/**
+ * Deny by default: any path that is not /health, /hub… or /metrics… needs an API key, so a route
+ * added later is guarded without anyone remembering to. Lower-cased because the router matches
+ * string routes case-insensitively (`/HUB/api/shutdown` reaches the control API).
+ */
+export function realmOf(path: string): Realm {
+  const p = path.toLowerCase();
+  if (p === '/health') return 'open';
+  if (under(p, '/hub') || under(p, '/metrics')) return 'admin';
+  return 'api';
+}
+
+const under = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}/`);
+
+/** The keys a request presents: `Authorization: Bearer <key>` (any case of "Bearer") and `x-api-key: <key>`. */
+export function presentedKeys(headers: IncomingHttpHeaders): string[] {
+  const keys: string[] = [];
+  const bearer = /^bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? '');
+  if (bearer) keys.push(bearer[1]);
+  const header = headers['x-api-key'];
+  if (typeof header === 'string' && header.trim()) keys.push(header.trim());
+  return keys;
+}
+
+/**
+ * Digests of the keys that open each realm, made once per config object. An admin key also opens
+ * the API realm: whoever may stop the hub may use its models. The API realm is open when there are no
+ * api_keys, whatever admin_keys says (empty or absent = open).
+ */
+const digests = new WeakMap<AuthConfig, Record<'api' | 'admin', Buffer[]>>();
+const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest();
+
+function keysOf(auth: AuthConfig, realm: 'api' | 'admin'): Buffer[] {
+  let d = digests.get(auth);
+  if (!d) {
+    const api = auth.apiKeys.length ? [...new Set([...auth.apiKeys, ...auth.adminKeys])] : [];
+    d = { api: api.map(digest), admin: auth.adminKeys.map(digest) };
+    digests.set(auth, d);
+  }
+  return d[realm];
+}
+
+/** Whether `realm` takes requests without a key under this config. */
+export const realmIsOpen = (auth: AuthConfig, realm: Realm): boolean => realm === 'open' || keysOf(auth, realm).length === 0;
+
+/**
+ * Whether `key` opens `realm` (always true for an open realm, key or not). Both sides are SHA-256
+ * digests, so timingSafeEqual compares equal lengths and the time says nothing about the key's length
+ * or content; every configured key is compared, with no early exit.
+ */
+export function checkKey(auth: AuthConfig, realm: Realm, key: string | undefined): boolean {
+  if (realm === 'open') return true;
+  const allowed = keysOf(auth, realm);
+  if (allowed.length === 0) return true;
+  if (key === undefined) return false;
+  const presented = digest(key);
+  let ok = false;
+  for (const d of allowed) ok = timingSafeEqual(presented, d) || ok;
+  return ok;
+}
+
+/** 401 invalid_api_key unless the request presents a key for its path's realm. Never logs or echoes a key. */
+export function requireKey(auth: () => AuthConfig): Middleware {
+  return async (ctx, next) => {
+    const config = auth();
+    const realm = realmOf(ctx.path);
+    if (!realmIsOpen(config, realm)) {
+      const keys = presentedKeys(ctx.req.headers);
+      if (!keys.some((key) => checkKey(config, realm, key))) throw refused(realm, ctx.path, keys.length > 0);
+    }
+    await next();
+  };
+}
+
+const HOW = 'as "Authorization: Bearer <key>" or "x-api-key: <key>"';
+
+function refused(realm: Realm, path: string, presented: boolean): HubError {
+  const message =
+    realm === 'admin'
+      ? presented
+        ? `${path} needs an admin key and the key sent is not one; send a key from auth.admin_keys in hub.yaml ${HOW} (API keys do not open /hub or /metrics)`
+        : `${path} needs an admin key; send a key from auth.admin_keys in hub.yaml (auth.api_keys when it has none) ${HOW}`
+      : presented
+        ? `the API key sent is not valid; send a key from auth.api_keys (or auth.admin_keys) in hub.yaml ${HOW}`
+        : `this hub needs an API key; send a key from auth.api_keys in hub.yaml ${HOW} (the OpenAI SDKs send their apiKey as a Bearer token)`;
+  return new HubError('invalid_api_key', message, { headers: { 'www-authenticate': 'Bearer' } });
+}
