@@ -7,6 +7,8 @@ export type HubErrorCode =
   | 'model_not_found'
   | 'body_too_large'
   | 'invalid_api_key'
+  | 'forbidden'
+  | 'unsupported_media_type'
   | 'model_busy'
   | 'capacity_exhausted'
   | 'model_start_failed'
@@ -24,6 +26,8 @@ const STATUS: Record<HubErrorCode, number> = {
   model_not_found: 404,
   body_too_large: 413,
   invalid_api_key: 401,
+  forbidden: 403,
+  unsupported_media_type: 415,
   model_busy: 429,
   capacity_exhausted: 429,
   model_start_failed: 503,
@@ -42,6 +46,8 @@ const TYPE: Partial<Record<HubErrorCode, string>> = {
   model_not_found: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
   invalid_api_key: 'authentication_error',
+  forbidden: 'permission_error',
+  unsupported_media_type: 'invalid_request_error',
   model_busy: 'rate_limit_error',
   capacity_exhausted: 'rate_limit_error',
   not_found: 'invalid_request_error',

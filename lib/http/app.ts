@@ -7,6 +7,7 @@ import { HubError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Controller } from '../scheduler/controller.js';
 import { requireKey } from './auth.js';
+import { checkHost, checkOrigin, rejectTextPlain } from './browser.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { openaiRoutes } from './openai-routes.js';
 
@@ -63,6 +64,10 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     }
   });
 
+  // Browsers first (they need no key to be refused), then /health, which needs no key, then keys.
+  const config = () => controller.config;
+  app.use(checkHost(config));
+  app.use(checkOrigin(config));
   app.use(async (ctx, next) => {
     if (ctx.path === '/health' && ctx.method === 'GET') {
       ctx.body = { status: controller.shuttingDown ? 'shutting_down' : 'ok' };
@@ -72,6 +77,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   });
 
   app.use(requireKey(() => controller.config.auth));
+  app.use(rejectTextPlain);
 
   const openai = openaiRoutes(controller);
   const control = controlRoutes(controller, actions);

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
+import { keepHubCors } from './browser.js';
 
 interface Exchange {
   lease: Lease;
@@ -40,6 +41,9 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
     else res.destroy();
   });
 });
+
+// The hub answers CORS itself (browser.ts); a backend's own CORS headers must not override it.
+proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => keepHubCors(proxyRes.headers, res));
 
 export interface ForwardOptions {
   /** The request body to send instead of the client's stream (already read, maybe rewritten). */

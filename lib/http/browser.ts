@@ -1,0 +1,120 @@
+// Defences against web pages open in the operator's browser, which can send requests to the hub
+// without being able to read most answers (docs/security.md): a Host check against DNS rebinding, an
+// Origin check on state-changing requests with CORS answers for the allowed origins, and no text/plain
+// bodies on the JSON routes. One middleware each; they read the config per request, so reloads apply.
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Context, Middleware, Next } from 'koa';
+import { hostOfHeader, isLoopbackHost, parseHostName, parseOrigin } from '../config/auth.js';
+import type { HubConfig } from '../config/types.js';
+import { HubError } from '../errors.js';
+
+type CurrentConfig = () => HubConfig;
+
+/**
+ * Bound to loopback, only loopback names, listen.host and auth.allowed_hosts are answered. A page on
+ * evil.example whose DNS answer changes to 127.0.0.1 becomes same-origin with the hub; its requests
+ * still say `Host: evil.example`. Bound elsewhere the hub is reachable by any name, so nothing is
+ * checked (keys protect it there: a rebound page has no key). A request without Host is no browser.
+ */
+export function checkHost(config: CurrentConfig): Middleware {
+  return async (ctx, next) => {
+    const { listen, auth } = config();
+    const header = ctx.get('host');
+    if (header && isLoopbackHost(listen.host)) {
+      const host = hostOfHeader(header);
+      if (host === undefined || !(isLoopbackHost(host) || host === parseHostName(listen.host) || auth.allowedHosts.includes(host))) {
+        throw new HubError(
+          'forbidden',
+          `this hub listens on ${listen.host} and does not answer to the name ${JSON.stringify(header.slice(0, 100))} (a defence against DNS rebinding); ` +
+            `use http://127.0.0.1:${listen.port} or http://localhost:${listen.port}, or add ${JSON.stringify(host ?? header.slice(0, 100))} to auth.allowed_hosts in hub.yaml`,
+        );
+      }
+    }
+    await next();
+  };
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Sent by every SDK or page that talks to the hub, whether or not the preflight names them. */
+const ALLOWED_HEADERS = ['authorization', 'content-type', 'x-api-key', 'x-request-id'];
+const EXPOSED_HEADERS = 'x-request-id, x-hub-model, x-hub-cold-start-ms, x-hub-queue-ms, retry-after, x-should-retry';
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/**
+ * A request with an `Origin` that is neither the hub's own (scheme://host:port it came to) nor in
+ * auth.allowed_origins may read nothing (no CORS headers) and change nothing: any method but
+ * GET/HEAD/OPTIONS gets 403, /v1 and /upstream POSTs included, since running a model is a change.
+ * Allowed origins get preflights answered and CORS headers on every answer, proxied ones included
+ * (set on ctx.res now, so they survive `ctx.respond = false`). Requests without Origin pass.
+ */
+export function checkOrigin(config: CurrentConfig): Middleware {
+  return async (ctx, next) => {
+    const sent = ctx.get('origin');
+    if (!sent) return next();
+    ctx.vary('Origin');
+    const origin = parseOrigin(sent);
+    const own = origin !== undefined && origin === parseOrigin(`${ctx.protocol}://${ctx.get('host')}`);
+    const listed = origin !== undefined && config().auth.allowedOrigins.includes(origin);
+    const preflight = ctx.method === 'OPTIONS' && ctx.get('access-control-request-method') !== '';
+    if (!own && !listed && (preflight || !SAFE_METHODS.has(ctx.method))) throw foreign(sent, ctx);
+    if (preflight) return answerPreflight(ctx, origin!);
+    if (listed) ctx.set({ 'access-control-allow-origin': origin!, 'access-control-expose-headers': EXPOSED_HEADERS });
+    await next();
+  };
+}
+
+function answerPreflight(ctx: Context, origin: string): void {
+  const requested = ctx.get('access-control-request-headers').split(',').map((h) => h.trim().toLowerCase()).filter((h) => HEADER_NAME.test(h));
+  ctx.status = 204;
+  ctx.set({
+    'access-control-allow-origin': origin,
+    'access-control-allow-methods': 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+    'access-control-allow-headers': [...new Set([...ALLOWED_HEADERS, ...requested])].join(', '),
+    'access-control-max-age': '7200',
+  });
+  // Chrome asks before a public page may reach a loopback or private address (Private Network Access).
+  if (ctx.get('access-control-request-private-network') === 'true') ctx.set('access-control-allow-private-network', 'true');
+  ctx.vary('Access-Control-Request-Method');
+  ctx.vary('Access-Control-Request-Headers');
+}
+
+function foreign(origin: string, ctx: Context): HubError {
+  const shown = JSON.stringify(origin.slice(0, 100));
+  return new HubError(
+    'forbidden',
+    `${ctx.method} ${ctx.path} comes from the web page at ${shown}, which may not change anything on this hub; ` +
+      `if you trust that page, add ${shown} to auth.allowed_origins in hub.yaml (requests without an Origin header, such as curl and SDKs, are not affected)`,
+  );
+}
+
+/**
+ * The JSON routes refuse bodies labelled text/plain, the one type besides forms that any web page
+ * may send anywhere without a preflight: a second line of defence behind the Origin check. curl's
+ * default (`-d`: application/x-www-form-urlencoded) and no content type at all are still read as
+ * JSON, because people forget `-H 'content-type: application/json'` all the time.
+ */
+export async function rejectTextPlain(ctx: Context, next: Next): Promise<void> {
+  const path = ctx.path.toLowerCase();
+  const jsonRoute = path.startsWith('/v1/') || path === '/rerank';
+  if (ctx.method === 'POST' && jsonRoute && /^\s*text\/plain\s*(;|$)/i.test(ctx.get('content-type'))) {
+    throw new HubError(
+      'unsupported_media_type',
+      `POST ${ctx.path} was sent as text/plain; send the JSON body with "Content-Type: application/json" (fetch() labels a string body text/plain unless told otherwise)`,
+    );
+  }
+  await next();
+}
+
+/**
+ * For proxied answers (proxy.ts calls this before the backend's headers are copied onto `res`): the
+ * hub owns CORS, so a backend's own Access-Control-* headers (llama-server allows every origin) are
+ * dropped, and a backend's Vary is merged into the hub's instead of replacing it.
+ */
+export function keepHubCors(upstream: IncomingHttpHeaders, res: ServerResponse): void {
+  for (const name of Object.keys(upstream)) if (name.startsWith('access-control-')) delete upstream[name];
+  const ours = res.getHeader('vary');
+  if (ours === undefined || upstream.vary === undefined) return;
+  const fields = new Map<string, string>();
+  for (const field of `${String(ours)},${upstream.vary}`.split(',').map((f) => f.trim()).filter(Boolean)) fields.set(field.toLowerCase(), field);
+  upstream.vary = [...fields.values()].join(', ');
+}
