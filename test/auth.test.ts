@@ -159,6 +159,9 @@ t.test('keys', async (t) => {
     for (const h of ['content-type', 'x-stainless-os', 'authorization', 'x-api-key']) t.ok(allowed.includes(h), `allows ${h}`);
     t.ok(Number(pre.headers['access-control-max-age']) > 0, 'Max-Age');
     t.match(pre.headers.vary, /Origin/);
+    t.notOk(pre.headers['access-control-allow-private-network'], 'private network access only when asked');
+    const pna = await send(url('/v1/models'), { method: 'OPTIONS', headers: { origin: APP, 'access-control-request-method': 'GET', 'access-control-request-private-network': 'true' } });
+    t.equal(pna.headers['access-control-allow-private-network'], 'true', 'Chrome\'s private network preflight');
 
     const res = await send(url('/v1/chat/completions'), { method: 'POST', body: chatBody, headers: { origin: APP, 'content-type': 'application/json', authorization: `Bearer ${API}` } });
     t.equal(res.status, 200);
