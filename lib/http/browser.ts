@@ -23,10 +23,11 @@ export function checkHost(config: CurrentConfig): Middleware {
     if (header && isLoopbackHost(listen.host)) {
       const host = hostOfHeader(header);
       if (host === undefined || !(isLoopbackHost(host) || host === parseHostName(listen.host) || auth.allowedHosts.includes(host))) {
+        const direct = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${ctx.req.socket.localPort}`;
         throw new HubError(
           'forbidden',
           `this hub listens on ${listen.host} and does not answer to the name ${JSON.stringify(header.slice(0, 100))} (a defence against DNS rebinding); ` +
-            `use http://127.0.0.1:${listen.port} or http://localhost:${listen.port}, or add ${JSON.stringify(host ?? header.slice(0, 100))} to auth.allowed_hosts in hub.yaml`,
+            `use ${direct}, or add ${JSON.stringify(host ?? header.slice(0, 100))} to auth.allowed_hosts in hub.yaml`,
         );
       }
     }
