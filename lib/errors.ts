@@ -7,6 +7,10 @@ export type HubErrorCode =
   | 'model_not_found'
   | 'body_too_large'
   | 'invalid_api_key'
+  | 'forbidden'
+  | 'bad_request'
+  | 'headers_too_large'
+  | 'request_timeout'
   | 'model_busy'
   | 'capacity_exhausted'
   | 'model_start_failed'
@@ -24,6 +28,10 @@ const STATUS: Record<HubErrorCode, number> = {
   model_not_found: 404,
   body_too_large: 413,
   invalid_api_key: 401,
+  forbidden: 403,
+  bad_request: 400,
+  headers_too_large: 431,
+  request_timeout: 408,
   model_busy: 429,
   capacity_exhausted: 429,
   model_start_failed: 503,
@@ -42,11 +50,24 @@ const TYPE: Partial<Record<HubErrorCode, string>> = {
   model_not_found: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
   invalid_api_key: 'authentication_error',
+  forbidden: 'permission_error',
+  bad_request: 'invalid_request_error',
+  headers_too_large: 'invalid_request_error',
+  request_timeout: 'invalid_request_error',
   model_busy: 'rate_limit_error',
   capacity_exhausted: 'rate_limit_error',
   not_found: 'invalid_request_error',
   conflict: 'invalid_request_error',
   invalid_config: 'invalid_request_error',
+};
+
+/**
+ * Headers a code always carries. The OpenAI SDKs retry every 5xx (twice, by default) unless told
+ * not to: a start timeout already waited the model's whole start_timeout, and a retry would spawn it
+ * again and wait again.
+ */
+const HEADERS: Partial<Record<HubErrorCode, Record<string, string>>> = {
+  model_start_timeout: { 'x-should-retry': 'false' },
 };
 
 export class HubError extends Error {
@@ -62,7 +83,7 @@ export class HubError extends Error {
     this.name = 'HubError';
     this.status = STATUS[code];
     this.param = options.param ?? null;
-    this.headers = { ...options.headers };
+    this.headers = { ...HEADERS[code], ...options.headers };
     this.details = options.details;
     if (options.retryAfterMs !== undefined) this.headers['retry-after'] = String(Math.max(1, Math.ceil(options.retryAfterMs / 1000)));
   }
