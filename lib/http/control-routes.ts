@@ -8,7 +8,9 @@ import { HubError } from '../errors.js';
 import { VERSION } from '../paths.js';
 import { followFile, tailLines } from '../runtime/log-tail.js';
 import type { Controller } from '../scheduler/controller.js';
+import type { ModelRuntime } from '../scheduler/model.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
+import { configSecrets, inheritedSecrets, LineMasker, maskCache, modelSecrets, type Mask } from '../secrets.js';
 import type { HubState } from './app.js';
 
 export interface HubActions {
@@ -76,22 +78,38 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
   router.get('/models/:name/logs', async (ctx) => {
     const m = controller.get(ctx.params.name);
     const lines = Math.min(10_000, Math.max(0, Number(ctx.query.tail ?? 200) || 0));
+    const mask = logMask(controller, m);
     const { text, end } = await tailLines(m.logFile, lines);
     ctx.type = 'text/plain; charset=utf-8';
     if (ctx.query.follow !== '1' && ctx.query.follow !== 'true') {
-      ctx.body = text;
+      ctx.body = mask(text);
       return;
     }
+    const masked = new LineMasker(mask);
     const out = new PassThrough();
     const stop = new AbortController();
     ctx.req.once('close', () => { stop.abort(); out.end(); });
     ctx.set('x-accel-buffering', 'no');
     ctx.body = out;
-    out.write(text);
-    followFile(m.logFile, end, (chunk) => out.write(chunk), stop.signal);
+    out.write(mask(text));
+    followFile(m.logFile, end, (chunk) => out.write(masked.push(chunk)), stop.signal);
   });
 
   return router;
+}
+
+const maskFor = maskCache();
+
+/**
+ * What a model's log must not show: patterns of secrets, and every secret the config, the model and
+ * the hub's environment (which backends inherit) hold as exact strings.
+ */
+function logMask(controller: Controller, m: ModelRuntime): Mask {
+  const config = controller.config;
+  const all = () => [...configSecrets(config), ...inheritedSecrets()];
+  // A model removed by a reload, or still running as it was before one, has secrets the config lacks.
+  if (config.models[m.name] === m.config) return maskFor(config, all);
+  return maskFor(m.config, () => [...all(), ...modelSecrets(m.config)]);
 }
 
 /** Server-sent events: a status snapshot, then every state transition and request summary. */
