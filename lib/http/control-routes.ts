@@ -1,6 +1,5 @@
 // The control API (SPEC §3.3). Each handler is a thin call into the controller (or the hub, for
 // reload and shutdown); the dashboard and the CLI use these same routes.
-import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConfigError } from '../config/errors.js';
@@ -12,6 +11,7 @@ import type { ModelRuntime } from '../scheduler/model.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
 import { configSecrets, inheritedSecrets, LineMasker, maskCache, modelSecrets, type Mask } from '../secrets.js';
 import type { HubState } from './app.js';
+import { Subscriber } from './subscriber.js';
 
 export interface HubActions {
   /** Re-reads the config file and applies it; throws ConfigError when it is invalid. */
@@ -85,14 +85,17 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
       ctx.body = mask(text);
       return;
     }
-    const masked = new LineMasker(mask);
-    const out = new PassThrough();
     const stop = new AbortController();
-    ctx.req.once('close', () => { stop.abort(); out.end(); });
+    const out = new Subscriber(ctx.res, {
+      farewell: '\n--- modelhub: this reader fell behind (more than 1 MiB not taken) and was dropped; reconnect to go on following\n',
+      onEnd: () => stop.abort(),
+    });
+    const masked = new LineMasker(mask);
     ctx.set('x-accel-buffering', 'no');
-    ctx.body = out;
+    ctx.body = out.body;
     out.write(mask(text));
-    followFile(m.logFile, end, (chunk) => out.write(masked.push(chunk)), stop.signal);
+    void followFile(m.logFile, end, { data: (chunk) => out.write(masked.push(chunk)), notice: (line) => out.write(masked.flush() + line) }, stop.signal)
+      .then(() => out.end(masked.flush()));
   });
 
   return router;
@@ -114,20 +117,21 @@ function logMask(controller: Controller, m: ModelRuntime): Mask {
 
 /** Server-sent events: a status snapshot, then every state transition and request summary. */
 function events(ctx: Context, controller: Controller): void {
-  const out = new PassThrough();
-  const send = (event: string, data: unknown) => out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const onTransition = (t: unknown) => send('transition', t);
   const onRequest = (r: unknown) => send('request', r);
+  const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+  const out = new Subscriber(ctx.res, {
+    farewell: `event: lagging\ndata: ${JSON.stringify({ message: 'this subscriber fell behind (more than 1 MiB not taken) and was dropped; reconnect for a fresh status' })}\n\n`,
+    onEnd: () => {
+      clearInterval(keepAlive);
+      controller.off('transition', onTransition);
+      controller.off('request', onRequest);
+    },
+  });
+  const send = (event: string, data: unknown) => out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   controller.on('transition', onTransition);
   controller.on('request', onRequest);
-  const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
-  ctx.req.once('close', () => {
-    clearInterval(keepAlive);
-    controller.off('transition', onTransition);
-    controller.off('request', onRequest);
-    out.end();
-  });
   ctx.set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
-  ctx.body = out;
+  ctx.body = out.body;
   send('status', controller.status());
 }
