@@ -238,6 +238,7 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     url: m.url?.replace(/\/+$/, ''),
     apiKey: m.api_key || undefined,
     forwardAuth: m.forward_auth ?? false,
+    upstreamControl: m.upstream_control ?? false,
     port: m.port,
     portIsExplicit: m.port !== undefined,
     group: m.group,

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Controller } from '../scheduler/controller.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { openaiRoutes } from './openai-routes.js';
+import { upstreamGuard } from './upstream-guard.js';
 
 export interface HubState {
   requestId: string;
@@ -72,6 +73,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
   const openai = openaiRoutes(controller);
   const control = controlRoutes(controller, actions);
+  app.use(upstreamGuard(controller));
   app.use(openai.routes());
   app.use(control.routes());
   return app;
