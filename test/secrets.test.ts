@@ -1,5 +1,7 @@
 // The small pure pieces behind robustness.test.ts: secret masking, error serialization for the hub
 // log, YAML alias limits as config errors, /upstream path normalization, hop-by-hop stripping.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { ConfigError } from '../lib/config/errors.js';
@@ -8,6 +10,7 @@ import { HubError } from '../lib/errors.js';
 import { stripHopByHop } from '../lib/http/hop-by-hop.js';
 import { normalize } from '../lib/http/upstream-guard.js';
 import { createLogger } from '../lib/log.js';
+import { describePortHolder } from '../lib/runtime/ports.js';
 import { configSecrets, createMask, inheritedSecrets, isSecretEnvName, launchSecrets, LineMasker, maskArgv } from '../lib/secrets.js';
 
 t.test('patterns: flag values, secret-looking keys, bearer tokens, URL passwords', async (t) => {
@@ -132,4 +135,13 @@ t.test('504 model_start_timeout tells SDKs not to retry', async (t) => {
   t.equal(new HubError('model_start_failed', 'x', { retryAfterMs: 1000 }).headers['x-should-retry'], undefined, 'a start failure with Retry-After may be retried');
   t.match(new HubError('forbidden', 'x').toJSON(), { error: { code: 'forbidden', type: 'permission_error' } });
   t.equal(new HubError('forbidden', 'x').status, 403);
+});
+
+t.test('a port holder is named with its secrets masked', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+  const holder = spawn(process.execPath, ['-e', "const s = require('net').createServer().listen(0, '127.0.0.1', () => console.log(s.address().port))", '--', '--api-key', 'sk-holder-123'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => holder.kill());
+  const [chunk] = (await once(holder.stdout!, 'data')) as [Buffer];
+  const described = await describePortHolder(Number(chunk.toString()));
+  t.match(described, /--api-key \*\*\*\)$/);
+  t.notMatch(described, /sk-holder-123/);
 });
