@@ -9,6 +9,9 @@ export type HubErrorCode =
   | 'invalid_api_key'
   | 'forbidden'
   | 'unsupported_media_type'
+  | 'bad_request'
+  | 'headers_too_large'
+  | 'request_timeout'
   | 'model_busy'
   | 'capacity_exhausted'
   | 'model_start_failed'
@@ -28,6 +31,9 @@ const STATUS: Record<HubErrorCode, number> = {
   invalid_api_key: 401,
   forbidden: 403,
   unsupported_media_type: 415,
+  bad_request: 400,
+  headers_too_large: 431,
+  request_timeout: 408,
   model_busy: 429,
   capacity_exhausted: 429,
   model_start_failed: 503,
@@ -48,11 +54,23 @@ const TYPE: Partial<Record<HubErrorCode, string>> = {
   invalid_api_key: 'authentication_error',
   forbidden: 'permission_error',
   unsupported_media_type: 'invalid_request_error',
+  bad_request: 'invalid_request_error',
+  headers_too_large: 'invalid_request_error',
+  request_timeout: 'invalid_request_error',
   model_busy: 'rate_limit_error',
   capacity_exhausted: 'rate_limit_error',
   not_found: 'invalid_request_error',
   conflict: 'invalid_request_error',
   invalid_config: 'invalid_request_error',
+};
+
+/**
+ * Headers a code always carries. The OpenAI SDKs retry every 5xx (twice, by default) unless told
+ * not to: a start timeout already waited the model's whole start_timeout, and a retry would spawn it
+ * again and wait again.
+ */
+const HEADERS: Partial<Record<HubErrorCode, Record<string, string>>> = {
+  model_start_timeout: { 'x-should-retry': 'false' },
 };
 
 export class HubError extends Error {
@@ -68,7 +86,7 @@ export class HubError extends Error {
     this.name = 'HubError';
     this.status = STATUS[code];
     this.param = options.param ?? null;
-    this.headers = { ...options.headers };
+    this.headers = { ...HEADERS[code], ...options.headers };
     this.details = options.details;
     if (options.retryAfterMs !== undefined) this.headers['retry-after'] = String(Math.max(1, Math.ceil(options.retryAfterMs / 1000)));
   }

@@ -52,7 +52,27 @@ export function createLogger(level: LogLevel, out: NodeJS.WriteStream | Writable
   const pretty = 'isTTY' in out && out.isTTY === true;
   const streams: bunyan.Stream[] = [{ level, type: 'raw', stream: new StdoutStream(out, pretty) as unknown as Writable }];
   if (options.file) streams.push({ level, stream: new FileStream(openLogFile(options.file)) as unknown as Writable });
-  return bunyan.createLogger({ name: 'modelhub', serializers: bunyan.stdSerializers, streams });
+  return bunyan.createLogger({ name: 'modelhub', serializers: { ...bunyan.stdSerializers, err: serializeError, error: serializeError }, streams });
+}
+
+/**
+ * bunyan's own `err` serializer passes through anything without a `stack` untouched, and an Error's
+ * message and stack are not enumerable: such an error was logged as `"err":{}`. This one always
+ * keeps what there is to know (message, name, code, stack, cause), whatever was thrown.
+ */
+export function serializeError(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error)) {
+    if (err === null || typeof err !== 'object') return { message: String(err) };
+    return { message: String((err as { message?: unknown }).message ?? JSON.stringify(err, bunyan.safeCycles())), value: err };
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  return {
+    message: err.message,
+    name: err.name,
+    ...(code !== undefined ? { code } : {}),
+    stack: err.stack || `${err.name}: ${err.message} (no stack)`,
+    ...(err.cause !== undefined && depth < 3 ? { cause: serializeError(err.cause, depth + 1) } : {}),
+  };
 }
 
 function openLogFile(path: string): WriteStream {

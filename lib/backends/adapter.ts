@@ -22,6 +22,12 @@ export interface BackendModel {
  * once the backend has done it and rejects with a message that says what went wrong.
  */
 export interface MemoryControl {
+  /**
+   * The backend's own endpoints (paths, no query) that free or restore memory. The hub owns them:
+   * /upstream refuses them unless the model sets upstream_control: true, since a call behind the
+   * hub's back would leave its state wrong (status "loaded", every request failing).
+   */
+  readonly paths: readonly string[];
   unload(endpoint: Endpoint, model: BackendModel): Promise<void>;
   load(endpoint: Endpoint, model: BackendModel): Promise<void>;
   /** The backend's own answer, or undefined where it has no way to tell (then the call's success is trusted). */

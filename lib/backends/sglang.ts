@@ -18,6 +18,7 @@ export const sglangAdapter: BackendAdapter = {
   kind: 'sglang',
   isReady: (endpoint, model) => readyByPaths(endpoint, [model.healthPath ?? '/health']),
   memory: {
+    paths: ['/release_memory_occupation', '/resume_memory_occupation'],
     unload: async (endpoint) => assertSuccess(await control(endpoint, '/release_memory_occupation', {}), 'release_memory_occupation'),
     load: async (endpoint) => assertSuccess(await control(endpoint, '/resume_memory_occupation', {}), 'resume_memory_occupation'),
     isLoaded: async () => undefined,

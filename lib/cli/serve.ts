@@ -64,13 +64,19 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
   tell('ok', `modelhub ${VERSION} is serving ${Object.keys(config.models).length} models at ${running.origin}/v1`);
   say.info(`status ${running.origin}/hub/api/status · config ${config.path} · logs ${config.log.dir}`);
 
+  // A reload runs from a signal or a file watcher: whatever goes wrong in it is reported, never
+  // thrown (nothing would catch it, and the hub would die over a bad edit).
   const reload = (why: string) => {
     try {
       tell('ok', `${why}: config reloaded (${describeDiff(running.reload())})`);
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      tell('err', `${why}: the config has errors; keeping the running config`);
-      for (const line of err.message.split('\n')) say.err(line);
+      if (err instanceof ConfigError) {
+        tell('err', `${why}: the config has errors; keeping the running config`);
+        for (const line of err.message.split('\n')) say.err(line);
+        return;
+      }
+      log.error({ err }, 'reload failed');
+      tell('err', `${why}: the reload failed (${err instanceof Error ? err.message : String(err)}); the hub goes on running (this is a bug: please report it with ${hubLog})`);
     }
   };
   if (options.watch) watchConfig(config.path, () => reload(`${basename(config.path)} changed`));
@@ -94,7 +100,8 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
 
   await running.closed;
   tell('ok', 'stopped');
-  return exit(EXIT.ok); // the file watcher and signal handlers would keep the process alive
+  // After an uncaught error the close above was the fatal handler's: the exit code must say so.
+  return exit(fatal ? EXIT.failed : EXIT.ok); // the file watcher and signal handlers would keep the process alive
 }
 
 /**

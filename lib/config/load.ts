@@ -63,7 +63,7 @@ export function parseConfig(text: string, path: string, options: LoadOptions = {
       doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}` })),
     );
   }
-  const raw = doc.toJS() ?? {};
+  const raw = yamlData(doc, file);
   const problems: RawProblem[] = [];
   const value = substituteEnv(raw, [], options.env ?? process.env, problems);
   if (!problems.length) problems.push(...schemaProblems(value));
@@ -71,6 +71,22 @@ export function parseConfig(text: string, path: string, options: LoadOptions = {
   if (!problems.length) config = normalize(value as HubFile, path, problems, options.previousPorts);
   if (problems.length || !config) throw new ConfigError(file, problems.map((p) => locate(p, doc, lines)));
   return config;
+}
+
+/**
+ * The document as plain data. Building it can still fail where parsing did not: the yaml package
+ * refuses to expand aliases more than 100 times (a guard against "billion laughs" documents).
+ */
+function yamlData(doc: Document, file: string): unknown {
+  try {
+    return doc.toJS() ?? {};
+  } catch (err) {
+    const message = (err as Error).message;
+    const why = /alias/i.test(message)
+      ? 'uses YAML aliases (*name) too often (the limit is 100 expansions, against documents that blow up in memory); put the shared settings under defaults: instead of repeating an alias'
+      : `cannot be read as YAML data (${message}); check the file`;
+    throw new ConfigError(file, [{ path: '', message: why }]);
+  }
 }
 
 function locate(p: RawProblem, doc: Document, lines: LineCounter): ConfigProblem {
@@ -220,6 +236,7 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     url: m.url?.replace(/\/+$/, ''),
     apiKey: m.api_key || undefined,
     forwardAuth: m.forward_auth ?? false,
+    upstreamControl: m.upstream_control ?? false,
     port: m.port,
     portIsExplicit: m.port !== undefined,
     group: m.group,

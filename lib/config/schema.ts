@@ -40,6 +40,7 @@ const modelProperties = {
   url: Opt(annotate(Type.String({ pattern: '^https?://' }), 'an http:// or https:// URL')),
   api_key: Opt(Str()),
   forward_auth: Opt(Bool()),
+  upstream_control: Opt(Bool()),
   port: Opt(Port()),
   group: Opt(NonEmpty()),
   memory: Opt(Size()),

@@ -15,6 +15,8 @@ export interface ModelConfig {
   url?: string;
   apiKey?: string;
   forwardAuth: boolean;
+  /** /upstream may reach the backend's memory-control endpoints (off: the hub owns its memory). */
+  upstreamControl: boolean;
   /** The port the backend listens on: set in the file, or assigned from `ports.start`. Managed models only. */
   port?: number;
   portIsExplicit: boolean;

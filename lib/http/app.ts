@@ -8,8 +8,10 @@ import type { Logger } from '../log.js';
 import type { Controller } from '../scheduler/controller.js';
 import { requireKey } from './auth.js';
 import { checkHost, checkOrigin, rejectTextPlain } from './browser.js';
+import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { openaiRoutes } from './openai-routes.js';
+import { upstreamGuard } from './upstream-guard.js';
 
 export interface HubState {
   requestId: string;
@@ -55,7 +57,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
         throw new HubError('not_found', `there is nothing at ${ctx.method} ${ctx.path}; the OpenAI API is under /v1 (try GET /v1/models)`);
       }
     } catch (err) {
-      const error = err instanceof HubError ? err : internal(err, log, ctx.state.requestId);
+      const error = err instanceof HubError ? err : err instanceof URIError ? malformedPath(ctx.path) : internal(err, log, ctx.state.requestId);
       if (ctx.res.headersSent) return void ctx.res.destroy();
       ctx.respond = true;
       ctx.status = error.status;
@@ -81,10 +83,15 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
   const openai = openaiRoutes(controller);
   const control = controlRoutes(controller, actions);
+  app.use(upstreamGuard(controller));
   app.use(openai.routes());
   app.use(control.routes());
   return app;
 }
+
+/** Routes decode their parameters; a %-escape that is not UTF-8 is the client's mistake, not ours. */
+const malformedPath = (path: string) =>
+  new HubError('bad_request', `the path ${path} has a malformed %-escape; percent-encode it as UTF-8 (e.g. encodeURIComponent)`);
 
 function internal(err: unknown, log: Logger, requestId: string): HubError {
   log.error({ err, req_id: requestId }, 'unexpected error');
@@ -94,5 +101,6 @@ function internal(err: unknown, log: Logger, requestId: string): HubError {
 export function createHttpServer(app: Koa<HubState>): Server {
   const server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
   return server;
 }

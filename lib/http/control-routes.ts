@@ -1,6 +1,5 @@
 // The control API (SPEC §3.3). Each handler is a thin call into the controller (or the hub, for
 // reload and shutdown); the dashboard and the CLI use these same routes.
-import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConfigError } from '../config/errors.js';
@@ -8,8 +7,11 @@ import { HubError } from '../errors.js';
 import { VERSION } from '../paths.js';
 import { followFile, tailLines } from '../runtime/log-tail.js';
 import type { Controller } from '../scheduler/controller.js';
+import type { ModelRuntime } from '../scheduler/model.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
+import { configSecrets, inheritedSecrets, LineMasker, maskCache, modelSecrets, type Mask } from '../secrets.js';
 import type { HubState } from './app.js';
+import { Subscriber } from './subscriber.js';
 
 export interface HubActions {
   /** Re-reads the config file and applies it; throws ConfigError when it is invalid. */
@@ -76,40 +78,60 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
   router.get('/models/:name/logs', async (ctx) => {
     const m = controller.get(ctx.params.name);
     const lines = Math.min(10_000, Math.max(0, Number(ctx.query.tail ?? 200) || 0));
+    const mask = logMask(controller, m);
     const { text, end } = await tailLines(m.logFile, lines);
     ctx.type = 'text/plain; charset=utf-8';
     if (ctx.query.follow !== '1' && ctx.query.follow !== 'true') {
-      ctx.body = text;
+      ctx.body = mask(text);
       return;
     }
-    const out = new PassThrough();
     const stop = new AbortController();
-    ctx.req.once('close', () => { stop.abort(); out.end(); });
+    const out = new Subscriber(ctx.res, {
+      farewell: '\n--- modelhub: this reader fell behind (more than 1 MiB not taken) and was dropped; reconnect to go on following\n',
+      onEnd: () => stop.abort(),
+    });
+    const masked = new LineMasker(mask);
     ctx.set('x-accel-buffering', 'no');
-    ctx.body = out;
-    out.write(text);
-    followFile(m.logFile, end, (chunk) => out.write(chunk), stop.signal);
+    ctx.body = out.body;
+    out.write(mask(text));
+    void followFile(m.logFile, end, { data: (chunk) => out.write(masked.push(chunk)), notice: (line) => out.write(masked.flush() + line) }, stop.signal)
+      .then(() => out.end(masked.flush()));
   });
 
   return router;
 }
 
+const maskFor = maskCache();
+
+/**
+ * What a model's log must not show: patterns of secrets, and every secret the config, the model and
+ * the hub's environment (which backends inherit) hold as exact strings.
+ */
+function logMask(controller: Controller, m: ModelRuntime): Mask {
+  const config = controller.config;
+  const all = () => [...configSecrets(config), ...inheritedSecrets()];
+  // A model removed by a reload, or still running as it was before one, has secrets the config lacks.
+  if (config.models[m.name] === m.config) return maskFor(config, all);
+  return maskFor(m.config, () => [...all(), ...modelSecrets(m.config)]);
+}
+
 /** Server-sent events: a status snapshot, then every state transition and request summary. */
 function events(ctx: Context, controller: Controller): void {
-  const out = new PassThrough();
-  const send = (event: string, data: unknown) => out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const onTransition = (t: unknown) => send('transition', t);
   const onRequest = (r: unknown) => send('request', r);
+  const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+  const out = new Subscriber(ctx.res, {
+    farewell: `event: lagging\ndata: ${JSON.stringify({ message: 'this subscriber fell behind (more than 1 MiB not taken) and was dropped; reconnect for a fresh status' })}\n\n`,
+    onEnd: () => {
+      clearInterval(keepAlive);
+      controller.off('transition', onTransition);
+      controller.off('request', onRequest);
+    },
+  });
+  const send = (event: string, data: unknown) => out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   controller.on('transition', onTransition);
   controller.on('request', onRequest);
-  const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
-  ctx.req.once('close', () => {
-    clearInterval(keepAlive);
-    controller.off('transition', onTransition);
-    controller.off('request', onRequest);
-    out.end();
-  });
   ctx.set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
-  ctx.body = out;
+  ctx.body = out.body;
   send('status', controller.status());
 }

@@ -7,6 +7,7 @@ import { createProxyServer } from 'http-proxy-3';
 import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
 import { keepHubCors } from './browser.js';
+import { stripHopByHop } from './hop-by-hop.js';
 
 interface Exchange {
   lease: Lease;
@@ -31,6 +32,11 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
   const exchange = exchanges.get(res);
   if (!exchange) return;
   exchange.answered = true;
+  stripHopByHop(proxyRes.headers);
+  // http-proxy-3 would then add a Connection header of its own (the client's, or keep-alive), which
+  // overrides Node's handling of the client connection. It adds one only where there is none, and
+  // copies only enumerable headers: a hidden one keeps Connection (and Keep-Alive) Node's to write.
+  Object.defineProperty(proxyRes.headers, 'connection', { value: 'hop-by-hop', enumerable: false, writable: true, configurable: true });
   const sse = String(proxyRes.headers['content-type'] ?? '').includes('text/event-stream');
   if (sse) proxyRes.headers['x-accel-buffering'] = 'no';
   proxyRes.once('close', () => {
@@ -68,6 +74,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   if (lease.coldStartMs !== undefined) res.setHeader('x-hub-cold-start-ms', String(Math.round(lease.coldStartMs)));
   if (lease.queueMs !== undefined) res.setHeader('x-hub-queue-ms', String(Math.round(lease.queueMs)));
   const headers = req.headers;
+  stripHopByHop(headers);
   headers['x-request-id'] = options.requestId;
   if (!m.config.forwardAuth) {
     delete headers.authorization;

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
+import { createMask, inheritedSecrets, launchSecrets, type Mask } from '../secrets.js';
 
 export interface SpawnSpec {
   /** The model this process serves (for the state dir's records). */
@@ -11,7 +12,7 @@ export interface SpawnSpec {
   env: Record<string, string>;
   cwd?: string;
   logFile: string;
-  /** Written to the log before the process starts, to tell runs apart. */
+  /** Written to the log before the process starts, to tell runs apart (secrets in it are masked). */
   banner: string;
 }
 
@@ -31,12 +32,15 @@ export class ChildProcess {
   private readonly tail: string[] = [];
   private partial = '';
   private readonly log: WriteStream;
+  /** The tail ends up in error messages and status: the launch's secrets must not. */
+  private readonly mask: Mask;
 
   constructor(spec: SpawnSpec) {
     mkdirSync(dirname(spec.logFile), { recursive: true });
+    this.mask = createMask([...launchSecrets(spec.argv, spec.env), ...inheritedSecrets()]);
     this.log = createWriteStream(spec.logFile, { flags: 'a' });
     this.log.on('error', () => {}); // a broken log file must not take the hub down
-    this.log.write(`\n--- ${new Date().toISOString()} ${spec.banner}\n`);
+    this.log.write(`\n--- ${new Date().toISOString()} ${this.mask(spec.banner)}\n`);
     const child = spawn(spec.argv[0], spec.argv.slice(1), {
       cwd: spec.cwd,
       env: { ...process.env, ...spec.env },
@@ -75,7 +79,7 @@ export class ChildProcess {
   /** The last lines the process printed (stdout and stderr interleaved). */
   logTail(lines = 10): string[] {
     const all = this.partial ? [...this.tail, this.partial] : this.tail;
-    return all.slice(-lines);
+    return all.slice(-lines).map(this.mask); // masked here, not per line printed: a chatty child prints a lot
   }
 
   signalGroup(signal: NodeJS.Signals): void {

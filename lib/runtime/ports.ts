@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setImmediate as nextTick } from 'node:timers/promises';
+import { maskArgv } from '../secrets.js';
 
 export interface PortRange {
   low: number;
@@ -191,7 +192,8 @@ function socketLinks(pid: number): Set<string> {
 function commandLine(pid: number): string | undefined {
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.length > 0);
-    const text = args.length ? args.join(' ') : `[${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}]`;
+    // Shown in start failures and notices: another backend's --api-key must not be.
+    const text = args.length ? maskArgv(args).join(' ') : `[${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}]`;
     return text.length > MAX_COMMAND_CHARS ? `${text.slice(0, MAX_COMMAND_CHARS - 1)}…` : text;
   } catch {
     return undefined;

@@ -1,5 +1,6 @@
 // The JSON shape of a model's state, shared by /hub/api/status, /v1/models and the CLI.
 import type { HubConfig } from '../config/types.js';
+import { maskCache, modelSecrets } from '../secrets.js';
 import type { ModelRuntime } from './model.js';
 
 export interface ModelStatus {
@@ -32,11 +33,15 @@ export interface ModelStatus {
   removed: boolean;
 }
 
+const maskFor = maskCache();
+
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
 /** `queuedForSlot`: requests waiting for a max_concurrency slot (the rest of `queued` wait for a start or load). */
 export function modelStatus(m: ModelRuntime, queuedForSlot: number, now: number): ModelStatus {
   const c = m.config;
+  // An error may quote the backend's last log lines; a url may hold a password.
+  const mask = maskFor(c, () => modelSecrets(c));
   return {
     name: m.name,
     aliases: c.aliases,
@@ -46,7 +51,7 @@ export function modelStatus(m: ModelRuntime, queuedForSlot: number, now: number)
     memory: m.memory,
     pid: m.pid ?? null,
     port: c.port ?? null,
-    url: m.target,
+    url: mask(m.target),
     group: c.group ?? null,
     memory_bytes: c.memory,
     in_flight: m.inflight,
@@ -59,7 +64,7 @@ export function modelStatus(m: ModelRuntime, queuedForSlot: number, now: number)
     started_at: iso(m.startedAt),
     ready_at: iso(m.readyAt),
     last_exit_code: m.lastError?.exitCode ?? null,
-    last_error: m.lastError?.message ?? null,
+    last_error: m.lastError ? mask(m.lastError.message) : null,
     retry_at: m.process === 'failed' && m.retryAt > now ? iso(m.retryAt) : null,
     restart_pending: m.pendingConfig !== undefined,
     removed: m.retired,

@@ -123,6 +123,7 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
       return Boolean(p && !held.has(p.model) && p.behaviour.failsToStart === undefined && clock.now() >= p.spawnedAt + p.behaviour.readyAfterMs);
     },
     memory: {
+      paths: [],
       unload: async (endpoint) => memoryCall(live404(endpoint.base), 'unload'),
       load: async (endpoint) => memoryCall(live404(endpoint.base), 'load'),
       isLoaded: async (endpoint) => find(endpoint.base)?.loaded,
