@@ -6,6 +6,8 @@ export type HubErrorCode =
   | 'model_required'
   | 'model_not_found'
   | 'body_too_large'
+  | 'body_incomplete'
+  | 'hub_busy'
   | 'invalid_api_key'
   | 'model_busy'
   | 'capacity_exhausted'
@@ -23,6 +25,8 @@ const STATUS: Record<HubErrorCode, number> = {
   model_required: 400,
   model_not_found: 404,
   body_too_large: 413,
+  body_incomplete: 408,
+  hub_busy: 503,
   invalid_api_key: 401,
   model_busy: 429,
   capacity_exhausted: 429,
@@ -41,6 +45,7 @@ const TYPE: Partial<Record<HubErrorCode, string>> = {
   model_required: 'invalid_request_error',
   model_not_found: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
+  body_incomplete: 'invalid_request_error',
   invalid_api_key: 'authentication_error',
   model_busy: 'rate_limit_error',
   capacity_exhausted: 'rate_limit_error',

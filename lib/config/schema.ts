@@ -80,7 +80,12 @@ export const HubFileSchema = Obj(
       ),
     ),
     auth: Opt(Obj({ api_keys: Opt(StrList()), admin_keys: Opt(StrList()) }, 'an object with api_keys and admin_keys')),
-    limits: Opt(Obj({ max_body: Opt(Size()) }, 'an object with max_body')),
+    limits: Opt(
+      Obj(
+        { max_body: Opt(Size()), max_body_total: Opt(Size()), body_timeout: Opt(Duration()), stall_timeout: Opt(Duration()) },
+        'an object with max_body, max_body_total, body_timeout, stall_timeout',
+      ),
+    ),
     ports: Opt(Obj({ start: Opt(Port()) }, 'an object with start')),
     max_memory: Opt(Size()),
     defaults: Opt(DefaultsSchema),
