@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
+import type { HeldBody } from './body.js';
 
 interface Exchange {
   lease: Lease;
@@ -15,6 +16,7 @@ interface Exchange {
   reusedSocket: boolean;
   /** The backend sent its response head. */
   answered: boolean;
+  body?: HeldBody;
 }
 
 const exchanges = new WeakMap<ServerResponse, Exchange>();
@@ -30,6 +32,7 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
   const exchange = exchanges.get(res);
   if (!exchange) return;
   exchange.answered = true;
+  exchange.body?.release(); // the backend has it: no replay needs it any more
   const sse = String(proxyRes.headers['content-type'] ?? '').includes('text/event-stream');
   if (sse) proxyRes.headers['x-accel-buffering'] = 'no';
   proxyRes.once('close', () => {
@@ -43,7 +46,7 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
 
 export interface ForwardOptions {
   /** The request body to send instead of the client's stream (already read, maybe rewritten). */
-  body?: Buffer;
+  body?: HeldBody;
   /** Path on the backend, when it differs from the client's (e.g. /upstream/{model}/x → /x). */
   path?: string;
   requestId: string;
@@ -57,7 +60,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     lease.release('abandoned');
     return Promise.resolve();
   }
-  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false };
+  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false, body: options.body };
   exchanges.set(res, exchange);
 
   res.setHeader('x-hub-model', m.name);
@@ -73,6 +76,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   if (options.body) {
     headers['content-length'] = String(options.body.length);
     delete headers['transfer-encoding'];
+    delete headers.expect; // the hub already has the body
   }
   if (options.path !== undefined) req.url = options.path;
 
@@ -89,9 +93,9 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
       proxy.web(
         req,
         res,
-        { target: m.target, agent: m.agent, buffer: options.body ? once(options.body) : retry ? once(Buffer.alloc(0)) : undefined },
+        { target: m.target, agent: m.agent, buffer: options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined },
         (err: NodeJS.ErrnoException) => {
-          if (!retry && replayable && exchange.reusedSocket && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          if (!retry && replayable && exchange.reusedSocket && !exchange.answered && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
             exchange.reusedSocket = false;
             return send(true);
           }
@@ -112,7 +116,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   });
 }
 
-/** A stream of one buffer (what http-proxy-3 pipes as the body); cheaper than Readable.from. */
+/** A stream of one buffer (an empty body to replay); cheaper than Readable.from. */
 function once(body: Buffer): Readable {
   return new Readable({
     read() {
