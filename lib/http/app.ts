@@ -7,6 +7,7 @@ import { HubError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Controller } from '../scheduler/controller.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
+import { continueOrRefuse } from './expect-continue.js';
 import { openaiRoutes } from './openai-routes.js';
 
 export interface HubState {
@@ -82,8 +83,10 @@ function internal(err: unknown, log: Logger, requestId: string): HubError {
   return new HubError('internal_error', `internal hub error: ${(err as Error).message}; this is a bug, please report it with the hub log`);
 }
 
-export function createHttpServer(app: Koa<HubState>): Server {
-  const server = createServer(app.callback());
+export function createHttpServer(app: Koa<HubState>, maxBodyBytes: () => number): Server {
+  const handle = app.callback();
+  const server = createServer(handle);
   server.keepAliveTimeout = 65_000;
+  server.on('checkContinue', continueOrRefuse(handle, maxBodyBytes)); // an oversized upload is refused before it starts
   return server;
 }
