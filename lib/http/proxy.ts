@@ -7,6 +7,7 @@ import { createProxyServer } from 'http-proxy-3';
 import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
 import type { HeldBody } from './body.js';
+import { cutWhenStalled } from './stall.js';
 
 interface Exchange {
   lease: Lease;
@@ -17,6 +18,7 @@ interface Exchange {
   /** The backend sent its response head. */
   answered: boolean;
   body?: HeldBody;
+  stallTimeoutMs: number;
 }
 
 const exchanges = new WeakMap<ServerResponse, Exchange>();
@@ -33,6 +35,7 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
   if (!exchange) return;
   exchange.answered = true;
   exchange.body?.release(); // the backend has it: no replay needs it any more
+  cutWhenStalled(res, proxyRes, exchange.stallTimeoutMs);
   const sse = String(proxyRes.headers['content-type'] ?? '').includes('text/event-stream');
   if (sse) proxyRes.headers['x-accel-buffering'] = 'no';
   proxyRes.once('close', () => {
@@ -47,6 +50,8 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
 export interface ForwardOptions {
   /** The request body to send instead of the client's stream (already read, maybe rewritten). */
   body?: HeldBody;
+  /** limits.stall_timeout: a client that reads nothing of the answer for this long is cut (0 = never). */
+  stallTimeoutMs: number;
   /** Path on the backend, when it differs from the client's (e.g. /upstream/{model}/x → /x). */
   path?: string;
   requestId: string;
@@ -60,7 +65,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     lease.release('abandoned');
     return Promise.resolve();
   }
-  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false, body: options.body };
+  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false, body: options.body, stallTimeoutMs: options.stallTimeoutMs };
   exchanges.set(res, exchange);
 
   res.setHeader('x-hub-model', m.name);
