@@ -1,0 +1,99 @@
+// The hub's memory under many large request bodies at once, measured in a real `hub serve` process
+// (its peak RSS from /proc): the body budget (limits.max_body_total) bounds it, the bodies it cannot
+// take get 503 hub_busy, and bodies that withhold their last byte are dropped after body_timeout.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { demo, freePort, freePortRange, getJson, spawnHub, tempDir, waitFor } from './helpers.js';
+import { runUploads, type Outcome, type Upload } from './support/uploader.js';
+
+/** VmRSS and VmHWM (peak) of a process, in MiB; undefined where /proc is not there. */
+function memory(pid: number): { rss: number; peak: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)![1]);
+    return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts the peak over from the current RSS (Linux: clear_refs 5). */
+function resetPeak(pid: number): void {
+  try { writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch { /* the peak then counts from the start */ }
+}
+
+const tally = (outcomes: Outcome[]) => {
+  const counts: Record<string, number> = {};
+  for (const o of outcomes) {
+    const key = o.status ? `${o.status} ${o.code ?? ''}`.trim() : `error ${o.error}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+};
+
+t.test('50 concurrent 30 MiB bodies', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  writeFileSync(join(dir, 'hub.yaml'), `
+listen: { host: 127.0.0.1, port: ${port} }
+state_dir: ${dir}
+log: { level: warn }
+ports: { start: ${await freePortRange(4)} }
+limits: { max_body: 32MiB, max_body_total: 256MiB, body_timeout: 1s }
+models:
+  fast: { backend: demo, cmd: "${demo()}" }
+  slow: { backend: demo, cmd: "${demo('--token-rate 5')}" }
+`);
+  const hub = spawnHub(t, ['serve', '--config', join(dir, 'hub.yaml')]);
+  const origin = `http://127.0.0.1:${port}`;
+  await waitFor('the hub', () => fetch(`${origin}/health`).then((r) => r.ok, () => false), 15_000);
+  const pid = hub.child.pid!;
+  if (!memory(pid)) {
+    t.comment('no /proc here: RSS cannot be measured');
+    return;
+  }
+  for (const model of ['fast', 'slow']) {
+    const warm = await getJson(`${origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, max_tokens: 1, messages: [] }) });
+    t.equal(warm.status, 200, `${model} warm`);
+  }
+  const upload = (model: string, extra: Partial<Upload> = {}): Upload => ({ path: '/v1/chat/completions', kind: 'image', model, mib: 30, ...extra });
+
+  t.test('the budget bounds the hub\'s memory; what does not fit gets 503 hub_busy', async (t) => {
+    const before = memory(pid)!;
+    resetPeak(pid);
+    // The slow model answers after 4 s (20 tokens at 5/s), holding each body it took until then,
+    // longer than a body waits for room: those that do not fit at first are refused.
+    const started = Date.now();
+    const outcomes = await runUploads({ origin, uploads: Array.from({ length: 50 }, () => upload('slow')) });
+    const after = memory(pid)!;
+    const counts = tally(outcomes);
+    t.comment(`50 × 30 MiB in ${Date.now() - started} ms: ${JSON.stringify(counts)}; hub RSS ${before.rss.toFixed(0)} MiB before, peak ${after.peak.toFixed(0)} MiB (growth ${(after.peak - before.rss).toFixed(0)} MiB), ${after.rss.toFixed(0)} MiB after`);
+    t.ok(after.peak - before.rss < 600, `peak RSS growth ${(after.peak - before.rss).toFixed(0)} MiB < 600 MiB`);
+    t.ok((counts['200'] ?? 0) >= 1, 'some were answered');
+    t.ok((counts['503 hub_busy'] ?? 0) >= 1, 'some got 503 hub_busy');
+    t.equal((counts['200'] ?? 0) + (counts['503 hub_busy'] ?? 0), 50, 'nothing else happened (no resets, no crash)');
+    const busy = outcomes.find((o) => o.code === 'hub_busy');
+    t.match((busy?.body as { error: { message: string } } | undefined)?.error.message, /limits\.max_body_total/);
+    t.equal((await getJson(`${origin}/health`)).status, 200, 'the hub is fine');
+  });
+
+  t.test('bodies that withhold their last byte are dropped after body_timeout, their memory released', async (t) => {
+    const before = memory(pid)!;
+    resetPeak(pid);
+    const started = Date.now();
+    const outcomes = await runUploads({ origin, uploads: Array.from({ length: 50 }, () => upload('fast', { withholdLast: true })) });
+    const took = Date.now() - started;
+    const after = memory(pid)!;
+    const counts = tally(outcomes);
+    t.comment(`50 × 30 MiB withholding the last byte, all answered in ${took} ms: ${JSON.stringify(counts)}; hub RSS ${before.rss.toFixed(0)} MiB before, peak ${after.peak.toFixed(0)} MiB, ${after.rss.toFixed(0)} MiB after`);
+    t.ok(after.peak - before.rss < 600, `peak RSS growth ${(after.peak - before.rss).toFixed(0)} MiB < 600 MiB`);
+    t.ok((counts['408 body_incomplete'] ?? 0) >= 1, 'the bodies it took were dropped with 408 body_incomplete');
+    t.equal((counts['408 body_incomplete'] ?? 0) + (counts['503 hub_busy'] ?? 0), 50, 'the others got 503 hub_busy; nothing else happened');
+    t.ok(Math.max(...outcomes.map((o) => o.ms)) < 10_000, 'each was over within seconds (body_timeout 1s), not minutes');
+
+    // The budget is whole again: eight bodies of 30 MiB (240 MiB) are taken at once.
+    const again = await runUploads({ origin, uploads: Array.from({ length: 8 }, () => upload('fast')) });
+    t.same(tally(again), { 200: 8 }, 'their share of the budget was released');
+  });
+});
