@@ -1,13 +1,13 @@
-// What the hub takes from one client (docs/limits.md), on real sockets with demo backends: a 413 the
-// client really receives (openai SDK, fetch, chunked, Expect: 100-continue), the hub-wide body
-// budget (503 hub_busy), body_timeout, served_model splicing into huge and deep bodies, an event
-// loop that 30 MiB bodies never block, and stall_timeout for a client that stops reading.
+// What the hub takes from one client (docs/limits.md), on real sockets with demo backends, the hub
+// in this process: 413 for chunked bodies and Expect: 100-continue, the hub-wide body budget (503
+// hub_busy), body_timeout, served_model splicing into huge and deep bodies, an event loop that
+// 30 MiB bodies never block, and stall_timeout for a client that stops reading. Whether the client
+// really reads a 413 depends on timing between processes: that is in body-serve.test.ts.
 import { readFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t from 'tap';
-import { APIError, toFile } from 'openai';
 import { ConfigError } from '../lib/config/errors.js';
 import { parseConfig } from '../lib/config/load.js';
 import { demo, startTestHub, waitFor } from './helpers.js';
@@ -90,18 +90,6 @@ models:
   const status = (name: string) => h.hub.controller.status().models.find((m) => m.name === name)!;
   // Start the backends once, so that timings below are not cold starts.
   for (const model of ['fast', 'slow', 'renamed', 'streamer']) t.equal((await send(`${h.base}/chat/completions`, chatOf(model, 100))).status, 200, `${model} warm`);
-
-  t.test('the openai SDK receives the 413 for a multipart upload and a JSON body, every time', async (t) => {
-    const big = Buffer.alloc(3 * MiB, 1);
-    for (let run = 1; run <= 10; run++) {
-      const upload = await h.client.audio.transcriptions.create({ model: 'fast', file: await toFile(big, 'clip.wav') }).catch((e: unknown) => e);
-      t.ok(upload instanceof APIError && upload.status === 413 && upload.code === 'body_too_large', `multipart run ${run}: ${String(upload)}`);
-      const chat = await h.client.chat.completions.create({ model: 'fast', messages: [{ role: 'user', content: 'x'.repeat(3 * MiB) }] }).catch((e: unknown) => e);
-      t.ok(chat instanceof APIError && chat.status === 413 && chat.code === 'body_too_large', `JSON run ${run}: ${String(chat)}`);
-    }
-    const sdkError = await h.client.chat.completions.create({ model: 'fast', messages: [{ role: 'user', content: 'x'.repeat(2 * MiB) }] }).catch((e: unknown) => e);
-    t.match((sdkError as APIError).message, /limits\.max_body \(1MiB\)/, 'the message names the limit');
-  });
 
   t.test('a chunked body over max_body gets the 413 with Connection: close', async (t) => {
     const pieces = Array.from({ length: 40 }, () => Buffer.alloc(64 * KiB, 0x20));
@@ -239,23 +227,12 @@ models:
   });
 });
 
-t.test('default limits: 40 MiB bodies are refused and received; 30 MiB bodies never block the event loop', async (t) => {
+t.test('default limits: 30 MiB bodies never block the event loop', async (t) => {
   const h = await startTestHub(t, `
 models:
   fast: { backend: demo, cmd: "${demo()}" }
 `);
   t.equal((await send(`${h.base}/chat/completions`, chatOf('fast', 100))).status, 200, 'warm');
-
-  t.test('fetch with a 40 MiB JSON body gets the 413, every time', async (t) => {
-    const body = chatOf('fast', 40 * MiB);
-    for (let run = 1; run <= 10; run++) {
-      const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
-        async (r) => `${r.status} ${((await r.json()) as { error: { code: string } }).error.code}`,
-        (e: Error) => `${e.message} ${String((e.cause as Error | undefined)?.message ?? '')}`,
-      );
-      t.equal(res, '413 body_too_large', `run ${run}`);
-    }
-  });
 
   t.test('30 MiB bodies: the loop is never blocked for long, /health answers meanwhile', async (t) => {
     // The uploads (and /health pings, timed) come from another process: the event loop measured

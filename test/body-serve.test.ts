@@ -1,10 +1,14 @@
-// The hub's memory under many large request bodies at once, measured in a real `hub serve` process
-// (its peak RSS from /proc): the body budget (limits.max_body_total) bounds it, the bodies it cannot
-// take get 503 hub_busy, and bodies that withhold their last byte are dropped after body_timeout.
+// Request bodies against a real `hub serve` process. A refused body's 413 must reach the client: with
+// the hub in the client's own process the timing hides the failure, in its own process the openai SDK
+// saw "Connection error" for every refused multipart upload. And the hub's memory under many large
+// bodies at once (its peak RSS from /proc): the body budget (limits.max_body_total) bounds it, bodies
+// it cannot take get 503 hub_busy, and bodies that withhold their last byte are dropped after
+// body_timeout.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { demo, freePort, freePortRange, getJson, spawnHub, tempDir, waitFor } from './helpers.js';
+import OpenAI, { APIError, toFile } from 'openai';
+import { demo, freePort, freePortRange, getJson, spawnHub, tempDir, waitFor, type Spawned } from './helpers.js';
 import { runUploads, type Outcome, type Upload } from './support/uploader.js';
 
 /** VmRSS and VmHWM (peak) of a process, in MiB; undefined where /proc is not there. */
@@ -32,38 +36,61 @@ const tally = (outcomes: Outcome[]) => {
   return counts;
 };
 
-t.test('50 concurrent 30 MiB bodies', async (t) => {
+/** `hub serve` in a child process with these limits and models. */
+async function serve(t: Parameters<typeof spawnHub>[0], limits: string, models: string): Promise<{ hub: Spawned; origin: string }> {
   const dir = tempDir(t);
   const port = await freePort();
-  writeFileSync(join(dir, 'hub.yaml'), `
-listen: { host: 127.0.0.1, port: ${port} }
-state_dir: ${dir}
-log: { level: warn }
-ports: { start: ${await freePortRange(4)} }
-limits: { max_body: 32MiB, max_body_total: 256MiB, body_timeout: 1s }
-models:
-  fast: { backend: demo, cmd: "${demo()}" }
-  slow: { backend: demo, cmd: "${demo('--token-rate 5')}" }
-`);
+  writeFileSync(join(dir, 'hub.yaml'), `listen: { host: 127.0.0.1, port: ${port} }\nstate_dir: ${dir}\nlog: { level: warn }\nports: { start: ${await freePortRange(4)} }\nlimits: ${limits}\nmodels:\n${models}`);
   const hub = spawnHub(t, ['serve', '--config', join(dir, 'hub.yaml')]);
   const origin = `http://127.0.0.1:${port}`;
   await waitFor('the hub', () => fetch(`${origin}/health`).then((r) => r.ok, () => false), 15_000);
+  return { hub, origin };
+}
+
+const chat = (origin: string, model: string, content = '') =>
+  getJson(`${origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, max_tokens: 1, messages: [{ role: 'user', content }] }) });
+
+t.test('the openai SDK receives the 413 for a multipart upload and a JSON body, every time', async (t) => {
+  const small = await serve(t, '{ max_body: 1MiB }', `  fast: { backend: demo, cmd: "${demo()}" }\n`);
+  t.equal((await chat(small.origin, 'fast')).status, 200, 'warm');
+  const client = new OpenAI({ baseURL: `${small.origin}/v1`, apiKey: 'not-needed', maxRetries: 0 });
+  const file = Buffer.alloc(3 * 1024 * 1024, 1);
+  for (let run = 1; run <= 10; run++) {
+    const upload = await client.audio.transcriptions.create({ model: 'fast', file: await toFile(file, 'clip.wav') }).catch((e: unknown) => e);
+    t.ok(upload instanceof APIError && upload.status === 413 && upload.code === 'body_too_large', `multipart run ${run}: ${String(upload)}`);
+    const json = await client.chat.completions.create({ model: 'fast', messages: [{ role: 'user', content: 'x'.repeat(3 * 1024 * 1024) }] }).catch((e: unknown) => e);
+    t.ok(json instanceof APIError && json.status === 413 && json.code === 'body_too_large', `JSON run ${run}: ${String(json)}`);
+    if (run === 1) t.match((json as APIError).message, /limits\.max_body \(1MiB\)/, 'the message names the limit');
+  }
+
+});
+
+t.test('max_body 32MiB, max_body_total 256MiB', async (t) => {
+  const { hub, origin } = await serve(t, '{ max_body: 32MiB, max_body_total: 256MiB, body_timeout: 1s }', `  fast: { backend: demo, cmd: "${demo()}" }\n  slow: { backend: demo, cmd: "${demo('--token-rate 0.5')}" }\n`);
   const pid = hub.child.pid!;
   if (!memory(pid)) {
     t.comment('no /proc here: RSS cannot be measured');
     return;
   }
-  for (const model of ['fast', 'slow']) {
-    const warm = await getJson(`${origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, max_tokens: 1, messages: [] }) });
-    t.equal(warm.status, 200, `${model} warm`);
-  }
+  for (const model of ['fast', 'slow']) t.equal((await chat(origin, model)).status, 200, `${model} warm`);
   const upload = (model: string, extra: Partial<Upload> = {}): Upload => ({ path: '/v1/chat/completions', kind: 'image', model, mib: 30, ...extra });
 
-  t.test('the budget bounds the hub\'s memory; what does not fit gets 503 hub_busy', async (t) => {
+  t.test('fetch with a 40 MiB JSON body receives the 413, every time', async (t) => {
+    const body = JSON.stringify({ model: 'fast', messages: [{ role: 'user', content: 'x'.repeat(40 * 1024 * 1024) }] });
+    for (let run = 1; run <= 10; run++) {
+      const res = await fetch(`${origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
+        async (r) => `${r.status} ${((await r.json()) as { error: { code: string } }).error.code}`,
+        (e: Error) => `${e.message} ${String((e.cause as Error | undefined)?.message ?? '')}`,
+      );
+      t.equal(res, '413 body_too_large', `run ${run}`);
+    }
+  });
+
+  t.test('50 concurrent 30 MiB bodies: the budget bounds the hub\'s memory; what does not fit gets 503 hub_busy', async (t) => {
     const before = memory(pid)!;
     resetPeak(pid);
-    // The slow model answers after 4 s (20 tokens at 5/s), holding each body it took until then,
-    // longer than a body waits for room: those that do not fit at first are refused.
+    // Eight bodies fill the budget, and the slow model holds each for 4 s (2 tokens at 0.5/s) before
+    // it answers: longer than a body waits for room, so those that did not fit at first are refused.
     const started = Date.now();
     const outcomes = await runUploads({ origin, uploads: Array.from({ length: 50 }, () => upload('slow')) });
     const after = memory(pid)!;
@@ -78,7 +105,7 @@ models:
     t.equal((await getJson(`${origin}/health`)).status, 200, 'the hub is fine');
   });
 
-  t.test('bodies that withhold their last byte are dropped after body_timeout, their memory released', async (t) => {
+  t.test('50 concurrent 30 MiB bodies that withhold their last byte are dropped after body_timeout, their memory released', async (t) => {
     const before = memory(pid)!;
     resetPeak(pid);
     const started = Date.now();
