@@ -42,6 +42,12 @@ async function serve(t: Parameters<typeof spawnHub>[0], limits: string, models: 
   const port = await freePort();
   writeFileSync(join(dir, 'hub.yaml'), `listen: { host: 127.0.0.1, port: ${port} }\nstate_dir: ${dir}\nlog: { level: warn }\nports: { start: ${await freePortRange(4)} }\nlimits: ${limits}\nmodels:\n${models}`);
   const hub = spawnHub(t, ['serve', '--config', join(dir, 'hub.yaml')]);
+  // Stopped as an operator would, so that it stops its backends: the SIGKILL that spawnHub falls back
+  // on would leave them running. (Teardowns run last registered first: this one before that one.)
+  t.teardown(async () => {
+    if (hub.child.exitCode === null && hub.child.signalCode === null) hub.child.kill('SIGTERM');
+    await Promise.race([hub.exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
+  });
   const origin = `http://127.0.0.1:${port}`;
   await waitFor('the hub', () => fetch(`${origin}/health`).then((r) => r.ok, () => false), 15_000);
   return { hub, origin };
