@@ -6,6 +6,8 @@ export type HubErrorCode =
   | 'model_required'
   | 'model_not_found'
   | 'body_too_large'
+  | 'body_incomplete'
+  | 'hub_busy'
   | 'invalid_api_key'
   | 'forbidden'
   | 'unsupported_media_type'
@@ -28,6 +30,8 @@ const STATUS: Record<HubErrorCode, number> = {
   model_required: 400,
   model_not_found: 404,
   body_too_large: 413,
+  body_incomplete: 408,
+  hub_busy: 503,
   invalid_api_key: 401,
   forbidden: 403,
   unsupported_media_type: 415,
@@ -51,6 +55,7 @@ const TYPE: Partial<Record<HubErrorCode, string>> = {
   model_required: 'invalid_request_error',
   model_not_found: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
+  body_incomplete: 'invalid_request_error',
   invalid_api_key: 'authentication_error',
   forbidden: 'permission_error',
   unsupported_media_type: 'invalid_request_error',

@@ -7,7 +7,7 @@ import { LineCounter, parseDocument, parse as parseYamlScalar, isNode, type Docu
 import { authConfig } from './auth.js';
 import { ConfigError, didYouMean, joinPath, type ConfigProblem } from './errors.js';
 import type { HubFile, ModelFile } from './schema.js';
-import type { GroupConfig, HubConfig, ModelConfig } from './types.js';
+import type { GroupConfig, HubConfig, Limits, ModelConfig } from './types.js';
 import { parseDuration, parseIdleDuration, parseSize, formatBytes } from './units.js';
 import { schemaProblems, type RawProblem } from './validate.js';
 import { splitCommand } from './command.js';
@@ -189,11 +189,26 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
       },
     },
     auth: authConfig(file.auth, problem),
-    limits: { maxBodyBytes: parseSize(file.limits?.max_body ?? '32MiB')! },
+    limits: limits(file.limits ?? {}, problem),
     ports: { start: file.ports?.start ?? DEFAULT_PORTS_START },
     maxMemory,
     groups,
     models,
+  };
+}
+
+function limits(file: NonNullable<HubFile['limits']>, problem: (s: string[], msg: string) => void): Limits {
+  const maxBodyBytes = parseSize(file.max_body ?? '32MiB')!;
+  // Left unset, the total grows with a max_body raised past it, rather than refuse the config.
+  const maxBodyTotalBytes = file.max_body_total !== undefined ? parseSize(file.max_body_total)! : Math.max(parseSize('256MiB')!, maxBodyBytes);
+  if (maxBodyTotalBytes < maxBodyBytes) {
+    problem(['limits', 'max_body_total'], `${formatBytes(maxBodyTotalBytes)} is less than limits.max_body (${formatBytes(maxBodyBytes)}); a body of the largest allowed size could never be held`);
+  }
+  return {
+    maxBodyBytes,
+    maxBodyTotalBytes,
+    bodyTimeoutMs: parseDuration(file.body_timeout ?? '30s')!,
+    stallTimeoutMs: parseDuration(file.stall_timeout ?? '5m')!,
   };
 }
 

@@ -86,7 +86,12 @@ export const HubFileSchema = Obj(
         'an object with api_keys, admin_keys, allowed_origins, allowed_hosts',
       ),
     ),
-    limits: Opt(Obj({ max_body: Opt(Size()) }, 'an object with max_body')),
+    limits: Opt(
+      Obj(
+        { max_body: Opt(Size()), max_body_total: Opt(Size()), body_timeout: Opt(Duration()), stall_timeout: Opt(Duration()) },
+        'an object with max_body, max_body_total, body_timeout, stall_timeout',
+      ),
+    ),
     ports: Opt(Obj({ start: Opt(Port()) }, 'an object with start')),
     max_memory: Opt(Size()),
     defaults: Opt(DefaultsSchema),

@@ -45,6 +45,17 @@ export interface GroupConfig {
   onFull: OnFull;
 }
 
+/** How much the hub takes from one client (docs/limits.md). */
+export interface Limits {
+  maxBodyBytes: number;
+  /** All request bodies held in memory at once. */
+  maxBodyTotalBytes: number;
+  /** A request body that sends nothing for this long is dropped; 0 = never. */
+  bodyTimeoutMs: number;
+  /** A client that reads nothing of a proxied answer for this long is cut; 0 = never. */
+  stallTimeoutMs: number;
+}
+
 export interface HubConfig {
   /** Absolute path of the file this came from. */
   path: string;
@@ -60,7 +71,7 @@ export interface HubConfig {
    * them (`https://app.example.com:8443`), hosts bare and lower case. See config/auth.ts.
    */
   auth: { apiKeys: string[]; adminKeys: string[]; allowedOrigins: string[]; allowedHosts: string[] };
-  limits: { maxBodyBytes: number };
+  limits: Limits;
   ports: { start: number };
   /** Hub-wide memory budget in bytes; Infinity when not set. */
   maxMemory: number;

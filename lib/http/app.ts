@@ -10,6 +10,7 @@ import { requireKey } from './auth.js';
 import { checkHost, checkOrigin, rejectTextPlain } from './browser.js';
 import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
+import { continueOrRefuse } from './expect-continue.js';
 import { openaiRoutes } from './openai-routes.js';
 import { upstreamGuard } from './upstream-guard.js';
 
@@ -98,9 +99,11 @@ function internal(err: unknown, log: Logger, requestId: string): HubError {
   return new HubError('internal_error', `internal hub error: ${(err as Error).message}; this is a bug, please report it with the hub log`);
 }
 
-export function createHttpServer(app: Koa<HubState>): Server {
-  const server = createServer(app.callback());
+export function createHttpServer(app: Koa<HubState>, maxBodyBytes: () => number): Server {
+  const handle = app.callback();
+  const server = createServer(handle);
   server.keepAliveTimeout = 65_000;
   server.on('clientError', answerClientError);
+  server.on('checkContinue', continueOrRefuse(handle, maxBodyBytes)); // an oversized upload is refused before it starts
   return server;
 }

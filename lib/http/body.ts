@@ -1,79 +1,224 @@
-// Reading a request body (bounded by limits.max_body) and finding the `model` it names, in a JSON
-// object or in a multipart form (where the field may come after the file part).
+// Reading a request body into memory, within its limits: limits.max_body for one body, the hub-wide
+// limits.max_body_total (body-budget.ts) for all of them, limits.body_timeout for a pause between
+// bytes. Each chunk is shown to a sink (the `model` finder, request-model.ts) as it arrives, in
+// bounded slices, so that no body, however large, holds the event loop. The chunks are kept as they
+// came and forwarded from there: never concatenated into one large copy.
 import type { IncomingMessage } from 'node:http';
-import busboy from 'busboy';
-import { formatBytes } from '../config/units.js';
+import type { Readable } from 'node:stream';
+import { formatBytes, formatDuration } from '../config/units.js';
 import { HubError } from '../errors.js';
+import type { BodyBudget } from './body-budget.js';
+import { Feeder, pacedStream, type Sink } from './pacing.js';
 
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > limit) {
-    req.resume(); // discard it so the client can read our answer
-    return Promise.reject(tooLarge(limit));
+export interface BodyLimits {
+  /** limits.max_body */
+  maxBytes: number;
+  /** limits.body_timeout; 0 = none. */
+  idleTimeoutMs: number;
+  budget: BodyBudget;
+}
+
+/** A refused body is read and dropped up to this many times max_body before the hub answers anyway. */
+const DRAIN_FACTOR = 4;
+/** ... or for this long at most. */
+const DRAIN_MAX_MS = 60_000;
+
+/** A request body held in memory, counted in the body budget until released. */
+export class HeldBody {
+  constructor(
+    private parts: Buffer[],
+    private bytes: number,
+    private budget: BodyBudget,
+    private reserved: number,
+  ) {}
+
+  get length(): number {
+    return this.bytes;
   }
-  // Plain 'data' events: noticeably cheaper per request than an async iterator on the hot path.
-  return new Promise((resolve, reject) => {
+
+  /** The body as a stream for the proxy's `buffer` option. */
+  stream(): Readable {
+    return pacedStream(this.parts);
+  }
+
+  /** Replaces bytes [start, end) with `replacement` (a served_model rewrite), without copying the rest. */
+  splice(start: number, end: number, replacement: Buffer): void {
+    const head: Buffer[] = [];
+    const tail: Buffer[] = [];
+    let at = 0;
+    for (const part of this.parts) {
+      const from = at;
+      at += part.length;
+      if (from < start) head.push(part.subarray(0, Math.min(part.length, start - from)));
+      if (at > end) tail.push(part.subarray(Math.max(0, end - from)));
+    }
+    this.parts = [...head, replacement, ...tail];
+    this.bytes += replacement.length - (end - start);
+  }
+
+  /** The whole body in one buffer: only for small bodies (an error message). */
+  concat(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+
+  /** Drops the bytes and gives their share of the budget back; safe to call more than once. */
+  release(): void {
+    this.parts = [];
+    this.budget.release(this.reserved);
+    this.reserved = 0;
+  }
+}
+
+/**
+ * Reads the body of `req`. A body with a declared length takes its whole share of the budget before a
+ * byte is read (two half-read bodies can then never starve each other); a chunked one takes it as it
+ * arrives. A body over max_body, one refused by the budget (hub_busy) or one that pauses for
+ * body_timeout is an error (the promise rejects with the HubError to answer with).
+ */
+export async function readBody(req: IncomingMessage, limits: BodyLimits, sink?: Sink): Promise<HeldBody> {
+  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+  if (declared !== undefined && declared > limits.maxBytes) throw await drainThen(req, tooLarge(limits.maxBytes), limits, 0, declared);
+  const { budget } = limits;
+  let reserved = 0;
+  if (declared) {
+    try {
+      await budget.take(declared);
+    } catch (err) {
+      throw await drainThen(req, err as HubError, limits, 0, declared);
+    }
+    if (req.destroyed || req.socket.destroyed) {
+      budget.release(declared); // the client left while waiting for room
+      throw incomplete();
+    }
+    reserved = declared;
+  }
+
+  return new Promise<HeldBody>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData); // stop keeping it; the rest is discarded so the client can read our answer
-        req.resume();
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
+    let settled = false;
+    let idle: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = limits.idleTimeoutMs > 0 ? setTimeout(() => fail(stalled(limits.idleTimeoutMs), false), limits.idleTimeoutMs) : undefined;
     };
+    // The feeder (a backlog of slices) and the budget (no room yet) both stop reading for a while;
+    // such a pause is the hub's, not the client's, so it does not count toward body_timeout.
+    let holds = 0;
+    const hold = () => {
+      if (holds++ > 0) return;
+      req.pause();
+      clearTimeout(idle);
+      idle = undefined;
+    };
+    const unhold = () => {
+      if (--holds > 0 || settled) return;
+      arm();
+      req.resume();
+    };
+    const feeder = sink ? new Feeder(sink, hold, unhold) : undefined;
+
+    const cleanup = () => {
+      settled = true;
+      clearTimeout(idle);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      req.off('error', onClose);
+    };
+    const fail = (error: HubError, drain: boolean) => {
+      if (settled) return;
+      cleanup();
+      feeder?.stop();
+      chunks.length = 0;
+      budget.release(reserved);
+      reserved = 0;
+      if (drain) void drainThen(req, error, limits, size, declared).then(reject);
+      else {
+        error.headers.connection = 'close';
+        reject(error);
+      }
+    };
+    const grow = (bytes: number) => {
+      if (budget.tryTake(bytes)) return void (reserved += bytes);
+      hold();
+      budget.take(bytes).then(
+        () => {
+          if (settled) return budget.release(bytes);
+          reserved += bytes;
+          unhold();
+        },
+        (busy: HubError) => fail(busy, true),
+      );
+    };
+    const onData = (chunk: Buffer) => {
+      idle?.refresh();
+      size += chunk.length;
+      if (size > limits.maxBytes) return fail(tooLarge(limits.maxBytes), true);
+      chunks.push(chunk);
+      if (size > reserved) grow(size - reserved);
+      feeder?.push(chunk);
+    };
+    const onEnd = () => {
+      if (settled) return;
+      cleanup();
+      const done = () => resolve(new HeldBody(chunks, size, budget, reserved));
+      if (feeder) void feeder.drained().then(done);
+      else done();
+    };
+    const onClose = () => fail(incomplete(), false);
+
+    arm();
     req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-    req.once('error', reject);
+    req.once('end', onEnd);
+    req.once('close', onClose);
+    req.once('error', onClose);
   });
 }
 
-const tooLarge = (limit: number) =>
+/**
+ * Reads the rest of a refused body and drops it, then gives the error to answer with. The answer waits
+ * for the body because a client still sending when the hub closes the connection gets a reset instead
+ * of the answer (its kernel drops what it has not read yet). Past DRAIN_FACTOR × max_body, a pause of
+ * body_timeout or DRAIN_MAX_MS, the hub answers and closes anyway.
+ */
+function drainThen(req: IncomingMessage, error: HubError, limits: BodyLimits, read: number, declared: number | undefined): Promise<HubError> {
+  error.headers.connection = 'close';
+  const bound = DRAIN_FACTOR * limits.maxBytes;
+  if (req.complete || req.destroyed || (declared ?? 0) > bound) return Promise.resolve(error);
+  return new Promise((resolve) => {
+    let seen = read;
+    const idleMs = limits.idleTimeoutMs > 0 ? Math.min(limits.idleTimeoutMs, DRAIN_MAX_MS) : DRAIN_MAX_MS;
+    const done = () => {
+      clearTimeout(idle);
+      clearTimeout(deadline);
+      req.off('data', onData);
+      req.off('end', done);
+      req.off('close', done);
+      req.off('error', done);
+      resolve(error);
+    };
+    const idle = setTimeout(done, idleMs);
+    const deadline = setTimeout(done, DRAIN_MAX_MS);
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      idle.refresh();
+      if (seen > bound) done();
+    };
+    req.on('data', onData);
+    req.once('end', done);
+    req.once('close', done);
+    req.once('error', done);
+    req.resume();
+  });
+}
+
+export const tooLarge = (limit: number) =>
   new HubError('body_too_large', `the request body is larger than limits.max_body (${formatBytes(limit)}); send a smaller body or raise limits.max_body in hub.yaml`, {
     headers: { connection: 'close' },
   });
 
-export interface JsonRequest {
-  json: Record<string, unknown>;
-  model: string;
-}
+const incomplete = () => new HubError('body_incomplete', 'the connection closed before the request body was complete; send it again');
 
-export function modelFromJson(body: Buffer): JsonRequest {
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw new HubError('invalid_json', `the request body is not valid JSON (${(err as Error).message}); send a JSON object with a "model" field`);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new HubError('invalid_json', 'the request body must be a JSON object with a "model" field');
-  }
-  const model = (json as Record<string, unknown>).model;
-  if (typeof model !== 'string' || model === '') throw modelRequired();
-  return { json: json as Record<string, unknown>, model };
-}
-
-export function modelFromMultipart(body: Buffer, contentType: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let model: string | undefined;
-    let parser: busboy.Busboy;
-    try {
-      parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: 1024 } });
-    } catch (err) {
-      return reject(new HubError('model_required', `the multipart body could not be read (${(err as Error).message}); send multipart/form-data with a "model" field`, { param: 'model' }));
-    }
-    parser.on('file', (_name, file) => file.resume());
-    parser.on('field', (name, value) => { if (name === 'model' && model === undefined) model = value; });
-    parser.on('error', (err: Error) =>
-      reject(new HubError('model_required', `the multipart body could not be read (${err.message}); send multipart/form-data with a "model" field`, { param: 'model' })),
-    );
-    parser.on('close', () => (model ? resolve(model) : reject(modelRequired())));
-    parser.end(body);
-  });
-}
-
-const modelRequired = () =>
-  new HubError('model_required', 'the request has no "model" (a string naming one of the models at GET /v1/models); add it to the body', { param: 'model' });
+const stalled = (ms: number) =>
+  new HubError('body_incomplete', `the request body stopped arriving (nothing for ${formatDuration(ms)}, limits.body_timeout); send the whole body without pausing, or raise limits.body_timeout in hub.yaml`);

@@ -5,8 +5,10 @@ import type { Context } from 'koa';
 import { HubError } from '../errors.js';
 import type { Controller } from '../scheduler/controller.js';
 import type { ModelRuntime } from '../scheduler/model.js';
-import { modelFromJson, modelFromMultipart, readBody } from './body.js';
+import { BodyBudget } from './body-budget.js';
+import { readBody } from './body.js';
 import { forward } from './proxy.js';
+import { jsonModel, multipartModel } from './request-model.js';
 import type { HubState } from './app.js';
 
 export function openaiRoutes(controller: Controller): Router<HubState> {
@@ -21,25 +23,29 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     ctx.body = modelEntry(id, lookup(controller, id), controller.startedAt);
   });
 
+  // Request bodies held in memory, hub-wide (limits.max_body_total).
+  const budget = new BodyBudget(() => controller.config.limits.maxBodyTotalBytes);
+
   const routed = async (ctx: Context & { state: HubState }) => {
-    const body = await readBody(ctx.req, controller.config.limits.maxBodyBytes);
+    const limits = controller.config.limits;
     const contentType = ctx.get('content-type');
-    let out = body;
-    let m: ModelRuntime;
-    if (contentType.toLowerCase().startsWith('multipart/form-data')) {
-      m = lookup(controller, await modelFromMultipart(body, contentType)); // forwarded byte for byte
-    } else {
-      const request = modelFromJson(body);
-      m = lookup(controller, request.model);
+    // Multipart bodies are forwarded byte for byte; JSON ones too, unless served_model rewrites `model`.
+    const finder = contentType.toLowerCase().startsWith('multipart/form-data') ? multipartModel(contentType) : jsonModel();
+    const body = await readBody(ctx.req, { maxBytes: limits.maxBodyBytes, idleTimeoutMs: limits.bodyTimeoutMs, budget }, finder.write);
+    try {
+      const found = await finder.result(body);
+      const m = lookup(controller, found.model);
       const served = m.config.servedModel;
-      if (served !== undefined && served !== request.model) out = Buffer.from(JSON.stringify({ ...request.json, model: served }));
+      if (served !== undefined && served !== found.model && found.span) body.splice(found.span.start, found.span.end, Buffer.from(JSON.stringify(served)));
+      ctx.state.model = m.name;
+      const lease = await controller.acquire(m);
+      ctx.state.coldStartMs = lease.coldStartMs;
+      ctx.state.queueMs = lease.queueMs;
+      ctx.respond = false;
+      await forward(ctx.req, ctx.res, lease, { body, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs });
+    } finally {
+      body.release(); // forward() already did once the backend answered
     }
-    ctx.state.model = m.name;
-    const lease = await controller.acquire(m);
-    ctx.state.coldStartMs = lease.coldStartMs;
-    ctx.state.queueMs = lease.queueMs;
-    ctx.respond = false;
-    await forward(ctx.req, ctx.res, lease, { body: out, requestId: ctx.state.requestId });
   };
   router.post(/^\/v1\/.+/, routed);
   router.post('/rerank', routed);
@@ -52,7 +58,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     ctx.state.coldStartMs = lease.coldStartMs;
     ctx.state.queueMs = lease.queueMs;
     ctx.respond = false;
-    await forward(ctx.req, ctx.res, lease, { path: (path ?? '/') + ctx.search, requestId: ctx.state.requestId });
+    await forward(ctx.req, ctx.res, lease, { path: (path ?? '/') + ctx.search, requestId: ctx.state.requestId, stallTimeoutMs: controller.config.limits.stallTimeoutMs });
   });
 
   return router;

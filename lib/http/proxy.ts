@@ -8,6 +8,8 @@ import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
 import { keepHubCors } from './browser.js';
 import { stripHopByHop } from './hop-by-hop.js';
+import type { HeldBody } from './body.js';
+import { cutWhenStalled } from './stall.js';
 
 interface Exchange {
   lease: Lease;
@@ -17,6 +19,8 @@ interface Exchange {
   reusedSocket: boolean;
   /** The backend sent its response head. */
   answered: boolean;
+  body?: HeldBody;
+  stallTimeoutMs: number;
 }
 
 const exchanges = new WeakMap<ServerResponse, Exchange>();
@@ -37,6 +41,8 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
   // overrides Node's handling of the client connection. It adds one only where there is none, and
   // copies only enumerable headers: a hidden one keeps Connection (and Keep-Alive) Node's to write.
   Object.defineProperty(proxyRes.headers, 'connection', { value: 'hop-by-hop', enumerable: false, writable: true, configurable: true });
+  exchange.body?.release(); // the backend has it: no replay needs it any more
+  cutWhenStalled(res, proxyRes, exchange.stallTimeoutMs);
   const sse = String(proxyRes.headers['content-type'] ?? '').includes('text/event-stream');
   if (sse) proxyRes.headers['x-accel-buffering'] = 'no';
   proxyRes.once('close', () => {
@@ -53,7 +59,9 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
 
 export interface ForwardOptions {
   /** The request body to send instead of the client's stream (already read, maybe rewritten). */
-  body?: Buffer;
+  body?: HeldBody;
+  /** limits.stall_timeout: a client that reads nothing of the answer for this long is cut (0 = never). */
+  stallTimeoutMs: number;
   /** Path on the backend, when it differs from the client's (e.g. /upstream/{model}/x → /x). */
   path?: string;
   requestId: string;
@@ -67,7 +75,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     lease.release('abandoned');
     return Promise.resolve();
   }
-  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false };
+  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false, body: options.body, stallTimeoutMs: options.stallTimeoutMs };
   exchanges.set(res, exchange);
 
   res.setHeader('x-hub-model', m.name);
@@ -84,6 +92,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   if (options.body) {
     headers['content-length'] = String(options.body.length);
     delete headers['transfer-encoding'];
+    delete headers.expect; // the hub already has the body
   }
   if (options.path !== undefined) req.url = options.path;
 
@@ -100,9 +109,9 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
       proxy.web(
         req,
         res,
-        { target: m.target, agent: m.agent, buffer: options.body ? once(options.body) : retry ? once(Buffer.alloc(0)) : undefined },
+        { target: m.target, agent: m.agent, buffer: options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined },
         (err: NodeJS.ErrnoException) => {
-          if (!retry && replayable && exchange.reusedSocket && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          if (!retry && replayable && exchange.reusedSocket && !exchange.answered && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
             exchange.reusedSocket = false;
             return send(true);
           }
@@ -123,7 +132,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   });
 }
 
-/** A stream of one buffer (what http-proxy-3 pipes as the body); cheaper than Readable.from. */
+/** A stream of one buffer (an empty body to replay); cheaper than Readable.from. */
 function once(body: Buffer): Readable {
   return new Readable({
     read() {

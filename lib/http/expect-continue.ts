@@ -1,0 +1,27 @@
+// `Expect: 100-continue`: the client waits for the hub's go-ahead before it uploads the body. Node
+// sends "100 Continue" by itself unless the server listens for 'checkContinue'; the hub listens, to
+// refuse a body whose declared length is over limits.max_body before a byte of it is sent (every
+// route: /upstream too). Anything else gets the go-ahead and is handled as usual.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { tooLarge } from './body.js';
+
+export function continueOrRefuse(handle: RequestListener, maxBodyBytes: () => number): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const limit = maxBodyBytes();
+    if (!(Number(req.headers['content-length']) > limit)) {
+      res.writeContinue();
+      return void handle(req, res);
+    }
+    const error = tooLarge(limit);
+    const text = JSON.stringify(error.toJSON());
+    const id = req.headers['x-request-id'];
+    res.writeHead(error.status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      'x-request-id': typeof id === 'string' && id ? id : randomUUID(),
+      ...error.headers,
+    });
+    res.end(text);
+  };
+}

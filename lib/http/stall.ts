@@ -1,0 +1,34 @@
+// limits.stall_timeout: a client that reads nothing of a proxied answer for that long is cut. Until
+// it is, its request counts in flight and holds the model's slot, so an unload, an idle stop or a
+// reload restart (which drain in-flight requests first) would wait on it forever.
+//
+// "Reads nothing" is measured by backpressure: the answer is piped from the backend, and the pipe
+// pauses the backend's side whenever the client's socket will take no more (its kernel buffers are
+// full), resuming it on 'drain'. A client is stalled once a pause has lasted stall_timeout with no
+// drain. A slow reader drains now and then and is never cut; a backend that is merely slow to
+// produce (a long prompt) never causes a pause.
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+
+export function cutWhenStalled(res: ServerResponse, source: Readable, stallMs: number): void {
+  if (!(stallMs > 0) || res.destroyed) return;
+  let timer: NodeJS.Timeout | undefined;
+  const disarm = () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  const arm = () => {
+    disarm();
+    timer = setTimeout(() => {
+      if (res.writableNeedDrain) res.destroy(); // 'close' follows: the slot is released, the backend request aborted
+    }, stallMs);
+    timer.unref();
+  };
+  source.on('pause', arm);
+  res.on('drain', disarm);
+  res.once('close', () => {
+    disarm();
+    source.off('pause', arm);
+    res.off('drain', disarm);
+  });
+}
