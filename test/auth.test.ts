@@ -246,6 +246,18 @@ t.test('browsers: Origin, content type and Host on an open hub bound to loopback
     t.notOk(spawned(), 'no model was started');
   });
 
+  t.test('a cross-site GET without Origin (an <img> tag, a navigation) cannot start a model', async (t) => {
+    for (const [site, mode] of [['cross-site', 'no-cors'], ['same-site', 'no-cors'], ['cross-site', 'navigate']]) {
+      const res = await send(url('/upstream/fast/health'), { headers: { 'sec-fetch-site': site, 'sec-fetch-mode': mode } });
+      forbidden(t, res, `GET /upstream from ${site} (${mode})`);
+    }
+    forbidden(t, await send(url('/v1/models'), { headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors', origin: EVIL } }), 'a cross-site fetch of /v1/models');
+    t.notOk(spawned(), 'no model was started');
+    t.equal((await send(url('/health'), { headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' } })).status, 200, '/health stays open');
+    t.not((await send(url('/hub'), { headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' } })).status, 403, 'a link to the dashboard is followed');
+    t.equal((await send(url('/v1/models'), { headers: { 'sec-fetch-site': 'none', 'sec-fetch-mode': 'navigate' } })).status, 200, 'typed into the address bar');
+  });
+
   t.test('/v1 POSTs with Content-Type text/plain get 415 even without Origin; curl -d (urlencoded) is served', async (t) => {
     const plain = await send(url('/v1/chat/completions'), { method: 'POST', body: chatBody, headers: { 'content-type': 'text/plain;charset=UTF-8' } });
     t.equal(plain.status, 415);

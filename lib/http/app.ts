@@ -7,7 +7,7 @@ import { HubError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Controller } from '../scheduler/controller.js';
 import { requireKey } from './auth.js';
-import { checkHost, checkOrigin, rejectTextPlain } from './browser.js';
+import { checkFetchSite, checkHost, checkOrigin, rejectTextPlain } from './browser.js';
 import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { continueOrRefuse } from './expect-continue.js';
@@ -71,6 +71,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   const config = () => controller.config;
   app.use(checkHost(config));
   app.use(checkOrigin(config));
+  app.use(checkFetchSite(config));
   app.use(async (ctx, next) => {
     if (ctx.path === '/health' && ctx.method === 'GET') {
       ctx.body = { status: controller.shuttingDown ? 'shutting_down' : 'ok' };

@@ -1,7 +1,7 @@
 // Defences against web pages open in the operator's browser, which can send requests to the hub
 // without being able to read most answers (docs/security.md): a Host check against DNS rebinding, an
-// Origin check on state-changing requests with CORS answers for the allowed origins, and no text/plain
-// bodies on the JSON routes. One middleware each; they read the config per request, so reloads apply.
+// Origin check on state-changing requests with CORS answers for the allowed origins, a Fetch Metadata
+// check on what pages send without an Origin, and no text/plain bodies on the JSON routes. One middleware each; they read the config per request, so reloads apply.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Context, Middleware, Next } from 'koa';
 import { hostOfHeader, isLoopbackHost, parseHostName, parseOrigin } from '../config/auth.js';
@@ -60,6 +60,33 @@ export function checkOrigin(config: CurrentConfig): Middleware {
     if (!own && !listed && (preflight || !SAFE_METHODS.has(ctx.method))) throw foreign(sent, ctx);
     if (preflight) return answerPreflight(ctx, origin!);
     if (listed) ctx.set({ 'access-control-allow-origin': origin!, 'access-control-expose-headers': EXPOSED_HEADERS });
+    await next();
+  };
+}
+
+/**
+ * What a page can still send without an Origin header: a "no-cors" GET (an <img> or <script> tag
+ * pointing at /upstream/<model>/ would start that model) or a navigation. Browsers label those with
+ * Fetch Metadata; one from another site (`cross-site`, or `same-site`: another port on localhost)
+ * that carries no allowed Origin is refused, except navigations to the dashboard (/hub, which needs
+ * its own key) and /health. Requests without Fetch Metadata (curl, SDKs, old browsers) pass.
+ */
+export function checkFetchSite(config: CurrentConfig): Middleware {
+  return async (ctx, next) => {
+    const site = ctx.get('sec-fetch-site');
+    if (site === 'cross-site' || site === 'same-site') {
+      const origin = parseOrigin(ctx.get('origin'));
+      const listed = origin !== undefined && config().auth.allowedOrigins.includes(origin);
+      const path = ctx.path.toLowerCase();
+      const dashboard = ctx.get('sec-fetch-mode') === 'navigate' && (path === '/hub' || path.startsWith('/hub/'));
+      if (!listed && !dashboard && path !== '/health') {
+        throw new HubError(
+          'forbidden',
+          `${ctx.method} ${ctx.path} was sent by a page on another site (Sec-Fetch-Site: ${site}), which may not use this hub; ` +
+            `if you trust that page, add its origin to auth.allowed_origins in hub.yaml (curl and SDKs are not affected)`,
+        );
+      }
+    }
     await next();
   };
 }
