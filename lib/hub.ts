@@ -8,6 +8,7 @@ import { createApp, createHttpServer } from './http/app.js';
 import type { Logger } from './log.js';
 import { HUB_COMMAND, VERSION } from './paths.js';
 import { realDriver, type Driver } from './runtime/driver.js';
+import type { RotateSettings } from './runtime/log-file.js';
 import { StateDir } from './runtime/state-dir.js';
 import { Controller } from './scheduler/controller.js';
 import type { ConfigDiff } from './scheduler/reload.js';
@@ -51,7 +52,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
     log.warn(options.warn ? { shown: true } : {}, message);
   };
   const state = await StateDir.open(config.stateDir, { warn, stopTimeoutMs: (model) => config.models[model]?.stopTimeoutMs ?? 10_000 });
-  const controller = new Controller(config, { driver: recording(options.driver ?? realDriver, state), hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs });
+  const controller: Controller = new Controller(config, { driver: recording(options.driver ?? realDriver, state, (): RotateSettings => controller.config.log.rotate), hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs });
   controller.on('transition', (t) => log.info(t, `${t.model} ${t.axis} ${t.from} -> ${t.to} (${t.reason})`));
   controller.on('bug', (message) => log.error(`internal error, please report it: ${message}`));
   controller.on('notice', (message) => {
@@ -107,14 +108,15 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
 }
 
 /**
- * The driver, with every spawned process recorded in the state dir until it exits. Spread, not
- * rebuilt, so that it keeps whatever else the driver offers.
+ * The driver, with every spawned process recorded in the state dir until it exits, and its log rotated
+ * by the current config's `log.rotate`. Spread, not rebuilt, so that it keeps whatever else the driver
+ * offers.
  */
-function recording(base: Driver, state: StateDir): Driver {
+function recording(base: Driver, state: StateDir, rotate: () => RotateSettings): Driver {
   return {
     ...base,
     spawn: (spec) => {
-      const handle = base.spawn(spec);
+      const handle = base.spawn({ ...spec, rotate: spec.rotate ?? rotate() });
       const pid = handle.pid;
       if (pid !== undefined) {
         state.recordChild(spec.model, pid);

@@ -173,7 +173,7 @@ models:
     await waitFor('the backend to print its arguments', async () => (await fetch(`${origin}/hub/api/models/k/logs`).then((r) => r.text())).includes('Namespace('));
     const tail = await fetch(`${origin}/hub/api/models/k/logs?tail=50`).then((r) => r.text());
     noSecret(t, tail, 'the log tail');
-    t.match(tail, /--- .* modelhub starting k \(operator\): .* --api-key \*\*\* --token=\*\*\*/, 'the banner shows the command with its secrets masked');
+    t.match(tail, /^\d{4}-\d\d-\d\dT[\d:.]+Z hub --- modelhub starting k \(operator\): .* --api-key \*\*\* --token=\*\*\*/, 'the banner shows the command with its secrets masked');
     t.match(tail, /backend argv: .*--api-key \*\*\* --token=\*\*\*/, 'flag values the backend prints are masked');
     t.match(tail, /HF_TOKEN=\*\*\*/, 'a secret env value is masked');
     t.match(tail, /PLAIN=visible-value-42/, 'other env values stay readable');

@@ -1,9 +1,14 @@
 // One backend OS process: spawned in its own process group (so stopping it also stops whatever it
-// spawned), output appended to the model's log file, the last lines kept in memory for error messages.
+// spawned), output appended to the model's log file (rotated, each line stamped with the time and
+// stdout/stderr, see log-file.ts), the last lines kept in memory for error messages.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createMask, inheritedSecrets, launchSecrets, type Mask } from '../secrets.js';
+import { BoundedWriter, hubLine, LineStamper, openRotating, type RotateSettings } from './log-file.js';
+
+/** Rotation when the spawner does not say (the config's defaults). */
+const DEFAULT_ROTATE: RotateSettings = { sizeBytes: 10 * 2 ** 20, intervalMs: 24 * 3600 * 1000, keep: 7, compress: true };
 
 export interface SpawnSpec {
   /** The model this process serves (for the state dir's records). */
@@ -14,6 +19,8 @@ export interface SpawnSpec {
   logFile: string;
   /** Written to the log before the process starts, to tell runs apart (secrets in it are masked). */
   banner: string;
+  /** `log.rotate` for the log file. */
+  rotate?: RotateSettings;
 }
 
 export interface ExitInfo {
@@ -24,6 +31,7 @@ export interface ExitInfo {
 }
 
 const TAIL_LINES = 40;
+const REMEMBER_BYTES = 16 * 1024;
 
 export class ChildProcess {
   readonly pid: number | undefined;
@@ -31,16 +39,17 @@ export class ChildProcess {
   exit?: ExitInfo;
   private readonly tail: string[] = [];
   private partial = '';
-  private readonly log: WriteStream;
+  private readonly log: BoundedWriter;
   /** The tail ends up in error messages and status: the launch's secrets must not. */
   private readonly mask: Mask;
 
   constructor(spec: SpawnSpec) {
     mkdirSync(dirname(spec.logFile), { recursive: true });
     this.mask = createMask([...launchSecrets(spec.argv, spec.env), ...inheritedSecrets()]);
-    this.log = createWriteStream(spec.logFile, { flags: 'a' });
-    this.log.on('error', () => {}); // a broken log file must not take the hub down
-    this.log.write(`\n--- ${new Date().toISOString()} ${this.mask(spec.banner)}\n`);
+    // A broken log file must not take the hub down: its errors only stop the writing.
+    const file = openRotating(spec.logFile, spec.rotate ?? DEFAULT_ROTATE, () => {});
+    this.log = new BoundedWriter(file, (bytes) => hubLine(`dropped ${bytes} bytes of output: the log file could not keep up`));
+    this.log.write(hubLine(this.mask(spec.banner)));
     const child = spawn(spec.argv[0], spec.argv.slice(1), {
       cwd: spec.cwd,
       env: { ...process.env, ...spec.env },
@@ -48,17 +57,31 @@ export class ChildProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.pid = child.pid;
-    for (const stream of [child.stdout, child.stderr]) {
+    const stampers: LineStamper[] = [];
+    for (const [name, stream] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
+      const stamper = new LineStamper(name);
+      stampers.push(stamper);
       stream.on('data', (chunk: Buffer) => {
-        this.log.write(chunk);
         this.remember(chunk.toString('utf8'));
+        // Over the bound, drop the chunk before spending any work on it (a flood costs the least).
+        // The stamped text is a little longer than the chunk; the bound is approximate by that much.
+        if (!this.log.fits(chunk.length)) {
+          this.log.drop(chunk.length + stamper.cut(chunk[chunk.length - 1] === 0x0a));
+          return;
+        }
+        const lines = stamper.push(chunk);
+        if (lines) this.log.write(lines);
       });
     }
     this.exited = new Promise((resolve) => {
       const done = (info: ExitInfo) => {
         if (this.exit) return;
         this.exit = info;
-        this.log.end(`--- exited (${describeExit(info)})\n`);
+        for (const stamper of stampers) {
+          const rest = stamper.flush();
+          if (rest) this.log.write(rest);
+        }
+        this.log.end(hubLine(`exited (${describeExit(info)})`));
         resolve(info);
       };
       child.once('error', (err) => done({ code: null, signal: null, error: err.message }));
@@ -105,6 +128,13 @@ export class ChildProcess {
   }
 
   private remember(text: string): void {
+    if (text.length > REMEMBER_BYTES) {
+      // Only the end can reach the tail: a flood is not split into lines the tail forgets at once.
+      const cut = text.slice(-REMEMBER_BYTES);
+      const nl = cut.indexOf('\n');
+      this.partial = '';
+      text = nl < 0 ? cut : cut.slice(nl + 1);
+    }
     const lines = (this.partial + text).split('\n');
     this.partial = lines.pop() ?? '';
     for (const line of lines) if (line.trim()) this.tail.push(line.trimEnd());
