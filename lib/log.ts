@@ -1,11 +1,14 @@
 // The hub's own log: bunyan JSON lines, or short human-readable lines when stdout is a terminal, and
-// optionally JSON lines appended to a file (<log.dir>/hub.log), which keeps the record when stdout is
-// gone (a closed terminal, a reader that quit). Neither a broken stdout nor a broken file throws.
+// optionally JSON lines appended to a file (<log.dir>/hub.log, rotated by `log.rotate`), which keeps
+// the record when stdout is gone (a closed terminal, a reader that quit). Neither a broken stdout nor a
+// broken file throws, and a slow disk never holds more than a bounded amount of the log in memory.
 import bunyan from 'bunyan';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { LogLevel } from './config/types.js';
+import { BoundedWriter, openRotating, type RotateSettings } from './runtime/log-file.js';
 import { safeWrite } from './stdio.js';
 
 export type Logger = bunyan;
@@ -38,20 +41,23 @@ function prettyLine(record: Record<string, unknown>): string {
   return `${time} ${LEVEL_NAMES[record.level as number] ?? record.level} ${record.msg}${fields ? ` ${fields}` : ''}\n`;
 }
 
-/** JSON lines to a file that may break (a full disk): dropped once it has. */
+/** JSON lines to a file that may break (a full disk): dropped once it has, or while the disk lags behind. */
 class FileStream {
-  constructor(private readonly out: NodeJS.WritableStream) {}
+  constructor(private readonly out: BoundedWriter) {}
   write(line: string): void {
-    safeWrite(this.out, line);
+    this.out.write(line);
   }
 }
 
-const files = new Set<WriteStream>();
+const files = new Set<BoundedWriter>();
 
-export function createLogger(level: LogLevel, out: NodeJS.WriteStream | Writable = process.stdout, options: { file?: string } = {}): Logger {
+/** The rotation `hub.log` gets when the caller does not say (the config's defaults). */
+const DEFAULT_ROTATE: RotateSettings = { sizeBytes: 10 * 2 ** 20, intervalMs: 24 * 3600 * 1000, keep: 7, compress: true };
+
+export function createLogger(level: LogLevel, out: NodeJS.WriteStream | Writable = process.stdout, options: { file?: string; rotate?: RotateSettings } = {}): Logger {
   const pretty = 'isTTY' in out && out.isTTY === true;
   const streams: bunyan.Stream[] = [{ level, type: 'raw', stream: new StdoutStream(out, pretty) as unknown as Writable }];
-  if (options.file) streams.push({ level, stream: new FileStream(openLogFile(options.file)) as unknown as Writable });
+  if (options.file) streams.push({ level, stream: new FileStream(openLogFile(options.file, options.rotate ?? DEFAULT_ROTATE)) as unknown as Writable });
   return bunyan.createLogger({ name: 'modelhub', serializers: { ...bunyan.stdSerializers, err: serializeError, error: serializeError }, streams });
 }
 
@@ -75,21 +81,27 @@ export function serializeError(err: unknown, depth = 0): unknown {
   };
 }
 
-function openLogFile(path: string): WriteStream {
+function openLogFile(path: string, rotate: RotateSettings): BoundedWriter {
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch {
     // the open below fails too, and says why
   }
-  const stream = createWriteStream(path, { flags: 'a' });
-  stream.once('error', (err) => safeWrite(process.stderr, `[warn] cannot write the hub log ${path} (${err.message}); logging to stdout only\n`));
-  files.add(stream);
-  return stream;
+  const stream = openRotating(path, rotate, (err) => safeWrite(process.stderr, `[warn] cannot write the hub log ${path} (${err.message}); logging to stdout only\n`));
+  const writer = new BoundedWriter(stream, droppedRecord);
+  files.add(writer);
+  return writer;
+}
+
+/** The record written once the disk has caught up, in the log's own format. */
+function droppedRecord(bytes: number): string {
+  const msg = `dropped ${bytes} bytes of this log: the disk could not keep up`;
+  return `${JSON.stringify({ name: 'modelhub', hostname: hostname(), pid: process.pid, level: 40, msg, dropped_bytes: bytes, time: new Date().toISOString(), v: 0 })}\n`;
 }
 
 /** Flushes and closes the log files (bounded), so that the last lines before an exit are kept. */
 export async function closeLogFiles(timeoutMs = 1000): Promise<void> {
-  const ends = [...files].map((f) => new Promise<void>((resolve) => f.end(resolve)));
+  const ends = [...files].map((f) => new Promise<void>((resolve) => f.end('', resolve)));
   files.clear();
   await Promise.race([Promise.all(ends), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
 }

@@ -24,7 +24,7 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
   const config = loadOrReport(explicit);
   if (!config) return EXIT.usage;
   const hubLog = join(config.log.dir, 'hub.log');
-  const log = createLogger(config.log.level, process.stdout, { file: hubLog });
+  const log = createLogger(config.log.level, process.stdout, { file: hubLog, rotate: config.log.rotate });
   // What the user is told also goes to hub.log: after the terminal is closed, that is all that is left.
   const tell = (kind: 'ok' | 'info' | 'warn' | 'err', message: string) => {
     say[kind](message);
