@@ -1,0 +1,194 @@
+// Logs that stay bounded on disk and never block the hub: model logs and hub.log rotate by
+// `log.rotate` (at most `keep` rotated files), model output is stamped line by line, a child that
+// floods its output slows neither requests to other models nor grows the hub, and output that the
+// disk cannot keep up with is dropped and counted. Real hub, real processes; the bounded writer and the
+// line stamper also as units (an overflow cannot be forced reliably through a real disk).
+import t from 'tap';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { BoundedWriter, LineStamper, rfsInterval } from '../lib/runtime/log-file.js';
+import { freePortRange, getJson, postJson, spawnHub, tempDir, waitFor } from './helpers.js';
+
+const STAMPED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|hub) /;
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A model command: `script` run by sh first (in the background if it ends with &), then the demo backend. */
+const shThenDemo = (script: string) => JSON.stringify(['sh', '-c', `${script} exec "$@"`, 'sh', '${HUB}', 'demo-model', '--port', '${PORT}', '--model', '${MODEL}']);
+
+/** `name` and its rotated files in `dir`, by suffix. */
+function rotatedFiles(dir: string, name: string): string[] {
+  return readdirSync(dir).filter((f) => f.startsWith(`${name}.`) && /^\.\d+(\.gz)?$/.test(f.slice(name.length))).sort();
+}
+
+t.test('units', async (t) => {
+  t.test('LineStamper stamps each line with the time and the stream, and buffers partial lines (bounded)', async (t) => {
+    const s = new LineStamper('stderr', 10);
+    const now = new Date('2026-12-01T09:00:00.123Z');
+    t.equal(s.push(Buffer.from('one\ntw'), now), '2026-12-01T09:00:00.123Z stderr one\n');
+    t.equal(s.push(Buffer.from('o\nthree\n'), now), '2026-12-01T09:00:00.123Z stderr two\n2026-12-01T09:00:00.123Z stderr three\n');
+    t.equal(s.push(Buffer.from('0123456'), now), '', 'a partial line waits');
+    t.equal(s.push(Buffer.from('789abc'), now), '2026-12-01T09:00:00.123Z stderr 0123456789abc\n', 'until it reaches the bound');
+    t.equal(s.push(Buffer.from([0xc3]), now), '', 'a character split across chunks');
+    t.equal(s.push(Buffer.from([0xa9, 0x0a]), now), '2026-12-01T09:00:00.123Z stderr é\n', 'is decoded whole');
+    t.equal(s.push('tail', now), '');
+    t.equal(s.flush(now), '2026-12-01T09:00:00.123Z stderr tail\n', 'flush writes what is left');
+    t.equal(s.flush(now), '');
+    s.push('half a li', now);
+    t.equal(s.cut(false), 9, 'cut drops the partial line');
+    t.equal(s.push('ne\nnext\n', now), '2026-12-01T09:00:00.123Z stderr next\n', 'and the rest of the line it cut');
+    s.cut(true);
+    t.equal(s.push('whole\n', now), '2026-12-01T09:00:00.123Z stderr whole\n', 'but not the next line when the drop ended one');
+  });
+
+  t.test('BoundedWriter drops what does not fit, counts it, and says so once the stream drains', async (t) => {
+    const written: string[] = [];
+    let release: (() => void) | undefined;
+    // A disk that takes each write until released.
+    const slow = new Writable({
+      highWaterMark: 16,
+      write(chunk: Buffer, _enc, done) {
+        written.push(chunk.toString());
+        release = done;
+      },
+    });
+    const w = new BoundedWriter(slow, (n) => `dropped ${n}\n`, 100);
+    t.ok(w.write('a'.repeat(60)), 'fits');
+    t.ok(w.write('b'.repeat(30)), 'fits');
+    t.notOk(w.write('c'.repeat(20)), 'over the bound: dropped');
+    t.notOk(w.write('d'.repeat(20)), 'dropped');
+    t.ok(slow.writableLength <= 100, 'pending stays bounded');
+    t.equal(w.totalDropped, 40);
+    while (release) {
+      const r = release;
+      release = undefined;
+      r();
+      await sleep(1);
+    }
+    t.same(written, ['a'.repeat(60), 'b'.repeat(30), 'dropped 40\n'], 'one line says how much was dropped, after the rest');
+    t.ok(w.write('e'), 'room again');
+    await new Promise<void>((resolve) => {
+      w.end('end\n', resolve);
+      const pump = () => { if (release) { const r = release; release = undefined; r(); } if (!slow.writableFinished) setTimeout(pump, 1); };
+      pump();
+    });
+    t.same(written.slice(3), ['e', 'end\n']);
+    t.notOk(w.write('after'), 'nothing after the end');
+  });
+
+  t.test('a broken stream never throws', async (t) => {
+    const bad = new Writable({ write(_c, _e, done) { done(new Error('EIO')); } });
+    const w = new BoundedWriter(bad, (n) => `dropped ${n}\n`);
+    w.write('x');
+    await sleep(10);
+    t.notOk(w.write('y'), 'writes after the failure are dropped');
+    await new Promise<void>((resolve) => w.end('z', resolve));
+    t.pass();
+  });
+
+  t.test('rfsInterval maps durations to what rotating-file-stream accepts', async (t) => {
+    t.equal(rfsInterval(0), undefined);
+    t.equal(rfsInterval(86_400_000), '1d');
+    t.equal(rfsInterval(7 * 86_400_000), '7d');
+    t.equal(rfsInterval(6 * 3_600_000), '6h');
+    t.equal(rfsInterval(5 * 3_600_000), '4h', '5h does not divide a day: the next shorter that does');
+    t.equal(rfsInterval(90 * 60_000), '1h');
+    t.equal(rfsInterval(15 * 60_000), '15m');
+    t.equal(rfsInterval(30_000), '30s');
+    t.equal(rfsInterval(10), '1s');
+  });
+});
+
+t.test('hub serve with log.rotate { size: 64KiB, keep: 2 }', async (t) => {
+  const dir = tempDir(t);
+  const logs = join(dir, 'logs');
+  const path = join(dir, 'hub.yaml');
+  writeFileSync(path, `listen: { port: 0 }
+state_dir: ${dir}
+ports: { start: ${await freePortRange(6)} }
+log: { level: info, rotate: { size: 64KiB, keep: 2, compress: true, interval: 1d } }
+models:
+  noisy: { backend: demo, cmd: ${shThenDemo("yes 'a log line' | head -c 2000000; echo no newline at the end >&2;")} }
+  flood: { backend: demo, cmd: ${shThenDemo('yes flood-line-0123456789abcdef &')} }
+  quiet: { backend: demo, cmd: ${shThenDemo('')} }
+`);
+  const hub = spawnHub(t, ['serve', '--config', path]);
+  const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const pid = hub.child.pid!;
+
+  t.test('a model log rotates by size and keeps at most `keep` rotated files, gzipped; lines are stamped', async (t) => {
+    t.equal((await postJson(`${url}/hub/api/models/noisy/start`, {})).status, 200);
+    await waitFor('the demo backend to listen', () => /listening on/.test(readFileSync(join(logs, 'noisy.log'), 'utf8')), 20_000);
+    const rotated = rotatedFiles(logs, 'noisy.log');
+    t.same(rotated, ['noisy.log.1.gz', 'noisy.log.2.gz'], 'two rotated files, the live one keeps its name');
+    for (const f of rotated) {
+      const text = gunzipSync(readFileSync(join(logs, f))).toString('utf8');
+      const lines = text.trimEnd().split('\n');
+      t.ok(lines.length > 1000, `${f} holds lines`);
+      t.ok(lines.every((l) => STAMPED.test(l)), `every line in ${f} is stamped`);
+      t.ok(statSync(join(logs, f)).size < 64 * 1024, `${f} is compressed`);
+    }
+    t.match(gunzipSync(readFileSync(join(logs, 'noisy.log.1.gz'))).toString('utf8'), /^\S+Z stdout a log line$/m);
+    const live = readFileSync(join(logs, 'noisy.log'), 'utf8');
+    t.ok(Buffer.byteLength(live) < 2 * 64 * 1024, 'the live file is about `size` at most');
+    t.match(live, /^\S+Z stderr no newline at the end$/m, 'stderr lines are marked stderr');
+    t.ok(live.trimEnd().split('\n').every((l) => STAMPED.test(l)), 'every live line is stamped');
+    const tail = await fetch(`${url}/hub/api/models/noisy/logs?tail=3`).then((r) => r.text());
+    t.match(tail, /Z stderr listening on|Z stdout .*listening on/, 'the log API reads the stamped live file');
+    t.equal((await postJson(`${url}/hub/api/models/noisy/stop`, {})).status, 200);
+    await waitFor('the exit line', () => /^\S+Z hub --- exited \(/m.test(readFileSync(join(logs, 'noisy.log'), 'utf8')));
+  });
+
+  t.test('hub.log rotates the same way', async (t) => {
+    // One line per request: a few thousand requests write a few hundred KiB.
+    for (let round = 0; round < 40 && rotatedFiles(logs, 'hub.log').length < 2; round++) {
+      await Promise.all(Array.from({ length: 100 }, () => fetch(`${url}/v1/models`).then((r) => r.arrayBuffer())));
+    }
+    await Promise.all(Array.from({ length: 400 }, () => fetch(`${url}/v1/models`).then((r) => r.arrayBuffer())));
+    await sleep(300);
+    t.same(rotatedFiles(logs, 'hub.log'), ['hub.log.1.gz', 'hub.log.2.gz'], 'at most two rotated files');
+    t.notOk(existsSync(join(logs, 'hub.log.3.gz')));
+    const rotatedLines = gunzipSync(readFileSync(join(logs, 'hub.log.1.gz'))).toString('utf8').trimEnd().split('\n');
+    t.ok(rotatedLines.every((l) => typeof JSON.parse(l).msg === 'string'), 'rotated hub.log holds whole JSON lines');
+    const live = readFileSync(join(logs, 'hub.log'), 'utf8').trimEnd().split('\n');
+    t.ok(live.every((l) => typeof JSON.parse(l).msg === 'string'), 'so does the live one');
+  });
+
+  t.test('a flooding child slows neither requests to another model nor grows the hub', async (t) => {
+    const request = async () => {
+      const start = performance.now();
+      const res = await postJson(`${url}/v1/chat/completions`, { model: 'quiet', max_tokens: 1, messages: [{ role: 'user', content: 'hi' }] });
+      t.equal(res.status, 200);
+      return performance.now() - start;
+    };
+    const p50 = async () => {
+      const times: number[] = [];
+      for (let i = 0; i < 60; i++) times.push(await request());
+      return times.sort((a, b) => a - b)[30];
+    };
+    await request(); // cold start
+    const quiet = await p50();
+    const rssBefore = rssMiB(pid);
+    t.equal((await postJson(`${url}/hub/api/models/flood/start`, {})).status, 200);
+    await sleep(1000);
+    const sizeAt1s = readdirSync(logs).filter((f) => f.startsWith('flood.log')).length;
+    const flooded = await p50();
+    await sleep(3000);
+    const rssAfter = rssMiB(pid);
+    t.comment(`logs: quiet p50 ${quiet.toFixed(1)} ms, with a flooder ${flooded.toFixed(1)} ms; hub RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB`);
+    t.ok(flooded < 50, `p50 with a flooder ${flooded.toFixed(1)} ms (bound: 50 ms)`);
+    t.ok(flooded < 5 * quiet + 5, `p50 with a flooder ${flooded.toFixed(1)} ms vs ${quiet.toFixed(1)} ms without (bound: 5x + 5 ms)`);
+    t.ok(rssAfter - rssBefore < 100, `hub RSS grew ${(rssAfter - rssBefore).toFixed(0)} MiB (bound: 100)`);
+    t.ok(sizeAt1s >= 2, 'the flooder was writing (its log rotated)');
+    const files = readdirSync(logs).filter((f) => f.startsWith('flood.log'));
+    t.ok(rotatedFiles(logs, 'flood.log').length <= 2, `at most two rotated flood logs (${files.join(', ')})`);
+    const total = files.reduce((sum, f) => sum + statSync(join(logs, f)).size, 0);
+    t.ok(total < 1024 * 1024, `the flooder's logs take ${total} bytes on disk (bound: 1 MiB)`);
+    const dropped = /^\S+Z hub --- dropped (\d+) bytes of output/m.exec(readFileSync(join(logs, 'flood.log'), 'utf8'));
+    t.comment(dropped ? `the live flood log says ${dropped[1]} bytes were dropped` : 'no drop in the live flood log');
+    t.equal((await postJson(`${url}/hub/api/models/flood/stop`, {})).status, 200);
+    t.equal((await getJson(`${url}/health`)).status, 200);
+  });
+});
