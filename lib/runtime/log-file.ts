@@ -124,7 +124,8 @@ export class BoundedWriter {
     }
     try {
       const room = this.stream.writableLength + Buffer.byteLength(last) <= this.maxPending + 4096;
-      this.stream.end(room ? last : '', () => done?.());
+      if (last && room) this.stream.end(last, () => done?.());
+      else this.stream.end(() => done?.());
     } catch {
       done?.();
     }
