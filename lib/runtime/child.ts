@@ -64,13 +64,13 @@ export class ChildProcess {
       stream.on('data', (chunk: Buffer) => {
         this.remember(chunk.toString('utf8'));
         // Over the bound, drop the chunk before spending any work on it (a flood costs the least).
-        // The stamped text is a little longer than the chunk; the bound is approximate by that much.
+        // The stamped lines are longer than the chunk: write() checks them again (and drops them whole).
         if (!this.log.fits(chunk.length)) {
           this.log.drop(chunk.length + stamper.cut(chunk[chunk.length - 1] === 0x0a));
           return;
         }
         const lines = stamper.push(chunk);
-        if (lines) this.log.write(lines);
+        if (lines) this.log.write(lines, chunk.length);
       });
     }
     this.exited = new Promise((resolve) => {

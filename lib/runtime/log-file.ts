@@ -92,11 +92,14 @@ export class BoundedWriter {
     return !this.broken && !this.ended && this.stream.writableLength + bytes <= this.maxPending;
   }
 
-  /** Writes `text` unless it does not fit; returns whether it was written. */
-  write(text: string | Buffer): boolean {
+  /**
+   * Writes `text` unless it does not fit; returns whether it was written. A dropped text counts as
+   * `source` bytes when given (the output it was made from, before any prefix).
+   */
+  write(text: string | Buffer, source?: number): boolean {
     const bytes = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
     if (!this.fits(bytes)) {
-      this.drop(bytes);
+      this.drop(source ?? bytes);
       return false;
     }
     this.rawWrite(text);
