@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { LogLevel } from './config/types.js';
-import { BoundedWriter, openRotating, type RotateSettings } from './runtime/log-file.js';
+import { BoundedWriter, DEFAULT_ROTATE, openRotating, type RotateSettings } from './runtime/log-file.js';
 import { safeWrite } from './stdio.js';
 
 export type Logger = bunyan;
@@ -50,9 +50,6 @@ class FileStream {
 }
 
 const files = new Set<BoundedWriter>();
-
-/** The rotation `hub.log` gets when the caller does not say (the config's defaults). */
-const DEFAULT_ROTATE: RotateSettings = { sizeBytes: 10 * 2 ** 20, intervalMs: 24 * 3600 * 1000, keep: 7, compress: true };
 
 export function createLogger(level: LogLevel, out: NodeJS.WriteStream | Writable = process.stdout, options: { file?: string; rotate?: RotateSettings } = {}): Logger {
   const pretty = 'isTTY' in out && out.isTTY === true;

@@ -5,10 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createMask, inheritedSecrets, launchSecrets, type Mask } from '../secrets.js';
-import { BoundedWriter, hubLine, LineStamper, openRotating, type RotateSettings } from './log-file.js';
-
-/** Rotation when the spawner does not say (the config's defaults). */
-const DEFAULT_ROTATE: RotateSettings = { sizeBytes: 10 * 2 ** 20, intervalMs: 24 * 3600 * 1000, keep: 7, compress: true };
+import { BoundedWriter, DEFAULT_ROTATE, hubLine, LineStamper, openRotating, type RotateSettings } from './log-file.js';
 
 export interface SpawnSpec {
   /** The model this process serves (for the state dir's records). */

@@ -12,6 +12,9 @@ export interface RotateSettings {
   compress: boolean;
 }
 
+/** The config's defaults (`log.rotate: { size: 10MiB, interval: 1d, keep: 7, compress: true }`), for callers that give none. */
+export const DEFAULT_ROTATE: RotateSettings = { sizeBytes: 10 * 2 ** 20, intervalMs: 24 * 3600 * 1000, keep: 7, compress: true };
+
 /** Writes not yet on disk, per file, before new output is dropped. */
 export const MAX_PENDING_BYTES = 4 * 2 ** 20;
 /** A line without a newline is written (as a line) once it is this long. */
