@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
+import { closeLogFiles, createLogger } from '../lib/log.js';
 import { BoundedWriter, LineStamper, rfsInterval } from '../lib/runtime/log-file.js';
 import { freePortRange, getJson, postJson, spawnHub, tempDir, waitFor } from './helpers.js';
 
@@ -86,6 +87,25 @@ t.test('units', async (t) => {
     t.notOk(w.write('y'), 'writes after the failure are dropped');
     await new Promise<void>((resolve) => w.end('z', resolve));
     t.pass();
+  });
+
+  t.test('hub.log: closeLogFiles flushes every record; a file that cannot be written never throws', async (t) => {
+    const dir = tempDir(t);
+    const sink = new Writable({ write(_c, _e, done) { done(); } });
+    const log = createLogger('info', sink, { file: join(dir, 'logs', 'hub.log'), rotate: { sizeBytes: 10 * 2 ** 20, intervalMs: 86_400_000, keep: 2, compress: true } });
+    for (let i = 0; i < 2000; i++) log.info({ i }, 'record');
+    await closeLogFiles();
+    const lines = readFileSync(join(dir, 'logs', 'hub.log'), 'utf8').trimEnd().split('\n');
+    t.equal(lines.length, 2000, 'all 2000 records are in the file after closeLogFiles');
+    t.equal(JSON.parse(lines[1999]).i, 1999);
+
+    writeFileSync(join(dir, 'not-a-dir'), '');
+    const broken = createLogger('info', sink, { file: join(dir, 'not-a-dir', 'hub.log') });
+    for (let i = 0; i < 100; i++) broken.info({ i }, 'record');
+    await sleep(50);
+    broken.info('after the failure');
+    await closeLogFiles();
+    t.pass('logging to a file that cannot be created neither throws nor hangs closeLogFiles');
   });
 
   t.test('rfsInterval maps durations to what rotating-file-stream accepts', async (t) => {
