@@ -83,7 +83,8 @@ t.test('keys', async (t) => {
     { what: 'POST stop', method: 'POST', path: '/hub/api/models/fast/stop', ok: 200 },
     { what: 'POST reload', method: 'POST', path: '/hub/api/reload', ok: 200 },
     { what: 'GET /hub (dashboard, not built yet)', method: 'GET', path: '/hub', ok: 404 },
-    { what: 'GET /metrics (not built yet)', method: 'GET', path: '/metrics', ok: 404 },
+    { what: 'GET /metrics', method: 'GET', path: '/metrics', ok: 200 },
+    { what: 'GET /hub/api/usage', method: 'GET', path: '/hub/api/usage', ok: 200 },
   ];
   const call = (r: (typeof api)[number], headers: Record<string, string> = {}) =>
     send(url(r.path), { method: r.method, body: r.body, headers: { ...(r.body ? { 'content-type': 'application/json' } : {}), ...headers } });

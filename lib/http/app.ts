@@ -11,6 +11,7 @@ import { checkFetchSite, checkHost, checkOrigin, rejectTextPlain } from './brows
 import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { continueOrRefuse } from './expect-continue.js';
+import { HubMetrics, metricsRoutes } from './metrics.js';
 import { openaiRoutes } from './openai-routes.js';
 import { upstreamGuard } from './upstream-guard.js';
 
@@ -24,11 +25,14 @@ export interface HubState {
 export function createApp(controller: Controller, log: Logger, actions: HubActions): Koa<HubState> {
   const app = new Koa<HubState>();
   app.silent = true;
+  // Listens to the controller from now on, so that the preload's transitions are counted too.
+  const metrics = new HubMetrics(controller);
 
   // Request id, and one log line per request once its response is over (streams included).
   app.use(async (ctx, next) => {
     const started = performance.now();
     const id = ctx.get('x-request-id') || randomUUID();
+    const path = ctx.path; // before the proxy rewrites req.url to the backend's path (/upstream/m/x -> /x)
     ctx.state.requestId = id;
     ctx.set('x-request-id', id);
     try {
@@ -38,7 +42,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
       const summary = {
         id,
         method: ctx.method,
-        path: ctx.path,
+        path,
         model,
         status: ctx.respond === false ? ctx.res.statusCode : ctx.status,
         ms: Math.round(performance.now() - started),
@@ -88,6 +92,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.use(upstreamGuard(controller));
   app.use(openai.routes());
   app.use(control.routes());
+  app.use(metricsRoutes(metrics).routes());
   return app;
 }
 
