@@ -72,9 +72,12 @@ t.test('metrics and usage', async (t) => {
   });
 
   t.test('/hub/api/usage counts requests, errors and cold starts per model', async (t) => {
+    const paths: string[] = [];
+    h.hub.controller.on('request', (r) => paths.push(r.path));
     const bad = await fetch(`${h.origin}/upstream/m/no-such-path`);
     await bad.text();
     t.ok(bad.status >= 400, `the backend answers ${bad.status}`);
+    t.same(paths, ['/upstream/m/no-such-path'], 'the request event has the path the client sent, not the backend path');
     const res = await getJson(`${h.origin}/hub/api/usage`);
     t.equal(res.status, 200);
     t.ok(!Number.isNaN(Date.parse(res.body.since)), 'since is a date');
@@ -84,6 +87,18 @@ t.test('metrics and usage', async (t) => {
     const text = await (await fetch(`${h.origin}/metrics`)).text();
     t.equal(sample(text, `modelhub_requests_total{model="m",route="/upstream",status="${bad.status}"}`), 1, 'upstream paths are one route');
   });
+});
+
+t.test('each hub has its own registry: two hubs in one process do not share counts', async (t) => {
+  const [a, b] = await Promise.all([startTestHub(t, yaml), startTestHub(t, yaml)]);
+  const res = await chat(a.origin, 'm');
+  t.equal(res.status, 200);
+  await res.text();
+  const [textA, textB] = await Promise.all([a, b].map(async (h) => (await fetch(`${h.origin}/metrics`)).text()));
+  t.equal(sample(textA, 'modelhub_requests_total{model="m",route="/v1/chat/completions",status="200"}'), 1);
+  t.equal(sample(textB, 'modelhub_requests_total{model="m",route="/v1/chat/completions",status="200"}'), undefined, 'the other hub counted nothing');
+  t.equal(sample(textB, 'modelhub_model_up{model="m",process="stopped"}'), 1);
+  t.notOk(/^modelhub_requests_total\{[^}]*route="other"/m.test(textA), 'scrapes themselves are not counted');
 });
 
 t.test('route and reason labels stay bounded', async (t) => {
