@@ -86,6 +86,9 @@ t.test('metrics and usage', async (t) => {
     t.ok(m.cold_start_ms_total > 0, `cold start total ${m.cold_start_ms_total} ms`);
     const text = await (await fetch(`${h.origin}/metrics`)).text();
     t.equal(sample(text, `modelhub_requests_total{model="m",route="/upstream",status="${bad.status}"}`), 1, 'upstream paths are one route');
+    h.hub.reload();
+    const after = await getJson(`${h.origin}/hub/api/usage`);
+    t.same(after.body, res.body, 'a reload keeps the counts');
   });
 });
 
