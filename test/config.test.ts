@@ -241,6 +241,12 @@ t.test('hub check prints a summary (exit 0) or every problem (exit 2)', async (t
   t.match(err!.stderr, '[err] bad.yaml:5: models.a.prelod: unknown key; did you mean "preload"?');
   t.match(err!.stdout, '[info] 2 problems');
 
+  const keyed = join(dir, 'keyed.yaml');
+  writeFileSync(keyed, 'auth: { api_keys: ["${env.TEST_HUB_KEY}"] }\nmodels:\n  r: { url: "http://x", api_key: remote-secret-42 }\n');
+  const json = await run(process.execPath, [HUB_BIN, 'check', '--json', '--config', keyed], { env: { ...process.env, TEST_HUB_KEY: 'sk-hub-key-123456' } });
+  t.match(JSON.parse(json.stdout), { auth: { apiKeys: ['***'] }, models: { r: { apiKey: '***' } } }, 'hub check --json prints the normalized config');
+  t.notMatch(json.stdout, /sk-hub-key-123456|remote-secret-42/, 'with its keys masked');
+
   const missing = await run(process.execPath, [HUB_BIN, 'check', '--config', join(dir, 'nope.yaml')]).then(() => undefined, (e: { code: number; stderr: string }) => e);
   t.equal(missing?.code, 2);
   t.match(missing?.stderr, /no config file found/);

@@ -6,6 +6,7 @@ import type { HubConfig } from '../config/types.js';
 import { formatBytes, formatDuration } from '../config/units.js';
 import { portWarnings } from '../config/warnings.js';
 import { ephemeralPortRange } from '../runtime/ports.js';
+import { configSecrets, MASK } from '../secrets.js';
 import { EXIT, say } from './output.js';
 
 /** Loads the config or prints its problems; returns undefined when it is unusable. Warnings are printed and do not stop it. */
@@ -27,7 +28,12 @@ export function check(explicit: string | undefined, json: boolean): number {
   const config = loadOrReport(explicit);
   if (!config) return EXIT.usage;
   if (json) {
-    say.raw(`${JSON.stringify(config, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
+    // The normalized config holds the keys and secrets the file took from the environment: masked,
+    // since this output ends up in terminals, CI logs and bug reports.
+    // Value by value, so that the output stays valid JSON.
+    const secrets = configSecrets(config).filter((x) => x.length > 0);
+    const masked = (v: string) => secrets.reduce((text, secret) => text.split(secret).join(MASK), v);
+    say.raw(`${JSON.stringify(config, (_k, v: unknown) => (v === Infinity ? null : typeof v === 'string' ? masked(v) : v), 2)}\n`);
     return EXIT.ok;
   }
   const models = Object.values(config.models);
