@@ -32,14 +32,48 @@ class StdoutStream {
   }
 }
 
-function prettyLine(record: Record<string, unknown>): string {
+export function prettyLine(record: Record<string, unknown>): string {
   const time = new Date(record.time as string).toTimeString().slice(0, 8);
+  const level = LEVEL_NAMES[record.level as number] ?? String(record.level);
+  const msg = record.msg === 'request' ? requestText(record) : String(record.msg);
+  const shown = record.msg === 'request' ? REQUEST_FIELDS : SKIP_NONE;
+  // A field the message already says (a transition's model, from, to and reason) is not repeated.
   const fields = Object.entries(record)
-    .filter(([k, v]) => !SKIP.has(k) && v !== undefined)
+    .filter(([k, v]) => !SKIP.has(k) && !shown.has(k) && v !== undefined && v !== null && !(k === 'at' && typeof v === 'string') && !saidIn(msg, v))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
-  return `${time} ${LEVEL_NAMES[record.level as number] ?? record.level} ${record.msg}${fields ? ` ${fields}` : ''}\n`;
+  return `${time} ${level} ${msg}${fields ? ` ${fields}` : ''}\n`;
 }
+
+const SKIP_NONE = new Set<string>();
+const REQUEST_FIELDS = new Set(['method', 'path', 'model', 'status', 'ms', 'ttfb_ms', 'cold_start_ms', 'queue_ms', 'bytes_in', 'bytes_out', 'tokens_in', 'tokens_out']);
+
+function saidIn(msg: string, value: unknown): boolean {
+  if (typeof value !== 'string' && typeof value !== 'number') return false;
+  const text = String(value);
+  if (!text) return false;
+  const at = msg.indexOf(text);
+  if (at < 0) return false;
+  const before = msg[at - 1];
+  const after = msg[at + text.length];
+  const edge = (c: string | undefined) => c === undefined || !/[\w.-]/.test(c);
+  return edge(before) && edge(after);
+}
+
+/** `POST /v1/chat/completions -> 200 demo-small 123 ms (ttfb 12 ms, cold start 800 ms) 1.2 kB in, 3.4 kB out, 10+20 tokens` */
+function requestText(r: Record<string, unknown>): string {
+  const n = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : undefined);
+  const timing = [
+    n('ttfb_ms') !== undefined ? `ttfb ${n('ttfb_ms')} ms` : '',
+    n('cold_start_ms') !== undefined ? `cold start ${n('cold_start_ms')} ms` : '',
+    n('queue_ms') !== undefined ? `queued ${n('queue_ms')} ms` : '',
+  ].filter(Boolean);
+  const tokens = n('tokens_in') !== undefined || n('tokens_out') !== undefined ? `, ${n('tokens_in') ?? '?'}+${n('tokens_out') ?? '?'} tokens` : '';
+  const bytes = n('bytes_in') !== undefined || n('bytes_out') !== undefined ? ` ${bytesText(n('bytes_in') ?? 0)} in, ${bytesText(n('bytes_out') ?? 0)} out${tokens}` : tokens;
+  return `${r.method} ${r.path} -> ${r.status}${r.model ? ` ${r.model}` : ''} ${n('ms')} ms${timing.length ? ` (${timing.join(', ')})` : ''}${bytes}`;
+}
+
+const bytesText = (b: number) => (b < 1000 ? `${b} B` : b < 1e6 ? `${(b / 1e3).toFixed(1)} kB` : `${(b / 1e6).toFixed(1)} MB`);
 
 /** JSON lines to a file that may break (a full disk): dropped once it has, or while the disk lags behind. */
 class FileStream {

@@ -82,7 +82,7 @@ t.test('metrics and usage', async (t) => {
     t.equal(res.status, 200);
     t.ok(!Number.isNaN(Date.parse(res.body.since)), 'since is a date');
     const m = res.body.models.find((u: { model: string }) => u.model === 'm');
-    t.match(m, { model: 'm', requests: 4, errors: 1, cold_starts: 1, tokens_in: null, tokens_out: null });
+    t.match(m, { model: 'm', requests: 4, errors: 1, cold_starts: 1, tokens_in: 3, tokens_out: 6 });
     t.ok(m.cold_start_ms_total > 0, `cold start total ${m.cold_start_ms_total} ms`);
     const text = await (await fetch(`${h.origin}/metrics`)).text();
     t.equal(sample(text, `modelhub_requests_total{model="m",route="/upstream",status="${bad.status}"}`), 1, 'upstream paths are one route');

@@ -191,6 +191,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     auth: authConfig(file.auth, problem),
     limits: limits(file.limits ?? {}, problem),
     ports: { start: file.ports?.start ?? DEFAULT_PORTS_START },
+    metrics: { backends: file.metrics?.backends ?? false },
     maxMemory,
     groups,
     models,

@@ -93,6 +93,7 @@ export const HubFileSchema = Obj(
       ),
     ),
     ports: Opt(Obj({ start: Opt(Port()) }, 'an object with start')),
+    metrics: Opt(Obj({ backends: Opt(Bool()) }, 'an object with backends')),
     max_memory: Opt(Size()),
     defaults: Opt(DefaultsSchema),
     groups: Opt(annotate(Type.Record(Type.String(), GroupSchema), 'a map of group name: group')),

@@ -73,6 +73,8 @@ export interface HubConfig {
   auth: { apiKeys: string[]; adminKeys: string[]; allowedOrigins: string[]; allowedHosts: string[] };
   limits: Limits;
   ports: { start: number };
+  /** backends: /metrics also carries each running backend's own metrics, labelled with its model. */
+  metrics: { backends: boolean };
   /** Hub-wide memory budget in bytes; Infinity when not set. */
   maxMemory: number;
   groups: Record<string, GroupConfig>;

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Arena } from './arena.js';
+import { demoMetrics } from './metrics.js';
 import { countTokens, embed, promptOf, replyTokens } from './text.js';
 
 export interface DemoOptions {
@@ -87,6 +88,8 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
         return send(res, state === 'loading' ? 503 : 200, { status: state === 'loading' ? 'loading' : state === 'ready' ? 'ok' : state });
       case 'GET /demo/stats':
         return send(res, 200, stat());
+      case 'GET /metrics':
+        return demoMetrics(res, stat());
       case 'GET /is_sleeping':
         return send(res, 200, { is_sleeping: state === 'sleeping' || state === 'waking' });
       case 'POST /sleep':

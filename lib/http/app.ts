@@ -5,12 +5,13 @@ import { createServer, type Server } from 'node:http';
 import Koa from 'koa';
 import { HubError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Controller } from '../scheduler/controller.js';
+import type { Controller, RequestSummary } from '../scheduler/controller.js';
 import { requireKey } from './auth.js';
 import { checkFetchSite, checkHost, checkOrigin, rejectTextPlain } from './browser.js';
 import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { continueOrRefuse } from './expect-continue.js';
+import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { openaiRoutes } from './openai-routes.js';
 import { upstreamGuard } from './upstream-guard.js';
@@ -20,6 +21,8 @@ export interface HubState {
   model?: string;
   coldStartMs?: number;
   queueMs?: number;
+  /** Bytes, time to first byte and token usage of a proxied exchange. */
+  meter: Meter;
 }
 
 export function createApp(controller: Controller, log: Logger, actions: HubActions): Koa<HubState> {
@@ -34,23 +37,15 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     const id = ctx.get('x-request-id') || randomUUID();
     const path = ctx.path; // before the proxy rewrites req.url to the backend's path (/upstream/m/x -> /x)
     ctx.state.requestId = id;
+    ctx.state.meter = new Meter(started);
     ctx.set('x-request-id', id);
     try {
       await next();
     } finally {
-      const { model, coldStartMs, queueMs } = ctx.state;
-      const summary = {
-        id,
-        method: ctx.method,
-        path,
-        model,
-        status: ctx.respond === false ? ctx.res.statusCode : ctx.status,
-        ms: Math.round(performance.now() - started),
-        cold_start_ms: coldStartMs === undefined ? undefined : Math.round(coldStartMs),
-        queue_ms: queueMs === undefined ? undefined : Math.round(queueMs),
-      };
+      const summary = summarize(ctx, id, path, started);
       log.info(summary, 'request');
-      if (model) controller.noteRequest(summary);
+      if (summary.model) controller.noteRequest(summary);
+      else metrics.unrouted(summary);
     }
   });
 
@@ -94,6 +89,28 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.use(control.routes());
   app.use(metricsRoutes(metrics).routes());
   return app;
+}
+
+/** The request log line (and `request` event) of one finished exchange: what it asked, what it cost. */
+function summarize(ctx: Koa.ParameterizedContext<HubState>, id: string, path: string, started: number): RequestSummary {
+  const { model, coldStartMs, queueMs, meter } = ctx.state;
+  const proxied = ctx.respond === false;
+  const round = (ms: number | undefined) => (ms === undefined ? undefined : Math.round(ms));
+  return {
+    id,
+    method: ctx.method,
+    path,
+    model,
+    status: proxied ? ctx.res.statusCode : ctx.status,
+    ms: Math.round(performance.now() - started),
+    ttfb_ms: proxied ? round(meter.ttfbMs) : undefined,
+    cold_start_ms: round(coldStartMs),
+    queue_ms: round(queueMs),
+    bytes_in: proxied ? meter.bytesIn : (ctx.request.length ?? 0),
+    bytes_out: proxied ? meter.bytesOut : ctx.response.length,
+    tokens_in: meter.usage.tokens_in,
+    tokens_out: meter.usage.tokens_out,
+  };
 }
 
 /** Routes decode their parameters; a %-escape that is not UTF-8 is the client's mistake, not ours. */

@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Controller, RequestSummary } from '../scheduler/controller.js';
 import type { Transition } from '../scheduler/model.js';
 import type { HubState } from './app.js';
+import { backendMetrics } from './backend-metrics.js';
 
 const PREFIX = 'modelhub_';
 
@@ -42,6 +43,20 @@ export function reasonOf(reason: string): string {
   return REASONS.find((known) => r === known || r.startsWith(`${known} `) || r.startsWith(`${known}(`)) ?? 'other';
 }
 
+/**
+ * Node's process metrics (CPU, memory, event-loop delay, GC) describe the process, not a hub: one
+ * registry per process, made on first use, shared by every hub in it. collectDefaultMetrics starts
+ * monitors that are never stopped, so making them per hub would leak one set per hub.
+ */
+let nodeRegister: Registry | undefined;
+function processMetrics(): Registry {
+  if (!nodeRegister) {
+    nodeRegister = new Registry();
+    collectDefaultMetrics({ register: nodeRegister, prefix: PREFIX });
+  }
+  return nodeRegister;
+}
+
 const PROCESS_STATES = ['stopped', 'starting', 'running', 'stopping', 'failed'];
 
 export interface ModelUsage {
@@ -51,18 +66,21 @@ export interface ModelUsage {
   errors: number;
   cold_starts: number;
   cold_start_ms_total: number;
-  // Token accounting is not implemented yet: the hub does not read usage from backend responses,
-  // so these stay null rather than a made-up number.
-  tokens_in: null;
-  tokens_out: null;
+  /** Tokens the backends reported (requests whose answer carried no usage add nothing). */
+  tokens_in: number;
+  tokens_out: number;
 }
 
 export class HubMetrics {
   readonly register = new Registry();
-  private readonly usage = new Map<string, Omit<ModelUsage, 'model' | 'tokens_in' | 'tokens_out'>>();
+  private readonly usage = new Map<string, Omit<ModelUsage, 'model'>>();
   readonly since: number;
   private readonly requests: Counter<'model' | 'route' | 'status'>;
   private readonly duration: Histogram<'model' | 'route'>;
+  private readonly ttfb: Histogram<'model' | 'route'>;
+  private readonly tokens: Counter<'model' | 'direction'>;
+  private readonly crashes: Counter<'model'>;
+  private readonly unroutedRequests: Counter<'route' | 'status'>;
   private readonly coldStarts: Counter<'model'>;
   private readonly coldStartSeconds: Histogram<'model'>;
   private readonly transitions: Counter<'model' | 'axis' | 'to' | 'reason'>;
@@ -72,13 +90,32 @@ export class HubMetrics {
   constructor(private readonly controller: Controller) {
     this.since = controller.startedAt;
     const registers = [this.register];
-    collectDefaultMetrics({ register: this.register, prefix: PREFIX });
     this.requests = new Counter({ name: `${PREFIX}requests_total`, help: 'Requests routed to a model, by route and response status.', labelNames: ['model', 'route', 'status'], registers });
     this.duration = new Histogram({
       name: `${PREFIX}request_duration_seconds`,
       help: 'Time from receiving a request to the end of its response (streams included), cold starts and queueing included.',
       labelNames: ['model', 'route'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.ttfb = new Histogram({
+      name: `${PREFIX}time_to_first_byte_seconds`,
+      help: "Time from receiving a request to the backend's first body byte (the first token of a stream), cold starts and queueing included.",
+      labelNames: ['model', 'route'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.tokens = new Counter({
+      name: `${PREFIX}tokens_total`,
+      help: 'Tokens the backends reported in their answers: direction="in" (prompt/input) or "out" (completion/output).',
+      labelNames: ['model', 'direction'],
+      registers,
+    });
+    this.crashes = new Counter({ name: `${PREFIX}crashes_total`, help: 'Backend exits the hub did not ask for.', labelNames: ['model'], registers });
+    this.unroutedRequests = new Counter({
+      name: `${PREFIX}unrouted_requests_total`,
+      help: 'Requests that reached no model (unknown or missing model, bad body, refused key), by route and status.',
+      labelNames: ['route', 'status'],
       registers,
     });
     this.coldStarts = new Counter({ name: `${PREFIX}cold_starts_total`, help: 'Requests that waited for their model to start or load.', labelNames: ['model'], registers });
@@ -124,6 +161,13 @@ export class HubMetrics {
       name: `${PREFIX}model_declared_memory_bytes`, help: 'The memory a model declares in the config (models.<name>.memory).', labelNames: ['model'], registers,
       collect() { this.reset(); for (const m of status()) this.set({ model: m.name }, m.memory_bytes); },
     });
+    new Gauge({
+      name: `${PREFIX}model_resident_memory_bytes`,
+      help: "Measured resident memory (RSS) of a model's backend process, for models whose process is up.",
+      labelNames: ['model'],
+      registers,
+      collect() { this.reset(); for (const m of status()) if (m.rss_bytes !== null) this.set({ model: m.name }, m.rss_bytes); },
+    });
 
     controller.on('request', this.onRequest);
     controller.on('transition', this.onTransition);
@@ -140,8 +184,17 @@ export class HubMetrics {
     const route = routeOf(r.path);
     this.requests.inc({ model: r.model, route, status: String(r.status) });
     this.duration.observe({ model: r.model, route }, r.ms / 1000);
-    const u = this.usage.get(r.model) ?? { requests: 0, errors: 0, cold_starts: 0, cold_start_ms_total: 0 };
+    if (r.ttfb_ms !== undefined) this.ttfb.observe({ model: r.model, route }, r.ttfb_ms / 1000);
+    const u = this.usage.get(r.model) ?? zeroUsage();
     u.requests++;
+    if (r.tokens_in !== undefined) {
+      this.tokens.inc({ model: r.model, direction: 'in' }, r.tokens_in);
+      u.tokens_in += r.tokens_in;
+    }
+    if (r.tokens_out !== undefined) {
+      this.tokens.inc({ model: r.model, direction: 'out' }, r.tokens_out);
+      u.tokens_out += r.tokens_out;
+    }
     if (r.status >= 400) u.errors++;
     if (r.cold_start_ms !== undefined) {
       this.coldStarts.inc({ model: r.model });
@@ -152,25 +205,41 @@ export class HubMetrics {
     this.usage.set(r.model, u);
   }
 
+  /** A request no model took: counted without a model label, so unknown names cannot grow the series. */
+  unrouted(r: RequestSummary): void {
+    if (!/^\/(v1|upstream|rerank)(\/|$)/.test(r.path)) return; // the hub's own pages and API are not model traffic
+    this.unroutedRequests.inc({ route: routeOf(r.path), status: String(r.status) });
+  }
+
   private transition(t: Transition): void {
-    this.transitions.inc({ model: t.model, axis: t.axis, to: t.to, reason: reasonOf(t.reason) });
+    const reason = reasonOf(t.reason);
+    this.transitions.inc({ model: t.model, axis: t.axis, to: t.to, reason });
+    if (reason === 'crash' && t.axis === 'process') this.crashes.inc({ model: t.model });
+  }
+
+  /** The whole scrape: the hub's series, the process's, and (with metrics.backends) the backends'. */
+  async text(): Promise<string> {
+    const own = (await this.register.metrics()) + (await processMetrics().metrics());
+    if (!this.controller.config.metrics.backends) return own;
+    return own + (await backendMetrics(this.controller.status().models));
   }
 
   /** Per model since the hub started: every configured model (zeros when unused), then any others seen. */
   usageReport(): { since: string; models: ModelUsage[] } {
     const names = [...new Set([...this.controller.status().models.map((m) => m.name), ...this.usage.keys()])];
-    const zero = { requests: 0, errors: 0, cold_starts: 0, cold_start_ms_total: 0 };
     return {
       since: new Date(this.since).toISOString(),
-      models: names.map((model) => ({ model, ...(this.usage.get(model) ?? zero), tokens_in: null, tokens_out: null })),
+      models: names.map((model) => ({ model, ...(this.usage.get(model) ?? zeroUsage()) })),
     };
   }
 }
 
+const zeroUsage = (): Omit<ModelUsage, 'model'> => ({ requests: 0, errors: 0, cold_starts: 0, cold_start_ms_total: 0, tokens_in: 0, tokens_out: 0 });
+
 export function metricsRoutes(metrics: HubMetrics): Router<HubState> {
   const router = new Router<HubState>();
   router.get('/metrics', async (ctx) => {
-    ctx.body = await metrics.register.metrics();
+    ctx.body = await metrics.text();
     ctx.set('content-type', metrics.register.contentType);
   });
   router.get('/hub/api/usage', (ctx) => {

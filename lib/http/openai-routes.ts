@@ -42,7 +42,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
       ctx.state.coldStartMs = lease.coldStartMs;
       ctx.state.queueMs = lease.queueMs;
       ctx.respond = false;
-      await forward(ctx.req, ctx.res, lease, { body, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs });
+      await forward(ctx.req, ctx.res, lease, { body, meter: ctx.state.meter, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs });
     } finally {
       body.release(); // forward() already did once the backend answered
     }
@@ -58,7 +58,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     ctx.state.coldStartMs = lease.coldStartMs;
     ctx.state.queueMs = lease.queueMs;
     ctx.respond = false;
-    await forward(ctx.req, ctx.res, lease, { path: (path ?? '/') + ctx.search, requestId: ctx.state.requestId, stallTimeoutMs: controller.config.limits.stallTimeoutMs });
+    await forward(ctx.req, ctx.res, lease, { meter: ctx.state.meter, path: (path ?? '/') + ctx.search, requestId: ctx.state.requestId, stallTimeoutMs: controller.config.limits.stallTimeoutMs });
   });
 
   return router;

@@ -9,6 +9,7 @@ import type { Lease } from '../scheduler/controller.js';
 import { keepHubCors } from './browser.js';
 import { stripHopByHop } from './hop-by-hop.js';
 import type { HeldBody } from './body.js';
+import type { Meter } from './meter.js';
 import { cutWhenStalled } from './stall.js';
 
 interface Exchange {
@@ -21,6 +22,7 @@ interface Exchange {
   answered: boolean;
   body?: HeldBody;
   stallTimeoutMs: number;
+  meter?: Meter;
 }
 
 const exchanges = new WeakMap<ServerResponse, Exchange>();
@@ -42,6 +44,7 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
   // copies only enumerable headers: a hidden one keeps Connection (and Keep-Alive) Node's to write.
   Object.defineProperty(proxyRes.headers, 'connection', { value: 'hop-by-hop', enumerable: false, writable: true, configurable: true });
   exchange.body?.release(); // the backend has it: no replay needs it any more
+  exchange.meter?.watchResponse(proxyRes);
   cutWhenStalled(res, proxyRes, exchange.stallTimeoutMs);
   const sse = String(proxyRes.headers['content-type'] ?? '').includes('text/event-stream');
   if (sse) proxyRes.headers['x-accel-buffering'] = 'no';
@@ -65,6 +68,8 @@ export interface ForwardOptions {
   /** Path on the backend, when it differs from the client's (e.g. /upstream/{model}/x → /x). */
   path?: string;
   requestId: string;
+  /** Counts bytes, time to first byte and token usage for the request log and metrics. */
+  meter?: Meter;
 }
 
 export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease, options: ForwardOptions): Promise<void> {
@@ -75,7 +80,11 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     lease.release('abandoned');
     return Promise.resolve();
   }
-  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false, body: options.body, stallTimeoutMs: options.stallTimeoutMs };
+  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false, body: options.body, stallTimeoutMs: options.stallTimeoutMs, meter: options.meter };
+  if (options.meter) {
+    if (options.body) options.meter.bytesIn = options.body.length;
+    else options.meter.countRequest(req);
+  }
   exchanges.set(res, exchange);
 
   res.setHeader('x-hub-model', m.name);

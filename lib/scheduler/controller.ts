@@ -22,8 +22,15 @@ export interface RequestSummary {
   path: string;
   status: number;
   ms: number;
+  /** Until the backend's first body byte (proxied requests). */
+  ttfb_ms?: number;
   cold_start_ms?: number;
   queue_ms?: number;
+  bytes_in?: number;
+  bytes_out?: number;
+  /** As the backend reported them (prompt/input and completion/output tokens). */
+  tokens_in?: number;
+  tokens_out?: number;
 }
 
 export interface ControllerOptions {

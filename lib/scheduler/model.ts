@@ -63,6 +63,11 @@ export class ModelRuntime {
   private now(): number {
     return this.ctx.driver.clock.now();
   }
+  /** The backend process's measured resident memory, where known. */
+  get residentBytes(): number | undefined {
+    const pid = this.pid;
+    return pid === undefined || this.process === 'stopped' ? undefined : this.ctx.driver.residentBytes?.(pid);
+  }
   get name(): string {
     return this.config.name;
   }

@@ -15,6 +15,8 @@ export interface ModelStatus {
   url: string;
   group: string | null;
   memory_bytes: number;
+  /** Measured resident memory (RSS) of the backend process, where the platform tells; null otherwise. */
+  rss_bytes: number | null;
   in_flight: number;
   queued: number;
   requests: number;
@@ -54,6 +56,7 @@ export function modelStatus(m: ModelRuntime, queuedForSlot: number, now: number)
     url: mask(m.target),
     group: c.group ?? null,
     memory_bytes: c.memory,
+    rss_bytes: m.residentBytes ?? null,
     in_flight: m.inflight,
     queued: m.waiting + queuedForSlot,
     requests: m.served,

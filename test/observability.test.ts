@@ -1,0 +1,152 @@
+// What an operator reads to answer "which model is slow, how many tokens did it serve, why was it
+// unloaded": the request and transition lines of hub.log (a real `hub serve` with demo backends),
+// the human lines on a terminal, and the usage the hub reads from JSON answers and streams without
+// holding them. Keys and cookies sent by clients never reach any log.
+import t from 'tap';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { prettyLine } from '../lib/log.js';
+import { usageInText, usageOf } from '../lib/http/meter.js';
+import { demo, freePortRange, spawnHub, tempDir, waitFor } from './helpers.js';
+
+type LogRecord = Record<string, any>;
+
+const readLog = (file: string): LogRecord[] =>
+  readFileSync(file, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+/** The usage object of a chat stream's last chunk that has one, as the client sees it. */
+function streamUsage(text: string): { prompt_tokens: number; completion_tokens: number } {
+  const chunks = text.split('\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)));
+  return chunks.reverse().find((c) => c.usage)!.usage;
+}
+
+t.test('hub.log request and transition lines, from a real hub', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'hub.yaml');
+  writeFileSync(path, `listen: { port: 0 }
+state_dir: ${dir}
+ports: { start: ${await freePortRange(4)} }
+auth: { api_keys: [user-key-0123456789], admin_keys: [admin-key-9876543210] }
+models:
+  m: { backend: demo, cmd: "${demo('--load-time 50ms')}" }
+`);
+  const hub = spawnHub(t, ['serve', '--config', path]);
+  const origin = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const hubLog = join(dir, 'logs', 'hub.log');
+  const auth = { authorization: 'Bearer user-key-0123456789', 'x-api-key': 'user-key-0123456789', cookie: 'session=cookie-secret-55555' };
+  const line = (id: string) => waitFor(`the request line of ${id}`, () => readLog(hubLog).find((r) => r.msg === 'request' && r.id === id));
+
+  const post = (id: string, body: unknown) =>
+    fetch(`${origin}/v1/chat/completions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', 'x-request-id': id }, body: JSON.stringify(body) });
+
+  t.test('a JSON answer: status, timings, bytes both ways and the usage the backend reported', async (t) => {
+    const body = { model: 'm', messages: [{ role: 'user', content: 'one two three' }], max_tokens: 5 };
+    const res = await post('json-1', body);
+    const text = await res.text();
+    t.equal(res.status, 200);
+    const usage = JSON.parse(text).usage;
+    const r = await line('json-1');
+    t.match(r, { method: 'POST', path: '/v1/chat/completions', model: 'm', status: 200, level: 30 });
+    t.equal(r.bytes_in, Buffer.byteLength(JSON.stringify(body)), 'bytes in: the request body');
+    t.equal(r.bytes_out, Buffer.byteLength(text), 'bytes out: the answer body');
+    t.equal(r.tokens_in, usage.prompt_tokens, 'prompt tokens as reported');
+    t.equal(r.tokens_out, usage.completion_tokens, 'completion tokens as reported');
+    t.equal(r.tokens_out, 5);
+    t.type(r.ms, 'number');
+    t.type(r.ttfb_ms, 'number');
+    t.ok(r.ttfb_ms <= r.ms, `time to first byte ${r.ttfb_ms} ms within the total ${r.ms} ms`);
+    t.type(r.cold_start_ms, 'number', 'the first request waited for the model to start');
+  });
+
+  t.test('a streamed answer with include_usage: tokens from its last events, bytes as received', async (t) => {
+    const res = await post('stream-1', { model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'a b' }], max_tokens: 7 });
+    const text = await res.text();
+    t.match(text, /data: \[DONE\]/);
+    const usage = streamUsage(text);
+    t.equal(usage.completion_tokens, 7);
+    const r = await line('stream-1');
+    t.match(r, { status: 200, model: 'm', tokens_in: usage.prompt_tokens, tokens_out: 7 });
+    t.equal(r.bytes_out, Buffer.byteLength(text));
+    t.equal(r.cold_start_ms, undefined, 'warm: no cold start');
+  });
+
+  t.test('a stream far longer than the kept head and tail still yields its final usage', async (t) => {
+    const res = await post('stream-long', { model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'x' }], max_tokens: 3000 });
+    const text = await res.text();
+    t.ok(Buffer.byteLength(text) > 200 * 1024, `the stream is ${Buffer.byteLength(text)} bytes (head 16 KiB + tail 64 KiB are kept)`);
+    const r = await line('stream-long');
+    t.match(r, { tokens_in: streamUsage(text).prompt_tokens, tokens_out: 3000 });
+  });
+
+  t.test('a stream without usage logs no tokens rather than a guess', async (t) => {
+    const res = await post('stream-2', { model: 'm', stream: true, messages: [{ role: 'user', content: 'a b' }], max_tokens: 3 });
+    await res.text();
+    const r = await line('stream-2');
+    t.equal(r.tokens_in, undefined);
+    t.equal(r.tokens_out, undefined);
+    t.ok(r.bytes_out > 0);
+  });
+
+  t.test('a hub-made error: its status and size, no model', async (t) => {
+    const res = await post('unknown-1', { model: 'nope', messages: [] });
+    const text = await res.text();
+    t.equal(res.status, 404);
+    const r = await line('unknown-1');
+    t.match(r, { status: 404, path: '/v1/chat/completions' });
+    t.equal(r.model, undefined);
+    t.equal(r.bytes_out, Buffer.byteLength(text));
+  });
+
+  t.test('one line per transition, with its reason', async (t) => {
+    const stop = await fetch(`${origin}/hub/api/models/m/stop`, { method: 'POST', headers: { authorization: 'Bearer admin-key-9876543210' } });
+    t.equal(stop.status, 200);
+    const transitions = await waitFor('the stop transitions', () => {
+      const all = readLog(hubLog).filter((r) => r.model === 'm' && r.axis === 'process');
+      return all.some((r) => r.to === 'stopped') ? all : undefined;
+    });
+    t.same(
+      transitions.map((r) => `${r.from}->${r.to} (${r.reason})`),
+      ['stopped->starting (request)', 'starting->running (request)', 'running->stopping (operator)', 'stopping->stopped (operator)'],
+    );
+    t.equal(transitions[0].msg, 'm process stopped -> starting (request)');
+  });
+
+  t.test('no key, Authorization header or cookie reaches stdout or hub.log', async (t) => {
+    const everything = readFileSync(hubLog, 'utf8') + hub.output();
+    for (const secret of ['user-key-0123456789', 'admin-key-9876543210', 'cookie-secret-55555', 'Bearer']) {
+      t.notOk(everything.includes(secret), `${secret} is in no log`);
+    }
+    t.notMatch(everything, /"(authorization|cookie|x-api-key)"/i, 'no header of that name is logged');
+  });
+});
+
+t.test('a terminal gets one short line per record, each field said once', async (t) => {
+  const time = '2026-12-01T10:00:00.000Z';
+  const request = prettyLine({
+    name: 'modelhub', hostname: 'h', pid: 1, level: 30, time, v: 0, msg: 'request',
+    id: 'abc', method: 'POST', path: '/v1/chat/completions', model: 'demo-small', status: 200, ms: 123, ttfb_ms: 12, cold_start_ms: 800,
+    bytes_in: 1234, bytes_out: 56, tokens_in: 10, tokens_out: 20,
+  });
+  t.match(request, /^\d\d:\d\d:\d\d INFO POST \/v1\/chat\/completions -> 200 demo-small 123 ms \(ttfb 12 ms, cold start 800 ms\) 1\.2 kB in, 56 B out, 10\+20 tokens id=abc\n$/);
+  const transition = prettyLine({
+    name: 'modelhub', level: 30, time, msg: 'demo-small memory loaded -> unloading (evicted for demo-big)',
+    model: 'demo-small', axis: 'memory', from: 'loaded', to: 'unloading', reason: 'evicted for demo-big', at: time,
+  });
+  t.match(transition, /^\d\d:\d\d:\d\d INFO demo-small memory loaded -> unloading \(evicted for demo-big\)\n$/, 'no field repeated after the message');
+  const other = prettyLine({ level: 40, time, msg: 'listen changed', listen: { host: 'x', port: 1 } });
+  t.match(other, /WARN listen changed listen=\{"host":"x","port":1\}\n$/, 'fields the message does not say are kept');
+  const noTiming = prettyLine({ level: 30, time, msg: 'request', method: 'GET', path: '/v1/models', status: 200, ms: 1, bytes_in: 0, bytes_out: 99, id: 'q' });
+  t.match(noTiming, /INFO GET \/v1\/models -> 200 1 ms 0 B in, 99 B out id=q\n$/);
+});
+
+t.test('usage is read from every API shape, and from a cut-off tail', async (t) => {
+  t.same(usageOf({ usage: { prompt_tokens: 3, completion_tokens: 4 } }), { tokens_in: 3, tokens_out: 4 }, 'chat / completions');
+  t.same(usageOf({ type: 'response.completed', response: { usage: { input_tokens: 5, output_tokens: 6 } } }), { tokens_in: 5, tokens_out: 6 }, 'Responses stream');
+  t.same(usageOf({ type: 'message_start', message: { usage: { input_tokens: 7, output_tokens: 1 } } }), { tokens_in: 7, tokens_out: 1 }, 'Anthropic message_start');
+  t.same(usageOf({ type: 'message_delta', usage: { output_tokens: 9 } }), { tokens_out: 9 }, 'Anthropic message_delta');
+  t.same(usageOf({ usage: { prompt_tokens: -1, completion_tokens: 'x' } }), {}, 'nonsense is not counted');
+  t.same(usageOf({ usage: null }), {});
+  t.same(usageInText('..."x"],"usage":{"prompt_tokens":11,"completion_tokens":12,"details":{"a":"}"}}}'), { tokens_in: 11, tokens_out: 12 });
+  t.same(usageInText('"usage": {"prompt_tokens": 1, "comp'), {}, 'an object cut off at the end');
+  t.same(usageInText('no usage here'), {});
+});
