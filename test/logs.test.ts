@@ -213,3 +213,31 @@ models:
     t.equal((await getJson(`${url}/health`)).status, 200);
   });
 });
+
+t.test('log.rotate.interval: hub.log and model logs rotate on the clock, not only by size', async (t) => {
+  const dir = tempDir(t);
+  const logs = join(dir, 'logs');
+  const path = join(dir, 'hub.yaml');
+  writeFileSync(path, `listen: { port: 0 }
+state_dir: ${dir}
+ports: { start: ${await freePortRange(2)} }
+log: { rotate: { interval: 1s, size: 10MiB, keep: 3, compress: false } }
+models:
+  m: { backend: demo, cmd: ${shThenDemo('')} }
+`);
+  const hub = spawnHub(t, ['serve', '--config', path]);
+  const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  t.equal((await postJson(`${url}/hub/api/models/m/start`, {})).status, 200);
+  // Keep both logs growing, so each interval boundary has something to rotate.
+  const rotated = await waitFor('both logs to rotate', async () => {
+    await fetch(`${url}/v1/models`).then((r) => r.arrayBuffer());
+    await fetch(`${url}/upstream/m/health`).then((r) => r.arrayBuffer());
+    const hubFiles = rotatedFiles(logs, 'hub.log');
+    const modelFiles = rotatedFiles(logs, 'm.log');
+    return hubFiles.length && modelFiles.length ? { hubFiles, modelFiles } : undefined;
+  }, 8000);
+  t.ok(rotated.hubFiles.includes('hub.log.1'), `hub.log rotated by time (${rotated.hubFiles.join(', ')}), though far under 10MiB`);
+  t.ok(rotated.modelFiles.includes('m.log.1'), `m.log rotated by time (${rotated.modelFiles.join(', ')})`);
+  t.ok(statSync(join(logs, 'hub.log.1')).size < 1024 * 1024, 'the rotated hub.log is small: time, not size, rotated it');
+  t.ok(readFileSync(join(logs, 'm.log.1'), 'utf8').trimEnd().split('\n').every((l) => STAMPED.test(l)), 'rotated model lines stay stamped');
+});

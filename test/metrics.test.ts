@@ -2,7 +2,7 @@
 // histograms from real requests, gauges read from status, and a scrape that never starts a model.
 import t from 'tap';
 import { reasonOf, routeOf } from '../lib/http/metrics.js';
-import { demo, getJson, startTestHub } from './helpers.js';
+import { demo, getJson, startTestHub, waitFor } from './helpers.js';
 
 const yaml = `
 models:
@@ -113,4 +113,128 @@ t.test('route and reason labels stay bounded', async (t) => {
   t.equal(reasonOf('start timed out'), 'start timed out');
   t.equal(reasonOf('request'), 'request');
   t.equal(reasonOf('something new'), 'other');
+});
+
+t.test('tokens, time to first byte, resident memory and requests no model took', async (t) => {
+  const h = await startTestHub(t, yaml);
+  const res = await chat(h.origin, 'm');
+  const usage = (await res.json()).usage;
+  const stream = await fetch(`${h.origin}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'a b c' }], max_tokens: 4 }),
+  });
+  await stream.text();
+  for (const model of ['nope', 'nope-2']) (await chat(h.origin, model)).body?.cancel();
+  const text = await (await fetch(`${h.origin}/metrics`)).text();
+  t.equal(sample(text, 'modelhub_tokens_total{model="m",direction="out"}'), usage.completion_tokens + 4, 'completion tokens of the JSON answer and the stream');
+  t.ok(sample(text, 'modelhub_tokens_total{model="m",direction="in"}')! >= usage.prompt_tokens + 3, 'prompt tokens of both');
+  t.equal(sample(text, 'modelhub_time_to_first_byte_seconds_count{model="m",route="/v1/chat/completions"}'), 2);
+  t.ok(sample(text, 'modelhub_model_resident_memory_bytes{model="m"}')! > 1e6, 'the running backend has a measured RSS');
+  t.equal(sample(text, 'modelhub_model_resident_memory_bytes{model="idle-one"}'), undefined, 'a stopped one has none');
+  t.equal(sample(text, 'modelhub_unrouted_requests_total{route="/v1/chat/completions",status="404"}'), 2, 'unknown models are counted without their names');
+  t.notMatch(text, /nope/, 'no label carries a name the client made up');
+  const status = h.hub.controller.status().models.find((s) => s.name === 'm')!;
+  t.ok(status.rss_bytes! > 1e6, 'status carries the measured RSS too');
+  const usageReport = await getJson(`${h.origin}/hub/api/usage`);
+  t.match(usageReport.body.models.find((u: { model: string }) => u.model === 'm'), { requests: 2, tokens_out: usage.completion_tokens + 4 });
+});
+
+t.test('why a model left memory: idle, evicted and crash each counted under their reason', async (t) => {
+  const h = await startTestHub(t, `
+groups:
+  one: { max_loaded: 1, on_full: evict }
+models:
+  idler:
+    backend: demo
+    cmd: ${demo()}
+    idle: { stop_after: 200ms }
+  first: { backend: demo, cmd: "${demo()}", group: one }
+  second: { backend: demo, cmd: "${demo()}", group: one }
+  crasher: { backend: demo, cmd: "${demo('--crash-after 3')}" }
+`);
+  const metric = async (series: string) => sample(await (await fetch(`${h.origin}/metrics`)).text(), series);
+
+  t.test('idle', async (t) => {
+    await (await chat(h.origin, 'idler')).text();
+    await waitFor('the idle stop', () => h.hub.controller.get('idler').process === 'stopped');
+    t.equal(await metric('modelhub_transitions_total{model="idler",axis="process",to="stopping",reason="idle"}'), 1);
+    t.equal(await metric('modelhub_transitions_total{model="idler",axis="process",to="stopped",reason="idle"}'), 1);
+  });
+
+  t.test('evicted', async (t) => {
+    await (await chat(h.origin, 'first')).text();
+    await (await chat(h.origin, 'second')).text();
+    t.equal(h.hub.controller.get('first').memory, 'unloaded', 'the group holds one loaded: first made room (the demo backend sleeps)');
+    t.equal(await metric('modelhub_transitions_total{model="first",axis="memory",to="unloading",reason="evicted"}'), 1);
+    t.equal(await metric('modelhub_transitions_total{model="first",axis="memory",to="unloaded",reason="evicted"}'), 1);
+    t.equal(await metric('modelhub_transitions_total{model="second",axis="memory",to="unloading",reason="evicted"}'), undefined);
+  });
+
+  t.test('crash', async (t) => {
+    const res = await fetch(`${h.origin}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'crasher', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 }),
+    });
+    await res.text();
+    await waitFor('the crash', () => h.hub.controller.get('crasher').process === 'failed');
+    t.equal(await metric('modelhub_crashes_total{model="crasher"}'), 1);
+    t.equal(await metric('modelhub_transitions_total{model="crasher",axis="process",to="failed",reason="crash"}'), 1);
+    t.equal(await metric('modelhub_crashes_total{model="first"}'), undefined, 'an eviction is no crash');
+  });
+});
+
+t.test('metrics.backends: each running backend\'s /metrics, labelled with its model, never waking one', async (t) => {
+  const h = await startTestHub(t, `
+metrics: { backends: true }
+models:
+  a: { backend: demo, cmd: "${demo()}" }
+  b: { backend: demo, cmd: "${demo()}" }
+  no-metrics: { backend: demo, cmd: "${demo()}", env: { DEMO_METRICS: "off" } }
+  slow-metrics: { backend: demo, cmd: "${demo()}", env: { DEMO_METRICS: "hang" } }
+  asleep: { backend: demo, cmd: "${demo()}" }
+`);
+  for (const m of ['a', 'a', 'b', 'no-metrics', 'slow-metrics']) await (await chat(h.origin, m)).text();
+  const res = await fetch(`${h.origin}/metrics`);
+  t.equal(res.status, 200, 'a backend that never answers does not fail the scrape');
+  const text = await res.text();
+  t.equal(sample(text, 'modelhub_requests_total{model="a",route="/v1/chat/completions",status="200"}'), 2, "the hub's own series are there");
+  t.equal(sample(text, 'demo_requests_total{model="a",served_model="a"}'), 2, "a's own counter, labelled");
+  t.equal(sample(text, 'demo_requests_total{model="b",served_model="b"}'), 1);
+  t.equal(sample(text, 'demo_tokens_generated_total{model="b"}'), 2, 'a series without labels gets the model label');
+  t.match(text, /^demo_memory_allocated_bytes\{model="a"\} \d+$/m);
+  for (const kind of ['HELP', 'TYPE']) {
+    const lines = text.split('\n').filter((l) => l.startsWith(`# ${kind} `)).map((l) => l.split(' ')[2]);
+    t.same(lines.filter((name, i) => lines.indexOf(name) !== i), [], `each ${kind} line once, though two backends expose the same metrics`);
+  }
+  t.notMatch(text, /^demo_[^\n]*model="(no-metrics|slow-metrics)"/m, 'backends without metrics are left out');
+  t.notMatch(text, /^demo_[^\n]*model="asleep"/m, 'a stopped model is not asked');
+  t.equal(h.spawns('asleep'), 0, 'the scrape started nothing');
+  await h.hub.controller.unload('a');
+  const after = await (await fetch(`${h.origin}/metrics`)).text();
+  t.equal(h.hub.controller.get('a').memory, 'unloaded', 'a sleeping model stays asleep after a scrape');
+  t.match(after, /^demo_memory_allocated_bytes\{model="a"\} 0$/m, 'its metrics still come (the process runs), without waking it');
+});
+
+t.test('relabelling keeps the text valid', async (t) => {
+  const { relabel } = await import('../lib/http/backend-metrics.js');
+  const families = new Map<string, { meta: string[]; samples: string[] }>();
+  const text = [
+    '# HELP lat Latency.',
+    '# TYPE lat histogram',
+    'lat_bucket{le="0.1"} 1',
+    'lat_bucket{le="+Inf"} 2',
+    'lat_sum 0.3',
+    'lat_count 2',
+    'up{model="inner",x="y"} 1',
+    '# a comment',
+    '# EOF',
+  ].join('\n');
+  relabel(text, 'm"1', families);
+  relabel(text, 'm2', families);
+  t.same(families.get('lat')!.meta, ['# HELP lat Latency.', '# TYPE lat histogram'], 'HELP/TYPE once for both backends');
+  t.same(families.get('lat')!.samples.slice(0, 4), ['lat_bucket{model="m\\"1",le="0.1"} 1', 'lat_bucket{model="m\\"1",le="+Inf"} 2', 'lat_sum{model="m\\"1"} 0.3', 'lat_count{model="m\\"1"} 2']);
+  t.same(families.get('up')!.samples, ['up{model="m\\"1",exported_model="inner",x="y"} 1', 'up{model="m2",exported_model="inner",x="y"} 1'], "the backend's own model label is kept as exported_model");
+  t.notOk([...families.keys()].some((k) => k.includes('EOF')), 'comments and # EOF are dropped');
 });
