@@ -87,7 +87,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       markClosed();
     })());
 
-  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close() }), () => controller.config.limits.maxBodyBytes);
+  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close() }), () => controller.config.limits.maxBodyBytes, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {

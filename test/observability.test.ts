@@ -3,7 +3,10 @@
 // the human lines on a terminal, and the usage the hub reads from JSON answers and streams without
 // holding them. Keys and cookies sent by clients never reach any log.
 import t from 'tap';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { prettyLine } from '../lib/log.js';
 import { usageInText, usageOf } from '../lib/http/meter.js';
@@ -27,8 +30,11 @@ t.test('hub.log request and transition lines, from a real hub', async (t) => {
 state_dir: ${dir}
 ports: { start: ${await freePortRange(4)} }
 auth: { api_keys: [user-key-0123456789], admin_keys: [admin-key-9876543210] }
+limits: { stall_timeout: 300ms, max_body: 1MiB }
 models:
   m: { backend: demo, cmd: "${demo('--load-time 50ms')}" }
+  # Names every chunk with a 2,000-character id: a 4,096-token stream is ~8 MB, more than loopback buffers hold.
+  streamer: { backend: demo, cmd: "\${HUB} demo-model --port \${PORT} --model ${'streamer-'.padEnd(2000, 'x')}" }
 `);
   const hub = spawnHub(t, ['serve', '--config', path]);
   const origin = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
@@ -95,6 +101,34 @@ models:
     t.match(r, { status: 404, path: '/v1/chat/completions' });
     t.equal(r.model, undefined);
     t.equal(r.bytes_out, Buffer.byteLength(text));
+  });
+
+  t.test('a client that stops reading is cut, and its line says so', async (t) => {
+    const { hostname, port } = new URL(origin);
+    const body = JSON.stringify({ model: 'streamer', stream: true, messages: [{ role: 'user', content: 'x' }], max_tokens: 4096 });
+    const socket = connect(Number(port), hostname);
+    socket.once('error', () => {});
+    await once(socket, 'connect');
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer user-key-0123456789\r\nx-request-id: stalled-1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.pause(); // reads nothing: the kernel buffers fill, then the hub's writes wait
+    t.teardown(() => socket.destroy());
+    const r = await line('stalled-1');
+    t.match(r, { status: 200, model: 'streamer', cut: 'stalled' });
+    t.ok(r.bytes_out > 0, `${r.bytes_out} bytes went out before the cut`);
+  });
+
+  t.test('a body refused before it is sent (Expect: 100-continue) has its line too', async (t) => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${origin}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json', 'content-length': 50 * 2 ** 20, expect: '100-continue', 'x-request-id': 'too-big-1' },
+      });
+      req.on('response', (res) => { res.resume(); resolve(res.statusCode!); req.destroy(); });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    t.equal(status, 413);
+    t.match(await line('too-big-1'), { status: 413, method: 'POST', path: '/v1/chat/completions', bytes_in: 0 });
   });
 
   t.test('one line per transition, with its reason', async (t) => {

@@ -14,6 +14,7 @@ import { continueOrRefuse } from './expect-continue.js';
 import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { openaiRoutes } from './openai-routes.js';
+import { wasCutForStalling } from './stall.js';
 import { upstreamGuard } from './upstream-guard.js';
 
 export interface HubState {
@@ -108,6 +109,8 @@ function summarize(ctx: Koa.ParameterizedContext<HubState>, id: string, path: st
     queue_ms: round(queueMs),
     bytes_in: proxied ? meter.bytesIn : (ctx.request.length ?? 0),
     bytes_out: proxied ? meter.bytesOut : ctx.response.length,
+    // A response that ended before all of it was sent: the client left, or stopped reading and was cut.
+    cut: proxied && !ctx.res.writableFinished ? (wasCutForStalling(ctx.res) ? 'stalled' : 'closed early') : undefined,
     tokens_in: meter.usage.tokens_in,
     tokens_out: meter.usage.tokens_out,
   };
@@ -122,11 +125,12 @@ function internal(err: unknown, log: Logger, requestId: string): HubError {
   return new HubError('internal_error', `internal hub error: ${(err as Error).message}; this is a bug, please report it with the hub log`);
 }
 
-export function createHttpServer(app: Koa<HubState>, maxBodyBytes: () => number): Server {
+export function createHttpServer(app: Koa<HubState>, maxBodyBytes: () => number, log?: Logger): Server {
   const handle = app.callback();
   const server = createServer(handle);
   server.keepAliveTimeout = 65_000;
   server.on('clientError', answerClientError);
-  server.on('checkContinue', continueOrRefuse(handle, maxBodyBytes)); // an oversized upload is refused before it starts
+  // An oversized upload is refused before it starts, outside the app: its request line is written here.
+  server.on('checkContinue', continueOrRefuse(handle, maxBodyBytes, (r) => log?.info({ ...r, ms: 0, bytes_in: 0 }, 'request')));
   return server;
 }

@@ -6,7 +6,16 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { tooLarge } from './body.js';
 
-export function continueOrRefuse(handle: RequestListener, maxBodyBytes: () => number): (req: IncomingMessage, res: ServerResponse) => void {
+/** What the request log is told of a body refused here (the app, which logs the others, never sees it). */
+export interface Refusal {
+  id: string;
+  method: string;
+  path: string;
+  status: number;
+  bytes_out: number;
+}
+
+export function continueOrRefuse(handle: RequestListener, maxBodyBytes: () => number, onRefused: (r: Refusal) => void = () => {}): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const limit = maxBodyBytes();
     if (!(Number(req.headers['content-length']) > limit)) {
@@ -15,13 +24,15 @@ export function continueOrRefuse(handle: RequestListener, maxBodyBytes: () => nu
     }
     const error = tooLarge(limit);
     const text = JSON.stringify(error.toJSON());
-    const id = req.headers['x-request-id'];
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && given ? given : randomUUID();
     res.writeHead(error.status, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(text),
-      'x-request-id': typeof id === 'string' && id ? id : randomUUID(),
+      'x-request-id': id,
       ...error.headers,
     });
     res.end(text);
+    onRefused({ id, method: req.method ?? '', path: (req.url ?? '/').split('?')[0], status: error.status, bytes_out: Buffer.byteLength(text) });
   };
 }

@@ -10,6 +10,11 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 
+const stalled = new WeakSet<ServerResponse>();
+
+/** Whether this response was cut because its client stopped reading (for the request log). */
+export const wasCutForStalling = (res: ServerResponse): boolean => stalled.has(res);
+
 export function cutWhenStalled(res: ServerResponse, source: Readable, stallMs: number): void {
   if (!(stallMs > 0) || res.destroyed) return;
   let timer: NodeJS.Timeout | undefined;
@@ -20,7 +25,9 @@ export function cutWhenStalled(res: ServerResponse, source: Readable, stallMs: n
   const arm = () => {
     disarm();
     timer = setTimeout(() => {
-      if (res.writableNeedDrain) res.destroy(); // 'close' follows: the slot is released, the backend request aborted
+      if (!res.writableNeedDrain) return;
+      stalled.add(res);
+      res.destroy(); // 'close' follows: the slot is released, the backend request aborted
     }, stallMs);
     timer.unref();
   };

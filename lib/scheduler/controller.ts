@@ -31,6 +31,8 @@ export interface RequestSummary {
   /** As the backend reported them (prompt/input and completion/output tokens). */
   tokens_in?: number;
   tokens_out?: number;
+  /** Set when the response ended before all of it was sent. */
+  cut?: 'stalled' | 'closed early';
 }
 
 export interface ControllerOptions {
