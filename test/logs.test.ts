@@ -82,8 +82,9 @@ t.test('units', async (t) => {
   t.test('a broken stream never throws', async (t) => {
     const bad = new Writable({ write(_c, _e, done) { done(new Error('EIO')); } });
     const w = new BoundedWriter(bad, (n) => `dropped ${n}\n`);
+    const failed = new Promise((resolve) => bad.once('error', resolve));
     w.write('x');
-    await sleep(10);
+    await failed;
     t.notOk(w.write('y'), 'writes after the failure are dropped');
     await new Promise<void>((resolve) => w.end('z', resolve));
     t.pass();
@@ -168,7 +169,8 @@ models:
       await Promise.all(Array.from({ length: 100 }, () => fetch(`${url}/v1/models`).then((r) => r.arrayBuffer())));
     }
     await Promise.all(Array.from({ length: 400 }, () => fetch(`${url}/v1/models`).then((r) => r.arrayBuffer())));
-    await sleep(300);
+    // Rotation (and gzip) finish in the background: wait for the two files, then check there is no third.
+    await waitFor('two compressed rotations', () => rotatedFiles(logs, 'hub.log').join() === 'hub.log.1.gz,hub.log.2.gz', 5000);
     t.same(rotatedFiles(logs, 'hub.log'), ['hub.log.1.gz', 'hub.log.2.gz'], 'at most two rotated files');
     t.notOk(existsSync(join(logs, 'hub.log.3.gz')));
     const rotatedLines = gunzipSync(readFileSync(join(logs, 'hub.log.1.gz'))).toString('utf8').trimEnd().split('\n');
@@ -193,10 +195,12 @@ models:
     const quiet = await p50();
     const rssBefore = rssMiB(pid);
     t.equal((await postJson(`${url}/hub/api/models/flood/start`, {})).status, 200);
-    await sleep(1000);
+    // Measure only once the flooder is writing hard: its log has rotated (64 KiB each time) twice.
+    await waitFor('the flooder to fill two rotations', () => rotatedFiles(logs, 'flood.log').length >= 2, 10_000);
     const sizeAt1s = readdirSync(logs).filter((f) => f.startsWith('flood.log')).length;
     const flooded = await p50();
-    await sleep(3000);
+    // And RSS after the flooder has gone on for three more rounds of requests.
+    for (let i = 0; i < 3; i++) await p50();
     const rssAfter = rssMiB(pid);
     t.comment(`logs: quiet p50 ${quiet.toFixed(1)} ms, with a flooder ${flooded.toFixed(1)} ms; hub RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB`);
     t.ok(flooded < 50, `p50 with a flooder ${flooded.toFixed(1)} ms (bound: 50 ms)`);
