@@ -145,3 +145,22 @@ t.test('a port holder is named with its secrets masked', { skip: process.platfor
   t.match(described, /--api-key \*\*\*\)$/);
   t.notMatch(described, /sk-holder-123/);
 });
+
+t.test("a remote model's URL password is masked in the errors clients and operators see", async (t) => {
+  const { freePort, startTestHub, postJson } = await import('./helpers.js');
+  const port = await freePort(); // nothing listens there
+  const h = await startTestHub(t, `
+models:
+  far: { backend: openai, url: "http://user:pw-secret-4242@127.0.0.1:${port}" }
+`);
+  const chat = await postJson(`${h.base}/chat/completions`, { model: 'far', messages: [{ role: 'user', content: 'hi' }] });
+  t.ok(chat.status >= 500, `the unreachable remote answers ${chat.status}`);
+  t.match(chat.body.error.message, /remote model far at http:\/\/user:\*\*\*@127\.0\.0\.1:\d+/, 'the URL is named, its password masked');
+  const start = await postJson(`${h.origin}/hub/api/models/far/start`, {});
+  t.equal(start.status, 502, 'an operator start checks the remote server');
+  const unload = await postJson(`${h.origin}/hub/api/models/far/unload`, {});
+  t.equal(unload.status, 409, 'the hub cannot unload a server it does not run');
+  t.match(unload.body.error.message, /is remote \(http:\/\/user:\*\*\*@/);
+  const everything = JSON.stringify([chat.body, start.body, unload.body, h.hub.controller.status()]);
+  t.notOk(everything.includes('pw-secret-4242'), 'the password is in no answer and not in status');
+});

@@ -156,7 +156,7 @@ async function describeFailure(lease: Lease, err: Error): Promise<HubError> {
   const m = lease.model;
   if (m.remote) {
     m.markRemoteDown('request failed');
-    return new HubError('backend_unavailable', `remote model ${m.name} at ${m.config.url} could not be reached (${(err as NodeJS.ErrnoException).code ?? err.message}); check that the server is up`);
+    return new HubError('backend_unavailable', `remote model ${m.name} at ${m.shownUrl} could not be reached (${(err as NodeJS.ErrnoException).code ?? err.message}); check that the server is up`);
   }
   await m.exitSettled(250);
   return unavailable(lease, `did not answer (${(err as NodeJS.ErrnoException).code ?? err.message})`);

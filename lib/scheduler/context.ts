@@ -50,6 +50,8 @@ export interface ExecutedModel {
   readonly config: ModelConfig;
   readonly remote: boolean;
   readonly target: string;
+  /** `target` as errors may show it (a password in the URL masked). */
+  readonly shownUrl: string;
   readonly logFile: string;
   readonly adapter: BackendAdapter;
   readonly backendModel: BackendModel;

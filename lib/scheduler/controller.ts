@@ -147,7 +147,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   private managed(name: string, action: string): ModelRuntime {
     const m = this.get(name);
-    if (m.remote) throw new HubError('conflict', `model ${name} is remote (${m.config.url}); the hub does not run it, so it cannot ${action} it`);
+    if (m.remote) throw new HubError('conflict', `model ${name} is remote (${m.shownUrl}); the hub does not run it, so it cannot ${action} it`);
     return m;
   }
 

@@ -171,7 +171,7 @@ export class Executor {
     const { name, config } = this.model;
     const ok = await this.model.adapter.isReady({ base: config.url!, apiKey: config.apiKey }, this.model.backendModel).catch(() => false);
     this.dispatch({ type: ok ? 'remote-up' : 'remote-down' }, reason);
-    if (!ok) throw new HubError('backend_unavailable', `remote model ${name} at ${config.url} is not answering its health check; make sure that server is up`);
+    if (!ok) throw new HubError('backend_unavailable', `remote model ${name} at ${this.model.shownUrl} is not answering its health check; make sure that server is up`);
   }
 
   // ---- the machine and its effects ---------------------------------------------------------------

@@ -7,6 +7,7 @@ import type { BackendAdapter, BackendModel } from '../backends/index.js';
 import { isRemote, type ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 import type { Timer } from '../runtime/clock.js';
+import { createMask } from '../secrets.js';
 import type { ModelContext, Reason } from './context.js';
 import { Executor } from './executor.js';
 import type { MemoryState, ProcessState } from './machine.js';
@@ -62,6 +63,10 @@ export class ModelRuntime {
 
   private now(): number {
     return this.ctx.driver.clock.now();
+  }
+  /** The model's URL as it may be shown (in errors, to clients): a password in it masked. */
+  get shownUrl(): string {
+    return showUrl(this.target);
   }
   /** The backend process's measured resident memory, where known. */
   get residentBytes(): number | undefined {
@@ -251,3 +256,6 @@ export class ModelRuntime {
     this.idleSince = undefined;
   }
 }
+
+const urlMask = createMask();
+const showUrl = (url: string): string => urlMask(url);
