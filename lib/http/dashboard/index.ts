@@ -59,7 +59,8 @@ export function dashboard(controller: Controller, actions: HubActions): Dashboar
         throw new HubError('not_found', `there is no dashboard page at ${ctx.path}; the dashboard is at /hub`);
       }
     } catch (err) {
-      if (!(err instanceof HubError) || ctx.res.headersSent) throw err;
+      // Browsers get pages; curl, scripts and anything that does not ask for HTML get the JSON envelope.
+      if (!(err instanceof HubError) || ctx.res.headersSent || ctx.accepts('json', 'html') !== 'html') throw err;
       if (err.code === 'invalid_api_key') {
         const back = ctx.method === 'GET' ? ctx.originalUrl : '/hub';
         ctx.status = 303;
