@@ -50,7 +50,7 @@ t.test('timeline: periods, cold starts with their duration, evictions and crashe
   const swaps = [0, 1, 2].flatMap((i) => [tr(100 + i * 10, 'memory', 'loaded', 'unloading', 'evicted for b'), tr(101 + i * 10, 'memory', 'unloading', 'unloaded', 'evicted for b'), tr(105 + i * 10, 'memory', 'unloaded', 'loaded')]);
   const busy = buildTimeline(swaps, { process: 'running', memory: 'loaded' }, Date.parse(at(140)), Date.parse(at(0)));
   t.equal(busy.counts.eviction, 3);
-  t.ok(busy.thrashing, 'three evictions in the hour show as swapping');
+  t.ok(busy.thrashing, 'evicted and brought back three times in the hour: swapping');
   t.equal(busy.periods[0].kind, 'loaded', 'the state before the first remembered transition is its "from"');
 });
 

@@ -29,7 +29,7 @@ export interface Timeline {
   counts: Record<MarkKind, number>;
   /** Average cold start (process start to loaded), in ms, or null when there was none. */
   coldStartAvgMs: number | null;
-  /** Evictions plus unloads and loads back: the model is swapping in and out. */
+  /** Evicted and brought back at least twice within the window: the model is swapping in and out. */
   thrashing: boolean;
   /** Start of the drawn window (the hub's start when that is less than an hour ago), ISO. */
   from: string;
@@ -106,6 +106,8 @@ export function buildTimeline(transitions: Transition[], current: State, now: nu
 
   let coldFrom: number | undefined; // when the current activation spawned the process
   let loadFrom: number | undefined; // when memory began loading in a running process
+  let evicted = false;
+  let returns = 0; // loads (cold or warm) that undid an eviction
   const coldStarts: number[] = [];
   for (const t of inside) {
     const at = Date.parse(t.at);
@@ -122,9 +124,14 @@ export function buildTimeline(transitions: Transition[], current: State, now: nu
         coldStarts.push(at - coldFrom);
         mark('cold-start', at, `cold start, ${seconds(at - coldFrom)} (${t.reason})`);
       } else if (loadFrom !== undefined) mark('load', at, `loaded in ${seconds(at - loadFrom)} (${t.reason})`);
+      if (evicted) returns++;
+      evicted = false;
       coldFrom = loadFrom = undefined;
     }
-    if (t.reason.startsWith('evicted') && (t.from === 'loaded' || t.from === 'running')) mark('eviction', at, t.reason);
+    if (t.reason.startsWith('evicted') && (t.from === 'loaded' || t.from === 'running')) {
+      mark('eviction', at, t.reason);
+      evicted = true;
+    }
     if (t.axis === 'process' && t.to === 'failed') {
       mark(t.from === 'running' ? 'crash' : 'start-failed', at, t.from === 'running' ? `crashed (${t.reason})` : `start failed (${t.reason})`);
       coldFrom = undefined;
@@ -138,7 +145,7 @@ export function buildTimeline(transitions: Transition[], current: State, now: nu
     marks,
     counts,
     coldStartAvgMs: coldStarts.length ? coldStarts.reduce((a, b) => a + b, 0) / coldStarts.length : null,
-    thrashing: counts.eviction >= 3,
+    thrashing: returns >= 2,
     from: new Date(start).toISOString(),
     to: new Date(now).toISOString(),
   };

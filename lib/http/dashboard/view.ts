@@ -166,7 +166,7 @@ function actionsFor(s: ModelStatus): ActionView[] {
   switch (s.process) {
     case 'stopped':
     case 'failed':
-      return [a('start', 'Start'), a('load', 'Load')];
+      return [a('start', 'Start')]; // a start loads too, as a request would
     case 'running':
       return s.memory === 'loaded' ? [a('unload', 'Unload'), a('stop', 'Stop')] : s.memory === 'unloaded' ? [a('load', 'Load'), a('stop', 'Stop')] : [a('stop', 'Stop')];
     default:
@@ -184,18 +184,18 @@ function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
   const members = models.filter((m) => g.models.includes(m.name) && m.process === 'running' && m.memory !== 'unloaded');
   const rss = members.map((m) => (m.pid === null ? undefined : residentBytes(m.pid)));
   const measured = rss.length && rss.every((r) => r !== undefined) ? rss.reduce<number>((a, b) => a + b!, 0) : undefined;
-  const limit = (n: number | null, f: (n: number) => string) => (n === null ? 'no limit' : f(n));
+  const of = (n: number | null, f: (n: number) => string) => (n === null ? ', no limit' : ` of ${f(n)}`);
   return {
     name: g.name,
     title: g.name === '*' ? 'whole hub' : `group ${g.name}`,
     policy: g.name === '*' ? '' : `when full: ${g.on_full}`,
     bars: [
-      bar('loaded', g.loaded, g.max_loaded, `${g.loaded} loaded of ${limit(g.max_loaded, String)}`),
+      bar('loaded', g.loaded, g.max_loaded, `${g.loaded} loaded${of(g.max_loaded, String)}`),
       bar(
         'memory',
         g.memory_bytes,
         g.max_memory_bytes,
-        `${formatBytes(g.memory_bytes)} declared of ${limit(g.max_memory_bytes, formatBytes)}${measured === undefined ? '' : ` · ${formatBytes(measured)} measured`}`,
+        `${formatBytes(g.memory_bytes)} declared${of(g.max_memory_bytes, formatBytes)}${measured === undefined ? '' : ` · ${formatBytes(measured)} measured`}`,
         measured,
       ),
     ],
