@@ -171,6 +171,9 @@ t.test('dashboard without keys', async (t) => {
     t.equal(res.status, 403);
     t.match(await res.text(), /comes from the web page at &quot;http:\/\/evil\.example&quot;/, 'an HTML page that says why');
     t.equal(h.hub.controller.get('other').process, 'stopped');
+    const noOrigin = await post(url('/hub/models/other/start'), { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' });
+    t.equal(noOrigin.status, 403, 'a cross-site form post is refused even without an Origin header');
+    t.equal(h.hub.controller.get('other').process, 'stopped');
     const same = await post(url('/hub/models/other/start'), { origin: h.origin });
     t.equal(same.status, 303, 'the hub\'s own origin may');
   });
