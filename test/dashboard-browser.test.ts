@@ -109,8 +109,16 @@ t.test('the dashboard in chromium', async (t) => {
     await page.locator('#live[data-state="live"]').waitFor();
     await page.evaluate(() => { (window as unknown as { __same: boolean }).__same = true; });
     const box = await card(page, 'toggle').boundingBox();
+    // Hold the API call until the button has been seen disabled.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    await page.route('**/hub/api/models/toggle/unload', async (route) => { await held; await route.continue(); });
     await card(page, 'toggle').locator('button[data-action="unload"]').click();
+    await card(page, 'toggle').locator('button[data-action="unload"][aria-busy="true"]:disabled').waitFor();
+    t.pass('the button is disabled while its action is pending');
+    release();
     await card(page, 'toggle').locator('xpath=self::*[@data-memory="unloaded"]').waitFor();
+    await page.unrouteAll();
     t.match(await page.locator('.toast').last().textContent(), /toggle unloaded in \d+\.\d s: process running, memory unloaded\./);
     await card(page, 'toggle').locator('button[data-action="load"]').click();
     await card(page, 'toggle').locator('xpath=self::*[@data-memory="loaded"]').waitFor();
@@ -118,6 +126,9 @@ t.test('the dashboard in chromium', async (t) => {
     t.equal(await page.evaluate(() => (window as unknown as { __same?: boolean }).__same), true, 'no navigation happened');
     const after = await card(page, 'toggle').boundingBox();
     t.equal(after!.height, box!.height, 'the row kept its height');
+    await page.locator('form[data-kind="reload"] button').click();
+    await page.locator('.toast', { hasText: 'Config reloaded: nothing changed.' }).waitFor();
+    t.pass('Reload config from the page says what it changed');
     t.same(errors, []);
   });
 

@@ -180,7 +180,7 @@ t.test('dashboard without keys', async (t) => {
 });
 
 t.test('dashboard with admin keys: login once, then a session cookie', async (t) => {
-  const h = await startTestHub(t, `auth: { admin_keys: [${ADMIN}] }\nmodels:\n  m: { backend: demo, cmd: "${demo()}" }\n`);
+  const h = await startTestHub(t, `auth: { admin_keys: [${ADMIN}] }\nmodels:\n  m: { backend: demo, cmd: "${demo()}" }\n  broken: { backend: demo, cmd: "${demo('--fail-start 7')}" }\n`);
   const url = (p: string) => `${h.origin}${p}`;
 
   const noKey = await get(url('/hub/models/m'));
@@ -207,6 +207,13 @@ t.test('dashboard with admin keys: login once, then a session cookie', async (t)
   t.equal((await fetch(url('/hub/api/status'), { headers: { cookie } })).status, 200, '...and the control API the page calls');
   t.equal((await post(url('/hub/models/m/start'), { cookie, origin: 'http://evil.example' })).status, 403, 'a foreign Origin is refused even with the session');
   t.equal(h.hub.controller.get('m').process, 'stopped');
+
+  const failed = await post(url('/hub/models/broken/start?from=model'), { cookie });
+  t.match(failed.headers.get('location'), /^\/hub\/models\/broken\?flash=/, 'back to the model page');
+  const brokenPage = await (await get(url(failed.headers.get('location')!), { cookie })).text();
+  t.match(brokenPage, /Could not start broken: model broken failed to start: .*exit code 7/);
+  t.match(brokenPage, /<ul class="errors">\s*<li><time>[\d:]{8}<\/time> <pre>model broken failed to start/, 'listed among its last errors');
+  t.match(brokenPage, /<td>starting → failed<\/td><td>start failed<\/td>/, 'the transition with its reason');
 
   const escaped = await post(url('/hub/login'), {}, `key=${ADMIN}&next=${encodeURIComponent('//evil.example/')}`);
   t.equal(escaped.headers.get('location'), '/hub', 'next never leaves the dashboard');

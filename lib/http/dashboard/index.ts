@@ -16,7 +16,8 @@ import { modelPage } from './model-page.js';
 import { renderView, viewsMiddleware } from './render.js';
 import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
 import { serveStatic } from './static.js';
-import { modelUrl, modelView, seconds, summaryView } from './view.js';
+import { seconds } from './timeline.js';
+import { modelUrl, modelView, summaryView } from './view.js';
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
 type Action = (typeof ACTIONS)[number];

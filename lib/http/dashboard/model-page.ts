@@ -6,7 +6,7 @@ import type { Controller } from '../../scheduler/controller.js';
 import type { History, RecordedError } from '../../scheduler/history.js';
 import type { Transition } from '../../scheduler/model.js';
 import { configSecrets, inheritedSecrets, maskCache, modelSecrets } from '../../secrets.js';
-import { modelUrl, modelView, type ModelView } from './view.js';
+import { modelView, type ModelView } from './view.js';
 
 const LOG_LINES = 200;
 const TRANSITIONS_SHOWN = 100;
@@ -48,4 +48,3 @@ function effectiveConfig(config: ModelConfig, mask: (s: string) => string): stri
   return JSON.stringify(config, (_k, v: unknown) => (v === Infinity ? null : typeof v === 'string' ? mask(v) : v), 2);
 }
 
-export { modelUrl };

@@ -6,7 +6,7 @@ import type { Controller } from '../../scheduler/controller.js';
 import type { History } from '../../scheduler/history.js';
 import type { GroupStatus, ModelStatus } from '../../scheduler/status.js';
 import { residentBytes } from './measure.js';
-import { buildTimeline, seconds, type Timeline } from './timeline.js';
+import { buildTimeline, type Timeline } from './timeline.js';
 
 export interface ActionView {
   action: 'start' | 'stop' | 'load' | 'unload';
@@ -223,4 +223,3 @@ export function summaryView(controller: Controller, models: ModelStatus[], group
   };
 }
 
-export { seconds };
