@@ -222,4 +222,10 @@ t.test('dashboard with admin keys: login once, then a session cookie', async (t)
   t.equal(out.status, 303);
   t.match(out.headers.get('set-cookie'), /^modelhub_session=; path=\/hub; expires=Thu, 01 Jan 1970 00:00:00 GMT; samesite=strict; httponly$/);
   t.equal((await fetch(url('/hub/api/status'), { headers: { cookie } })).status, 401, 'the old session is gone');
+
+  const again = (await post(url('/hub/login'), {}, `key=${ADMIN}`)).headers.get('set-cookie')!.split(';')[0];
+  const path = join(h.dir, 'hub.yaml');
+  writeFileSync(path, readFileSync(path, 'utf8').replace(ADMIN, 'sk-admin-rotated-000111'));
+  t.equal((await fetch(url('/hub/api/reload'), { method: 'POST', headers: { 'x-api-key': ADMIN } })).status, 200);
+  t.equal((await fetch(url('/hub/api/status'), { headers: { cookie: again } })).status, 401, 'a reload that changes the admin keys ends the sessions');
 });

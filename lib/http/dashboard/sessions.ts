@@ -15,8 +15,13 @@ interface Session {
   keys: string;
 }
 
-/** Identifies a set of admin keys (a digest: the keys themselves are not kept here). */
-const keyTag = (auth: AuthConfig) => createHash('sha256').update(JSON.stringify(auth.adminKeys)).digest('base64url');
+/** Identifies a set of admin keys (a digest: the keys themselves are not kept here), once per config. */
+const tags = new WeakMap<AuthConfig, string>();
+function keyTag(auth: AuthConfig): string {
+  let tag = tags.get(auth);
+  if (tag === undefined) tags.set(auth, (tag = createHash('sha256').update(JSON.stringify(auth.adminKeys)).digest('base64url')));
+  return tag;
+}
 
 export class Sessions {
   private readonly sessions = new Map<string, Session>();
