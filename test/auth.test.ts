@@ -82,7 +82,7 @@ t.test('keys', async (t) => {
     { what: 'GET model logs', method: 'GET', path: '/hub/api/models/fast/logs?tail=5', ok: 200 },
     { what: 'POST stop', method: 'POST', path: '/hub/api/models/fast/stop', ok: 200 },
     { what: 'POST reload', method: 'POST', path: '/hub/api/reload', ok: 200 },
-    { what: 'GET /hub (dashboard, not built yet)', method: 'GET', path: '/hub', ok: 404 },
+    { what: 'GET /hub (the dashboard)', method: 'GET', path: '/hub', ok: 200 },
     { what: 'GET /metrics', method: 'GET', path: '/metrics', ok: 200 },
     { what: 'GET /hub/api/usage', method: 'GET', path: '/hub/api/usage', ok: 200 },
   ];

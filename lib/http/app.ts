@@ -10,6 +10,7 @@ import { requireKey } from './auth.js';
 import { checkFetchSite, checkHost, checkOrigin, rejectTextPlain } from './browser.js';
 import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
+import { dashboard } from './dashboard/index.js';
 import { continueOrRefuse } from './expect-continue.js';
 import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
@@ -67,6 +68,10 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     }
   });
 
+  // The dashboard's pages answer their errors (these below included) as HTML pages.
+  const hubPages = dashboard(controller, actions);
+  app.use(hubPages.errors);
+
   // Browsers first (they need no key to be refused), then /health, which needs no key, then keys.
   const config = () => controller.config;
   app.use(checkHost(config));
@@ -80,7 +85,8 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     await next();
   });
 
-  app.use(requireKey(() => controller.config.auth));
+  app.use(hubPages.session); // the dashboard's login, logout and static files
+  app.use(requireKey(() => controller.config.auth, hubPages.hasSession));
   app.use(rejectTextPlain);
 
   const openai = openaiRoutes(controller);
@@ -89,6 +95,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.use(openai.routes());
   app.use(control.routes());
   app.use(metricsRoutes(metrics).routes());
+  app.use(hubPages.routes);
   return app;
 }
 

@@ -3,7 +3,7 @@
 // the keys applies at once. A dashboard login (key in a form, then a session cookie) reuses checkKey.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { HubConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 
@@ -72,12 +72,16 @@ export function checkKey(auth: AuthConfig, realm: Realm, key: string | undefined
   return ok;
 }
 
-/** 401 invalid_api_key unless the request presents a key for its path's realm. Never logs or echoes a key. */
-export function requireKey(auth: () => AuthConfig): Middleware {
+/**
+ * 401 invalid_api_key unless the request presents a key for its path's realm. Never logs or echoes a
+ * key. `session` tells whether a request carries a live dashboard session, opened by logging in with an
+ * admin key: it opens the admin realm only.
+ */
+export function requireKey(auth: () => AuthConfig, session?: (ctx: Context) => boolean): Middleware {
   return async (ctx, next) => {
     const config = auth();
     const realm = realmOf(ctx.path);
-    if (!realmIsOpen(config, realm)) {
+    if (!realmIsOpen(config, realm) && !(realm === 'admin' && session?.(ctx))) {
       const keys = presentedKeys(ctx.req.headers);
       if (!keys.some((key) => checkKey(config, realm, key))) throw refused(realm, ctx.path, keys.length > 0);
     }

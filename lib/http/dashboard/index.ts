@@ -1,0 +1,222 @@
+// The /hub dashboard: server-rendered pages (views/), forms that work without JavaScript (POST →
+// 303 → flash), HTML fragments the page's script swaps in as events arrive, and the login. It is a
+// thin layer: every action is a controller call (or the hub's reload), as in the control API.
+import Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { ConfigError } from '../../config/errors.js';
+import { HubError } from '../../errors.js';
+import type { Controller } from '../../scheduler/controller.js';
+import { History } from '../../scheduler/history.js';
+import type { ConfigDiff } from '../../scheduler/reload.js';
+import type { HubState } from '../app.js';
+import { checkKey, realmIsOpen } from '../auth.js';
+import type { HubActions } from '../control-routes.js';
+import { Flashes, type Flash } from './flash.js';
+import { modelPage } from './model-page.js';
+import { renderView, viewsMiddleware } from './render.js';
+import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
+import { serveStatic } from './static.js';
+import { seconds } from './timeline.js';
+import { modelUrl, modelView, summaryView } from './view.js';
+
+const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
+type Action = (typeof ACTIONS)[number];
+const DONE: Record<Action, string> = { start: 'started', stop: 'stopped', load: 'loaded', unload: 'unloaded' };
+const DOING: Record<Action, string> = { start: 'starting', stop: 'stopping', load: 'loading', unload: 'unloading' };
+
+/** A form waits this long for its action; a longer start goes on, and the page shows its progress. */
+const FORM_WAIT_MS = 15_000;
+const MAX_LOGIN_BODY = 4096;
+
+export interface Dashboard {
+  /** Mounted first: the dashboard's pages answer errors as HTML pages (401 → the login form). */
+  errors: Middleware;
+  /** Mounted just before the key check: the login, the logout and the static files. */
+  session: Middleware;
+  /** For requireKey: whether the request carries a live dashboard session (opens the admin realm). */
+  hasSession(ctx: Context): boolean;
+  routes: Middleware;
+}
+
+/** Pages a person opens (HTML errors); /hub/api, fragments and static files answer like an API. */
+const isPage = (path: string) => {
+  const p = path.toLowerCase();
+  return (p === '/hub' || p.startsWith('/hub/')) && !/^\/hub\/(api|fragments|static)(\/|$)/.test(p);
+};
+
+export function dashboard(controller: Controller, actions: HubActions): Dashboard {
+  const history = new History(controller);
+  const sessions = new Sessions();
+  const flashes = new Flashes();
+  const auth = () => controller.config.auth;
+  const keysNeeded = () => !realmIsOpen(auth(), 'admin');
+  const hasSession = (ctx: Context) => sessions.valid(ctx.cookies.get(SESSION_COOKIE), auth());
+
+  const errors: Middleware = async (ctx, next) => {
+    if (!isPage(ctx.path)) return next();
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined && ctx.respond !== false) {
+        throw new HubError('not_found', `there is no dashboard page at ${ctx.path}; the dashboard is at /hub`);
+      }
+    } catch (err) {
+      // Browsers get pages; curl, scripts and anything that does not ask for HTML get the JSON envelope.
+      if (!(err instanceof HubError) || ctx.res.headersSent || ctx.accepts('json', 'html') !== 'html') throw err;
+      if (err.code === 'invalid_api_key') {
+        const back = ctx.method === 'GET' ? ctx.originalUrl : '/hub';
+        ctx.status = 303;
+        return ctx.redirect(`/hub/login?next=${encodeURIComponent(back)}`);
+      }
+      ctx.status = err.status;
+      ctx.set(err.headers);
+      ctx.type = 'html';
+      ctx.body = renderView('error', { title: `${err.status} ${err.code}`, status: err.status, code: err.code, message: err.message, authed: false });
+    }
+  };
+
+  const session: Middleware = async (ctx, next) => {
+    const p = ctx.path.toLowerCase();
+    if (p.startsWith('/hub/static/')) return serveStatic(ctx);
+    if (p === '/hub/login' && ctx.method === 'GET') return loginPage(ctx);
+    if (p === '/hub/login' && ctx.method === 'POST') return login(ctx);
+    if (p === '/hub/logout' && ctx.method === 'POST') {
+      sessions.close(ctx.cookies.get(SESSION_COOKIE));
+      setSessionCookie(ctx, null);
+      ctx.status = 303;
+      return ctx.redirect(keysNeeded() ? '/hub/login?out=1' : '/hub');
+    }
+    await next();
+  };
+
+  const safeNext = (next: unknown) => (typeof next === 'string' && /^\/hub(\/|\?|$)/.test(next) && !next.startsWith('//') ? next : '/hub');
+
+  function loginPage(ctx: Context, status = 200, error?: string): void {
+    if (!keysNeeded()) return void ctx.redirect('/hub');
+    ctx.status = status;
+    ctx.type = 'html';
+    const notice = ctx.query.out === '1' ? 'You are logged out.' : undefined;
+    ctx.body = renderView('login', { title: 'Log in', next: safeNext(ctx.query.next), error, notice, authed: false });
+  }
+
+  async function login(ctx: Context): Promise<void> {
+    const form = new URLSearchParams(await readSmallBody(ctx));
+    const key = form.get('key')?.trim() ?? '';
+    const next = safeNext(form.get('next'));
+    if (!keysNeeded()) return void ctx.redirect(next);
+    if (!key || !checkKey(auth(), 'admin', key)) {
+      ctx.query = { next };
+      return loginPage(ctx, 401, key ? 'That is not an admin key of this hub. Use a key from auth.admin_keys in hub.yaml (API keys do not open the dashboard).' : 'Enter an admin key.');
+    }
+    setSessionCookie(ctx, sessions.open(auth()));
+    ctx.status = 303;
+    ctx.redirect(next);
+  }
+
+  const router = new Router<HubState>({ prefix: '/hub' });
+  router.use(viewsMiddleware() as unknown as Parameters<typeof router.use>[0]);
+  const now = () => controller.driver.clock.now();
+  const page = (ctx: Context, extra: object) => ({ authed: keysNeeded(), flash: flashes.take(ctx.query.flash), ...extra });
+
+  router.get('/', async (ctx) => {
+    const { models, groups } = controller.status();
+    const t = now();
+    await ctx.render('index', page(ctx, { title: 'modelhub', summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t)) }));
+  });
+
+  router.get('/models/:name', async (ctx) => {
+    await ctx.render('model', page(ctx, await modelPage(controller, history, ctx.params.name, now())));
+  });
+
+  router.post('/models/:name/:action', async (ctx) => {
+    const { name, action } = ctx.params;
+    if (!(ACTIONS as readonly string[]).includes(action)) return; // 404 page
+    const flash = await act(name, action as Action);
+    const back = ctx.query.from === 'model' && controller.resolve(name) ? modelUrl(name) : '/hub';
+    ctx.status = 303;
+    ctx.redirect(`${back}?flash=${flashes.put(flash)}`);
+  });
+
+  router.post('/reload', (ctx) => {
+    let flash: Flash;
+    try {
+      flash = diffFlash(actions.reload());
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      flash = { kind: 'error', text: `The config was not reloaded: it has ${err.problems.length} problem(s). The running config stays; fix the file and reload again.`, details: err.message.split('\n') };
+    }
+    ctx.status = 303;
+    ctx.redirect(`/hub?flash=${flashes.put(flash)}`);
+  });
+
+  // Fragments for the page's script: the same partials as the page, so a live update looks the same.
+  router.get('/fragments/board', (ctx) => {
+    const { models, groups } = controller.status();
+    const t = now();
+    ctx.type = 'html';
+    ctx.body = renderView('partials/board', { summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t)) });
+  });
+
+  router.get('/fragments/models/:name', (ctx) => {
+    const { models, groups } = controller.status();
+    const t = now();
+    const s = models.find((m) => m.name === ctx.params.name && !m.removed) ?? models.find((m) => m.name === ctx.params.name);
+    if (!s) throw new HubError('not_found', `there is no model named "${ctx.params.name}"; configured models: ${controller.names().join(', ')}`);
+    ctx.body = {
+      card: renderView('partials/model-card', { m: modelView(s, controller, history, t), from: ctx.query.from === 'model' ? 'model' : '' }),
+      summary: renderView('partials/summary', { summary: summaryView(controller, models, groups, originOf(ctx), t) }),
+    };
+  });
+
+  async function act(name: string, action: Action): Promise<Flash> {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      controller.get(name);
+      const run = controller[action](name);
+      const outcome = await Promise.race([run.then(() => 'done' as const), new Promise<'pending'>((resolve) => { timer = setTimeout(() => resolve('pending'), FORM_WAIT_MS); })]);
+      if (outcome === 'pending') {
+        run.catch(() => {}); // its outcome shows on the page
+        return { kind: 'ok', text: `${name} is still ${DOING[action]} after ${seconds(FORM_WAIT_MS)}; the page shows its progress.`, details: [] };
+      }
+      const m = controller.get(name);
+      return { kind: 'ok', text: `${name} ${DONE[action]} in ${seconds(performance.now() - started)}: process ${m.process}, memory ${m.memory}.`, details: [] };
+    } catch (err) {
+      if (!(err instanceof HubError)) throw err;
+      return { kind: 'error', text: `Could not ${action} ${name}: ${err.message}`, details: [] };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return { errors, session, hasSession, routes: router.routes() as unknown as Middleware };
+}
+
+/** What a reload did, in words. */
+export function diffFlash(diff: ConfigDiff): Flash {
+  const list = (names: string[]) => names.join(', ');
+  const details = [
+    diff.added.length && `added: ${list(diff.added)}`,
+    diff.removed.length && `removed (stop once their requests finish): ${list(diff.removed)}`,
+    diff.restarted.length && `restarted with new launch settings (once idle): ${list(diff.restarted)}`,
+    diff.updated.length && `updated live: ${list(diff.updated)}`,
+    diff.unchanged.length && `unchanged: ${list(diff.unchanged)}`,
+  ].filter((d): d is string => Boolean(d));
+  const changed = diff.added.length + diff.removed.length + diff.restarted.length + diff.updated.length;
+  return { kind: 'ok', text: changed ? `Config reloaded: ${changed} model(s) changed.` : 'Config reloaded: nothing changed.', details };
+}
+
+/** The origin the browser used (what a client on that machine pastes). */
+const originOf = (ctx: Context) => `${ctx.protocol}://${ctx.host}`;
+
+/** A login form's body: small, read whole, refused beyond MAX_LOGIN_BODY. */
+async function readSmallBody(ctx: Context): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_LOGIN_BODY) throw new HubError('body_too_large', `the login form sent more than ${MAX_LOGIN_BODY} bytes; send only the key`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+

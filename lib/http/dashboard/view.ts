@@ -1,0 +1,225 @@
+// What the dashboard templates show, computed from controller.status() and the history: every
+// label and number is formatted here, so the templates only place (and escape) strings.
+import { formatBytes } from '../../config/units.js';
+import { VERSION } from '../../paths.js';
+import type { Controller } from '../../scheduler/controller.js';
+import type { History } from '../../scheduler/history.js';
+import type { GroupStatus, ModelStatus } from '../../scheduler/status.js';
+import { residentBytes } from './measure.js';
+import { buildTimeline, type Timeline } from './timeline.js';
+
+export interface ActionView {
+  action: 'start' | 'stop' | 'load' | 'unload';
+  label: string;
+  url: string;
+  /** The same action in the JSON control API, for the page's script. */
+  api: string;
+}
+
+export interface ModelView {
+  name: string;
+  url: string;
+  aliases: string[];
+  backend: string;
+  remote: boolean;
+  process: string;
+  memory: string;
+  /** Shapes that tell the states apart without colour (filled, hollow, half, cross). */
+  processSymbol: string;
+  memorySymbol: string;
+  /** A state changing now: shown with the time it has taken so far. */
+  transitional: boolean;
+  /** When the current state began (ISO), for "starting · 3 s". */
+  since: string | null;
+  sinceText: string;
+  reason: string | null;
+  pid: string;
+  port: string;
+  uptime: string;
+  exitCode: string;
+  memoryText: string;
+  inFlight: number;
+  queued: number;
+  requests: number;
+  lastUsed: string;
+  lastUsedAt: string | null;
+  idle: { label: string; at: string; text: string } | null;
+  lastError: string | null;
+  retryAt: string | null;
+  notes: string[];
+  actions: ActionView[];
+  timeline: Timeline;
+}
+
+export interface BarView {
+  label: string;
+  text: string;
+  /** 0–100, or null when there is no limit to measure against. */
+  percent: number | null;
+  measuredPercent: number | null;
+  full: boolean;
+}
+
+export interface GroupView {
+  name: string;
+  title: string;
+  policy: string;
+  bars: BarView[];
+}
+
+export interface SummaryView {
+  version: string;
+  baseUrl: string;
+  startedAt: string;
+  uptime: string;
+  counts: Array<{ label: string; value: number }>;
+  groups: GroupView[];
+  shuttingDown: boolean;
+}
+
+const SYMBOL: Record<string, string> = {
+  running: '●',
+  stopped: '○',
+  starting: '◐',
+  stopping: '◑',
+  failed: '✕',
+  loaded: '■',
+  unloaded: '□',
+  loading: '◧',
+  unloading: '◨',
+};
+
+const TRANSITIONAL = new Set(['starting', 'stopping', 'loading', 'unloading']);
+
+/** "3 s", "4 min 12 s", "2 h 5 min": short, and the same shape the page's script ticks. */
+export function ago(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`;
+}
+
+export const modelUrl = (name: string) => `/hub/models/${encodeURIComponent(name)}`;
+
+export function modelView(s: ModelStatus, controller: Controller, history: History, now: number): ModelView {
+  const m = controller.holders().find((x) => x.name === s.name && x.retired === s.removed);
+  const processChange = history.lastChange(s.name, 'process');
+  const memoryChange = history.lastChange(s.name, 'memory');
+  // The current state began with whichever axis moved last.
+  const change = memoryChange && (!processChange || memoryChange.at > processChange.at) ? memoryChange : processChange;
+  const since = change?.at ?? null;
+  const transitional = TRANSITIONAL.has(s.process) || TRANSITIONAL.has(s.memory);
+  const rss = s.pid !== null && s.process !== 'stopped' ? residentBytes(s.pid) : undefined;
+  const idleMs = s.idle_deadline ? Date.parse(s.idle_deadline) - now : undefined;
+  const unloadsNext = s.memory === 'loaded' && (m?.config.idle.unloadAfterMs ?? 0) > 0 && m?.hasMemoryControl;
+  const notes: string[] = [];
+  if (s.pinned) notes.push('pinned');
+  if (s.restart_pending) notes.push('restarts with new settings once idle');
+  if (s.removed) notes.push('removed from the config; stops once its requests finish');
+  if (!s.admitting && !s.removed) notes.push('not admitting new requests right now');
+  return {
+    name: s.name,
+    url: modelUrl(s.name),
+    aliases: s.aliases,
+    backend: s.backend,
+    remote: s.kind === 'remote',
+    process: s.process,
+    memory: s.process === 'stopped' || s.process === 'failed' ? 'unloaded' : s.memory,
+    processSymbol: SYMBOL[s.process] ?? '?',
+    memorySymbol: SYMBOL[s.process === 'stopped' || s.process === 'failed' ? 'unloaded' : s.memory] ?? '?',
+    transitional,
+    since,
+    sinceText: since ? ago(now - Date.parse(since)) : '',
+    reason: change?.reason ?? null,
+    pid: s.pid === null ? '—' : String(s.pid),
+    port: s.kind === 'remote' ? 'remote' : s.port === null ? '—' : String(s.port),
+    uptime: s.process === 'running' && s.started_at ? ago(now - Date.parse(s.started_at)) : '—',
+    exitCode: s.last_exit_code === null ? '—' : String(s.last_exit_code),
+    memoryText: `${s.memory_bytes ? formatBytes(s.memory_bytes) : 'none'} declared${rss === undefined ? '' : ` · ${formatBytes(rss)} measured`}`,
+    inFlight: s.in_flight,
+    queued: s.queued,
+    requests: s.requests,
+    lastUsed: s.last_used ? `${ago(now - Date.parse(s.last_used))} ago` : 'never',
+    lastUsedAt: s.last_used,
+    idle:
+      s.idle_deadline && idleMs !== undefined
+        ? { label: unloadsNext ? 'unloads in' : 'stops in', at: s.idle_deadline, text: ago(idleMs) }
+        : null,
+    lastError: s.last_error,
+    retryAt: s.retry_at,
+    notes,
+    actions: s.removed ? [] : actionsFor(s),
+    timeline: buildTimeline(history.transitions(s.name), s, now, controller.startedAt),
+  };
+}
+
+/** The buttons that make sense in this state (remote models are not run by the hub: none). */
+function actionsFor(s: ModelStatus): ActionView[] {
+  if (s.kind === 'remote') return [];
+  const a = (action: ActionView['action'], label: string): ActionView => ({
+    action,
+    label,
+    url: `${modelUrl(s.name)}/${action}`,
+    api: `/hub/api/models/${encodeURIComponent(s.name)}/${action}`,
+  });
+  switch (s.process) {
+    case 'stopped':
+    case 'failed':
+      return [a('start', 'Start')]; // a start loads too, as a request would
+    case 'running':
+      return s.memory === 'loaded' ? [a('unload', 'Unload'), a('stop', 'Stop')] : s.memory === 'unloaded' ? [a('load', 'Load'), a('stop', 'Stop')] : [a('stop', 'Stop')];
+    default:
+      return [a('stop', 'Stop')];
+  }
+}
+
+function bar(label: string, used: number, max: number | null, text: string, measured?: number): BarView {
+  const percent = max ? Math.min(100, (used / max) * 100) : null;
+  const measuredPercent = max && measured !== undefined ? Math.min(100, (measured / max) * 100) : null;
+  return { label, text, percent, measuredPercent, full: max !== null && used >= max };
+}
+
+function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
+  const members = models.filter((m) => g.models.includes(m.name) && m.process === 'running' && m.memory !== 'unloaded');
+  const rss = members.map((m) => (m.pid === null ? undefined : residentBytes(m.pid)));
+  const measured = rss.length && rss.every((r) => r !== undefined) ? rss.reduce<number>((a, b) => a + b!, 0) : undefined;
+  const of = (n: number | null, f: (n: number) => string) => (n === null ? ', no limit' : ` of ${f(n)}`);
+  return {
+    name: g.name,
+    title: g.name === '*' ? 'whole hub' : `group ${g.name}`,
+    policy: g.name === '*' ? '' : `when full: ${g.on_full}`,
+    bars: [
+      bar('loaded', g.loaded, g.max_loaded, `${g.loaded} loaded${of(g.max_loaded, String)}`),
+      bar(
+        'memory',
+        g.memory_bytes,
+        g.max_memory_bytes,
+        `${formatBytes(g.memory_bytes)} declared${of(g.max_memory_bytes, formatBytes)}${measured === undefined ? '' : ` · ${formatBytes(measured)} measured`}`,
+        measured,
+      ),
+    ],
+  };
+}
+
+export function summaryView(controller: Controller, models: ModelStatus[], groups: GroupStatus[], origin: string, now: number): SummaryView {
+  const count = (label: string, f: (m: ModelStatus) => boolean) => ({ label, value: models.filter(f).length });
+  return {
+    version: VERSION,
+    baseUrl: `${origin}/v1`,
+    startedAt: new Date(controller.startedAt).toISOString(),
+    uptime: ago(now - controller.startedAt),
+    counts: [
+      count('models', () => true),
+      count('running', (m) => m.process === 'running'),
+      count('loaded', (m) => m.process === 'running' && m.memory === 'loaded'),
+      count('failed', (m) => m.process === 'failed'),
+      { label: 'in flight', value: models.reduce((n, m) => n + m.in_flight, 0) },
+      { label: 'queued', value: models.reduce((n, m) => n + m.queued, 0) },
+    ],
+    // The whole-hub row only when it says something the groups do not.
+    groups: groups.filter((g) => g.name !== '*' || g.max_memory_bytes !== null || groups.length === 1).map((g) => groupView(g, models)),
+    shuttingDown: controller.shuttingDown,
+  };
+}
+

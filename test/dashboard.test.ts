@@ -1,0 +1,231 @@
+// The /hub dashboard over plain HTTP (no browser): the timeline and history it is drawn from, forms
+// without JavaScript (POST → 303 → a flash shown once), reload with its diff, escaping, masked
+// config, the login with a session cookie, and cross-origin refusals. Browser behaviour:
+// dashboard-browser.test.ts.
+import { EventEmitter } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { History } from '../lib/scheduler/history.js';
+import type { Transition } from '../lib/scheduler/model.js';
+import { buildTimeline } from '../lib/http/dashboard/timeline.js';
+import { demo, startTestHub, waitFor } from './helpers.js';
+
+const HOSTILE = `<script>alert("x")</script>`;
+const QUOTED = `it's "quoted" & <b>bold</b>`;
+const TOKEN = 'hf_dashboard_secret_4242';
+const ADMIN = 'sk-admin-dashboard-77c1e0';
+
+const html = { accept: 'text/html,application/xhtml+xml' };
+
+/** fetch without following redirects, as a browser's first hop. */
+const get = (url: string, headers: Record<string, string> = {}) => fetch(url, { redirect: 'manual', headers: { ...html, ...headers } });
+const post = (url: string, headers: Record<string, string> = {}, body?: string) =>
+  fetch(url, { method: 'POST', redirect: 'manual', headers: { ...html, ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...headers }, body });
+
+const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 10, 0, s)).toISOString();
+const tr = (s: number, axis: Transition['axis'], from: string, to: string, reason = 'request'): Transition => ({ model: 'm', axis, from, to, reason, at: at(s) });
+
+t.test('timeline: periods, cold starts with their duration, evictions and crashes', async (t) => {
+  const transitions = [
+    tr(10, 'process', 'stopped', 'starting'),
+    tr(12, 'process', 'starting', 'running'),
+    tr(12, 'memory', 'unloaded', 'loaded'),
+    tr(20, 'memory', 'loaded', 'unloading', 'evicted for other'),
+    tr(21, 'memory', 'unloading', 'unloaded', 'evicted for other'),
+    tr(30, 'memory', 'unloaded', 'loading'),
+    tr(31, 'memory', 'loading', 'loaded'),
+    tr(40, 'process', 'running', 'failed', 'crash'),
+  ];
+  const now = Date.parse(at(50));
+  const tl = buildTimeline(transitions, { process: 'failed', memory: 'unloaded' }, now, Date.parse(at(0)));
+  t.same(tl.periods.map((p) => p.kind), ['stopped', 'busy', 'loaded', 'busy', 'unloaded', 'busy', 'loaded', 'failed']);
+  t.equal(Math.round(tl.periods.reduce((n, p) => n + p.width, 0)), 100, 'the periods cover the window');
+  t.same(tl.counts, { 'cold-start': 1, load: 1, eviction: 1, crash: 1, 'start-failed': 0 });
+  t.match(tl.marks.find((m) => m.kind === 'cold-start')!.title, /^cold start, 2\.0 s/);
+  t.equal(tl.marks.find((m) => m.kind === 'cold-start')!.x, 24, 'placed where it happened (12 s of 50)');
+  t.equal(tl.coldStartAvgMs, 2000);
+  t.notOk(tl.thrashing);
+
+  const swaps = [0, 1, 2].flatMap((i) => [tr(100 + i * 10, 'memory', 'loaded', 'unloading', 'evicted for b'), tr(101 + i * 10, 'memory', 'unloading', 'unloaded', 'evicted for b'), tr(105 + i * 10, 'memory', 'unloaded', 'loaded')]);
+  const busy = buildTimeline(swaps, { process: 'running', memory: 'loaded' }, Date.parse(at(140)), Date.parse(at(0)));
+  t.equal(busy.counts.eviction, 3);
+  t.ok(busy.thrashing, 'evicted and brought back three times in the hour: swapping');
+  t.equal(busy.periods[0].kind, 'loaded', 'the state before the first remembered transition is its "from"');
+});
+
+t.test('history: a bounded ring per model, the last change per axis, errors read from status', async (t) => {
+  const source = Object.assign(new EventEmitter(), { status: () => ({ models: [{ name: 'm', last_error: 'exited with code 3' }] }) });
+  const history = new History(source, { capacity: 5 });
+  for (let i = 0; i < 8; i++) source.emit('transition', tr(i, i % 2 ? 'memory' : 'process', 'a', `s${i}`));
+  t.same(history.transitions('m').map((x) => x.to), ['s3', 's4', 's5', 's6', 's7'], 'the oldest go first');
+  t.equal(history.lastChange('m', 'process')!.to, 's6');
+  t.same(history.transitions('m', Date.parse(at(6))).map((x) => x.to), ['s6', 's7']);
+  source.emit('transition', tr(9, 'process', 'running', 'failed', 'crash'));
+  await waitFor('the error to be recorded', () => history.errors('m').length === 1);
+  t.equal(history.errors('m')[0].message, 'exited with code 3');
+  history.detach();
+  source.emit('transition', tr(10, 'process', 'failed', 'starting'));
+  t.equal(history.transitions('m').at(-1)!.at, at(9), 'detached: no longer listening');
+});
+
+t.test('dashboard without keys', async (t) => {
+  const yaml = `models:
+  m:
+    backend: demo
+    cmd: ${demo()}
+    env: { HF_TOKEN: ${TOKEN}, BACKEND_API_KEY: sk-env-secret-998877, LOG_LEVEL: info }
+    aliases: [${JSON.stringify(HOSTILE)}, ${JSON.stringify(QUOTED)}]
+    memory: 64MiB
+  other: { backend: demo, cmd: "${demo()}" }
+`;
+  const h = await startTestHub(t, yaml);
+  const url = (p: string) => `${h.origin}${p}`;
+
+  t.test('the page shows every model with its state, and escapes what the config says', async (t) => {
+    const res = await get(url('/hub'));
+    t.equal(res.status, 200);
+    t.match(res.headers.get('content-type'), /^text\/html/);
+    const page = await res.text();
+    t.match(page, `${h.origin}/v1`, 'the base URL to paste into a client');
+    t.match(page, /data-model="m"/);
+    t.match(page, /data-model="other"/);
+    t.notMatch(page, HOSTILE, 'no raw <script> from an alias');
+    t.match(page, '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
+    t.match(page, 'it&#39;s &quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt;');
+    t.match(page, /○<\/span> stopped/, 'state as shape and text');
+    t.match(page, /action="\/hub\/models\/m\/start"/, 'a stopped model offers Start');
+    t.notMatch(page, /action="\/hub\/models\/m\/unload"/, '...and not Unload');
+  });
+
+  t.test('a form Start: 303 to the page with a flash saying what happened, shown once', async (t) => {
+    const res = await post(url('/hub/models/m/start'));
+    t.equal(res.status, 303);
+    const location = res.headers.get('location')!;
+    t.match(location, /^\/hub\?flash=[\w-]+$/);
+    t.equal(h.hub.controller.get('m').process, 'running', 'the form waited for the start');
+    const page = await (await get(url(location))).text();
+    t.match(page, /class="flash flash-ok"/);
+    t.match(page, /m started in \d+\.\d s: process running, memory loaded\./);
+    t.match(page, /action="\/hub\/models\/m\/unload"/, 'now it offers Unload');
+    t.notMatch(await (await get(url(location))).text(), /class="flash/, 'the flash is shown once');
+  });
+
+  t.test('form errors are flashes in words; unknown actions a 404 page', async (t) => {
+    const res = await post(url('/hub/models/nope/start'));
+    t.equal(res.status, 303);
+    const page = await (await get(url(res.headers.get('location')!))).text();
+    t.match(page, /class="flash flash-error"/);
+    t.match(page, /Could not start nope: there is no model named &quot;nope&quot;; configured models: m, other/);
+    const bad = await post(url('/hub/models/m/explode'));
+    t.equal(bad.status, 404);
+    t.match(await bad.text(), /<h1>404 <code>not_found<\/code><\/h1>/);
+    const json = await fetch(url('/hub/nothing-here'));
+    t.equal(json.status, 404);
+    t.match(await json.json(), { error: { code: 'not_found' } }, 'without Accept: text/html, the JSON envelope');
+  });
+
+  t.test('the model page: masked config, transitions with reasons, its log', async (t) => {
+    const page = await (await get(url('/hub/models/m'))).text();
+    t.notMatch(page, TOKEN, 'an env secret is masked');
+    t.notMatch(page, 'sk-env-secret-998877', 'another secret-looking env key is masked');
+    t.match(page, /LOG_LEVEL&quot;: &quot;info&quot;/, 'other values stay readable');
+    t.match(page, /HF_TOKEN&quot;: &quot;\*\*\*&quot;/);
+    t.match(page, /<td>stopped → starting<\/td><td>operator<\/td>/);
+    t.match(page, /data-follow="\/hub\/api\/models\/m\/logs\?tail=200&amp;follow=1"/);
+    t.match(page, /--- modelhub starting m \(operator\)/, 'the log shows the start banner');
+    t.equal((await get(url('/hub/models/nope'))).status, 404);
+  });
+
+  t.test('fragments for the script: a card and the summary', async (t) => {
+    const res = await fetch(url('/hub/fragments/models/m'));
+    const body = await res.json();
+    t.match(body.card, /^<article class="model" data-model="m"/);
+    t.match(body.summary, /id="summary"/);
+    t.match(await (await fetch(url('/hub/fragments/board'))).text(), /data-model="other"/);
+    t.equal((await fetch(url('/hub/static/app.js'))).headers.get('content-type'), 'text/javascript; charset=utf-8');
+    t.equal((await fetch(url('/hub/static/../hub.yaml'))).status, 404, 'only the listed files');
+  });
+
+  t.test('Reload config shows the diff it applied; a broken config is refused in words', async (t) => {
+    const path = join(h.dir, 'hub.yaml');
+    const original = readFileSync(path, 'utf8');
+    writeFileSync(path, `${original}  added: { backend: demo, cmd: "${demo()}" }\n`);
+    let res = await post(url('/hub/reload'));
+    t.equal(res.status, 303);
+    let page = await (await get(url(res.headers.get('location')!))).text();
+    t.match(page, /Config reloaded: 1 model\(s\) changed\./);
+    t.match(page, /<li>added: added<\/li>/);
+    t.match(page, /<li>unchanged: m, other<\/li>/);
+    t.match(page, /data-model="added"/);
+    writeFileSync(path, `${original}  broken: { backend: nonsense }\n`);
+    res = await post(url('/hub/reload'));
+    page = await (await get(url(res.headers.get('location')!))).text();
+    t.match(page, /The config was not reloaded: it has \d problem\(s\)\. The running config stays/);
+    t.match(page, /models\.broken/);
+    t.ok(h.hub.controller.resolve('added'), 'the running config stays');
+  });
+
+  t.test('a POST from another origin is refused and changes nothing', async (t) => {
+    const res = await post(url('/hub/models/other/start'), { origin: 'http://evil.example' });
+    t.equal(res.status, 403);
+    t.match(await res.text(), /comes from the web page at &quot;http:\/\/evil\.example&quot;/, 'an HTML page that says why');
+    t.equal(h.hub.controller.get('other').process, 'stopped');
+    const noOrigin = await post(url('/hub/models/other/start'), { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' });
+    t.equal(noOrigin.status, 403, 'a cross-site form post is refused even without an Origin header');
+    t.equal(h.hub.controller.get('other').process, 'stopped');
+    const same = await post(url('/hub/models/other/start'), { origin: h.origin });
+    t.equal(same.status, 303, 'the hub\'s own origin may');
+  });
+});
+
+t.test('dashboard with admin keys: login once, then a session cookie', async (t) => {
+  const h = await startTestHub(t, `auth: { admin_keys: [${ADMIN}] }\nmodels:\n  m: { backend: demo, cmd: "${demo()}" }\n  broken: { backend: demo, cmd: "${demo('--fail-start 7')}" }\n`);
+  const url = (p: string) => `${h.origin}${p}`;
+
+  const noKey = await get(url('/hub/models/m'));
+  t.equal(noKey.status, 303, 'a browser without a session is sent to the login form');
+  t.equal(noKey.headers.get('location'), '/hub/login?next=%2Fhub%2Fmodels%2Fm');
+  t.equal((await fetch(url('/hub'))).status, 401, 'a script without a key gets 401, as before');
+  t.match(await (await get(url('/hub/login'))).text(), /name="key" type="password"/);
+  t.equal((await fetch(url('/hub/static/style.css'))).status, 200, 'the login page can load its stylesheet');
+
+  const wrong = await post(url('/hub/login'), {}, 'key=sk-wrong-000000&next=%2Fhub');
+  t.equal(wrong.status, 401);
+  t.match(await wrong.text(), /That is not an admin key of this hub/);
+  t.equal(wrong.headers.get('set-cookie'), null, 'no session for a wrong key');
+
+  const ok = await post(url('/hub/login'), {}, `key=${ADMIN}&next=${encodeURIComponent('/hub/models/m')}`);
+  t.equal(ok.status, 303);
+  t.equal(ok.headers.get('location'), '/hub/models/m', 'back where the login began');
+  const setCookie = ok.headers.get('set-cookie')!;
+  t.match(setCookie, /^modelhub_session=[\w-]{43}; path=\/hub; samesite=strict; httponly$/);
+  t.notMatch(setCookie, ADMIN, 'the cookie is not the key');
+  const cookie = setCookie.split(';')[0];
+
+  t.equal((await get(url('/hub'), { cookie })).status, 200, 'the session opens the dashboard');
+  t.equal((await fetch(url('/hub/api/status'), { headers: { cookie } })).status, 200, '...and the control API the page calls');
+  t.equal((await post(url('/hub/models/m/start'), { cookie, origin: 'http://evil.example' })).status, 403, 'a foreign Origin is refused even with the session');
+  t.equal(h.hub.controller.get('m').process, 'stopped');
+
+  const failed = await post(url('/hub/models/broken/start?from=model'), { cookie });
+  t.match(failed.headers.get('location'), /^\/hub\/models\/broken\?flash=/, 'back to the model page');
+  const brokenPage = await (await get(url(failed.headers.get('location')!), { cookie })).text();
+  t.match(brokenPage, /Could not start broken: model broken failed to start: .*exit code 7/);
+  t.match(brokenPage, /<ul class="errors">\s*<li><time>[\d:]{8}<\/time> <pre>model broken failed to start/, 'listed among its last errors');
+  t.match(brokenPage, /<td>starting → failed<\/td><td>start failed<\/td>/, 'the transition with its reason');
+
+  const escaped = await post(url('/hub/login'), {}, `key=${ADMIN}&next=${encodeURIComponent('//evil.example/')}`);
+  t.equal(escaped.headers.get('location'), '/hub', 'next never leaves the dashboard');
+
+  const out = await post(url('/hub/logout'), { cookie });
+  t.equal(out.status, 303);
+  t.match(out.headers.get('set-cookie'), /^modelhub_session=; path=\/hub; expires=Thu, 01 Jan 1970 00:00:00 GMT; samesite=strict; httponly$/);
+  t.equal((await fetch(url('/hub/api/status'), { headers: { cookie } })).status, 401, 'the old session is gone');
+
+  const again = (await post(url('/hub/login'), {}, `key=${ADMIN}`)).headers.get('set-cookie')!.split(';')[0];
+  const path = join(h.dir, 'hub.yaml');
+  writeFileSync(path, readFileSync(path, 'utf8').replace(ADMIN, 'sk-admin-rotated-000111'));
+  t.equal((await fetch(url('/hub/api/reload'), { method: 'POST', headers: { 'x-api-key': ADMIN } })).status, 200);
+  t.equal((await fetch(url('/hub/api/status'), { headers: { cookie: again } })).status, 401, 'a reload that changes the admin keys ends the sessions');
+});

@@ -1,0 +1,276 @@
+// modelhub dashboard, progressively enhanced. Without this script every button is a form (POST →
+// 303 → flash). With it: buttons call the JSON control API and show a toast; model cards follow
+// /hub/api/events live (the server renders each card again as a fragment, so it looks the same);
+// times tick; the model page follows the log. No framework, no build step.
+
+const board = document.getElementById('board');
+const live = document.getElementById('live');
+const toasts = document.getElementById('toasts');
+const onModelPage = board?.dataset.page === 'model';
+/** Actions under way, by "model action": their buttons stay disabled when the card is redrawn. */
+const pending = new Set();
+const DONE = { start: 'started', stop: 'stopped', load: 'loaded', unload: 'unloaded' };
+
+// ---- small helpers -----------------------------------------------------------------------------
+
+function ago(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+function toast(text, kind = 'ok') {
+  const el = document.createElement('div');
+  el.className = `toast toast-${kind}`;
+  el.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  el.textContent = text; // never innerHTML: messages quote model names and backend output
+  toasts.append(el);
+  setTimeout(() => el.remove(), kind === 'error' ? 12000 : 5000);
+}
+
+function setLive(state, text) {
+  if (!live) return;
+  live.dataset.state = state;
+  live.querySelector('.live-text').textContent = text;
+}
+
+const cardOf = (name) => [...document.querySelectorAll('article.model')].find((el) => el.dataset.model === name);
+
+function tick() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll('[data-since]')) el.textContent = ago(now - Date.parse(el.dataset.since));
+  for (const el of document.querySelectorAll('[data-ago]')) el.textContent = `${ago(now - Date.parse(el.dataset.ago))} ago`;
+  for (const el of document.querySelectorAll('[data-until]')) {
+    const left = Date.parse(el.dataset.until) - now;
+    el.textContent = left > 0 ? ago(left) : 'now';
+  }
+}
+
+async function errorText(res) {
+  try {
+    const body = await res.json();
+    return body.error?.message ?? `${res.status} ${res.statusText}`;
+  } catch {
+    return `${res.status} ${res.statusText}`;
+  }
+}
+
+function sessionGone(res) {
+  if (res.status !== 401) return false;
+  setLive('down', 'logged out');
+  toast('Your dashboard session has ended; reload the page to log in again.', 'error');
+  return true;
+}
+
+// ---- redrawing cards from fragments ------------------------------------------------------------
+
+const timers = new Map();
+
+/** Redraws a model's card soon; bursts of events for one model become one fetch. */
+function refresh(name, delay = 120) {
+  if (timers.has(name)) return;
+  timers.set(name, setTimeout(() => {
+    timers.delete(name);
+    void redraw(name);
+  }, delay));
+}
+
+function swap(old, html) {
+  const tpl = document.createElement('template');
+  tpl.innerHTML = html; // server-rendered and escaped by the server's templates
+  const next = tpl.content.firstElementChild;
+  if (!next) return;
+  old.replaceWith(next);
+  enhance(next);
+  for (const form of next.querySelectorAll('form[data-api]')) {
+    const button = form.querySelector('button');
+    if (pending.has(`${next.dataset.model} ${button?.dataset.action}`)) disable(button, true);
+  }
+  tick();
+}
+
+async function redraw(name) {
+  const card = cardOf(name);
+  if (!card && !onModelPage) return redrawBoard(); // a model added by a reload
+  if (!card) return;
+  const res = await fetch(`/hub/fragments/models/${encodeURIComponent(name)}${onModelPage ? '?from=model' : ''}`, { headers: { accept: 'application/json' } });
+  if (sessionGone(res)) return;
+  if (res.status === 404 && !onModelPage) return redrawBoard(); // removed by a reload
+  if (!res.ok) return;
+  const { card: html, summary } = await res.json();
+  const current = cardOf(name);
+  if (current) swap(current, html);
+  const oldSummary = document.getElementById('summary');
+  if (oldSummary && summary) swap(oldSummary, summary);
+}
+
+async function redrawBoard() {
+  if (!board || onModelPage) return;
+  const res = await fetch('/hub/fragments/board', { headers: { accept: 'text/html' } });
+  if (sessionGone(res) || !res.ok) return;
+  board.innerHTML = await res.text(); // the server's own rendering of the same partials
+  enhance(board);
+  tick();
+}
+
+// ---- buttons -----------------------------------------------------------------------------------
+
+function disable(button, busy) {
+  if (!button) return;
+  button.disabled = busy;
+  button.setAttribute('aria-busy', String(busy));
+}
+
+document.addEventListener('submit', async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.dataset.api) return;
+  event.preventDefault();
+  const button = form.querySelector('button');
+  const card = form.closest('article.model');
+  const model = card?.dataset.model;
+  const action = button?.dataset.action ?? 'reload';
+  const key = `${model} ${action}`;
+  if (pending.has(key)) return;
+  pending.add(key);
+  disable(button, true);
+  const started = performance.now();
+  try {
+    const res = await fetch(form.dataset.api, { method: 'POST', headers: { accept: 'application/json' } });
+    if (sessionGone(res)) return;
+    if (!res.ok) {
+      toast(`${model ? `Could not ${action} ${model}` : 'Could not reload the config'}: ${await errorText(res)}`, 'error');
+      return;
+    }
+    const body = await res.json();
+    const took = ((performance.now() - started) / 1000).toFixed(1);
+    if (form.dataset.kind === 'reload') {
+      const changed = ['added', 'removed', 'restarted', 'updated'].filter((k) => body[k]?.length).map((k) => `${k}: ${body[k].join(', ')}`);
+      toast(changed.length ? `Config reloaded. ${changed.join('; ')}.` : 'Config reloaded: nothing changed.');
+      void redrawBoard();
+    } else {
+      toast(`${model} ${DONE[action] ?? action} in ${took} s: process ${body.process}, memory ${body.memory}.`);
+    }
+  } catch (err) {
+    toast(`The hub did not answer (${err.message}); is it still running?`, 'error');
+  } finally {
+    pending.delete(key);
+    disable(button, false);
+    if (model) refresh(model, 0);
+  }
+});
+
+// ---- live events -------------------------------------------------------------------------------
+
+let source;
+let retryMs = 1000;
+
+function connect() {
+  setLive('connecting', 'connecting…');
+  source = new EventSource('/hub/api/events');
+  source.addEventListener('open', () => {
+    retryMs = 1000;
+    setLive('live', 'live');
+  });
+  source.addEventListener('status', (e) => {
+    // A fresh snapshot (first connection, or after a drop): redraw everything, since events were missed.
+    const { models } = JSON.parse(e.data);
+    if (onModelPage) models.forEach((m) => cardOf(m.name) && refresh(m.name, 0));
+    else void redrawBoard();
+  });
+  source.addEventListener('transition', (e) => {
+    const t = JSON.parse(e.data);
+    refresh(t.model);
+    if (onModelPage && cardOf(t.model)) addTransitionRow(t);
+  });
+  source.addEventListener('request', (e) => {
+    const r = JSON.parse(e.data);
+    if (r.model) refresh(r.model, 400);
+  });
+  source.addEventListener('lagging', () => source.close());
+  source.addEventListener('error', () => {
+    // EventSource retries by itself while the hub answers; when it gives up (hub down, 401), we retry.
+    if (source.readyState === EventSource.CLOSED) {
+      setLive('down', `disconnected; retrying in ${Math.round(retryMs / 1000)} s`);
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 15000);
+    } else setLive('connecting', 'reconnecting…');
+  });
+}
+
+function addTransitionRow(t) {
+  const body = document.querySelector('#transitions tbody');
+  if (!body) return;
+  const row = document.createElement('tr');
+  for (const text of [t.at.slice(11, 23), t.axis, `${t.from} → ${t.to}`, t.reason]) {
+    const cell = document.createElement('td');
+    cell.textContent = text;
+    row.append(cell);
+  }
+  body.prepend(row);
+}
+
+// ---- the model page's log ----------------------------------------------------------------------
+
+const MAX_LOG_CHARS = 400_000;
+
+async function followLog(pre) {
+  const state = document.getElementById('log-state');
+  const decoder = new TextDecoder();
+  while (true) {
+    try {
+      const res = await fetch(pre.dataset.follow);
+      if (sessionGone(res)) return;
+      if (!res.ok || !res.body) throw new Error(await errorText(res));
+      state.textContent = 'following live';
+      let first = true;
+      const reader = res.body.getReader();
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+        const text = decoder.decode(value, { stream: true });
+        // The stream starts with the same last lines the page showed: replace them, then append.
+        pre.textContent = first ? text : pre.textContent + text;
+        first = false;
+        if (pre.textContent.length > MAX_LOG_CHARS) pre.textContent = pre.textContent.slice(-MAX_LOG_CHARS / 2);
+        if (atEnd) pre.scrollTop = pre.scrollHeight;
+      }
+      state.textContent = 'log stream ended; reconnecting…';
+    } catch (err) {
+      state.textContent = `not following (${err.message}); retrying…`;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+// ---- start -------------------------------------------------------------------------------------
+
+/** What only works with this script shows once it runs (the copy button). */
+function enhance(root) {
+  for (const button of root.querySelectorAll('[data-copy]')) button.hidden = false;
+}
+
+enhance(document);
+document.addEventListener('click', async (event) => {
+  const button = event.target.closest?.('[data-copy]');
+  if (!button) return;
+  const input = document.querySelector(button.dataset.copy);
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    input.select(); // no clipboard API (not a secure context): selected for Ctrl-C
+    document.execCommand?.('copy');
+  }
+  toast(`Copied ${input.value}`);
+});
+
+const log = document.getElementById('log');
+if (log) {
+  log.scrollTop = log.scrollHeight;
+  void followLog(log);
+}
+if (board) connect();
+setInterval(tick, 1000);
+tick();
