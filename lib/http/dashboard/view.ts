@@ -5,7 +5,6 @@ import { VERSION } from '../../paths.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { History } from '../../scheduler/history.js';
 import type { GroupStatus, ModelStatus } from '../../scheduler/status.js';
-import { residentBytes } from './measure.js';
 import { buildTimeline, type Timeline } from './timeline.js';
 
 export interface ActionView {
@@ -110,7 +109,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
   const change = memoryChange && (!processChange || memoryChange.at > processChange.at) ? memoryChange : processChange;
   const since = change?.at ?? null;
   const transitional = TRANSITIONAL.has(s.process) || TRANSITIONAL.has(s.memory);
-  const rss = s.pid !== null && s.process !== 'stopped' ? residentBytes(s.pid) : undefined;
+  const rss = s.rss_bytes ?? undefined; // measured by the driver, where the platform tells
   const idleMs = s.idle_deadline ? Date.parse(s.idle_deadline) - now : undefined;
   const unloadsNext = s.memory === 'loaded' && (m?.config.idle.unloadAfterMs ?? 0) > 0 && m?.hasMemoryControl;
   const notes: string[] = [];
@@ -182,7 +181,7 @@ function bar(label: string, used: number, max: number | null, text: string, meas
 
 function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
   const members = models.filter((m) => g.models.includes(m.name) && m.process === 'running' && m.memory !== 'unloaded');
-  const rss = members.map((m) => (m.pid === null ? undefined : residentBytes(m.pid)));
+  const rss = members.map((m) => m.rss_bytes ?? undefined);
   const measured = rss.length && rss.every((r) => r !== undefined) ? rss.reduce<number>((a, b) => a + b!, 0) : undefined;
   const of = (n: number | null, f: (n: number) => string) => (n === null ? ', no limit' : ` of ${f(n)}`);
   return {
