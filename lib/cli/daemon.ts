@@ -65,7 +65,7 @@ export async function start(a: Args): Promise<number> {
   child.once('exit', (code, signal) => { exited = { code, signal }; });
   const pid = child.pid!;
   // What `hub serve` printed for people (its [ok]/[warn]/[err] lines), not its JSON log records.
-  const printed = () => readFileSync(outPath, 'utf8').slice(offset).split('\n').filter((l) => /^\[(ok|info|warn|err)\] /.test(l));
+  const printed = () => readFileSync(outPath).subarray(offset).toString('utf8').split('\n').filter((l) => /^\[(ok|info|warn|err)\] /.test(l));
   const deadline = Date.now() + timeoutMs;
   const tty = process.stdout.isTTY === true && !a.json;
 
@@ -81,7 +81,7 @@ export async function start(a: Args): Promise<number> {
     return EXIT.failed;
   }
   child.unref();
-  const { client } = locateHub({ ...a, url });
+  const { client } = await locateHub({ ...a, url });
   const healthy = await poll(async () => ((await client.call('GET', '/health').catch(() => undefined))?.status === 200 ? true : undefined), deadline);
   if (!healthy) {
     say.err(`the hub (pid ${pid}) does not answer GET ${url}/health within ${span(timeoutMs)}; see ${outPath}`);
@@ -133,7 +133,7 @@ async function waitForPreload(client: HubClient, names: string[], deadline: numb
 }
 
 export async function stop(a: Args): Promise<number> {
-  const hub = locateHub(a);
+  const hub = await locateHub(a);
   const timeoutMs = durationOption('timeout', a.timeout);
   const { client, pid } = hub;
   const before = await fetchStatus(client); // exit 3 here when nothing answers
@@ -175,7 +175,8 @@ export async function stop(a: Args): Promise<number> {
     await poll(() => (processGone(pid) ? true : undefined), Date.now() + 5000);
     // A killed hub cannot stop its backends: stop the ones it recorded, as the next hub would (each
     // is checked to be the recorded process, so a reused pid is never hit).
-    if (hub.stateDir) await StateDir.open(hub.stateDir, { warn: say.warn, stopTimeoutMs: (m) => hub.config?.models[m]?.stopTimeoutMs ?? 10_000 });
+    const config = await hub.config();
+    if (hub.stateDir) await StateDir.open(hub.stateDir, { warn: say.warn, stopTimeoutMs: (m) => config?.models[m]?.stopTimeoutMs ?? 10_000 });
     say.ok(`stopped with SIGKILL (pid ${pid}); its backends were stopped too`);
     return EXIT.ok;
   } finally {

@@ -8,7 +8,7 @@ import { EXIT, say } from './output.js';
 import { safeWrite } from '../stdio.js';
 
 export async function logs(a: Args): Promise<number> {
-  const { client } = locateHub(a);
+  const { client } = await locateHub(a);
   const name = a.name as string;
   const lines = a.lines as number;
   if (!Number.isInteger(lines) || lines < 0) throw new CliError(EXIT.usage, `-n/--lines: expected a whole number of lines (0 or more), got ${String(a.lines)}`);

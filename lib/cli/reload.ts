@@ -9,7 +9,7 @@ import { EXIT, say } from './output.js';
 interface Diff { added: string[]; removed: string[]; restarted: string[]; updated: string[]; unchanged: string[] }
 
 export async function reload(a: Args): Promise<number> {
-  const { client } = locateHub(a);
+  const { client } = await locateHub(a);
   const answer = await client.call('POST', '/hub/api/reload');
   if (answer.status === 422) {
     const errors: unknown = answer.body?.error?.errors;

@@ -25,7 +25,7 @@ export function pick(models: ModelStatus[], names: string[]): ModelStatus[] {
 }
 
 export async function status(a: Args): Promise<number> {
-  const { client } = locateHub(a);
+  const { client } = await locateHub(a);
   const names = (a.names as string[] | undefined) ?? [];
   const body = await fetchStatus(client);
   const models = pick(body.models, names);

@@ -96,8 +96,8 @@ export function groupLines(groups: GroupStatus[]): string[] {
   return groups.flatMap((g) => {
     if (g.name === '*' && g.max_memory_bytes === null) return [];
     const count = g.max_loaded === null ? plural(g.loaded, 'model') + ' loaded' : `${g.loaded} of ${plural(g.max_loaded, 'model')} loaded`;
-    const memory = g.max_memory_bytes === null ? formatBytes(g.memory_bytes) : `${formatBytes(g.memory_bytes)} of ${formatBytes(g.max_memory_bytes)}`;
-    return [`${g.name === '*' ? 'hub-wide' : `group ${g.name}`}: ${count}, ${memory} (on_full: ${g.on_full})`];
+    const memory = g.max_memory_bytes !== null ? `, ${formatBytes(g.memory_bytes)} of ${formatBytes(g.max_memory_bytes)}` : g.memory_bytes ? `, ${formatBytes(g.memory_bytes)}` : '';
+    return [`${g.name === '*' ? 'hub-wide' : `group ${g.name}`}: ${count}${memory} (on_full: ${g.on_full})`];
   });
 }
 

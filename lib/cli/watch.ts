@@ -12,9 +12,10 @@ import { describeTransition } from './progress.js';
 import { fetchStatus } from './status.js';
 import { colorsFor, countsLine, groupLines, modelTable, type StatusBody } from './table.js';
 import { parseDuration } from '../config/units.js';
+import { safeWrite } from '../stdio.js';
 
 export async function watch(a: Args): Promise<number> {
-  const { client } = locateHub(a);
+  const { client } = await locateHub(a);
   const intervalMs = parseDuration(/^\d+(\.\d+)?$/.test(String(a.interval)) ? Number(a.interval) : a.interval);
   if (intervalMs === undefined || intervalMs < 100) throw new CliError(EXIT.usage, `--interval: expected a duration of 100ms or more like "1s", got ${JSON.stringify(a.interval)}`);
   const c = colorsFor(a);
@@ -22,22 +23,24 @@ export async function watch(a: Args): Promise<number> {
   let streamNote = 'live';
   let trouble: string | undefined;
   const recent: string[] = [];
-  const screen = createLogUpdate(process.stdout);
+  const screen = redrawer();
+  let ended = false;
 
   const frame = () => {
     const hub = body.hub;
-    const head = `modelhub ${hub?.version ?? ''} at ${hub?.url ?? client.origin} · ${countsLine(body.models)} · ${streamNote}${hub?.shutting_down ? ' · SHUTTING DOWN' : ''}`;
+    const head = `modelhub ${hub?.version ?? ''} at ${hub?.url ?? client.origin} · ${countsLine(body.models)}${hub?.shutting_down ? ' · SHUTTING DOWN' : ''}`;
     return [
       c.bold(head),
-      trouble ? c.red(`[warn] ${trouble}`) : '',
+      streamNote === 'live' ? c.dim('live from the event stream') : c.yellow(`[warn] ${streamNote}`),
+      ...(trouble ? [c.red(`[warn] ${trouble}`)] : []),
       modelTable(body.models, c, Date.now(), Math.max(20, (process.stdout.columns || 120) - 90)),
       ...groupLines(body.groups),
       ...(recent.length ? ['', 'recent:', ...recent.map((l) => `  ${l}`)] : []),
       '',
       c.dim('Ctrl-C to exit'),
-    ].filter((l, i) => i !== 1 || l).join('\n');
+    ].join('\n');
   };
-  const draw = () => screen(frame());
+  const draw = () => { if (!ended) screen(frame()); };
 
   let refreshing = false;
   const refresh = async () => {
@@ -87,8 +90,23 @@ export async function watch(a: Args): Promise<number> {
     process.once('SIGINT', end);
     process.once('SIGTERM', end);
   });
+  ended = true;
   clearInterval(timer);
   abort.abort();
   screen.done(); // leaves the last frame on screen and shows the cursor again
   return EXIT.ok;
+}
+
+/**
+ * log-update redraws in place; but a terminal that reports no size (0 rows, as some ptys do) gets
+ * nothing from it, so there each changed frame is printed below the last instead.
+ */
+function redrawer(): { (text: string): void; done(): void } {
+  if (!(process.stdout.isTTY && process.stdout.rows === 0)) return createLogUpdate(process.stdout);
+  let last = '';
+  const print = (text: string) => {
+    if (text !== last) safeWrite(process.stdout, `${text}\n\n`);
+    last = text;
+  };
+  return Object.assign(print, { done: () => undefined });
 }
