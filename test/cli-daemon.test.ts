@@ -43,9 +43,7 @@ t.test('hub stop of a hub whose backend ignores SIGTERM leaves no process behind
     t.match(stop.out, `[ok] stopped with SIGKILL (pid ${pid}); its backends were stopped too`);
     t.notOk(alive(pid));
     t.notOk(alive(backend), 'no stray backend');
-    const again = await hub(['start', '--config', setup.config]);
-    t.equal(again.code, 0, 'the state_dir is clean for the next start');
-    t.equal((await hub(['stop', '--config', setup.config])).code, 0);
+    t.same(recordedPids(setup.stateDir), [], 'no record is left in state_dir');
   });
 
   t.test('--timeout must be a duration', async (t) => {
