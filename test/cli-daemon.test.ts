@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { configPath } from '../lib/cli/locate.js';
 import { findConfigPath } from '../lib/config/load.js';
-import { demo, getJson, spawnHub, tempDir, waitFor } from './helpers.js';
-import { alive, daemonSetup, hub, recordedPids } from './cli-support.js';
+import { stripVTControlCharacters as plain } from 'node:util';
+import { HUB_BIN, demo, getJson, spawnHub, tempDir, waitFor } from './helpers.js';
+import { alive, daemonSetup, hub, inPty, recordedPids } from './cli-support.js';
 
 const started = (r: { out: string }) => Number(/\(pid (\d+)\)/.exec(r.out)?.[1]);
 
@@ -54,7 +55,7 @@ t.test('hub stop of a hub whose backend ignores SIGTERM leaves no process behind
 });
 
 t.test('kill -9 of the daemon, then hub status and hub start', async (t) => {
-  const setup = await daemonSetup(t, '', `  warm: { backend: demo, cmd: "${demo()}", preload: true }\n`);
+  const setup = await daemonSetup(t, '', `  warm: { backend: demo, cmd: "${demo('--load-time 800ms')}", preload: true }\n`);
   const first = await hub(['start', '--config', setup.config]);
   t.equal(first.code, 0, first.err);
   const pid = started(first);
@@ -67,9 +68,13 @@ t.test('kill -9 of the daemon, then hub status and hub start', async (t) => {
   t.equal(status.code, 3, 'a stale runtime file means not running');
   t.match(status.err, `the runtime file in ${setup.stateDir} names hub pid ${pid}, which is gone`);
 
-  const second = await hub(['start', '--config', setup.config]);
-  t.equal(second.code, 0, second.err);
-  t.match(second.err, new RegExp(`\\[warn\\] model warm \\(pid ${backend}\\) was still running, left over by an earlier hub \\(pid ${pid}\\) .*stopped it`), 'start shows that the leftover was stopped');
+  // On a terminal, with the progress line: the start time the hub's log recorded last time.
+  const second = inPty(t, `${process.execPath} ${HUB_BIN} start --config ${setup.config}`);
+  t.equal(await second.exited, 0, second.output());
+  const out = plain(second.output());
+  t.match(out, /\[info\] starting warm … \S+ \(usually \d+(ms|s)\)/, 'progress: which model, elapsed, its usual start time');
+  t.match(out, /\[ok\] warm is ready/);
+  t.match(out, new RegExp(`\\[warn\\] model warm \\(pid ${backend}\\) was still running, left over by an earlier hub \\(pid ${pid}\\) .*stopped it`), 'start shows that the leftover was stopped');
   t.notOk(alive(backend), 'the leftover is gone');
   t.equal((await hub(['stop', '--config', setup.config])).code, 0);
 });

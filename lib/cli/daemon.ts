@@ -21,6 +21,7 @@ import { locateHub } from './locate.js';
 import { EXIT, say } from './output.js';
 import { describeTransition } from './progress.js';
 import { fetchStatus } from './status.js';
+import { usualStartTimes } from './start-history.js';
 import { span } from './table.js';
 
 /** After SIGTERM, how long the hub gets before SIGKILL (it is already past its graceful bound). */
@@ -55,6 +56,7 @@ export async function start(a: Args): Promise<number> {
     return EXIT.ok;
   }
   mkdirSync(config.log.dir, { recursive: true });
+  const usual = usualStartTimes(join(config.log.dir, 'hub.log')); // before this hub adds to it
   const outPath = join(config.log.dir, 'hub.out');
   const out = openSync(outPath, 'a');
   const offset = fstatSync(out).size;
@@ -89,7 +91,7 @@ export async function start(a: Args): Promise<number> {
   }
   for (const line of printed().filter((l) => l.startsWith('[warn]') || l.startsWith('[err]'))) safeLine(line);
   const preload = Object.values(config.models).filter((m) => m.preload).map((m) => m.name);
-  const failed = preload.length ? await waitForPreload(client, preload, deadline, tty) : [];
+  const failed = preload.length ? await waitForPreload(client, preload, deadline, tty, usual) : [];
   if (a.json) say.raw(`${JSON.stringify({ already_running: false, pid, url: `${url}/v1`, dashboard: `${url}/hub`, output: outPath, preload_failed: failed }, null, 2)}\n`);
   else {
     say.ok(`modelhub is running at ${url}/v1 (pid ${pid})`);
@@ -104,7 +106,7 @@ function safeLine(line: string): void {
 }
 
 /** Waits until each preload model is ready (or failed), with a live line on a terminal; returns the failed ones. */
-async function waitForPreload(client: HubClient, names: string[], deadline: number, tty: boolean): Promise<string[]> {
+async function waitForPreload(client: HubClient, names: string[], deadline: number, tty: boolean, usual: Map<string, number>): Promise<string[]> {
   const since = Date.now();
   const seen = new Set<string>();
   const failed = new Map<string, string>();
@@ -116,7 +118,7 @@ async function waitForPreload(client: HubClient, names: string[], deadline: numb
       if (!seen.has(m.name) && ready(m)) {
         seen.add(m.name);
         if (tty) logUpdate.clear();
-        say.ok(`${m.name} is ready (${span(Date.now() - since)})`);
+        say.ok(`${m.name} is ready${m.started_at && m.ready_at ? ` (started in ${span(Date.parse(m.ready_at) - Date.parse(m.started_at))})` : ''}`);
       } else if (m.process === 'failed' && !failed.has(m.name)) {
         failed.set(m.name, m.last_error ?? 'failed');
         if (tty) logUpdate.clear();
@@ -124,7 +126,10 @@ async function waitForPreload(client: HubClient, names: string[], deadline: numb
       }
     }
     pending = names.filter((n) => !seen.has(n) && !failed.has(n));
-    if (tty && pending.length) logUpdate(`[info] starting ${pending.join(', ')} … ${span(Date.now() - since)}`);
+    // Elapsed since the model's own start when the hub reports it (it may have begun before /health answered).
+    const elapsed = (n: string) => span(Date.now() - (Date.parse(models.find((m) => m.name === n)?.started_at ?? '') || since));
+    const progress = pending.map((n) => `${n} … ${elapsed(n)}${usual.has(n) ? ` (usually ${span(usual.get(n)!)})` : ''}`);
+    if (tty && pending.length) logUpdate(`[info] starting ${progress.join(', ')}`);
     if (pending.length) await pause(100);
   }
   if (tty) logUpdate.done();
