@@ -219,6 +219,12 @@ t.test('a daemon, from hub start to hub stop', async (t) => {
     t.notMatch(nocolor.output(), /\x1b\[3\dm/, '--no-color: no colour codes');
     nocolor.write('\x03');
     t.equal(await nocolor.exited, 0);
+    const status = inPty(t, `${process.execPath} ${HUB_BIN} status --config ${setup.config}`);
+    const statusNoColor = inPty(t, `${process.execPath} ${HUB_BIN} status --config ${setup.config}`, { NO_COLOR: '1' });
+    t.same([await status.exited, await statusNoColor.exited], [0, 0]);
+    t.match(status.output(), /\x1b\[32mrunning/, 'hub status on a terminal: colour');
+    t.notMatch(statusNoColor.output(), /\x1b\[3\dm/, 'NO_COLOR: none');
+    t.match(statusNoColor.output(), /extra +running/, 'the text says it without colour');
 
     watch.write('\x03');
     t.equal(await watch.exited, 0, 'Ctrl-C exits 0');

@@ -98,11 +98,12 @@ export async function watch(a: Args): Promise<number> {
 }
 
 /**
- * log-update redraws in place; but a terminal that reports no size (0 rows, as some ptys do) gets
- * nothing from it, so there each changed frame is printed below the last instead.
+ * log-update redraws in place on a terminal. Into a pipe or file (`hub watch > status.log`), and on a
+ * terminal that reports no size (0 rows, as some ptys do, where log-update draws nothing), each
+ * changed frame is printed below the last instead.
  */
 function redrawer(): { (text: string): void; done(): void } {
-  if (!(process.stdout.isTTY && process.stdout.rows === 0)) return createLogUpdate(process.stdout);
+  if (process.stdout.isTTY && process.stdout.rows !== 0) return createLogUpdate(process.stdout);
   let last = '';
   const print = (text: string) => {
     if (text !== last) safeWrite(process.stdout, `${text}\n\n`);
