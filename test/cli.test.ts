@@ -42,6 +42,9 @@ t.test('without a daemon: the command list, per-command help, docs/cli.md, usage
   const completion = await hub(['completion']);
   t.equal(completion.code, 0);
   t.match(completion.out, /complete -o bashdefault|compdef|_hub_yargs_completions/, 'a shell completion script');
+  t.match((await hub(['completion', '--help'])).out, /Examples:\n {2}hub completion >> ~\/\.bashrc/, 'completion --help is help, with an example');
+  const words = (await hub(['--get-yargs-completions', 'hub', 'st'])).out.split('\n');
+  t.ok(['status', 'start', 'stop', 'start-model'].every((w) => words.includes(w)), 'the script\'s callback completes command names');
 
   const unknown = await hub(['frobnicate']);
   t.equal(unknown.code, 2, 'an unknown command is a usage error');

@@ -9,7 +9,8 @@ import { EXIT } from './output.js';
 
 export interface ApiAnswer {
   status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON of the API's documented shapes
+  /** Parsed JSON (the API's documented shapes, read field by field by each command), or the raw text. */
+  body: any;
 }
 
 /** The hub's error envelope's message, or the raw text. */

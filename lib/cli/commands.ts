@@ -13,7 +13,8 @@ export interface CommandSpec {
   positionals?: Record<string, PositionalOptions>;
   options: Record<string, Options>;
   examples: Array<[string, string]>;
-  run(args: Args): Promise<number>;
+  /** The exit code; undefined for a command that goes on running (demo-model serves until stopped). */
+  run(args: Args): Promise<number | undefined>;
 }
 
 // ---- options shared by several commands (each command lists only those that apply to it) ----------
@@ -29,7 +30,7 @@ const hub: Record<string, Options> = {
 const json: Record<string, Options> = { json: { type: 'boolean', default: false, describe: 'print JSON instead of lines for people' } };
 const color: Record<string, Options> = { color: { type: 'boolean', default: true, describe: 'colour on a terminal; --no-color (or $NO_COLOR) turns it off' } };
 
-const lazy = <M>(load: () => Promise<M>, call: (m: M, a: Args) => number | Promise<number>) => async (a: Args) => call(await load(), a);
+const lazy = <M>(load: () => Promise<M>, call: (m: M, a: Args) => number | undefined | Promise<number | undefined>) => async (a: Args) => call(await load(), a);
 
 const modelVerb = (verb: 'start' | 'stop' | 'load' | 'unload', describe: string, example: string): CommandSpec => ({
   usage: `${verb}-model <names..>`,
@@ -112,7 +113,7 @@ export const COMMANDS: CommandSpec[] = [
     describe: 'run the bundled demo backend (an OpenAI-compatible test server)',
     options: demoOptionTable,
     examples: [['hub demo-model --port 9000', 'a demo model on port 9000'], ['hub demo-model --port 9000 --load-time 2s --memory 256MiB', 'one that loads slowly and holds RAM']],
-    run: lazy(() => import('./demo-model.js'), async (m, a) => { await m.demoModel(a); return -1; }),
+    run: lazy(() => import('./demo-model.js'), async (m, a) => { await m.demoModel(a); return undefined; }),
   },
 ];
 

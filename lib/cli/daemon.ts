@@ -71,20 +71,23 @@ export async function start(a: Args): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   const tty = process.stdout.isTTY === true && !a.json;
 
+  const died = () => {
+    for (const line of printed()) safeLine(line);
+    say.err(`the hub exited before it was up (${exited!.signal ?? `exit code ${exited!.code}`}); its output is in ${outPath}`);
+    return exited!.code === EXIT.usage ? EXIT.usage : EXIT.failed;
+  };
+
   const url = await poll(() => (exited ? null : readRuntime(config.stateDir)?.pid === pid ? readRuntime(config.stateDir)!.url : undefined), deadline);
   if (!url) {
-    if (exited) {
-      for (const line of printed()) safeLine(line);
-      say.err(`the hub exited before it was up (${exited.signal ?? `exit code ${exited.code}`}); its output is in ${outPath}`);
-      return exited.code === EXIT.usage ? EXIT.usage : EXIT.failed;
-    }
+    if (exited) return died();
     child.unref();
     say.err(`the hub (pid ${pid}) did not come up within ${span(timeoutMs)}; it may still be starting: see ${outPath}, or stop it with hub stop`);
     return EXIT.failed;
   }
-  child.unref();
   const { client } = await locateHub({ ...a, url });
-  const healthy = await poll(async () => ((await client.call('GET', '/health').catch(() => undefined))?.status === 200 ? true : undefined), deadline);
+  const healthy = await poll(async () => (exited ? false : (await client.call('GET', '/health').catch(() => undefined))?.status === 200 ? true : undefined), deadline);
+  if (exited) return died();
+  child.unref(); // from here on the hub's fate is its own: this command may exit while it runs
   if (!healthy) {
     say.err(`the hub (pid ${pid}) does not answer GET ${url}/health within ${span(timeoutMs)}; see ${outPath}`);
     return EXIT.failed;

@@ -16,7 +16,7 @@ protectStdio();
 async function run(spec: CommandSpec, args: Args): Promise<void> {
   try {
     const code = await spec.run(args);
-    if (code >= 0) process.exitCode = code; // a negative code: the command keeps running (demo-model)
+    if (code !== undefined) process.exitCode = code; // undefined: the command goes on running (demo-model)
   } catch (err) {
     if (err instanceof CliError) {
       for (const line of err.message.split('\n')) say.err(line);
@@ -48,23 +48,24 @@ function register(y: Argv, spec: CommandSpec): Argv {
 let cli = yargs(hideBin(process.argv))
   .scriptName('hub')
   .usage('hub <command> [options]\n\nmodelhub: one OpenAI-compatible URL in front of many local model servers.')
-  .version(VERSION)
-  .env(false);
+  .version(VERSION);
 for (const spec of COMMANDS) cli = register(cli, spec);
 const parser = cli
-  .completion(COMPLETION.usage, COMPLETION.describe)
+  // yargs answers the shell's --get-yargs-completions itself; `hub completion` is a command of our
+  // own only so that its --help shows help and examples (yargs' would print the script).
+  .completion('__completion', false)
+  .command(COMPLETION.usage, COMPLETION.describe, (b) => b.example('hub completion >> ~/.bashrc', 'completion in every new bash (zsh: after autoload bashcompinit)'), () => { parser.showCompletionScript(); })
   // `hub` alone: the command list, as `hub --help` prints it.
   .command('$0', false, (b) => b, () => { parser.showHelp('log'); })
   .epilogue('Each command has its own --help with examples. Exit codes: 0 ok, 1 an action failed, 2 usage or config error, 3 no hub running.')
   .strict()
   .wrap(Math.min(110, process.stdout.columns || 100))
-  .fail((msg, err, y) => {
+  .fail((msg, err) => {
     if (err) {
       say.err(err.message);
       process.exit(EXIT.failed);
     }
     say.err(`${msg}; see hub --help`);
-    void y;
     process.exit(EXIT.usage);
   });
 await parser.parseAsync();
