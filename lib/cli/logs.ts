@@ -16,6 +16,8 @@ export async function logs(a: Args): Promise<number> {
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);
+  // `hub logs -f x | head`: once the reader is gone there is no one to follow for.
+  process.stdout.once('error', onSigint);
   try {
     const res = await client.stream(`/hub/api/models/${encodeURIComponent(name)}/logs?tail=${lines}${follow ? '&follow=1' : ''}`, abort.signal);
     res.setEncoding('utf8');
@@ -32,5 +34,6 @@ export async function logs(a: Args): Promise<number> {
     throw err;
   } finally {
     process.off('SIGINT', onSigint);
+    process.stdout.off('error', onSigint);
   }
 }

@@ -89,6 +89,7 @@ export async function watch(a: Args): Promise<number> {
     const end = () => resolve();
     process.once('SIGINT', end);
     process.once('SIGTERM', end);
+    process.stdout.once('error', end); // the pipe it prints into was closed
   });
   ended = true;
   clearInterval(timer);
