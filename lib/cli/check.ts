@@ -7,6 +7,7 @@ import { formatBytes, formatDuration } from '../config/units.js';
 import { portWarnings } from '../config/warnings.js';
 import { ephemeralPortRange } from '../runtime/ports.js';
 import { configSecrets, MASK } from '../secrets.js';
+import { plural } from './errors.js';
 import { EXIT, say } from './output.js';
 
 /** Loads the config or prints its problems; returns undefined when it is unusable. Warnings are printed and do not stop it. */
@@ -17,7 +18,7 @@ export function loadOrReport(explicit?: string): HubConfig | undefined {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const line of err.message.split('\n')) say.err(line);
-    say.info(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}; fix them and run hub check again`);
+    say.info(`${plural(err.problems.length, 'problem')}; fix them and run hub check again`);
     return undefined;
   }
   for (const w of portWarnings(config, ephemeralPortRange())) say.warn(formatProblem(basename(config.path), w));
@@ -38,7 +39,7 @@ export function check(explicit: string | undefined, json: boolean): number {
   }
   const models = Object.values(config.models);
   const remote = models.filter((m) => m.url).length;
-  say.ok(`${config.path} is valid: ${models.length} model${models.length === 1 ? '' : 's'} (${models.length - remote} managed, ${remote} remote), ${Object.keys(config.groups).length} group(s)`);
+  say.ok(`${config.path} is valid: ${plural(models.length, 'model')} (${models.length - remote} managed, ${remote} remote), ${plural(Object.keys(config.groups).length, 'group')}`);
   say.info(`listen: http://${config.listen.host}:${config.listen.port}/v1   logs: ${config.log.dir}`);
   for (const m of models) {
     const where = m.url ?? `port ${m.port}`;

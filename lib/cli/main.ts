@@ -1,34 +1,65 @@
-// The `hub` command line (SPEC §5). Each command is a thin layer: config, controller or HTTP API.
-import yargs from 'yargs';
+// The `hub` command line (SPEC §5): the command table of commands.ts registered with yargs. Each
+// command is a thin layer over the config (check, serve) or the hub's HTTP API (everything else).
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { ConfigError } from '../config/errors.js';
 import { VERSION } from '../paths.js';
 import { protectStdio } from '../stdio.js';
-import { demoOptions } from './demo-model.js';
+import { COMMANDS, COMPLETION, type Args, type CommandSpec } from './commands.js';
+import { CliError } from './errors.js';
 import { EXIT, say } from './output.js';
-
-// Commands load their modules on demand: the demo backend starts in a fraction of the time when it
-// does not pull in the hub's HTTP stack and schema validator.
-
-const exit = (code: number) => { process.exitCode = code; };
 
 // A closed pipe or terminal on stdout/stderr ends the output, never the process (see stdio.ts).
 protectStdio();
 
-await yargs(hideBin(process.argv))
+/** Runs a command and turns what it throws into an `[err]` line and the exit code it stands for. */
+async function run(spec: CommandSpec, args: Args): Promise<void> {
+  try {
+    const code = await spec.run(args);
+    if (code !== undefined) process.exitCode = code; // undefined: the command goes on running (demo-model)
+  } catch (err) {
+    if (err instanceof CliError) {
+      for (const line of err.message.split('\n')) say.err(line);
+      process.exitCode = err.exitCode;
+    } else if (err instanceof ConfigError) {
+      for (const line of err.message.split('\n')) say.err(line);
+      process.exitCode = EXIT.usage;
+    } else {
+      say.err(err instanceof Error ? err.message : String(err));
+      process.exitCode = EXIT.failed;
+    }
+  }
+}
+
+function register(y: Argv, spec: CommandSpec): Argv {
+  return y.command(
+    spec.usage,
+    spec.describe,
+    (b) => {
+      for (const [name, options] of Object.entries(spec.positionals ?? {})) b.positional(name, options);
+      b.options(spec.options);
+      for (const [cmd, what] of spec.examples) b.example(cmd, what);
+      return b;
+    },
+    (a) => run(spec, a as Args),
+  );
+}
+
+let cli = yargs(hideBin(process.argv))
   .scriptName('hub')
-  .version(VERSION)
-  .option('config', { type: 'string', describe: 'path to hub.yaml (default: $HUB_CONFIG, ./hub.yaml, ~/.config/modelhub/hub.yaml)' })
-  .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
-  .command(
-    'serve',
-    'run the hub in the foreground',
-    (y) => y.option('watch', { type: 'boolean', default: false, describe: 'reload when hub.yaml changes' }),
-    async (a) => exit(await (await import('./serve.js')).serve(a.config, { watch: a.watch })),
-  )
-  .command('check', 'validate a config and print every problem, or a summary', (y) => y, async (a) => exit((await import('./check.js')).check(a.config, a.json)))
-  .command('demo-model', 'run the bundled demo backend (an OpenAI-compatible test server)', demoOptions, async (a) => (await import('./demo-model.js')).demoModel(a))
-  .demandCommand(1, 'name a command; see hub --help')
+  .usage('hub <command> [options]\n\nmodelhub: one OpenAI-compatible URL in front of many local model servers.')
+  .version(VERSION);
+for (const spec of COMMANDS) cli = register(cli, spec);
+const parser = cli
+  // yargs answers the shell's --get-yargs-completions itself; `hub completion` is a command of our
+  // own only so that its --help shows help and examples (yargs' would print the script).
+  .completion('__completion', false)
+  .command(COMPLETION.usage, COMPLETION.describe, (b) => b.example('hub completion >> ~/.bashrc', 'completion in every new bash (zsh: after autoload bashcompinit)'), () => { parser.showCompletionScript(); })
+  // `hub` alone: the command list, as `hub --help` prints it.
+  .command('$0', false, (b) => b, () => { parser.showHelp('log'); })
+  .epilogue('Each command has its own --help with examples. Exit codes: 0 ok, 1 an action failed, 2 usage or config error, 3 no hub running.')
   .strict()
+  .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((msg, err) => {
     if (err) {
       say.err(err.message);
@@ -36,5 +67,5 @@ await yargs(hideBin(process.argv))
     }
     say.err(`${msg}; see hub --help`);
     process.exit(EXIT.usage);
-  })
-  .parseAsync();
+  });
+await parser.parseAsync();

@@ -15,6 +15,7 @@ import { VERSION } from '../paths.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
 import { exitProcess, terminalHungUp } from '../stdio.js';
 import { loadOrReport } from './check.js';
+import { plural } from './errors.js';
 import { EXIT, say } from './output.js';
 
 /** How long an uncaught error leaves the graceful close before every backend is killed. */
@@ -61,7 +62,7 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
   const running = hub;
   const exposed = exposureWarning(config);
   if (exposed) tell('warn', exposed);
-  tell('ok', `modelhub ${VERSION} is serving ${Object.keys(config.models).length} models at ${running.origin}/v1`);
+  tell('ok', `modelhub ${VERSION} is serving ${plural(Object.keys(config.models).length, 'model')} at ${running.origin}/v1`);
   say.info(`status ${running.origin}/hub/api/status · config ${config.path} · logs ${config.log.dir}`);
 
   // A reload runs from a signal or a file watcher: whatever goes wrong in it is reported, never

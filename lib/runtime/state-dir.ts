@@ -252,3 +252,37 @@ function readOrUndefined(path: string): string | undefined {
     return undefined;
   }
 }
+
+// ---- reading, for the CLI -------------------------------------------------------------------------
+
+export interface RuntimeInfo {
+  pid: number;
+  url: string;
+  config: string;
+  version: string;
+  started_at: string;
+  /** The recorded hub process is still the one running (same pid and start time): not a stale file. */
+  alive: boolean;
+}
+
+/** The hub recorded in `dir`'s runtime.json, or undefined when there is none (read-only). */
+export function readRuntime(dir: string): RuntimeInfo | undefined {
+  const text = readOrUndefined(join(dir, 'runtime.json'));
+  if (text === undefined) return undefined;
+  let rec: HubRecord;
+  try {
+    rec = JSON.parse(text) as HubRecord;
+  } catch {
+    return undefined; // half a file cannot happen (it is renamed into place); anything else is not ours
+  }
+  if (typeof rec.pid !== 'number' || typeof rec.url !== 'string') return undefined;
+  // Without /proc, a live pid is the best evidence there is.
+  const running = HAS_PROC ? isSameProcess(rec) : rec.start_ticks === null && alive(rec.pid);
+  return { pid: rec.pid, url: rec.url, config: rec.config, version: rec.version, started_at: rec.started_at, alive: running };
+}
+
+/** The process with this pid is gone (or a zombie): what the CLI waits for after a shutdown. */
+export function processGone(pid: number): boolean {
+  if (HAS_PROC) return startTicks(pid) === undefined;
+  return !alive(pid);
+}

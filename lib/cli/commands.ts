@@ -1,0 +1,123 @@
+// Every `hub` command: its yargs usage, options and examples, and the module that runs it (loaded on
+// demand, so that `hub demo-model` does not pull in the HTTP stack). main.ts registers this table
+// with yargs, and the docs test checks docs/cli.md against it, so the two cannot drift.
+import type { Options, PositionalOptions } from 'yargs';
+import { demoOptionTable } from './demo-options.js';
+
+export type Args = Record<string, unknown> & { config?: string; url?: string; apiKey?: string; json?: boolean; color?: boolean };
+
+export interface CommandSpec {
+  /** yargs usage: the name, then positionals (`status [names..]`). */
+  usage: string;
+  describe: string;
+  positionals?: Record<string, PositionalOptions>;
+  options: Record<string, Options>;
+  examples: Array<[string, string]>;
+  /** The exit code; undefined for a command that goes on running (demo-model serves until stopped). */
+  run(args: Args): Promise<number | undefined>;
+}
+
+// ---- options shared by several commands (each command lists only those that apply to it) ----------
+
+const config: Record<string, Options> = {
+  config: { type: 'string', describe: 'path to hub.yaml (default: $HUB_CONFIG, ./hub.yaml, ~/.config/modelhub/hub.yaml)' },
+};
+const hub: Record<string, Options> = {
+  ...config,
+  url: { type: 'string', describe: 'URL of a running hub (default: $HUB_URL, then the runtime file in state_dir, then listen in the config)' },
+  'api-key': { type: 'string', describe: 'admin key, sent as a Bearer token (default: $HUB_API_KEY)' },
+};
+const json: Record<string, Options> = { json: { type: 'boolean', default: false, describe: 'print JSON instead of lines for people' } };
+const color: Record<string, Options> = { color: { type: 'boolean', default: true, describe: 'colour on a terminal; --no-color (or $NO_COLOR) turns it off' } };
+
+const lazy = <M>(load: () => Promise<M>, call: (m: M, a: Args) => number | undefined | Promise<number | undefined>) => async (a: Args) => call(await load(), a);
+
+const modelVerb = (verb: 'start' | 'stop' | 'load' | 'unload', describe: string, example: string): CommandSpec => ({
+  usage: `${verb}-model <names..>`,
+  describe,
+  positionals: { names: { type: 'string', array: true, describe: 'model names (as in hub status)' } },
+  options: { ...hub, wait: { type: 'boolean', default: true, describe: 'wait until each model reaches the state, showing progress; --no-wait returns once the hub accepted' }, ...json },
+  examples: [[`hub ${verb}-model ${example}`, describe]],
+  run: lazy(() => import('./model-verbs.js'), (m, a) => m.modelVerb(verb, a)),
+});
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    usage: 'serve',
+    describe: 'run the hub in the foreground (logs to stdout and hub.log); Ctrl-C stops it and every model',
+    options: { ...config, watch: { type: 'boolean', default: false, describe: 'reload when hub.yaml changes' } },
+    examples: [['hub serve', 'serve ./hub.yaml'], ['hub serve --config ~/hub.yaml --watch', 'serve another config, reloading on every edit']],
+    run: lazy(() => import('./serve.js'), (m, a) => m.serve(a.config, { watch: a.watch as boolean })),
+  },
+  {
+    usage: 'start',
+    describe: 'start the hub in the background, wait until it and its preload models are up, print its URL',
+    options: { ...config, timeout: { type: 'string', default: '2m', describe: 'how long to wait for the hub and its preload models' }, ...json },
+    examples: [['hub start', 'start the hub of ./hub.yaml'], ['hub start --config ~/hub.yaml', 'start another config']],
+    run: lazy(() => import('./daemon.js'), (m, a) => m.start(a)),
+  },
+  {
+    usage: 'stop',
+    describe: 'stop the running hub gracefully (in-flight requests finish, every model stops) and wait until it is gone',
+    options: { ...hub, timeout: { type: 'string', default: '1m', describe: 'how long to wait before SIGTERM, then SIGKILL' } },
+    examples: [['hub stop', 'stop the hub found through ./hub.yaml'], ['hub stop --timeout 10s', 'give it 10 s before signals']],
+    run: lazy(() => import('./daemon.js'), (m, a) => m.stop(a)),
+  },
+  {
+    usage: 'reload',
+    describe: 're-read hub.yaml in the running hub and print what changed',
+    options: { ...hub, ...json },
+    examples: [['hub reload', 'apply the edited hub.yaml']],
+    run: lazy(() => import('./reload.js'), (m, a) => m.reload(a)),
+  },
+  {
+    usage: 'status [names..]',
+    describe: 'a table of every model (or the named ones) and the group usage',
+    positionals: { names: { type: 'string', array: true, describe: 'only these models' } },
+    options: { ...hub, usage: { type: 'boolean', default: false, describe: 'requests, errors, tokens and cold starts per model instead' }, ...json, ...color },
+    examples: [['hub status', 'every model'], ['hub status demo-small --json', 'one model, as the API answers'], ['hub status --usage', 'what each model served']],
+    run: lazy(() => import('./status.js'), (m, a) => m.status(a)),
+  },
+  {
+    usage: 'watch',
+    describe: 'the status table, redrawn live from the event stream until Ctrl-C',
+    options: { ...hub, interval: { type: 'string', default: '1s', describe: 'how often to refresh (idle countdowns; polling when the stream drops)' }, ...color },
+    examples: [['hub watch', 'watch every model'], ['hub watch --interval 5s', 'refresh every 5 s']],
+    run: lazy(() => import('./watch.js'), (m, a) => m.watch(a)),
+  },
+  modelVerb('start', 'start models (their process) and wait until they are ready', 'demo-small demo-medium'),
+  modelVerb('stop', 'stop models (their process), draining their requests first', 'demo-small'),
+  modelVerb('load', 'start models and load them into memory', 'demo-large'),
+  modelVerb('unload', 'free models\' memory; their processes stay (when the backend can)', 'demo-large'),
+  {
+    usage: 'logs <name>',
+    describe: 'print the end of a model\'s log, or follow it (across rotations) until Ctrl-C',
+    positionals: { name: { type: 'string', describe: 'the model' } },
+    options: {
+      ...hub,
+      follow: { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new lines' },
+      lines: { alias: 'n', type: 'number', default: 200, describe: 'how many lines from the end to print first' },
+    },
+    examples: [['hub logs demo-small', 'the last 200 lines'], ['hub logs demo-small -f -n 20', 'the last 20, then follow']],
+    run: lazy(() => import('./logs.js'), (m, a) => m.logs(a)),
+  },
+  {
+    usage: 'check',
+    describe: 'validate a config: every problem with its line, or a summary of what it defines',
+    options: { ...config, ...json },
+    examples: [['hub check', 'check ./hub.yaml'], ['hub check --config new.yaml --json', 'the normalized config, secrets masked']],
+    run: lazy(() => import('./check.js'), (m, a) => m.check(a.config, a.json as boolean)),
+  },
+  {
+    usage: 'demo-model',
+    describe: 'run the bundled demo backend (an OpenAI-compatible test server)',
+    options: demoOptionTable,
+    examples: [['hub demo-model --port 9000', 'a demo model on port 9000'], ['hub demo-model --port 9000 --load-time 2s --memory 256MiB', 'one that loads slowly and holds RAM']],
+    run: lazy(() => import('./demo-model.js'), async (m, a) => { await m.demoModel(a); return undefined; }),
+  },
+];
+
+/** `hub completion` is yargs' own; listed here so that the docs test sees every command. */
+export const COMPLETION = { usage: 'completion', describe: 'print the shell completion script (bash, zsh): hub completion >> ~/.bashrc' };
+
+export const commandName = (usage: string) => usage.split(' ')[0];

@@ -1,0 +1,79 @@
+// `hub start-model | stop-model | load-model | unload-model <names..>`: one POST per name to
+// /hub/api/models/{name}/{verb}, in order, while the event stream shows every state change the hub
+// makes on the way (evictions of other models included). A failure is reported and the next name is
+// still tried; the exit code is 1 if any failed.
+import type { Transition } from '../scheduler/model.js';
+import type { ModelStatus } from '../scheduler/status.js';
+import { errorMessage } from './client.js';
+import type { Args } from './commands.js';
+import { plural } from './errors.js';
+import { locateHub } from './locate.js';
+import { EXIT, say } from './output.js';
+import { describeTransition } from './progress.js';
+import { span } from './table.js';
+
+/** How long an outcome line waits for the event stream to show the state the POST answered with. */
+const STREAM_LAG_MS = 500;
+
+type Verb = 'start' | 'stop' | 'load' | 'unload';
+const DONE: Record<Verb, string> = { start: 'started', stop: 'stopped', load: 'loaded', unload: 'unloaded' };
+
+interface Outcome { model: string; action: Verb; ok: boolean; process?: string; memory?: string; error?: string; code?: string; ms: number }
+
+export async function modelVerb(verb: Verb, a: Args): Promise<number> {
+  const { client } = await locateHub(a);
+  const names = a.names as string[];
+  const wait = a.wait !== false;
+  const abort = new AbortController();
+  // What the event stream has shown so far, per model: the answer to a POST can overtake the last
+  // transitions on the stream, and the progress lines should come before the outcome line.
+  const seen = new Map<string, { process: string; memory: string }>();
+  let caughtUp: (() => void) | undefined;
+  let streaming = false;
+  if (wait && !a.json) {
+    // Progress is a courtesy: without the stream (an older hub, a proxy that buffers) the verbs still work.
+    streaming = await client.events((event, data) => {
+      if (event === 'status') for (const m of (data as { models: ModelStatus[] }).models) seen.set(m.name, { process: m.process, memory: m.memory });
+      if (event !== 'transition') return;
+      const t = data as Transition;
+      say.info(describeTransition(t));
+      seen.set(t.model, { ...(seen.get(t.model) ?? { process: '', memory: '' }), [t.axis]: t.to });
+      caughtUp?.();
+    }, abort.signal).then(() => true, () => false);
+  }
+  const showsState = async (name: string, process: string, memory: string) => {
+    const deadline = Date.now() + STREAM_LAG_MS;
+    while (streaming && Date.now() < deadline) {
+      const s = seen.get(name);
+      if (s && s.process === process && s.memory === memory) return;
+      await new Promise<void>((resolve) => {
+        caughtUp = resolve;
+        setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      });
+    }
+  };
+  const outcomes: Outcome[] = [];
+  try {
+    for (const name of names) {
+      const started = Date.now();
+      const answer = await client.call('POST', `/hub/api/models/${encodeURIComponent(name)}/${verb}${wait ? '' : '?wait=false'}`);
+      const ms = Date.now() - started;
+      const ok = answer.status === 200 || answer.status === 202;
+      const outcome: Outcome = ok
+        ? { model: name, action: verb, ok, process: answer.body.process, memory: answer.body.memory, ms }
+        : { model: name, action: verb, ok, error: errorMessage(answer), code: answer.body?.error?.code, ms };
+      outcomes.push(outcome);
+      if (a.json) continue;
+      if (ok && wait) await showsState(name, answer.body.process, answer.body.memory);
+      if (!ok) say.err(`${name}: ${outcome.error}`);
+      else if (!wait) say.ok(`${name}: ${verb} accepted; follow it with hub watch or hub status`);
+      else say.ok(`${name} ${DONE[verb]} in ${span(ms)} (process ${outcome.process}, memory ${outcome.memory})`);
+    }
+  } finally {
+    abort.abort();
+  }
+  const failed = outcomes.filter((o) => !o.ok);
+  if (a.json) say.raw(`${JSON.stringify(outcomes, null, 2)}\n`);
+  else if (names.length > 1 && failed.length) say.err(`${failed.length} of ${plural(names.length, 'model')} failed: ${failed.map((o) => o.model).join(', ')}`);
+  return failed.length ? EXIT.failed : EXIT.ok;
+}

@@ -1,0 +1,64 @@
+// `hub status [names..]`: the table of models and the group usage, or per-model usage (--usage), or
+// the API's own JSON (--json). Read-only: GET /hub/api/status and GET /hub/api/usage.
+import type { ModelStatus } from '../scheduler/status.js';
+import type { HubClient } from './client.js';
+import { errorMessage } from './client.js';
+import type { Args } from './commands.js';
+import { CliError, plural } from './errors.js';
+import { locateHub } from './locate.js';
+import { EXIT, say } from './output.js';
+import { colorsFor, countsLine, groupLines, modelTable, plainTable, render, span, type StatusBody } from './table.js';
+
+export async function fetchStatus(client: HubClient): Promise<StatusBody> {
+  const answer = await client.call('GET', '/hub/api/status');
+  if (answer.status !== 200) throw new CliError(EXIT.failed, `the hub did not give its status: ${errorMessage(answer)}`);
+  return answer.body as StatusBody;
+}
+
+/** The named models, in the order given; an unknown name is an error that lists the models there are. */
+export function pick(models: ModelStatus[], names: string[]): ModelStatus[] {
+  const unknown = names.filter((n) => !models.some((m) => m.name === n));
+  if (unknown.length) {
+    throw new CliError(EXIT.failed, `no model named ${unknown.join(', ')}; the hub has ${plural(models.length, 'model')}: ${models.map((m) => m.name).join(', ')}`);
+  }
+  return names.length ? names.map((n) => models.find((m) => m.name === n)!) : models;
+}
+
+export async function status(a: Args): Promise<number> {
+  const { client } = await locateHub(a);
+  const names = (a.names as string[] | undefined) ?? [];
+  const body = await fetchStatus(client);
+  const models = pick(body.models, names);
+  if (a.usage) return usage(client, models.map((m) => m.name), a.json === true);
+  if (a.json) {
+    say.raw(`${JSON.stringify(names.length ? { ...body, models } : body, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const c = colorsFor(a);
+  const hub = body.hub;
+  if (hub) say.info(`modelhub ${hub.version} at ${hub.url} · up ${span(hub.uptime_s * 1000)} · ${countsLine(body.models)}${hub.shutting_down ? ' · SHUTTING DOWN' : ''}`);
+  say.raw(`${modelTable(models, c)}\n`);
+  for (const line of groupLines(body.groups)) say.info(line);
+  return EXIT.ok;
+}
+
+interface Usage { model: string; requests: number; errors: number; tokens_in: number | null; tokens_out: number | null; cold_starts: number; cold_start_ms_total: number }
+
+async function usage(client: HubClient, names: string[], json: boolean): Promise<number> {
+  const answer = await client.call('GET', '/hub/api/usage');
+  if (answer.status !== 200) throw new CliError(EXIT.failed, `the hub did not give its usage: ${errorMessage(answer)}`);
+  const report = answer.body as { since: string; models: Usage[] };
+  const rows = report.models.filter((u) => names.includes(u.model));
+  if (json) {
+    say.raw(`${JSON.stringify({ ...report, models: rows }, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  say.info(`usage since ${report.since}`);
+  const table = plainTable(['MODEL', 'REQUESTS', 'ERRORS', 'TOKENS IN', 'TOKENS OUT', 'COLD STARTS', 'AVG COLD START']);
+  const n = (v: number | null) => (v === null ? '-' : String(v));
+  for (const u of rows) {
+    table.push([u.model, String(u.requests), String(u.errors), n(u.tokens_in), n(u.tokens_out), String(u.cold_starts), u.cold_starts ? span(u.cold_start_ms_total / u.cold_starts) : '-']);
+  }
+  say.raw(`${render(table)}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,112 @@
+// The status table `hub status` prints and `hub watch` redraws: cli-table3 for the alignment (it
+// measures cells without their colour codes), picocolors for the colour, which only repeats what the
+// text already says, so that nothing is lost without it.
+import Table from 'cli-table3';
+import picocolors from 'picocolors';
+import type { ModelStatus, GroupStatus } from '../scheduler/status.js';
+import { formatBytes } from '../config/units.js';
+import { plural } from './errors.js';
+
+export type Colors = ReturnType<typeof picocolors.createColors>;
+
+/** Colour on a terminal only, and never with --no-color or $NO_COLOR (https://no-color.org). */
+export function colorsFor(args: { color?: boolean }, stream: NodeJS.WriteStream = process.stdout): Colors {
+  const enabled = args.color !== false && !process.env.NO_COLOR && stream.isTTY === true;
+  return picocolors.createColors(enabled);
+}
+
+export interface StatusBody {
+  hub?: { version: string; uptime_s: number; config: string; url: string; shutting_down: boolean };
+  models: ModelStatus[];
+  groups: GroupStatus[];
+}
+
+/** 950 → "950ms", 12_400 → "12s", 252_000 → "4m 12s", 3_900_000 → "1h 5m". */
+export function span(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ''}`;
+  const m = Math.floor(s / 60);
+  return `${Math.floor(m / 60)}h${m % 60 ? ` ${m % 60}m` : ''}`;
+}
+
+function processCell(m: ModelStatus, c: Colors, now: number): string {
+  const tint = { running: c.green, starting: c.yellow, stopping: c.yellow, failed: c.red, stopped: c.dim }[m.process] ?? ((s: string) => s);
+  const notes = [
+    m.retry_at && `retry in ${span(Date.parse(m.retry_at) - now)}`,
+    m.restart_pending && 'restart when idle',
+    m.removed && 'removed',
+    m.kind === 'remote' && 'remote',
+  ].filter(Boolean);
+  return tint(m.process) + (notes.length ? ` (${notes.join(', ')})` : '');
+}
+
+function memoryCell(m: ModelStatus, c: Colors): string {
+  const tint = { loaded: c.green, loading: c.yellow, unloading: c.yellow, unloaded: c.dim }[m.memory] ?? ((s: string) => s);
+  return tint(m.memory) + (m.memory_bytes ? ` ${formatBytes(m.memory_bytes)}` : '');
+}
+
+function idleCell(m: ModelStatus, now: number): string {
+  if (m.pinned) return 'pinned';
+  if (m.in_flight > 0) return 'busy';
+  return m.idle_deadline ? span(Date.parse(m.idle_deadline) - now) : '-';
+}
+
+function errorCell(m: ModelStatus, c: Colors, width: number): string {
+  if (!m.last_error) return '';
+  const first = m.last_error.split('\n')[0];
+  const text = first.length > width ? `${first.slice(0, width - 1)}…` : first;
+  return c.red(m.last_exit_code === null ? text : `exit ${m.last_exit_code}: ${text}`);
+}
+
+const NO_BORDERS = {
+  top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+  left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ',
+};
+
+/** Aligned columns two spaces apart, no borders: it pastes cleanly into issues and chats. */
+export function plainTable(head: string[]): Table.Table {
+  return new Table({ head, chars: NO_BORDERS, style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true } });
+}
+
+export const render = (table: Table.Table): string => table.toString().split('\n').map((l) => l.trimEnd()).join('\n');
+
+/** The table of models. */
+export function modelTable(models: ModelStatus[], c: Colors, now = Date.now(), errorWidth = 60): string {
+  const table = plainTable(['MODEL', 'PROCESS', 'MEMORY', 'PID', 'PORT', 'GROUP', 'IN-FLIGHT/QUEUED', 'IDLE IN', 'LAST ERROR'].map((h) => c.bold(h)));
+  for (const m of models) {
+    table.push([
+      m.name,
+      processCell(m, c, now),
+      memoryCell(m, c),
+      m.pid === null ? '-' : String(m.pid),
+      m.port === null ? '-' : String(m.port),
+      m.group ?? '-',
+      `${m.in_flight}/${m.queued}`,
+      idleCell(m, now),
+      errorCell(m, c, errorWidth),
+    ]);
+  }
+  return render(table);
+}
+
+/** One line per group ("*" is the hub-wide budget, shown only when it has one). */
+export function groupLines(groups: GroupStatus[]): string[] {
+  return groups.flatMap((g) => {
+    if (g.name === '*' && g.max_memory_bytes === null) return [];
+    const count = g.max_loaded === null ? plural(g.loaded, 'model') + ' loaded' : `${g.loaded} of ${plural(g.max_loaded, 'model')} loaded`;
+    const memory = g.max_memory_bytes !== null ? `, ${formatBytes(g.memory_bytes)} of ${formatBytes(g.max_memory_bytes)}` : g.memory_bytes ? `, ${formatBytes(g.memory_bytes)}` : '';
+    return [`${g.name === '*' ? 'hub-wide' : `group ${g.name}`}: ${count}${memory} (on_full: ${g.on_full})`];
+  });
+}
+
+/** "3 models: 1 running, 1 starting, 1 stopped · 2 in flight". */
+export function countsLine(models: ModelStatus[]): string {
+  const by = new Map<string, number>();
+  for (const m of models) by.set(m.process, (by.get(m.process) ?? 0) + 1);
+  const states = ['running', 'starting', 'stopping', 'failed', 'stopped'].filter((s) => by.get(s)).map((s) => `${by.get(s)} ${s}`);
+  const inflight = models.reduce((n, m) => n + m.in_flight, 0);
+  const queued = models.reduce((n, m) => n + m.queued, 0);
+  return `${plural(models.length, 'model')}${states.length ? `: ${states.join(', ')}` : ''} · ${inflight} in flight, ${queued} queued`;
+}
