@@ -52,12 +52,12 @@ function saidIn(msg: string, value: unknown): boolean {
   if (typeof value !== 'string' && typeof value !== 'number') return false;
   const text = String(value);
   if (!text) return false;
-  const at = msg.indexOf(text);
-  if (at < 0) return false;
-  const before = msg[at - 1];
-  const after = msg[at + text.length];
   const edge = (c: string | undefined) => c === undefined || !/[\w.-]/.test(c);
-  return edge(before) && edge(after);
+  // As a word of its own: "loaded" is said by "unloaded -> loaded", not by "unloaded" alone.
+  for (let at = msg.indexOf(text); at >= 0; at = msg.indexOf(text, at + 1)) {
+    if (edge(msg[at - 1]) && edge(msg[at + text.length])) return true;
+  }
+  return false;
 }
 
 /** `POST /v1/chat/completions -> 200 demo-small 123 ms (ttfb 12 ms, cold start 800 ms) 1.2 kB in, 3.4 kB out, 10+20 tokens` */

@@ -167,6 +167,8 @@ t.test('a terminal gets one short line per record, each field said once', async 
     model: 'demo-small', axis: 'memory', from: 'loaded', to: 'unloading', reason: 'evicted for demo-big', at: time,
   });
   t.match(transition, /^\d\d:\d\d:\d\d INFO demo-small memory loaded -> unloading \(evicted for demo-big\)\n$/, 'no field repeated after the message');
+  const loaded = prettyLine({ level: 30, time, msg: 'm memory unloaded -> loaded (request)', model: 'm', axis: 'memory', from: 'unloaded', to: 'loaded', reason: 'request' });
+  t.match(loaded, /INFO m memory unloaded -> loaded \(request\)\n$/, 'a word inside another word is still found on its own');
   const other = prettyLine({ level: 40, time, msg: 'listen changed', listen: { host: 'x', port: 1 } });
   t.match(other, /WARN listen changed listen=\{"host":"x","port":1\}\n$/, 'fields the message does not say are kept');
   const noTiming = prettyLine({ level: 30, time, msg: 'request', method: 'GET', path: '/v1/models', status: 200, ms: 1, bytes_in: 0, bytes_out: 99, id: 'q' });

@@ -63,7 +63,7 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
   const exposed = exposureWarning(config);
   if (exposed) tell('warn', exposed);
   tell('ok', `modelhub ${VERSION} is serving ${plural(Object.keys(config.models).length, 'model')} at ${running.origin}/v1`);
-  say.info(`status ${running.origin}/hub/api/status · config ${config.path} · logs ${config.log.dir}`);
+  say.info(`dashboard ${running.origin}/hub · config ${config.path} · logs ${config.log.dir}`);
 
   // A reload runs from a signal or a file watcher: whatever goes wrong in it is reported, never
   // thrown (nothing would catch it, and the hub would die over a bad edit).
