@@ -4,6 +4,7 @@
 // route: /upstream too). Anything else gets the go-ahead and is handled as usual.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { errorEnvelope } from './anthropic-errors.js';
 import { tooLarge } from './body.js';
 
 export function continueOrRefuse(handle: RequestListener, maxBodyBytes: () => number): (req: IncomingMessage, res: ServerResponse) => void {
@@ -14,7 +15,7 @@ export function continueOrRefuse(handle: RequestListener, maxBodyBytes: () => nu
       return void handle(req, res);
     }
     const error = tooLarge(limit);
-    const text = JSON.stringify(error.toJSON());
+    const text = JSON.stringify(errorEnvelope(req.url, error));
     const id = req.headers['x-request-id'];
     res.writeHead(error.status, {
       'content-type': 'application/json',
