@@ -80,12 +80,6 @@ export function parseConfig(text: string, path: string, options: LoadOptions = {
   return config;
 }
 
-function at(doc: unknown, segments: string[]): unknown {
-  let node = doc;
-  for (const s of segments) node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[s] : undefined;
-  return node;
-}
-
 /**
  * The document as plain data. Building it can still fail where parsing did not: the yaml package
  * refuses to expand aliases more than 100 times (a guard against "billion laughs" documents).

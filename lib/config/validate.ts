@@ -90,8 +90,8 @@ export function withoutRefused(value: unknown, refused: string[][]): unknown {
   for (const segments of refused) {
     // An item of a list is refused with its list (aliases, a cmd list): the checks read lists whole.
     let cut = segments;
-    for (let n = segments.length - 1; n > 0; n--) if (Array.isArray(at(copy, segments.slice(0, n)))) cut = segments.slice(0, n);
-    const parent = at(copy, cut.slice(0, -1));
+    for (let n = segments.length - 1; n > 0; n--) if (Array.isArray(valueAt(copy, segments.slice(0, n)))) cut = segments.slice(0, n);
+    const parent = valueAt(copy, cut.slice(0, -1));
     if (parent !== null && typeof parent === 'object') delete (parent as Record<string, unknown>)[cut.at(-1)!];
   }
   return copy;
