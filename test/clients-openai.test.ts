@@ -8,7 +8,7 @@ import { ChatOpenAI } from '@langchain/openai';
 import { generateText, streamText } from 'ai';
 import OpenAI, { toFile } from 'openai';
 import t from 'tap';
-import { demo, startTestHub } from './helpers.js';
+import { demo, startTestHub, waitFor } from './helpers.js';
 
 const MODELS = `
 models:
@@ -81,7 +81,7 @@ t.test('openai SDK: chat, streaming with usage, Responses JSON and stream, embed
 });
 
 t.test('openai SDK: hub errors are its error classes with string codes; 429 is retried after Retry-After', async (t) => {
-  const { base, origin, client } = await startTestHub(t, MODELS);
+  const { base, origin, client, hub } = await startTestHub(t, MODELS);
   // max_queue 0 lets no request wait, not even for a start: start it first.
   t.equal((await fetch(`${origin}/hub/api/models/slow/start`, { method: 'POST' })).status, 200);
   const missing = await client.chat.completions.create({ model: 'nope', messages: [] }).catch((e: unknown) => e);
@@ -95,6 +95,7 @@ t.test('openai SDK: hub errors are its error classes with string codes; 429 is r
 
   // A model answering its only request with max_queue 0: the next one is 429 model_busy with Retry-After: 1.
   const busy = client.chat.completions.create({ model: 'slow', messages: [{ role: 'user', content: 'hold on' }] });
+  await waitFor('the slow model to be answering', () => hub.controller.get('slow').inflight > 0);
   await client.chat.completions.create({ model: 'slow', messages: [], max_tokens: 1 }).then(
     () => t.fail('should be busy'),
     (e: unknown) => {
@@ -106,6 +107,7 @@ t.test('openai SDK: hub errors are its error classes with string codes; 429 is r
   await busy;
 
   const held = client.chat.completions.create({ model: 'slow', messages: [{ role: 'user', content: 'hold on' }] });
+  await waitFor('the slow model to be answering', () => hub.controller.get('slow').inflight > 0);
   const rec = recordingFetch();
   const retrying = new OpenAI({ baseURL: base, apiKey: 'unused', maxRetries: 2, fetch: rec.fetch });
   const started = Date.now();
@@ -148,4 +150,30 @@ t.test('LangChain: ChatOpenAI over Chat Completions and with useResponsesApi', a
   let text = '';
   for await (const chunk of await responses.stream('Stream please')) text += chunk.text;
   t.match(text, /^Hello from chat-a\./, 'streaming with useResponsesApi');
+});
+
+t.test('words: a GET on a POST route says to POST; a bad control action names the actions; counts read as English', async (t) => {
+  const { origin, hub } = await startTestHub(t, MODELS);
+  const get = await fetch(`${origin}/v1/chat/completions`);
+  t.equal(get.status, 405);
+  t.equal(get.headers.get('allow'), 'POST');
+  const body = (await get.json()) as { error: { code: string; message: string } };
+  t.equal(body.error.code, 'method_not_allowed');
+  t.match(body.error.message, /GET \/v1\/chat\/completions is not served: the hub routes POST requests here .*send a POST/);
+  t.equal((await fetch(`${origin}/v1/models`)).status, 200, 'the model list is still a GET');
+
+  const bad = await fetch(`${origin}/hub/api/models/chat-a/explode`, { method: 'POST' });
+  t.equal(bad.status, 404);
+  const why = ((await bad.json()) as { error: { message: string } }).error.message;
+  t.match(why, '"explode" is not a model action; the control API has POST /hub/api/models/chat-a/{start|stop|load|unload}');
+  t.notMatch(why, '/v1', 'it does not send an operator to the OpenAI API');
+
+  // max_queue 0 and one request answering: "0 requests", and the singular where it is one.
+  t.equal((await fetch(`${origin}/hub/api/models/slow/start`, { method: 'POST' })).status, 200);
+  const held = fetch(`${origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'slow', messages: [] }) });
+  await waitFor('the slow model to be answering', () => hub.controller.get('slow').inflight > 0);
+  const client = new OpenAI({ baseURL: `${origin}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const busy = await client.chat.completions.create({ model: 'slow', messages: [] }).catch((e: Error) => e);
+  t.match((busy as Error).message, /and 0 requests already wait \(max_queue 0\)/);
+  await (await held).text();
 });

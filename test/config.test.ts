@@ -311,3 +311,13 @@ t.test('hub check warns when a command is not found on PATH, and runs nothing', 
   const { existsSync } = await import('node:fs');
   t.notOk(existsSync(marker), 'nothing was run');
 });
+
+t.test('a reload with one problem says "1 problem"', async (t) => {
+  const { startTestHub } = await import('./helpers.js');
+  const { hub } = await startTestHub(t, 'models:\n  a: { url: "http://127.0.0.1:9" }\n');
+  const { writeFileSync: write } = await import('node:fs');
+  write(hub.controller.config.path, 'models:\n  a: { url: "http://127.0.0.1:9", idel: 5m }\n');
+  const res = await fetch(`${hub.origin}/hub/api/reload`, { method: 'POST' });
+  t.equal(res.status, 422);
+  t.match(((await res.json()) as { error: { message: string } }).error.message, /^the config has 1 problem; the running config stays/);
+});
