@@ -124,3 +124,26 @@ t.test('a 429 from the hub is retried by the SDK after Retry-After', async (t) =
   t.ok(Date.now() - started >= 950, 'after the Retry-After second');
   t.equal((await held).status, 200);
 });
+
+t.test('start failures on /v1/messages: 503 and 504 in Anthropic envelope, with their retry headers', async (t) => {
+  const { origin } = await startTestHub(t, `
+models:
+  broken: { backend: demo, cmd: "${demo('--fail-start 3 --load-time 100ms')}" }
+  stuck: { backend: demo, cmd: "${demo('--never-ready')}", start_timeout: 300ms }
+`);
+  const ask = (model: string) => postJson(`${origin}/v1/messages`, { model, max_tokens: 8, messages: user('x') });
+  const failed = await ask('broken');
+  t.equal(failed.status, 503);
+  t.equal(failed.body.type, 'error');
+  t.equal(failed.body.error.type, 'api_error');
+  t.match(failed.body.error.message, /exit/, 'the message says how it failed');
+  t.ok(Number(failed.headers.get('retry-after')) >= 1, 'retry-after, as on the OpenAI routes');
+  const timedOut = await ask('stuck');
+  t.equal(timedOut.status, 504);
+  t.equal(timedOut.body.error.type, 'api_error');
+  t.equal(timedOut.headers.get('x-should-retry'), 'false', 'so the Anthropic SDK does not respawn it either');
+  const client = new Anthropic({ baseURL: origin, apiKey: 'unused', maxRetries: 2 });
+  const err = await client.messages.create({ model: 'stuck', max_tokens: 8, messages: user('x') }).catch((e: unknown) => e);
+  t.type(err, Anthropic.InternalServerError);
+  t.equal((err as InstanceType<typeof Anthropic.InternalServerError>).status, 504);
+});
