@@ -14,6 +14,7 @@ const MODELS = `
 models:
   chat-a: { backend: demo, cmd: "${demo('--load-time 100ms')}", aliases: [gpt-4o-mini] }
   slow: { backend: demo, cmd: "${demo('--token-rate 20 --max-tokens 8')}", max_concurrency: 1, max_queue: 0 }
+  crashy: { backend: demo, cmd: "${demo('--token-rate 100 --crash-after 3')}" }
 `;
 
 /** A fetch that remembers the status of every response, to see retries happen. */
@@ -176,4 +177,24 @@ t.test('words: a GET on a POST route says to POST; a bad control action names th
   const busy = await client.chat.completions.create({ model: 'slow', messages: [] }).catch((e: Error) => e);
   t.match((busy as Error).message, /and 0 requests already wait \(max_queue 0\)/);
   await (await held).text();
+});
+
+t.test('a backend that dies mid-stream: each SDK sees an error, in its API\'s own in-band shape', async (t) => {
+  const { base, client } = await startTestHub(t, MODELS);
+  const res = await fetch(`${base}/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'crashy', input: 'x', stream: true }) });
+  const last = (await res.text()).trim().split('\n\n').at(-1)!;
+  t.match(last, /^event: error\ndata: /, 'the Responses stream ends with a typed error event');
+  t.match(JSON.parse(last.split('data: ')[1]), { type: 'error', error: { code: 'backend_unavailable' } });
+
+  const stream = await client.responses.create({ model: 'crashy', input: 'x', stream: true });
+  const raised = await (async () => { for await (const _ of stream) void _; })().then(() => undefined, (e: unknown) => e);
+  t.ok(raised instanceof OpenAI.APIError, 'the openai SDK raises it as an APIError');
+  t.match((raised as Error).message, /the backend of model crashy closed the connection in the middle of its answer/);
+
+  const openai = createOpenAI({ baseURL: base, apiKey: 'unused' });
+  const errors: unknown[] = [];
+  const result = streamText({ model: openai('crashy'), prompt: 'x', onError: ({ error }) => void errors.push(error) });
+  for await (const part of result.fullStream) if (part.type === 'error') errors.push(part.error);
+  t.ok(errors.length > 0, 'the AI SDK reports an error part');
+  t.match(JSON.stringify(errors[0]), /backend_unavailable|crashy/, 'naming what failed');
 });

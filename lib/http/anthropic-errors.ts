@@ -40,8 +40,16 @@ export function errorEnvelope(path: string | undefined, error: HubError): object
   return isAnthropicPath(path) ? anthropicEnvelope(error) : error.toJSON();
 }
 
-/** A failure after a stream started, as the last event of that stream in its API's own shape. */
+const isResponsesPath = (path: string | undefined) => /^\/v1\/responses(\/|$|\?)/i.test(path ?? '');
+
+/**
+ * A failure after a stream started, as the last event of that stream in its API's own shape:
+ * Anthropic's `event: error`; the Responses API's typed `error` event (which the Vercel AI SDK
+ * reads, and whose `error` field the openai SDK raises; its sequence_number is 0, since the hub does
+ * not count the backend's events); elsewhere a `data: {"error":{…}}` chunk.
+ */
 export function inBandError(path: string | undefined, error: HubError): string {
   if (isAnthropicPath(path)) return `event: error\ndata: ${JSON.stringify(anthropicEnvelope(error))}\n\n`;
+  if (isResponsesPath(path)) return `event: error\ndata: ${JSON.stringify({ type: 'error', sequence_number: 0, ...error.toJSON() })}\n\n`;
   return `data: ${JSON.stringify(error.toJSON())}\n\n`;
 }
