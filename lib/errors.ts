@@ -21,6 +21,7 @@ export type HubErrorCode =
   | 'backend_unavailable'
   | 'hub_shutting_down'
   | 'not_found'
+  | 'method_not_allowed'
   | 'conflict'
   | 'invalid_config'
   | 'internal_error';
@@ -45,6 +46,7 @@ const STATUS: Record<HubErrorCode, number> = {
   backend_unavailable: 502,
   hub_shutting_down: 503,
   not_found: 404,
+  method_not_allowed: 405,
   conflict: 409,
   invalid_config: 422,
   internal_error: 500,
@@ -65,6 +67,7 @@ const TYPE: Partial<Record<HubErrorCode, string>> = {
   model_busy: 'rate_limit_error',
   capacity_exhausted: 'rate_limit_error',
   not_found: 'invalid_request_error',
+  method_not_allowed: 'invalid_request_error',
   conflict: 'invalid_request_error',
   invalid_config: 'invalid_request_error',
 };
@@ -106,3 +109,6 @@ export class HubError extends Error {
   }
 }
 
+
+/** "1 problem", "2 problems": counts in messages read as English. */
+export const plural = (n: number, word: string, many = `${word}s`) => `${n} ${n === 1 ? word : many}`;

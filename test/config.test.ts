@@ -156,10 +156,22 @@ models:
     'hub.yaml:11: models.qwen-7b.backend: expected one of openai, demo, llama-cpp, vllm, sglang, ollama, mlx, got "llamacpp"',
     'hub.yaml:12: models.qwen-7b.max_concurrency: expected a whole number from 1, got 0',
   ];
-  for (const line of expected) t.ok(lines.includes(line), line);
-  t.equal(lines.length, expected.length, `schema problems come first, all of them (got:\n${lines.join('\n')})`);
+  // In the same run, the cross-field checks on what the schema accepted (memory: lots was refused,
+  // so nothing is said about it fitting its group).
+  const crossToo = [
+    'hub.yaml:14: models.Big_Model: model name "Big_Model" is not a slug: use lower-case letters and digits, with single . _ or - between them (e.g. "big_model")',
+    'hub.yaml:16: models.both: has both cmd and url; keep cmd for a managed model or url for a remote one',
+    'hub.yaml:19: models.neither: needs either cmd (a command the hub runs) or url (a server it forwards to)',
+    'hub.yaml:21: models.piped.cmd: contains the shell operator "|", but cmd is not run through a shell; wrap it in a script, or use [sh, -c, "..."]',
+    'hub.yaml:23: models.placeholder.cmd: unknown placeholder ${NAME}; use ${PORT}, ${MODEL}, ${HUB} or ${env.NAME}',
+    'hub.yaml:25: models.portless.cmd: does not pass ${PORT} to the server; add e.g. `--port ${PORT}` (or use ${PORT} in env), or set port: to the port it listens on',
+    'hub.yaml:28: models.grouped.group: group "gpu1" is not defined under groups; did you mean "gpu0"?',
+    'hub.yaml:29: models.grouped.aliases[0]: "qwen-7b" is already used by model qwen-7b; names and aliases must be unique',
+  ];
+  for (const line of [...expected, ...crossToo]) t.ok(lines.includes(line), line);
+  t.equal(lines.length, expected.length + crossToo.length, `every problem in one run, once each (got:\n${lines.join('\n')})`);
 
-  // With the schema satisfied, the cross-field checks report theirs, again all at once.
+  // With the schema satisfied, the cross-field checks still report theirs, all at once.
   const fixed = yaml
     .replace('listn', 'listen').replace('max_loaded: 0, on_full: panic', 'max_loaded: 1, max_memory: 8GiB').replace('soon', '5m')
     .replace('idel: 5m', 'pinned: true').replace('memory: lots', 'memory: 9GiB').replace('llamacpp', 'llama-cpp').replace('max_concurrency: 0', 'max_concurrency: 1');
@@ -250,4 +262,62 @@ t.test('hub check prints a summary (exit 0) or every problem (exit 2)', async (t
   const missing = await run(process.execPath, [HUB_BIN, 'check', '--config', join(dir, 'nope.yaml')]).then(() => undefined, (e: { code: number; stderr: string }) => e);
   t.equal(missing?.code, 2);
   t.match(missing?.stderr, /no config file found/);
+});
+
+t.test('schema and cross-field problems come in one run, once each', async (t) => {
+  const yaml = [
+    'groups: { gpu: { max_loaded: x } }',
+    'models:',
+    '  a: { cmd: "x --port ${PORT}", group: gpu0, idle: { unload_afterr: 5m } }',
+    '  b: { backend: nope }',
+    '  c: { cmd: 5 }',
+    '  d: { cmd: "x --port ${PORT}", port: "high" }',
+    '  e: { url: http://h, group: gpu }',
+  ].join('\n');
+  t.same(problems(yaml), [
+    'hub.yaml:1: groups.gpu.max_loaded: expected a whole number from 1, got "x"',
+    'hub.yaml:3: models.a.idle.unload_afterr: unknown key; did you mean "unload_after"?',
+    'hub.yaml:4: models.b.backend: expected one of openai, demo, llama-cpp, vllm, sglang, ollama, mlx, got "nope"',
+    'hub.yaml:5: models.c.cmd: expected a command string or a list of arguments, got 5',
+    'hub.yaml:6: models.d.port: expected a whole number from 1 to 65535, got "high"',
+    'hub.yaml:3: models.a.group: group "gpu0" is not defined under groups; did you mean "gpu"?',
+    'hub.yaml:4: models.b: needs either cmd (a command the hub runs) or url (a server it forwards to)',
+  ], 'c has no second "needs cmd" problem, d no "does not pass ${PORT}"');
+  t.same(problems('listen: { port: "${env.NOPE}" }\nmodels: { a: { url: http://h } }'), [
+    'hub.yaml:1: listen.port: ${env.NOPE} is not set; export NOPE or change this value',
+  ], 'an unset variable is reported once, not again as a bad port');
+});
+
+t.test('${env.X} works inside flow maps and lists, and its value never changes the YAML', async (t) => {
+  const c = parseConfig('listen: { host: 127.0.0.1, port: ${env.P} }\nmodels: { a: { url: http://h, api_key: ${env.K}, aliases: [${env.A}] } }', 'hub.yaml', {
+    env: { P: '9001', K: 'k: {x}, y', A: 'gpt' },
+  });
+  t.equal(c.listen.port, 9001, 'typed as a number');
+  t.equal(c.models.a.apiKey, 'k: {x}, y', 'YAML syntax in a value stays text');
+  t.same(c.models.a.aliases, ['gpt']);
+});
+
+t.test('hub check warns when a command is not found on PATH, and runs nothing', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'hub.yaml');
+  const marker = join(dir, 'ran');
+  writeFileSync(path, `models:\n  q: { cmd: "no-such-server-xyz --port \${PORT}" }\n  r: { cmd: "./run.sh --port \${PORT}" }\n  s: { cmd: [sh, -c, "touch ${marker}", "\${PORT}"] }\n`);
+  const { stdout, stderr } = await run(process.execPath, [HUB_BIN, 'check', '--config', path], { env: { ...process.env, NO_COLOR: '1' } });
+  const out = stdout + stderr;
+  t.match(out, 'models.q.cmd: no-such-server-xyz is not found on PATH; starting q will fail until it is installed (or give its full path)');
+  t.match(out, 'models.r.cmd: ./run.sh does not exist or is not executable');
+  t.notMatch(out, 'models.s.cmd', 'sh is found');
+  t.match(out, /is valid: 3 models/, 'a warning, not an error');
+  const { existsSync } = await import('node:fs');
+  t.notOk(existsSync(marker), 'nothing was run');
+});
+
+t.test('a reload with one problem says "1 problem"', async (t) => {
+  const { startTestHub } = await import('./helpers.js');
+  const { hub } = await startTestHub(t, 'models:\n  a: { url: "http://127.0.0.1:9" }\n');
+  const { writeFileSync: write } = await import('node:fs');
+  write(hub.controller.config.path, 'models:\n  a: { url: "http://127.0.0.1:9", idel: 5m }\n');
+  const res = await fetch(`${hub.origin}/hub/api/reload`, { method: 'POST' });
+  t.equal(res.status, 422);
+  t.match(((await res.json()) as { error: { message: string } }).error.message, /^the config has 1 problem; the running config stays/);
 });

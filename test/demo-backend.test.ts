@@ -110,3 +110,52 @@ t.test('sleep frees the RAM and wake_up allocates it again', async (t) => {
   t.ok(awake.rss - asleep.rss > 150 * 2 ** 20, 'RSS is back up');
   t.equal((await chat(d.base, {})).status, 200);
 });
+
+t.test('Responses and Messages APIs: JSON, typed SSE events with usage, count_tokens; errors in each API\'s shape', async (t) => {
+  const d = await startDemo(t, ['--max-tokens', '6', '--load-time', '300ms']);
+  const loading = await postJson(`${d.base}/v1/messages`, { model: 'demo-x', max_tokens: 5, messages: [] });
+  t.same(loading.body, { type: 'error', error: { type: 'overloaded_error', message: 'model demo-x is loading; retry when GET /health answers 200' } }, 'Anthropic shape while loading');
+  const early = await postJson(`${d.base}/v1/responses`, { model: 'demo-x', input: 'hi' });
+  t.equal(early.body.error.code, 'model_not_ready', 'a string code on OpenAI routes');
+  await waitFor('ready', async () => (await getJson(`${d.base}/health`)).status === 200);
+
+  const r = await postJson(`${d.base}/v1/responses`, { model: 'demo-x', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi there' }] }] });
+  t.equal(r.body.object, 'response');
+  t.equal(r.body.status, 'completed');
+  t.match(r.body.output[0].content[0].text, /^Hello from demo-x\./);
+  t.same(r.body.usage, { input_tokens: 2, input_tokens_details: { cached_tokens: 0 }, output_tokens: 6, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 8 });
+  const cut = await postJson(`${d.base}/v1/responses`, { model: 'demo-x', input: 'hi', max_output_tokens: 2 });
+  t.same([cut.body.status, cut.body.incomplete_details], ['incomplete', { reason: 'max_output_tokens' }]);
+
+  const events = async (path: string, body: object) => {
+    const res = await fetch(`${d.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo-x', stream: true, ...body }) });
+    t.equal(res.headers.get('content-type'), 'text/event-stream');
+    return (await res.text()).trim().split('\n\n').map((e) => {
+      const [name, data] = e.split('\n');
+      const parsed = JSON.parse(data.slice('data: '.length));
+      t.equal(name, `event: ${parsed.type}`, 'each event is named after its type');
+      return parsed;
+    });
+  };
+  const rs = await events('/v1/responses', { input: 'hi' });
+  t.same(rs.map((e) => e.type), ['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added',
+    ...Array(6).fill('response.output_text.delta'), 'response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed']);
+  t.same(rs.map((e) => e.sequence_number), rs.map((_, i) => i), 'sequence numbers count up');
+  t.equal(rs.at(-1).response.usage.output_tokens, 6);
+
+  const m = await postJson(`${d.base}/v1/messages`, { model: 'demo-x', max_tokens: 4096, system: 'be nice', messages: [{ role: 'user', content: 'hi there' }] });
+  t.same([m.body.type, m.body.role, m.body.stop_reason], ['message', 'assistant', 'end_turn']);
+  t.same(m.body.usage, { input_tokens: 4, output_tokens: 6, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+  const ms = await events('/v1/messages', { max_tokens: 3, messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] });
+  t.same(ms.map((e) => e.type), ['message_start', 'content_block_start', 'ping', 'content_block_delta', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+  t.equal(ms.filter((e) => e.type === 'content_block_delta').map((e) => e.delta.text).join(''), 'Hello from demo-x');
+  t.same(ms[7].delta.stop_reason, 'max_tokens');
+  t.same(ms[7].usage, { output_tokens: 3 });
+  t.same((await postJson(`${d.base}/v1/messages/count_tokens`, { model: 'demo-x', messages: [{ role: 'user', content: 'one two three' }] })).body, { input_tokens: 3 });
+
+  const bad = await postJson(`${d.base}/v1/messages`, 'not json');
+  t.equal(bad.status, 400);
+  t.equal(bad.body.error.type, 'invalid_request_error');
+  const none = await postJson(`${d.base}/v1/nothing`, {});
+  t.same([none.status, none.body.error.code], [404, 'not_found'], 'a string code, not a number');
+});

@@ -4,7 +4,7 @@ import { ConfigError, formatProblem } from '../config/errors.js';
 import { findConfigPath, loadConfig } from '../config/load.js';
 import type { HubConfig } from '../config/types.js';
 import { formatBytes, formatDuration } from '../config/units.js';
-import { portWarnings } from '../config/warnings.js';
+import { commandWarnings, portWarnings } from '../config/warnings.js';
 import { ephemeralPortRange } from '../runtime/ports.js';
 import { configSecrets, MASK } from '../secrets.js';
 import { plural } from './errors.js';
@@ -21,7 +21,7 @@ export function loadOrReport(explicit?: string): HubConfig | undefined {
     say.info(`${plural(err.problems.length, 'problem')}; fix them and run hub check again`);
     return undefined;
   }
-  for (const w of portWarnings(config, ephemeralPortRange())) say.warn(formatProblem(basename(config.path), w));
+  for (const w of [...portWarnings(config, ephemeralPortRange()), ...commandWarnings(config)]) say.warn(formatProblem(basename(config.path), w));
   return config;
 }
 

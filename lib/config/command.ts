@@ -1,5 +1,7 @@
 // `cmd` handling. A string is split like a shell would (quotes, escapes) but never run through one;
 // placeholders stay in place until spawn time, when the port and the hub's own command are known.
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join, resolve as resolvePath } from 'node:path';
 import { parse } from 'shell-quote';
 
 export const PLACEHOLDERS = ['PORT', 'MODEL', 'HUB'] as const;
@@ -42,4 +44,21 @@ export function resolveCommand(argv: readonly string[], values: { port: number; 
   return argv.flatMap((arg) =>
     arg === '${HUB}' ? [...values.hub] : [arg.replaceAll('${PORT}', String(values.port)).replaceAll('${MODEL}', values.model)],
   );
+}
+
+/**
+ * Whether the program a command runs can be found, the way spawn will look for it: a name with a
+ * slash is a path (relative to `cwd`), any other name is searched on PATH. Nothing is run.
+ */
+export function programFound(program: string, path: string | undefined, cwd: string): boolean {
+  const executable = (file: string) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes('/')) return executable(resolvePath(cwd, program));
+  return (path ?? '').split(delimiter).some((dir) => dir !== '' && executable(join(dir, program)));
 }

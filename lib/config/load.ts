@@ -3,14 +3,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument, parse as parseYamlScalar, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { authConfig } from './auth.js';
 import { ConfigError, didYouMean, joinPath, type ConfigProblem } from './errors.js';
 import type { HubFile, ModelFile } from './schema.js';
 import type { GroupConfig, HubConfig, Limits, ModelConfig } from './types.js';
 import { parseDuration, parseIdleDuration, parseSize, formatBytes } from './units.js';
-import { schemaProblems, type RawProblem } from './validate.js';
+import { schemaProblems, startsWith, withoutRefused, type RawProblem } from './validate.js';
 import { splitCommand } from './command.js';
+import { maskEnvRefs, substituteEnv } from './env.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
 const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
@@ -56,19 +57,25 @@ export function loadConfig(path: string, options: LoadOptions = {}): HubConfig {
 export function parseConfig(text: string, path: string, options: LoadOptions = {}): HubConfig {
   const file = basename(path);
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const { masked, refs } = maskEnvRefs(text);
+  const doc = parseDocument(masked, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}` })),
+      doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(refs, '${env.$1}')}` })),
     );
   }
   const raw = yamlData(doc, file);
+  // Every problem in one run: unset variables, then the schema, then the cross-field checks on
+  // what the schema accepted (a value it refused is left out, and not reported twice).
   const problems: RawProblem[] = [];
-  const value = substituteEnv(raw, [], options.env ?? process.env, problems);
-  if (!problems.length) problems.push(...schemaProblems(value));
-  let config: HubConfig | undefined;
-  if (!problems.length) config = normalize(value as HubFile, path, problems, options.previousPorts);
+  const value = substituteEnv(raw, [], options.env ?? process.env, problems, refs);
+  const unset = new Set(problems.map((p) => p.segments.join('\0')));
+  const schema = schemaProblems(value).filter((p) => !unset.has(p.segments.join('\0')));
+  problems.push(...schema);
+  const refused = [...unset, ...schema.map((p) => p.segments.join('\0'))].map((k) => (k ? k.split('\0') : []));
+  const checkable = withoutRefused(value, refused);
+  const config = checkable ? normalize(checkable as HubFile, path, problems, options.previousPorts, (segments) => refused.some((r) => startsWith(r, segments) || startsWith(segments, r))) : undefined;
   if (problems.length || !config) throw new ConfigError(file, problems.map((p) => locate(p, doc, lines)));
   return config;
 }
@@ -98,36 +105,13 @@ function locate(p: RawProblem, doc: Document, lines: LineCounter): ConfigProblem
   return { path: joinPath(p.segments), message: p.message };
 }
 
-const ENV_REF = /\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}/g;
-
-/** Replaces `${env.NAME}` in every string; a value that is only a reference keeps its YAML type (`port: ${env.P}`). */
-function substituteEnv(value: unknown, at: string[], env: NodeJS.ProcessEnv, problems: RawProblem[]): unknown {
-  if (typeof value === 'string') {
-    const whole = /^\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value);
-    const out = value.replace(ENV_REF, (ref, name: string) => {
-      const v = env[name];
-      if (v === undefined) problems.push({ segments: at, message: `${ref} is not set; export ${name} or change this value` });
-      return v ?? '';
-    });
-    if (whole && env[whole[1]] !== undefined) {
-      const typed = parseYamlScalar(out) as unknown;
-      if (typeof typed === 'number' || typeof typed === 'boolean') return typed;
-    }
-    return out;
-  }
-  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, [...at, String(i)], env, problems));
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, [...at, k], env, problems)]));
-  }
-  return value;
-}
-
 function expandPath(p: string, base: string): string {
   if (p === '~' || p.startsWith('~/')) return resolve(homedir(), p.slice(2));
   return isAbsolute(p) ? p : resolve(base, p);
 }
 
-function normalize(file: HubFile, path: string, problems: RawProblem[], previousPorts?: ReadonlyMap<string, number>): HubConfig {
+/** `refused(segments)`: the schema refused the value there (or inside it), so the checks below skip it. */
+function normalize(file: HubFile, path: string, problems: RawProblem[], previousPorts: ReadonlyMap<string, number> | undefined, refused: (segments: string[]) => boolean): HubConfig {
   const base = dirname(path);
   const problem = (segments: string[], message: string) => problems.push({ segments, message });
   const stateDir = expandPath(file.state_dir ?? DEFAULT_STATE_DIR, base);
@@ -145,11 +129,12 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
   const maxMemory = file.max_memory !== undefined ? parseSize(file.max_memory)! : Infinity;
 
   const models: Record<string, ModelConfig> = {};
-  for (const [name, own] of Object.entries(file.models)) {
+  for (const [name, own] of Object.entries(file.models ?? {})) {
     const at = ['models', name];
     if (!SLUG.test(name)) problem(at, slugMessage('model', name));
-    const m = model(name, mergeDefaults(file.defaults ?? {}, own), own, base, at, problem);
-    if (m.group !== undefined && !groups[m.group]) {
+    if (own === null || typeof own !== 'object') continue; // the schema said what is wrong with it
+    const m = model(name, mergeDefaults(file.defaults ?? {}, own), own, base, at, problem, refused);
+    if (m.group !== undefined && !groups[m.group] && !refused(['groups', m.group])) {
       const guess = didYouMean(m.group, Object.keys(groups));
       const known = Object.keys(groups);
       problem([...at, 'group'], `group "${m.group}" is not defined under groups${guess ? `; did you mean "${guess}"?` : known.length ? ` (defined: ${known.join(', ')})` : ''}`);
@@ -226,8 +211,9 @@ function mergeDefaults(defaults: ModelFile, own: ModelFile): ModelFile {
   };
 }
 
-function model(name: string, m: ModelFile, own: ModelFile, base: string, at: string[], problem: (s: string[], msg: string) => void): ModelConfig {
-  if ((m.cmd === undefined) === (m.url === undefined)) {
+function model(name: string, m: ModelFile, own: ModelFile, base: string, at: string[], problem: (s: string[], msg: string) => void, refused: (segments: string[]) => boolean): ModelConfig {
+  const commandRefused = refused([...at, 'cmd']) || refused([...at, 'url']) || refused(['defaults', 'cmd']) || refused(['defaults', 'url']);
+  if ((m.cmd === undefined) === (m.url === undefined) && !commandRefused) {
     problem(at, m.cmd === undefined ? 'needs either cmd (a command the hub runs) or url (a server it forwards to)' : 'has both cmd and url; keep cmd for a managed model or url for a remote one');
   }
   let argv: string[] | undefined;
@@ -236,7 +222,7 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     if ('error' in split) problem([...at, 'cmd'], split.error);
     else argv = split.argv;
     const envValues = Object.values(m.env ?? {}).map(String);
-    if (argv && m.port === undefined && ![...argv, ...envValues].some((a) => a.includes('${PORT}'))) {
+    if (argv && m.port === undefined && !refused([...at, 'port']) && !refused(['defaults', 'port']) && ![...argv, ...envValues].some((a) => a.includes('${PORT}'))) {
       problem([...at, 'cmd'], 'does not pass ${PORT} to the server; add e.g. `--port ${PORT}` (or use ${PORT} in env), or set port: to the port it listens on');
     }
   } else {

@@ -80,3 +80,19 @@ export function describe(value: unknown): string {
   const text = JSON.stringify(value);
   return text.length > 60 ? `${text.slice(0, 57)}..."` : text;
 }
+
+export const startsWith = (path: string[], prefix: string[]) => prefix.every((s, i) => path[i] === s);
+
+/** A copy of the document without the values the schema refused; undefined when the whole document was. */
+export function withoutRefused(value: unknown, refused: string[][]): unknown {
+  if (refused.some((r) => r.length === 0 || (r.length === 1 && r[0] === 'models'))) return undefined;
+  const copy = structuredClone(value) as Record<string, unknown>;
+  for (const segments of refused) {
+    // An item of a list is refused with its list (aliases, a cmd list): the checks read lists whole.
+    let cut = segments;
+    for (let n = segments.length - 1; n > 0; n--) if (Array.isArray(valueAt(copy, segments.slice(0, n)))) cut = segments.slice(0, n);
+    const parent = valueAt(copy, cut.slice(0, -1));
+    if (parent !== null && typeof parent === 'object') delete (parent as Record<string, unknown>)[cut.at(-1)!];
+  }
+  return copy;
+}

@@ -1,5 +1,7 @@
 // Things a valid config allows but that will likely cause trouble. `hub check` and `hub serve` print
 // them as [warn] lines and go on: the config works, and the user may know their machine better.
+import { dirname } from 'node:path';
+import { programFound } from './command.js';
 import type { ConfigProblem } from './errors.js';
 import { DEFAULT_PORTS_START } from './load.js';
 import type { HubConfig } from './types.js';
@@ -28,4 +30,21 @@ export function portWarnings(config: HubConfig, ephemeral: { low: number; high: 
       `${config.ports.start} puts ${which} inside the OS's ephemeral port range (${ephemeral.low}–${ephemeral.high}), ` +
       `where any outgoing connection may hold one and make that model fail to start; ${advice}`,
   }];
+}
+
+/**
+ * Managed models whose program is not on PATH (or not at the path given): the config is valid, but
+ * starting such a model would fail. Checked with the model's own env PATH and cwd; nothing is run.
+ */
+export function commandWarnings(config: HubConfig, env: NodeJS.ProcessEnv = process.env): ConfigProblem[] {
+  const warnings: ConfigProblem[] = [];
+  for (const m of Object.values(config.models)) {
+    const program = m.argv?.[0];
+    if (program === undefined || program.includes('${')) continue; // ${HUB} is the hub itself
+    const path = m.env.PATH ?? env.PATH;
+    if (programFound(program, path, m.cwd ?? dirname(config.path))) continue;
+    const where = program.includes('/') ? `${program} does not exist or is not executable` : `${program} is not found on PATH`;
+    warnings.push({ path: `models.${m.name}.cmd`, message: `${where}; starting ${m.name} will fail until it is installed (or give its full path)` });
+  }
+  return warnings;
 }

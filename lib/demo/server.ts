@@ -3,9 +3,13 @@
 // fail in the ways real servers fail, and sleep/wake like vLLM while really freeing its RAM.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { countMessageTokens, messages } from './anthropic.js';
 import { Arena } from './arena.js';
+import type { Generator } from './generate.js';
 import { demoMetrics } from './metrics.js';
+import { responses } from './responses.js';
 import { countTokens, embed, promptOf, replyTokens } from './text.js';
+import { delay, readBody, send, sendError } from './wire.js';
 
 export interface DemoOptions {
   port: number;
@@ -68,13 +72,33 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
   }
   if (o.ignoreSigterm) process.on('SIGTERM', () => say('ignoring SIGTERM (--ignore-sigterm)'));
 
+  // One token's time, counted; --crash-after ends the process here, mid-answer like a real crash.
+  const step = async (token: string) => {
+    if (o.tokenRate > 0) await delay(1000 / o.tokenRate);
+    stats.tokens++;
+    if (o.crashAfter !== undefined && stats.tokens >= o.crashAfter) {
+      process.stderr.write(`demo-model ${o.model}: crashing after ${stats.tokens} tokens (--crash-after)\n`);
+      // Let what was already written reach the client, like a real server dying mid-stream.
+      setTimeout(() => process.exit(1), 20);
+      await new Promise(() => {});
+    }
+    return token;
+  };
+  const watch = (res: ServerResponse) => {
+    let aborted = false;
+    res.on('close', () => { if (!res.writableFinished) { aborted = true; stats.aborted++; } });
+    return () => aborted;
+  };
+  const gen: Generator = { model: o.model, defaultMaxTokens: o.maxTokens, step, watch };
+
   const stat = (): DemoStats => ({ pid: process.pid, model: o.model, state, ...stats, allocated_bytes: arena.bytes, rss: process.memoryUsage.rss() });
 
   const server = createServer(async (req, res) => {
     try {
       await route(req, res);
     } catch (err) {
-      if (!res.headersSent) send(res, 400, { error: { message: (err as Error).message, type: 'invalid_request_error' } });
+      const path = new URL(req.url ?? '/', 'http://demo').pathname;
+      if (!res.headersSent) sendError(res, path, 400, 'invalid_request', `demo-model could not handle the request: ${(err as Error).message}`);
       else res.destroy();
     }
   });
@@ -111,7 +135,7 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
     }
     if (state !== 'ready') {
       stats.rejected++;
-      return send(res, 503, { error: { message: `model is ${state}`, type: 'unavailable_error', code: 503 } });
+      return sendError(res, url.pathname, 503, 'model_not_ready', `model ${o.model} is ${state}; retry when GET /health answers 200`);
     }
     stats.requests++;
     switch (key) {
@@ -123,12 +147,18 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
         return complete(req, res, JSON.parse(body.toString('utf8')), 'text');
       case 'POST /v1/embeddings':
         return embeddings(res, JSON.parse(body.toString('utf8')));
+      case 'POST /v1/responses':
+        return responses(gen, res, JSON.parse(body.toString('utf8')));
+      case 'POST /v1/messages':
+        return messages(gen, res, JSON.parse(body.toString('utf8')));
+      case 'POST /v1/messages/count_tokens':
+        return countMessageTokens(res, JSON.parse(body.toString('utf8')));
       case 'POST /v1/audio/transcriptions':
       case 'POST /v1/audio/translations':
         // Proves the multipart body arrived byte for byte.
         return send(res, 200, { text: `${o.model} heard ${body.length} bytes`, bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
     }
-    send(res, 404, { error: { message: `demo-model has no ${key}`, type: 'invalid_request_error', code: 404 } });
+    sendError(res, url.pathname, 404, 'not_found', `demo-model has no ${key}`);
   }
 
   async function complete(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, kind: 'chat' | 'text'): Promise<void> {
@@ -139,24 +169,11 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${Math.random().toString(36).slice(2)}`;
     const created = Math.floor(Date.now() / 1000);
     const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
-    let aborted = false;
-    res.on('close', () => { if (!res.writableFinished) { aborted = true; stats.aborted++; } });
-
-    const step = async (token: string) => {
-      if (o.tokenRate > 0) await delay(1000 / o.tokenRate);
-      stats.tokens++;
-      if (o.crashAfter !== undefined && stats.tokens >= o.crashAfter) {
-        process.stderr.write(`demo-model ${o.model}: crashing after ${stats.tokens} tokens (--crash-after)\n`);
-        // Let what was already written reach the client, like a real server dying mid-stream.
-        setTimeout(() => process.exit(1), 20);
-        await new Promise(() => {});
-      }
-      return token;
-    };
+    const left = watch(res);
 
     if (body.stream !== true) {
       let text = '';
-      for (const t of tokens) { if (aborted) return; text += await step(t); }
+      for (const t of tokens) { if (left()) return; text += await step(t); }
       const choice = kind === 'chat'
         ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length', logprobs: null }
         : { index: 0, text, finish_reason: 'length', logprobs: null };
@@ -167,7 +184,7 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
     const event = (choices: unknown[], extra: object = {}) =>
       res.write(`data: ${JSON.stringify({ id, object: chunkObject, created, model: o.model, choices, ...extra })}\n\n`);
     for (const [i, t] of tokens.entries()) {
-      if (aborted) return;
+      if (left()) return;
       const text = await step(t);
       const last = i === tokens.length - 1 ? 'length' : null;
       event([kind === 'chat' ? { index: 0, delta: i === 0 ? { role: 'assistant', content: text } : { content: text }, finish_reason: last } : { index: 0, text, finish_reason: last }]);
@@ -196,17 +213,3 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
     });
   });
 }
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import Koa from 'koa';
 import { HubError } from '../errors.js';
+import { errorEnvelope } from './anthropic-errors.js';
 import type { Logger } from '../log.js';
 import type { Controller, RequestSummary } from '../scheduler/controller.js';
 import { requireKey } from './auth.js';
@@ -51,8 +52,9 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     }
   });
 
-  // Every error the hub itself makes leaves as the OpenAI envelope.
+  // Every error the hub itself makes leaves as the OpenAI envelope (Anthropic's on /v1/messages*).
   app.use(async (ctx, next) => {
+    const path = ctx.path; // before a proxy rewrite
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined && ctx.respond !== false) {
@@ -64,7 +66,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
       ctx.respond = true;
       ctx.status = error.status;
       ctx.set(error.headers);
-      ctx.body = error.toJSON();
+      ctx.body = errorEnvelope(path, error);
     }
   });
 

@@ -3,7 +3,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConfigError } from '../config/errors.js';
-import { HubError } from '../errors.js';
+import { HubError, plural } from '../errors.js';
 import { VERSION } from '../paths.js';
 import { followFile, tailLines } from '../runtime/log-tail.js';
 import type { Controller } from '../scheduler/controller.js';
@@ -42,7 +42,9 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
 
   router.post('/models/:name/:action', async (ctx) => {
     const { name, action } = ctx.params;
-    if (!(ACTIONS as readonly string[]).includes(action)) return; // 404 envelope
+    if (!(ACTIONS as readonly string[]).includes(action)) {
+      throw new HubError('not_found', `"${action}" is not a model action; the control API has POST /hub/api/models/${name}/{${ACTIONS.join('|')}} (and GET /hub/api/status to see every model)`);
+    }
     controller.get(name); // 404 for an unknown model, before anything starts
     const run = controller[action as Action](name);
     if (ctx.query.wait === 'false') {
@@ -61,7 +63,7 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
       ctx.body = actions.reload();
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      throw new HubError('invalid_config', `the config has ${err.problems.length} problem(s); the running config stays. ${err.message}`, {
+      throw new HubError('invalid_config', `the config has ${plural(err.problems.length, 'problem')}; the running config stays. ${err.message}`, {
         details: { errors: err.message.split('\n') },
       });
     }

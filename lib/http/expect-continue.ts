@@ -4,6 +4,7 @@
 // route: /upstream too). Anything else gets the go-ahead and is handled as usual.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { errorEnvelope } from './anthropic-errors.js';
 import { tooLarge } from './body.js';
 
 /** What the request log is told of a body refused here (the app, which logs the others, never sees it). */
@@ -23,7 +24,7 @@ export function continueOrRefuse(handle: RequestListener, maxBodyBytes: () => nu
       return void handle(req, res);
     }
     const error = tooLarge(limit);
-    const text = JSON.stringify(error.toJSON());
+    const text = JSON.stringify(errorEnvelope(req.url, error));
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && given ? given : randomUUID();
     res.writeHead(error.status, {

@@ -49,6 +49,13 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
   };
   router.post(/^\/v1\/.+/, routed);
   router.post('/rerank', routed);
+  // Everything under /v1 but the model list is a POST: say so, rather than "nothing here".
+  router.all(/^\/v1\/.+|^\/rerank$/, (ctx) => {
+    if (ctx.method === 'POST') return;
+    throw new HubError('method_not_allowed', `${ctx.method} ${ctx.path} is not served: the hub routes POST requests here (by the JSON body's "model"); send a POST, or GET /v1/models for the model list`, {
+      headers: { allow: 'POST' },
+    });
+  });
 
   router.all(/^\/upstream\/([^/]+)(\/.*)?$/, async (ctx) => {
     const [, name, path] = /^\/upstream\/([^/]+)(\/.*)?$/.exec(ctx.path)!;

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
+import { errorEnvelope, inBandError } from './anthropic-errors.js';
 import { keepHubCors } from './browser.js';
 import { stripHopByHop } from './hop-by-hop.js';
 import type { HeldBody } from './body.js';
@@ -34,7 +35,7 @@ proxy.on('proxyReq', (proxyReq: ClientRequest, _req: IncomingMessage, res: Serve
   if (exchange) exchange.reusedSocket = proxyReq.reusedSocket;
 });
 
-proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
+proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
   const exchange = exchanges.get(res);
   if (!exchange) return;
   exchange.answered = true;
@@ -52,7 +53,7 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: Ser
     if (proxyRes.complete || res.destroyed || res.writableEnded) return; // finished, or the client left
     exchange.healthy = false; // the backend went away mid-answer
     const error = unavailable(exchange.lease, 'closed the connection in the middle of its answer');
-    if (sse) res.end(`data: ${JSON.stringify(error.toJSON())}\n\n`);
+    if (sse) res.end(inBandError(req.url, error));
     else res.destroy();
   });
 });
@@ -131,7 +132,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
           }
           void describeFailure(lease, err).then((error) => {
             if (res.headersSent || res.destroyed) return;
-            const text = JSON.stringify(error.toJSON());
+            const text = JSON.stringify(errorEnvelope(req.url, error));
             res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...error.headers });
             res.end(text);
           });

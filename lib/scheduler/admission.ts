@@ -2,7 +2,7 @@
 // slots (max_concurrency, a FIFO p-queue), the bound on waiting requests (max_queue), and the wait
 // for the model to become ready, which the lifecycle's single-flight activation provides.
 import PQueue from 'p-queue';
-import { HubError } from '../errors.js';
+import { HubError, plural } from '../errors.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { ModelRuntime, Outcome } from './model.js';
 
@@ -48,7 +48,7 @@ export class Admission {
       // With nobody allowed to wait, a request for a model that is down still starts it for the next one.
       if (!m.ready && queued === 0) void this.lifecycle.activate(m, 'request').catch(() => {});
       const state = m.ready ? `all ${maxConcurrency} of its slots are busy` : 'it is not ready yet';
-      throw new HubError('model_busy', `model ${m.name} cannot take this request now: ${state} and ${queued} requests already wait (max_queue ${maxQueue}); retry shortly`, { retryAfterMs: 1000 });
+      throw new HubError('model_busy', `model ${m.name} cannot take this request now: ${state} and ${plural(queued, 'request')} already ${queued === 1 ? 'waits' : 'wait'} (max_queue ${maxQueue}); retry shortly`, { retryAfterMs: 1000 });
     }
     if (!gate) return this.admit(m);
     const queuedAt = performance.now();
