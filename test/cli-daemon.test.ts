@@ -90,7 +90,7 @@ t.test('hub start that fails: the hub\'s own error lines, exit 1 or 2', async (t
   t.match(r.err, /\[err\] cannot listen on 127\.0\.0\.1:\d+: the address is in use/, 'the hub\'s error');
   t.match(r.err, /\[err\] the hub exited before it was up \(exit code 1\); its output is in .*hub\.out/);
 
-  writeFileSync(setup.config, 'models:\n  m: { backend: nope }\n');
+  writeFileSync(setup.config, 'models:\n  m: { backend: nope, url: "http://127.0.0.1:1" }\n');
   const invalid = await hub(['start', '--config', setup.config]);
   t.equal(invalid.code, 2, 'a config with errors: exit 2');
   t.match(invalid.err, /\[err\] .*backend/);
