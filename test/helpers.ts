@@ -45,6 +45,13 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
+/** `hub serve --config <path> [--watch]` as a real process, once it has printed its URL line: its origin (http://127.0.0.1:port). */
+export async function serveHub(t: Teardown, configPath: string, options: { watch?: boolean; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Spawned & { origin: string }> {
+  const hub = spawnHub(t, ['serve', ...(options.watch ? ['--watch'] : []), '--config', configPath], options.env);
+  const origin = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1], options.timeoutMs);
+  return { ...hub, origin };
+}
+
 export function tempDir(t: Teardown): string {
   const dir = mkdtempSync(join(tmpdir(), 'modelhub-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

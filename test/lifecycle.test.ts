@@ -3,7 +3,7 @@
 // remote models, and a graceful shutdown of `hub serve`.
 import t from 'tap';
 import { APIError } from 'openai';
-import { HUB_BIN, demo, freePort, freePortRange, getJson, postJson, processAlive, spawnHub, startTestHub, waitFor } from './helpers.js';
+import { HUB_BIN, demo, freePort, freePortRange, getJson, postJson, processAlive, spawnHub, startTestHub, waitFor, serveHub } from './helpers.js';
 
 const chat = (base: string, model: string, extra: object = {}) =>
   postJson(`${base}/chat/completions`, { model, messages: [{ role: 'user', content: 'hi' }], ...extra });
@@ -218,8 +218,8 @@ t.test('hub serve: SIGHUP reloads; SIGTERM drains in-flight streams, refuses new
   const { join } = await import('node:path');
   const portsStart = await freePortRange(8);
   writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${portsStart} }\nmodels:\n  slow: { backend: demo, cmd: "${demo('--token-rate 20')}" }\n`);
-  const hub = spawnHub(t, ['serve', '--config', join(dir, 'hub.yaml')]);
-  const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const hub = await serveHub(t, join(dir, 'hub.yaml'));
+  const url = hub.origin;
 
   // SIGHUP reloads the config file.
   writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${portsStart} }\nmodels:\n  slow: { backend: demo, cmd: "${demo('--token-rate 20')}" }\n  extra: { backend: demo, cmd: "${demo()}" }\n`);

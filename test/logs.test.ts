@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { closeLogFiles, createLogger } from '../lib/log.js';
 import { BoundedWriter, LineStamper, rfsInterval } from '../lib/runtime/log-file.js';
-import { freePortRange, getJson, postJson, spawnHub, tempDir, waitFor } from './helpers.js';
+import { freePortRange, getJson, postJson, serveHub, tempDir, waitFor } from './helpers.js';
 
 const STAMPED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|hub) /;
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -135,8 +135,8 @@ models:
   flood: { backend: demo, cmd: ${shThenDemo('yes flood-line-0123456789abcdef &')} }
   quiet: { backend: demo, cmd: ${shThenDemo('')} }
 `);
-  const hub = spawnHub(t, ['serve', '--config', path]);
-  const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const hub = await serveHub(t, path);
+  const url = hub.origin;
   const pid = hub.child.pid!;
 
   t.test('a model log rotates by size and keeps at most `keep` rotated files, gzipped; lines are stamped', async (t) => {
@@ -229,8 +229,8 @@ log: { rotate: { interval: 1s, size: 10MiB, keep: 3, compress: false } }
 models:
   m: { backend: demo, cmd: ${shThenDemo('')} }
 `);
-  const hub = spawnHub(t, ['serve', '--config', path]);
-  const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const hub = await serveHub(t, path);
+  const url = hub.origin;
   t.equal((await postJson(`${url}/hub/api/models/m/start`, {})).status, 200);
   // Keep both logs growing, so each interval boundary has something to rotate.
   const rotated = await waitFor('both logs to rotate', async () => {

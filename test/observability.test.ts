@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { prettyLine } from '../lib/log.js';
 import { usageInText, usageOf } from '../lib/http/meter.js';
-import { demo, freePortRange, spawnHub, tempDir, waitFor } from './helpers.js';
+import { demo, freePortRange, serveHub, tempDir, waitFor } from './helpers.js';
 
 type LogRecord = Record<string, any>;
 
@@ -36,8 +36,8 @@ models:
   # Names every chunk with a 2,000-character id: a 4,096-token stream is ~8 MB, more than loopback buffers hold.
   streamer: { backend: demo, cmd: "\${HUB} demo-model --port \${PORT} --model ${'streamer-'.padEnd(2000, 'x')}" }
 `);
-  const hub = spawnHub(t, ['serve', '--config', path]);
-  const origin = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const hub = await serveHub(t, path);
+  const origin = hub.origin;
   const hubLog = join(dir, 'logs', 'hub.log');
   const auth = { authorization: 'Bearer user-key-0123456789', 'x-api-key': 'user-key-0123456789', cookie: 'session=cookie-secret-55555' };
   const line = (id: string) => waitFor(`the request line of ${id}`, () => readLog(hubLog).find((r) => r.msg === 'request' && r.id === id));

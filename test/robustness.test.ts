@@ -8,7 +8,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import OpenAI, { APIError } from 'openai';
-import { demo, freePortRange, getJson, postJson, spawnHub, startTestHub, tempDir, waitFor } from './helpers.js';
+import { demo, freePortRange, getJson, postJson, serveHub, startTestHub, tempDir, waitFor } from './helpers.js';
 
 // Secrets the model config hands to a backend, and one only the backend knows (a bearer token it prints).
 const SK = 'sk-live-abc123def';
@@ -314,8 +314,8 @@ t.test('hub serve: stalled /hub/api/events subscribers are dropped; bad configs 
   const path = join(dir, 'hub.yaml');
   const config = `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${await freePortRange(4)} }\nmodels:\n  remote: { url: "http://127.0.0.1:${(backend.address() as AddressInfo).port}" }\n`;
   writeFileSync(path, config);
-  const hub = spawnHub(t, ['serve', '--watch', '--config', path]);
-  const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const hub = await serveHub(t, path, { watch: true });
+  const url = hub.origin;
   const pid = hub.child.pid!;
 
   // Each request is one `event: request` of ~12 KB (its path) to every subscriber.
@@ -356,8 +356,8 @@ t.test('hub serve: stalled log followers are dropped; followers survive rotation
   chatty: { cmd: ${JSON.stringify([process.execPath, script, '--port', '${PORT}', '--chatty', '65536'])} }
   talker: { cmd: ${JSON.stringify([process.execPath, script, '--port', '${PORT}', '--chatty', '1024'])} }
 `);
-  const hub = spawnHub(t, ['serve', '--config', path]);
-  const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const hub = await serveHub(t, path);
+  const url = hub.origin;
   const pid = hub.child.pid!;
 
   t.test('five followers that stop reading a model writing ~6 MB/s', async (t) => {

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { RateLimitError } from 'openai';
-import { demo, getJson, postJson, spawnHub, startTestHub, tempDir, freePortRange, waitFor } from './helpers.js';
+import { demo, getJson, postJson, serveHub, startTestHub, tempDir, freePortRange, waitFor } from './helpers.js';
 
 const chat = (base: string, model: string, extra: object = {}) =>
   postJson(`${base}/chat/completions`, { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, ...extra });
@@ -137,8 +137,8 @@ t.test('reload under live traffic: add, remove, change, with zero failed request
   const portsStart = await freePortRange(8);
   const write = (models: string) => writeFileSync(path, `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${portsStart} }\nmodels:\n${models}`);
   write(`  stay: { backend: demo, cmd: "${demo()}" }\n  changing: { backend: demo, cmd: "${demo()}" }\n  doomed: { backend: demo, cmd: "${demo('--token-rate 20')}" }\n`);
-  const hub = spawnHub(t, ['serve', '--watch', '--config', path]);
-  const url = await waitFor('the URL line', () => /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(hub.output())?.[1]);
+  const hub = await serveHub(t, path, { watch: true });
+  const url = hub.origin;
   const base = `${url}/v1`;
   const status = async () => (await getJson(`${url}/hub/api/status`)).body.models as Array<{ name: string; pid: number | null; port: number }>;
 

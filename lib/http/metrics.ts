@@ -11,6 +11,8 @@ import type { HubState } from './app.js';
 import { backendMetrics } from './backend-metrics.js';
 
 const PREFIX = 'modelhub_';
+/** Seconds: from a cached reply on loopback (5 ms) to a long generation (5 min). */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 /** Paths a request with a model can take, as route labels; anything else is `other`. */
 const ROUTES = new Set([
@@ -95,14 +97,14 @@ export class HubMetrics {
       name: `${PREFIX}request_duration_seconds`,
       help: 'Time from receiving a request to the end of its response (streams included), cold starts and queueing included.',
       labelNames: ['model', 'route'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      buckets: LATENCY_BUCKETS,
       registers,
     });
     this.ttfb = new Histogram({
       name: `${PREFIX}time_to_first_byte_seconds`,
       help: "Time from receiving a request to the backend's first body byte (the first token of a stream), cold starts and queueing included.",
       labelNames: ['model', 'route'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      buckets: LATENCY_BUCKETS,
       registers,
     });
     this.tokens = new Counter({
