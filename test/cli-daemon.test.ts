@@ -30,9 +30,30 @@ t.test('hub stop of a hub whose backend ignores SIGTERM leaves no process behind
     t.notOk(alive(backend), 'the backend that ignored SIGTERM is gone');
   });
 
-  t.test('past --timeout: SIGTERM, then SIGKILL, then the recorded backends are stopped', async (t) => {
-    const setup = await daemonSetup(t, '', `  stubborn: { backend: demo, cmd: "${demo('--ignore-sigterm')}", stop_timeout: 2s, preload: true }\n`);
+  t.test('past --timeout: SIGTERM, which stops the models at once', async (t) => {
+    const setup = await daemonSetup(t, '', `  stubborn: { backend: demo, cmd: "${demo('--ignore-sigterm')}", stop_timeout: 20s, preload: true }\n`);
     const r = await hub(['start', '--config', setup.config]);
+    t.equal(r.code, 0, r.err);
+    const pid = started(r);
+    const [backend] = recordedPids(setup.stateDir);
+    const began = Date.now();
+    const stop = await hub(['stop', '--config', setup.config, '--timeout', '300ms']);
+    t.equal(stop.code, 0, stop.err);
+    t.match(stop.err, `[warn] the hub (pid ${pid}) has not exited after 300ms: sending SIGTERM`);
+    t.notMatch(stop.err, 'SIGKILL', 'the SIGTERM was enough');
+    t.match(stop.out, `[ok] stopped after SIGTERM (pid ${pid})`);
+    t.ok(Date.now() - began < 15_000, 'without waiting out the 20s stop_timeout');
+    t.match(readFileSync(join(setup.stateDir, 'logs', 'hub.out'), 'utf8'), 'SIGTERM again: stopping every model now (SIGKILL) and exiting', 'the hub took the SIGTERM after the API shutdown as the second request to stop');
+    t.notOk(alive(pid));
+    t.notOk(alive(backend), 'no stray backend');
+  });
+
+  t.test('a hub that ignores SIGTERM too: SIGKILL, then the recorded backends are stopped', async (t) => {
+    const setup = await daemonSetup(t, '', `  stubborn: { backend: demo, cmd: "${demo('--ignore-sigterm')}", stop_timeout: 2s, preload: true }\n`);
+    // Node's own --require, not a hook in the product: the hub drops its SIGTERM handlers (a wedged hub).
+    const deaf = join(setup.dir, 'deaf-to-sigterm.cjs');
+    writeFileSync(deaf, "if (process.argv.includes('serve')) { const on = process.on.bind(process); process.on = (e, f) => (e === 'SIGTERM' ? process : on(e, f)); on('SIGTERM', () => {}); }\n");
+    const r = await hub(['start', '--config', setup.config], { env: { NODE_OPTIONS: `--require ${deaf}` } });
     t.equal(r.code, 0, r.err);
     const pid = started(r);
     const [backend] = recordedPids(setup.stateDir);

@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { closeLogFiles, createLogger } from '../lib/log.js';
 import { BoundedWriter, LineStamper, rfsInterval } from '../lib/runtime/log-file.js';
+import { tailLines } from '../lib/runtime/log-tail.js';
 import { freePortRange, getJson, postJson, serveHub, tempDir, waitFor } from './helpers.js';
 
 const STAMPED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|hub) /;
@@ -107,6 +108,15 @@ t.test('units', async (t) => {
     broken.info('after the failure');
     await closeLogFiles();
     t.pass('logging to a file that cannot be created neither throws nor hangs closeLogFiles');
+  });
+
+  t.test('tailLines: the last n lines; 0 is none (and follows from the end)', async (t) => {
+    const file = join(tempDir(t), 'm.log');
+    writeFileSync(file, 'one\ntwo\nthree\n');
+    t.same(await tailLines(file, 2), { text: 'two\nthree\n', end: 14 });
+    t.same(await tailLines(file, 0), { text: '', end: 14 }, 'nothing, and the end to follow from');
+    t.same(await tailLines(file, 10), { text: 'one\ntwo\nthree\n', end: 14 });
+    t.same(await tailLines(join(tempDir(t), 'absent.log'), 5), { text: '', end: 0 });
   });
 
   t.test('rfsInterval maps durations to what rotating-file-stream accepts', async (t) => {

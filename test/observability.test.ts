@@ -131,6 +131,12 @@ models:
     t.match(await line('too-big-1'), { status: 413, method: 'POST', path: '/v1/chat/completions', bytes_in: 0 });
   });
 
+  t.test('a model log: ?tail=0 is no line, ?tail=2 the last two', async (t) => {
+    const get = (q: string) => fetch(`${origin}/hub/api/models/m/logs?${q}`, { headers: { authorization: 'Bearer admin-key-9876543210' } }).then((r) => r.text());
+    t.equal(await get('tail=0'), '');
+    t.equal((await get('tail=2')).trimEnd().split('\n').length, 2);
+  });
+
   t.test('one line per transition, with its reason', async (t) => {
     const stop = await fetch(`${origin}/hub/api/models/m/stop`, { method: 'POST', headers: { authorization: 'Bearer admin-key-9876543210' } });
     t.equal(stop.status, 200);

@@ -84,7 +84,9 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
 
   let stopping = false;
   const shutdown = (why: string, again: 'kill' | 'ignore') => {
-    if (stopping) {
+    // A shutdown asked for through the API (hub stop) is already the first request to stop: a
+    // signal after it is the second one, which stops the models at once.
+    if (stopping || running.controller.shuttingDown) {
       if (again === 'ignore') return;
       tell('warn', `${why} again: stopping every model now (SIGKILL) and exiting`);
       running.killNow();

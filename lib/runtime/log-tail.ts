@@ -25,7 +25,7 @@ export async function tailLines(file: string, lines: number): Promise<{ text: st
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
     const all = buffer.subarray(0, bytesRead).toString('utf8').split('\n');
     if (all.at(-1) === '') all.pop();
-    const text = all.slice(-lines).join('\n');
+    const text = lines > 0 ? all.slice(-lines).join('\n') : ''; // slice(-0) would be everything
     return { text: text ? `${text}\n` : '', end: start + bytesRead };
   } catch {
     return { text: '', end: 0 };
