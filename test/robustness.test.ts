@@ -407,3 +407,30 @@ t.test('hub serve: stalled log followers are dropped; followers survive rotation
     t.match((await getJson(`${url}/hub/api/status`)).body.models.find((m: { name: string }) => m.name === 'talker'), { process: 'running' }, 'the model still runs');
   });
 });
+
+t.test('a remote server whose health check never ends cannot hold a request or the hub\'s memory', async (t) => {
+  // Answers every GET (the health check) with a body that never ends, as fast as the socket takes it.
+  const endless = createServer((req, res) => {
+    if (req.method !== 'GET') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[]}');
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const pump = () => { while (!res.destroyed && res.write(chunk)); };
+    res.on('drain', pump);
+    pump();
+  });
+  await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => { endless.closeAllConnections(); endless.close(); });
+  const h = await startTestHub(t, `
+models:
+  endless: { backend: openai, url: "http://127.0.0.1:${(endless.address() as AddressInfo).port}", health: { path: /health } }
+  fine: { backend: demo, cmd: "${demo()}" }
+`);
+  const rssBefore = process.memoryUsage.rss();
+  const started = Date.now();
+  const res = await postJson(`${h.base}/chat/completions`, { model: 'endless', messages: [{ role: 'user', content: 'hi' }] });
+  t.ok(Date.now() - started < 10_000, `answered in ${Date.now() - started} ms, not held`);
+  t.equal(res.status, 200, 'the health check read enough to judge by, and the request went through');
+  t.ok(process.memoryUsage.rss() - rssBefore < 200 * 2 ** 20, 'the endless answer was not kept');
+  const fine = await postJson(`${h.base}/chat/completions`, { model: 'fine', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 });
+  t.equal(fine.status, 200, 'the hub goes on serving');
+});

@@ -47,7 +47,15 @@ export interface ProbeResult {
   body: string;
 }
 
-/** A small GET/POST for probes and control calls. Never throws on HTTP status; rejects on network errors and timeout. */
+/** A probe or control answer is read up to this much; the rest is not kept (a health check is a few bytes). */
+export const MAX_PROBE_BODY = 64 * 1024;
+
+/**
+ * A small GET/POST for probes and control calls. Never throws on HTTP status; rejects on network
+ * errors and when the whole exchange takes longer than `timeoutMs` — a deadline, not an idle timeout,
+ * so a server that trickles or streams forever cannot hold a probe (or the hub's memory) without end.
+ * Only the first MAX_PROBE_BODY bytes of the body are kept; the answer is then cut.
+ */
 export function probe(endpoint: Endpoint, path: string, options: { method?: string; body?: unknown; timeoutMs?: number } = {}): Promise<ProbeResult> {
   const url = new URL(endpoint.base + path);
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
@@ -55,15 +63,25 @@ export function probe(endpoint: Endpoint, path: string, options: { method?: stri
   if (payload !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) });
   if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
   const send = url.protocol === 'https:' ? requestTls : request;
+  const timeoutMs = options.timeoutMs ?? 2000;
   return new Promise((resolve, reject) => {
-    const req = send(url, { method: options.method ?? 'GET', headers, agent: false, timeout: options.timeoutMs ?? 2000 }, (res) => {
+    const req = send(url, { method: options.method ?? 'GET', headers, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      let size = 0;
+      const done = () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      res.on('data', (c: Buffer) => {
+        if (size >= MAX_PROBE_BODY) return;
+        chunks.push(c.subarray(0, MAX_PROBE_BODY - size));
+        size += Math.min(c.length, MAX_PROBE_BODY - size);
+        if (size >= MAX_PROBE_BODY) {
+          done(); // enough to judge by: the rest is not read
+          req.destroy();
+        }
+      });
+      res.on('end', done);
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url.href} within ${options.timeoutMs ?? 2000}ms`)));
-    req.on('error', reject);
+    req.on('error', (err) => reject(err.name === 'AbortError' || err.name === 'TimeoutError' ? new Error(`no answer from ${url.href} within ${timeoutMs}ms`) : err));
     req.end(payload);
   });
 }

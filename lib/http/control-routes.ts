@@ -96,6 +96,8 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
     ctx.set('x-accel-buffering', 'no');
     ctx.body = out.body;
     out.write(mask(text));
+    // Nothing to send yet (?tail=0): the headers go now, so the client knows it is following.
+    if (!text) ctx.flushHeaders();
     void followFile(m.logFile, end, { data: (chunk) => out.write(masked.push(chunk)), notice: (line) => out.write(masked.flush() + line) }, stop.signal)
       .then(() => out.end(masked.flush()));
   });
