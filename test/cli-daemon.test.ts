@@ -115,7 +115,7 @@ t.test('hub start that fails: the hub\'s own error lines, exit 1 or 2', async (t
   const invalid = await hub(['start', '--config', setup.config]);
   t.equal(invalid.code, 2, 'a config with errors: exit 2');
   t.match(invalid.err, /\[err\] .*backend/);
-  t.match(invalid.out, '[info] 1 problem; fix them', 'singular');
+  t.match(invalid.out, '[info] 1 problem; fix it and run hub check again', 'singular');
   const bad = await hub(['start', '--config', join(setup.dir, 'absent.yaml')]);
   t.equal(bad.code, 2, 'no config file: exit 2');
 });

@@ -191,6 +191,14 @@ models:
   t.equal(cross.length, crossExpected.length, `no other problems (got:\n${cross.join('\n')})`);
 });
 
+t.test('a cmd refused for an unset ${env.X} is still a cmd: no false "is remote" problem about its port', async (t) => {
+  delete process.env.MODELHUB_TEST_UNSET_VAR;
+  t.same(problems('models:\n  q: { backend: demo, cmd: "x --port ${PORT} ${env.MODELHUB_TEST_UNSET_VAR}", port: 30001 }\n'), [
+    'hub.yaml:2: models.q.cmd: ${env.MODELHUB_TEST_UNSET_VAR} is not set; export MODELHUB_TEST_UNSET_VAR or change this value',
+  ]);
+  t.same(problems('models:\n  r: { url: "http://127.0.0.1:9", port: 30001 }\n'), ['hub.yaml:2: models.r.port: only applies to models with cmd; r is remote (url)'], 'a remote model with a port still is one');
+});
+
 t.test('invalid YAML and a missing models key are reported with where', async (t) => {
   t.match(problems('models:\n  a: { url: http://x\n'), [/^hub\.yaml:\d+: not valid YAML: /]);
   t.same(problems('listen: { port: 1 }\n'), ['hub.yaml:1: models: missing; this key is required']);

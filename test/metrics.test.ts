@@ -107,6 +107,8 @@ t.test('each hub has its own registry: two hubs in one process do not share coun
 t.test('route and reason labels stay bounded', async (t) => {
   t.equal(routeOf('/v1/chat/completions'), '/v1/chat/completions');
   t.equal(routeOf('/upstream/m/props'), '/upstream');
+  t.equal(routeOf('/v1/messages'), '/v1/messages', 'Anthropic Messages has its own route label');
+  t.equal(routeOf('/v1/messages/count_tokens'), '/v1/messages/count_tokens');
   t.equal(routeOf('/v1/some/thing/new'), 'other');
   t.equal(reasonOf('evicted for x'), 'evicted');
   t.equal(reasonOf('evicted for x (operator)'), 'evicted');
@@ -126,6 +128,7 @@ t.test('tokens, time to first byte, resident memory and requests no model took',
   });
   await stream.text();
   for (const model of ['nope', 'nope-2']) (await chat(h.origin, model)).body?.cancel();
+  await (await fetch(`${h.origin}/v1/models`)).text(); // reaches no model by design: not "unrouted"
   const text = await (await fetch(`${h.origin}/metrics`)).text();
   t.equal(sample(text, 'modelhub_tokens_total{model="m",direction="out"}'), usage.completion_tokens + 4, 'completion tokens of the JSON answer and the stream');
   t.ok(sample(text, 'modelhub_tokens_total{model="m",direction="in"}')! >= usage.prompt_tokens + 3, 'prompt tokens of both');
@@ -134,6 +137,7 @@ t.test('tokens, time to first byte, resident memory and requests no model took',
   t.equal(sample(text, 'modelhub_model_resident_memory_bytes{model="idle-one"}'), undefined, 'a stopped one has none');
   t.equal(sample(text, 'modelhub_unrouted_requests_total{route="/v1/chat/completions",status="404"}'), 2, 'unknown models are counted without their names');
   t.notMatch(text, /nope/, 'no label carries a name the client made up');
+  t.notMatch(text, /^modelhub_unrouted_requests_total\{route="other",status="200"\}/m, 'listing models is not counted as unrouted');
   const status = h.hub.controller.status().models.find((s) => s.name === 'm')!;
   t.ok(status.rss_bytes! > 1e6, 'status carries the measured RSS too');
   const usageReport = await getJson(`${h.origin}/hub/api/usage`);
@@ -228,6 +232,9 @@ t.test('relabelling keeps the text valid', async (t) => {
     'lat_sum 0.3',
     'lat_count 2',
     'up{model="inner",x="y"} 1',
+    '# HELP modelhub_requests_total Requests (of another modelhub behind this one).',
+    '# TYPE modelhub_requests_total counter',
+    'modelhub_requests_total{model="x"} 5',
     '# a comment',
     '# EOF',
   ].join('\n');
@@ -237,4 +244,5 @@ t.test('relabelling keeps the text valid', async (t) => {
   t.same(families.get('lat')!.samples.slice(0, 4), ['lat_bucket{model="m\\"1",le="0.1"} 1', 'lat_bucket{model="m\\"1",le="+Inf"} 2', 'lat_sum{model="m\\"1"} 0.3', 'lat_count{model="m\\"1"} 2']);
   t.same(families.get('up')!.samples, ['up{model="m\\"1",exported_model="inner",x="y"} 1', 'up{model="m2",exported_model="inner",x="y"} 1'], "the backend's own model label is kept as exported_model");
   t.notOk([...families.keys()].some((k) => k.includes('EOF')), 'comments and # EOF are dropped');
+  t.notOk([...families.keys()].some((k) => k.startsWith('modelhub_')), "a backend's modelhub_ families are left out: they would clash with the hub's own");
 });

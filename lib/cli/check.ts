@@ -18,7 +18,7 @@ export function loadOrReport(explicit?: string): HubConfig | undefined {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const line of err.message.split('\n')) say.err(line);
-    say.info(`${plural(err.problems.length, 'problem')}; fix them and run hub check again`);
+    say.info(`${plural(err.problems.length, 'problem')}; fix ${err.problems.length === 1 ? 'it' : 'them'} and run hub check again`);
     return undefined;
   }
   for (const w of [...portWarnings(config, ephemeralPortRange()), ...commandWarnings(config)]) say.warn(formatProblem(basename(config.path), w));

@@ -225,7 +225,8 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     if (argv && m.port === undefined && !refused([...at, 'port']) && !refused(['defaults', 'port']) && ![...argv, ...envValues].some((a) => a.includes('${PORT}'))) {
       problem([...at, 'cmd'], 'does not pass ${PORT} to the server; add e.g. `--port ${PORT}` (or use ${PORT} in env), or set port: to the port it listens on');
     }
-  } else {
+  } else if (m.url !== undefined) {
+    // Only a model that really is remote: a cmd the checks refused (an unset ${env.X}) says nothing here.
     for (const key of ['cwd', 'env', 'port'] as const) {
       if (own[key] !== undefined) problem([...at, key], `only applies to models with cmd; ${name} is remote (url)`);
     }

@@ -17,6 +17,7 @@ const TYPE: Partial<Record<HubErrorCode, string>> = {
   not_found: 'not_found_error',
   model_busy: 'rate_limit_error',
   capacity_exhausted: 'rate_limit_error',
+  body_too_large: 'request_too_large',
   hub_busy: 'overloaded_error',
   hub_shutting_down: 'overloaded_error',
   model_start_failed: 'api_error',

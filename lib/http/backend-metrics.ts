@@ -19,7 +19,8 @@ interface Family {
 
 /** The backends' metrics as one Prometheus text block, or '' when there is none. */
 export async function backendMetrics(models: ModelStatus[], timeoutMs = BACKEND_SCRAPE_TIMEOUT_MS): Promise<string> {
-  const running = models.filter((m) => m.process === 'running' && !m.removed);
+  // Only servers the hub runs: a remote `url:` may be a hosted API, and is not asked.
+  const running = models.filter((m) => m.kind === 'managed' && m.process === 'running' && !m.removed);
   const texts = await Promise.all(running.map(async (m) => ({ model: m.name, text: await fetchMetrics(m.url, timeoutMs) })));
   const families = new Map<string, Family>();
   for (const { model, text } of texts) if (text) relabel(text, model, families);
@@ -33,17 +34,26 @@ async function fetchMetrics(base: string, timeoutMs: number): Promise<string | u
       await res.body?.cancel();
       return undefined;
     }
-    if (Number(res.headers.get('content-length') ?? 0) > MAX_BACKEND_BYTES) {
+    if (Number(res.headers.get('content-length') ?? 0) > MAX_BACKEND_BYTES || !res.body) {
       await res.body?.cancel();
       return undefined;
     }
-    const text = await res.text();
-    return text.length > MAX_BACKEND_BYTES ? undefined : text;
+    // Read as it comes, and given up on as soon as it passes the bound (no length header needed).
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += chunk.length;
+      if (size > MAX_BACKEND_BYTES) return undefined; // leaving the loop cancels the body
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString('utf8');
   } catch {
     return undefined;
   }
 }
 
+/** The hub's own families; a backend's of the same name (a modelhub behind a modelhub) are left out. */
+const OWN_PREFIX = 'modelhub_';
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 
 /** Adds `model="<model>"` to every sample of `text` and files it under its family in `families`. */
@@ -62,13 +72,17 @@ export function relabel(text: string, model: string, families: Map<string, Famil
       const meta = /^#\s+(HELP|TYPE|UNIT)\s+([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line);
       if (!meta) continue; // comments and OpenMetrics' "# EOF"
       const [, kind, name] = meta;
+      if (name.startsWith(OWN_PREFIX)) {
+        current = undefined; // another modelhub behind this one: its families would clash with ours
+        continue;
+      }
       current = { name, family: family(name) };
       // The first backend's HELP/TYPE speaks for the family; the others' are dropped.
       if (!current.family.meta.some((m) => m.startsWith(`# ${kind} `))) current.family.meta.push(line.replace(/^#\s+/, '# '));
       continue;
     }
     const name = METRIC_NAME.exec(line)?.[0];
-    if (!name) continue;
+    if (!name || name.startsWith(OWN_PREFIX)) continue;
     // A sample belongs to the family declared above it (histogram _bucket/_sum/_count included),
     // or is a family of its own when the backend declared none.
     const owner = current && belongsTo(name, current.name) ? current.family : family(name);

@@ -20,6 +20,8 @@ const ROUTES = new Set([
   '/v1/completions',
   '/v1/embeddings',
   '/v1/responses',
+  '/v1/messages',
+  '/v1/messages/count_tokens',
   '/v1/audio/speech',
   '/v1/audio/transcriptions',
   '/v1/audio/translations',
@@ -209,7 +211,8 @@ export class HubMetrics {
 
   /** A request no model took: counted without a model label, so unknown names cannot grow the series. */
   unrouted(r: RequestSummary): void {
-    if (!/^\/(v1|upstream|rerank)(\/|$)/.test(r.path)) return; // the hub's own pages and API are not model traffic
+    // Model traffic only: a POST to the model API, or /upstream. Listing models reaches none by design.
+    if (!/^\/(v1|upstream|rerank)(\/|$)/.test(r.path) || (r.method !== 'POST' && !r.path.startsWith('/upstream'))) return;
     this.unroutedRequests.inc({ route: routeOf(r.path), status: String(r.status) });
   }
 

@@ -47,7 +47,7 @@ export class Admission {
     if (mustWait && queued >= maxQueue) {
       // With nobody allowed to wait, a request for a model that is down still starts it for the next one.
       if (!m.ready && queued === 0) void this.lifecycle.activate(m, 'request').catch(() => {});
-      const state = m.ready ? `all ${maxConcurrency} of its slots are busy` : 'it is not ready yet';
+      const state = m.ready ? (maxConcurrency === 1 ? 'its one slot is busy' : `all ${maxConcurrency} of its slots are busy`) : 'it is not ready yet';
       throw new HubError('model_busy', `model ${m.name} cannot take this request now: ${state} and ${plural(queued, 'request')} already ${queued === 1 ? 'waits' : 'wait'} (max_queue ${maxQueue}); retry shortly`, { retryAfterMs: 1000 });
     }
     if (!gate) return this.admit(m);
