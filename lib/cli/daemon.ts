@@ -18,7 +18,7 @@ import { errorMessage, type HubClient } from './client.js';
 import type { Args } from './commands.js';
 import { CliError, plural } from './errors.js';
 import { locateHub } from './locate.js';
-import { EXIT, say } from './output.js';
+import { EXIT, say, visible } from './output.js';
 import { describeTransition } from './progress.js';
 import { fetchStatus } from './status.js';
 import { usualStartTimes } from './start-history.js';
@@ -147,7 +147,7 @@ async function waitForPreload(client: HubClient, names: string[], deadline: numb
     // Elapsed since the model's own start when the hub reports it (it may have begun before /health answered).
     const elapsed = (n: string) => span(Date.now() - (Date.parse(models.find((m) => m.name === n)?.started_at ?? '') || since));
     const progress = pending.map((n) => `${n} … ${elapsed(n)}${usual.has(n) ? ` (usually ${span(usual.get(n)!)})` : ''}`);
-    if (tty && pending.length) logUpdate(`[info] starting ${progress.join(', ')}`);
+    if (tty && pending.length) logUpdate(`[info] starting ${visible(progress.join(', '))}`);
     if (pending.length) await pause(100);
   }
   if (tty) logUpdate.done();
@@ -164,17 +164,18 @@ export async function stop(a: Args): Promise<number> {
   const live = before.models.filter((m) => m.kind === 'managed' && m.process !== 'stopped').map((m) => m.name);
   // The models not yet stopped, as the last status and the transitions since show them: what a
   // SIGKILL cuts short, said on its line.
-  const running = new Set(live);
+  const up = (state: string) => state !== 'stopped' && state !== 'failed'; // failed: its process has exited
+  const running = new Set(before.models.filter((m) => m.kind === 'managed' && up(m.process)).map((m) => m.name));
   const abort = new AbortController();
   const events = await client.events((event, data) => {
     if (event === 'status') {
       running.clear();
-      for (const m of (data as { models: ModelStatus[] }).models) if (m.kind === 'managed' && m.process !== 'stopped') running.add(m.name);
+      for (const m of (data as { models: ModelStatus[] }).models) if (m.kind === 'managed' && up(m.process)) running.add(m.name);
     }
     if (event !== 'transition') return;
     const t = data as Transition;
     say.info(describeTransition(t));
-    if (t.axis === 'process') running[t.to === 'stopped' ? 'delete' : 'add'](t.model);
+    if (t.axis === 'process') running[up(t.to) ? 'add' : 'delete'](t.model);
   }, abort.signal).catch(() => undefined);
   const answer = await client.call('POST', '/hub/api/shutdown');
   if (answer.status >= 300 && answer.body?.error?.code !== 'hub_shutting_down') {
