@@ -53,7 +53,7 @@ t.test('hub stop of a hub whose backend ignores SIGTERM leaves no process behind
   });
 
   t.test('the SIGKILL line names the models that had not stopped', async (t) => {
-    const setup = await daemonSetup(t, '', `  stubborn: { backend: demo, cmd: "${demo('--ignore-sigterm')}", stop_timeout: 10s, preload: true }\n`);
+    const setup = await daemonSetup(t, '', `  stubborn: { backend: demo, cmd: "${demo('--ignore-sigterm')}", stop_timeout: 3s, preload: true }\n`);
     const r = await hub(['start', '--config', setup.config]);
     t.equal(r.code, 0, r.err);
     const pid = started(r);
