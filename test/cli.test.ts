@@ -48,7 +48,13 @@ t.test('without a daemon: the command list, per-command help, docs/cli.md, usage
 
   const unknown = await hub(['frobnicate']);
   t.equal(unknown.code, 2, 'an unknown command is a usage error');
-  t.match(unknown.err, /^\[err\] Unknown argument: frobnicate; see hub --help/m);
+  t.match(unknown.err, /^\[err\] unknown command frobnicate; the commands are serve, start, stop, reload, status, watch, start-model, .*, completion/m, 'names the command and lists them');
+  t.notMatch(unknown.err, /Unknown argument/);
+  const option = await hub(['logs', 'm', 'extra', '--api-kee', 'K', '--fooBar', '-q']);
+  t.equal(option.code, 2, 'an unknown option is a usage error');
+  t.match(option.err, /^\[err\] unknown options --api-kee, --fooBar, -q; unexpected argument extra; see hub logs --help$/m, 'each unknown option once, as typed, and the command\'s help');
+  const negated = await hub(['logs', 'm', '--no-frob']);
+  t.match(negated.err, /^\[err\] unknown option --no-frob; see hub logs --help$/m);
   const missing = await hub(['start-model']);
   t.equal(missing.code, 2, 'a model verb without a name is a usage error');
 });

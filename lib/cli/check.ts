@@ -34,7 +34,7 @@ export function check(explicit: string | undefined, json: boolean): number {
     // Value by value, so that the output stays valid JSON.
     const secrets = configSecrets(config).filter((x) => x.length > 0);
     const masked = (v: string) => secrets.reduce((text, secret) => text.split(secret).join(MASK), v);
-    say.raw(`${JSON.stringify(config, (_k, v: unknown) => (v === Infinity ? null : typeof v === 'string' ? masked(v) : v), 2)}\n`);
+    say.json(config, (_k, v: unknown) => (v === Infinity ? null : typeof v === 'string' ? masked(v) : v));
     return EXIT.ok;
   }
   const models = Object.values(config.models);

@@ -52,7 +52,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     usage: 'start',
     describe: 'start the hub in the background, wait until it and its preload models are up, print its URL',
-    options: { ...config, timeout: { type: 'string', default: '2m', describe: 'how long to wait for the hub and its preload models' }, ...json },
+    options: { ...config, 'api-key': hub['api-key'], timeout: { type: 'string', default: '2m', describe: 'how long to wait for the hub and its preload models' }, ...json },
     examples: [['hub start', 'start the hub of ./hub.yaml'], ['hub start --config ~/hub.yaml', 'start another config']],
     run: lazy(() => import('./daemon.js'), (m, a) => m.start(a)),
   },

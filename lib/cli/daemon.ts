@@ -18,7 +18,7 @@ import { errorMessage, type HubClient } from './client.js';
 import type { Args } from './commands.js';
 import { CliError, plural } from './errors.js';
 import { locateHub } from './locate.js';
-import { EXIT, say } from './output.js';
+import { EXIT, say, visible } from './output.js';
 import { describeTransition } from './progress.js';
 import { fetchStatus } from './status.js';
 import { usualStartTimes } from './start-history.js';
@@ -51,7 +51,7 @@ export async function start(a: Args): Promise<number> {
   const timeoutMs = durationOption('timeout', a.timeout);
   const running = readRuntime(config.stateDir);
   if (running?.alive) {
-    if (a.json) say.raw(`${JSON.stringify({ already_running: true, pid: running.pid, url: `${running.url}/v1`, dashboard: `${running.url}/hub` }, null, 2)}\n`);
+    if (a.json) say.json({ already_running: true, pid: running.pid, url: `${running.url}/v1`, dashboard: `${running.url}/hub` });
     else say.ok(`already running at ${running.url}/v1 (pid ${running.pid}); dashboard ${running.url}/hub`);
     return EXIT.ok;
   }
@@ -94,8 +94,12 @@ export async function start(a: Args): Promise<number> {
   }
   for (const line of printed().filter((l) => l.startsWith('[warn]') || l.startsWith('[err]'))) safeLine(line);
   const preload = Object.values(config.models).filter((m) => m.preload).map((m) => m.name);
-  const failed = preload.length ? await waitForPreload(client, preload, deadline, tty, usual) : [];
-  if (a.json) say.raw(`${JSON.stringify({ already_running: false, pid, url: `${url}/v1`, dashboard: `${url}/hub`, output: outPath, preload_failed: failed }, null, 2)}\n`);
+  const { failed, unfollowed } = preload.length ? await waitForPreload(client, preload, deadline, tty, usual) : { failed: [], unfollowed: [] };
+  // The hub is up either way (GET /health needs no key): not seeing its models is no failure of the start.
+  if (unfollowed.length) {
+    say.warn(`could not follow the start of ${plural(unfollowed.length, 'preload model')} (${unfollowed.join(', ')}) ${a.apiKey || process.env.HUB_API_KEY ? 'with the admin key given: the hub refused it' : 'without an admin key'}; the hub goes on starting ${unfollowed.length === 1 ? 'it' : 'them'}: see hub status --api-key KEY (or set HUB_API_KEY)`);
+  }
+  if (a.json) say.json({ already_running: false, pid, url: `${url}/v1`, dashboard: `${url}/hub`, output: outPath, preload_failed: failed, preload_unfollowed: unfollowed });
   else {
     say.ok(`modelhub is running at ${url}/v1 (pid ${pid})`);
     say.info(`dashboard ${url}/hub · output ${outPath} · stop it with hub stop`);
@@ -108,15 +112,26 @@ function safeLine(line: string): void {
   if (m) say[m[1] as 'ok' | 'info' | 'warn' | 'err'](m[2]);
 }
 
-/** Waits until each preload model is ready (or failed), with a live line on a terminal; returns the failed ones. */
-async function waitForPreload(client: HubClient, names: string[], deadline: number, tty: boolean, usual: Map<string, number>): Promise<string[]> {
+/**
+ * Waits until each preload model is ready (or failed), with a live line on a terminal. Returns the
+ * failed ones, and those it could not follow because the hub wants an admin key this command lacks.
+ */
+async function waitForPreload(client: HubClient, names: string[], deadline: number, tty: boolean, usual: Map<string, number>): Promise<{ failed: string[]; unfollowed: string[] }> {
   const since = Date.now();
   const seen = new Set<string>();
   const failed = new Map<string, string>();
   const ready = (m: ModelStatus) => m.process === 'running' && (m.kind === 'remote' || m.memory === 'loaded');
   let pending = names;
   while (pending.length && Date.now() < deadline) {
-    const models = (await fetchStatus(client)).models.filter((m) => names.includes(m.name));
+    let body;
+    try {
+      body = await fetchStatus(client);
+    } catch (err) {
+      if (!(err instanceof CliError && err.answer?.status === 401)) throw err;
+      if (tty) logUpdate.done();
+      return { failed: [...failed.keys()], unfollowed: pending };
+    }
+    const models = body.models.filter((m) => names.includes(m.name));
     for (const m of models) {
       if (!seen.has(m.name) && ready(m)) {
         seen.add(m.name);
@@ -132,12 +147,12 @@ async function waitForPreload(client: HubClient, names: string[], deadline: numb
     // Elapsed since the model's own start when the hub reports it (it may have begun before /health answered).
     const elapsed = (n: string) => span(Date.now() - (Date.parse(models.find((m) => m.name === n)?.started_at ?? '') || since));
     const progress = pending.map((n) => `${n} … ${elapsed(n)}${usual.has(n) ? ` (usually ${span(usual.get(n)!)})` : ''}`);
-    if (tty && pending.length) logUpdate(`[info] starting ${progress.join(', ')}`);
+    if (tty && pending.length) logUpdate(`[info] starting ${visible(progress.join(', '))}`);
     if (pending.length) await pause(100);
   }
   if (tty) logUpdate.done();
   for (const n of pending) say.err(`${n} is not ready after ${span(Date.now() - since)}; the hub goes on starting it (see hub status)`);
-  return [...failed.keys(), ...pending];
+  return { failed: [...failed.keys(), ...pending], unfollowed: [] };
 }
 
 export async function stop(a: Args): Promise<number> {
@@ -147,9 +162,20 @@ export async function stop(a: Args): Promise<number> {
   const before = await fetchStatus(client); // exit 3 here when nothing answers
   const inflight = before.models.reduce((n, m) => n + m.in_flight + m.queued, 0);
   const live = before.models.filter((m) => m.kind === 'managed' && m.process !== 'stopped').map((m) => m.name);
+  // The models not yet stopped, as the last status and the transitions since show them: what a
+  // SIGKILL cuts short, said on its line.
+  const up = (state: string) => state !== 'stopped' && state !== 'failed'; // failed: its process has exited
+  const running = new Set(before.models.filter((m) => m.kind === 'managed' && up(m.process)).map((m) => m.name));
   const abort = new AbortController();
   const events = await client.events((event, data) => {
-    if (event === 'transition') say.info(describeTransition(data as Transition));
+    if (event === 'status') {
+      running.clear();
+      for (const m of (data as { models: ModelStatus[] }).models) if (m.kind === 'managed' && up(m.process)) running.add(m.name);
+    }
+    if (event !== 'transition') return;
+    const t = data as Transition;
+    say.info(describeTransition(t));
+    if (t.axis === 'process') running[up(t.to) ? 'add' : 'delete'](t.model);
   }, abort.signal).catch(() => undefined);
   const answer = await client.call('POST', '/hub/api/shutdown');
   if (answer.status >= 300 && answer.body?.error?.code !== 'hub_shutting_down') {
@@ -178,7 +204,8 @@ export async function stop(a: Args): Promise<number> {
       say.ok(`stopped after SIGTERM (pid ${pid})`);
       return EXIT.ok;
     }
-    say.warn(`the hub (pid ${pid}) is still running: sending SIGKILL`);
+    const cut = running.size ? `; ${plural(running.size, 'model')} had not stopped: ${[...running].join(', ')}` : '';
+    say.warn(`the hub (pid ${pid}) is still running: sending SIGKILL${cut}`);
     signal(pid, 'SIGKILL');
     await poll(() => (processGone(pid) ? true : undefined), Date.now() + 5000);
     // A killed hub cannot stop its backends: stop the ones it recorded, as the next hub would (each

@@ -1,11 +1,11 @@
 // `hub logs <name> [-f] [-n N]`: GET /hub/api/models/{name}/logs?tail=N[&follow=1], copied to stdout.
 // Following across a rotation is the hub's work (it reads the old file to its end, then the new one);
-// here Ctrl-C ends the follow and the hub stopping ends it with a line that says so.
+// here Ctrl-C ends the follow and the hub stopping ends it with a line that says so. What the backend
+// wrote is shown with its control characters as visible text (output.ts), never sent to the terminal.
 import type { Args } from './commands.js';
 import { CliError } from './errors.js';
 import { locateHub } from './locate.js';
 import { EXIT, say } from './output.js';
-import { safeWrite } from '../stdio.js';
 
 export async function logs(a: Args): Promise<number> {
   const { client } = await locateHub(a);
@@ -21,7 +21,15 @@ export async function logs(a: Args): Promise<number> {
   try {
     const res = await client.stream(`/hub/api/models/${encodeURIComponent(name)}/logs?tail=${lines}${follow ? '&follow=1' : ''}`, abort.signal);
     res.setEncoding('utf8');
-    res.on('data', (chunk: string) => safeWrite(process.stdout, chunk));
+    // A model's log is the backend's own bytes: say.text shows its control characters as text. A CR
+    // at the end of a chunk waits for the next one, so that a CRLF cut in two still ends the line.
+    let heldCr = '';
+    res.on('data', (chunk: string) => {
+      const text = heldCr + chunk;
+      heldCr = text.endsWith('\r') ? '\r' : '';
+      say.text(heldCr ? text.slice(0, -1) : text);
+    });
+    res.once('end', () => say.text(heldCr));
     const ended = await new Promise<'end' | 'cut'>((resolve) => {
       res.once('end', () => resolve('end'));
       res.on('error', () => resolve('cut'));

@@ -5,9 +5,10 @@ import { hideBin } from 'yargs/helpers';
 import { ConfigError } from '../config/errors.js';
 import { VERSION } from '../paths.js';
 import { protectStdio } from '../stdio.js';
-import { COMMANDS, COMPLETION, type Args, type CommandSpec } from './commands.js';
+import { COMMANDS, COMPLETION, commandName, type Args, type CommandSpec } from './commands.js';
 import { CliError } from './errors.js';
 import { EXIT, say } from './output.js';
+import { usageMessage } from './usage-errors.js';
 
 // A closed pipe or terminal on stdout/stderr ends the output, never the process (see stdio.ts).
 protectStdio();
@@ -65,7 +66,7 @@ const parser = cli
       say.err(err.message);
       process.exit(EXIT.failed);
     }
-    say.err(`${msg}; see hub --help`);
+    say.err(usageMessage(msg, hideBin(process.argv), [...COMMANDS.map((c) => commandName(c.usage)), COMPLETION.usage]));
     process.exit(EXIT.usage);
   });
 await parser.parseAsync();

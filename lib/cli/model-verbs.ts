@@ -73,7 +73,7 @@ export async function modelVerb(verb: Verb, a: Args): Promise<number> {
     abort.abort();
   }
   const failed = outcomes.filter((o) => !o.ok);
-  if (a.json) say.raw(`${JSON.stringify(outcomes, null, 2)}\n`);
+  if (a.json) say.json(outcomes);
   else if (names.length > 1 && failed.length) say.err(`${failed.length} of ${plural(names.length, 'model')} failed: ${failed.map((o) => o.model).join(', ')}`);
   return failed.length ? EXIT.failed : EXIT.ok;
 }

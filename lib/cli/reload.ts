@@ -14,7 +14,7 @@ export async function reload(a: Args): Promise<number> {
   if (answer.status === 422) {
     const errors: unknown = answer.body?.error?.errors;
     const lines = Array.isArray(errors) ? errors.map(String) : [errorMessage(answer)];
-    if (a.json) say.raw(`${JSON.stringify(answer.body, null, 2)}\n`);
+    if (a.json) say.json(answer.body);
     for (const line of lines) say.err(line);
     say.info(`${plural(lines.length, 'problem')}; the hub keeps running the config it had. Fix them (hub check shows them too) and run hub reload again`);
     return EXIT.usage;
@@ -22,7 +22,7 @@ export async function reload(a: Args): Promise<number> {
   if (answer.status !== 200) throw new CliError(EXIT.failed, `the reload failed: ${errorMessage(answer)}`);
   const d = answer.body as Diff;
   if (a.json) {
-    say.raw(`${JSON.stringify(d, null, 2)}\n`);
+    say.json(d);
     return EXIT.ok;
   }
   const changed = d.added.length + d.removed.length + d.restarted.length + d.updated.length;

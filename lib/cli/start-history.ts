@@ -1,7 +1,10 @@
 // How long a model usually takes to start, from the hub's own log: each process transition is a
 // JSON record in <log.dir>/hub.log ({model, axis, from, to, at}), so the time from `→ starting` to
 // `starting → running` of earlier starts is there. `hub start` shows it next to the elapsed time.
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+// A rotation may just have moved those records into hub.log.1 (hub.log.1.gz when compressed), so the
+// newest rotated file is read before the live one.
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 
 /** The end of hub.log read for history: enough for many starts, bounded for a big log. */
 const TAIL_BYTES = 1 << 20;
@@ -12,7 +15,8 @@ interface TransitionRecord { model?: unknown; axis?: unknown; from?: unknown; to
 export function usualStartTimes(hubLog: string, samples = 5): Map<string, number> {
   const durations = new Map<string, number[]>();
   const began = new Map<string, number>();
-  for (const line of tail(hubLog).split('\n')) {
+  const text = `${rotatedTail(hubLog)}\n${tail(hubLog)}`;
+  for (const line of text.split('\n')) {
     if (!line.includes('"axis":"process"')) continue;
     let r: TransitionRecord;
     try { r = JSON.parse(line) as TransitionRecord; } catch { continue; }
@@ -27,6 +31,17 @@ export function usualStartTimes(hubLog: string, samples = 5): Map<string, number
     } else began.delete(r.model);
   }
   return new Map([...durations].map(([model, list]) => [model, [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]]));
+}
+
+/** The end of the newest rotated file (`hub.log.1`, or `hub.log.1.gz` gunzipped); '' when there is none or it cannot be read. */
+function rotatedTail(hubLog: string): string {
+  if (existsSync(`${hubLog}.1`)) return tail(`${hubLog}.1`);
+  try {
+    const text = gunzipSync(readFileSync(`${hubLog}.1.gz`)).toString('utf8');
+    return text.slice(-TAIL_BYTES);
+  } catch {
+    return ''; // none, or cut short (a rotation still compressing it): no history from it
+  }
 }
 
 function tail(path: string): string {

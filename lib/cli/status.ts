@@ -31,13 +31,13 @@ export async function status(a: Args): Promise<number> {
   const models = pick(body.models, names);
   if (a.usage) return usage(client, models.map((m) => m.name), a.json === true);
   if (a.json) {
-    say.raw(`${JSON.stringify(names.length ? { ...body, models } : body, null, 2)}\n`);
+    say.json(names.length ? { ...body, models } : body);
     return EXIT.ok;
   }
   const c = colorsFor(a);
   const hub = body.hub;
   if (hub) say.info(`modelhub ${hub.version} at ${hub.url} · up ${span(hub.uptime_s * 1000)} · ${countsLine(body.models)}${hub.shutting_down ? ' · SHUTTING DOWN' : ''}`);
-  say.raw(`${modelTable(models, c)}\n`);
+  say.composed(`${modelTable(models, c)}\n`);
   for (const line of groupLines(body.groups)) say.info(line);
   return EXIT.ok;
 }
@@ -50,7 +50,7 @@ async function usage(client: HubClient, names: string[], json: boolean): Promise
   const report = answer.body as { since: string; models: Usage[] };
   const rows = report.models.filter((u) => names.includes(u.model));
   if (json) {
-    say.raw(`${JSON.stringify({ ...report, models: rows }, null, 2)}\n`);
+    say.json({ ...report, models: rows });
     return EXIT.ok;
   }
   say.info(`usage since ${report.since}`);
@@ -59,6 +59,6 @@ async function usage(client: HubClient, names: string[], json: boolean): Promise
   for (const u of rows) {
     table.push([u.model, String(u.requests), String(u.errors), n(u.tokens_in), n(u.tokens_out), String(u.cold_starts), u.cold_starts ? span(u.cold_start_ms_total / u.cold_starts) : '-']);
   }
-  say.raw(`${render(table)}\n`);
+  say.composed(`${render(table)}\n`);
   return EXIT.ok;
 }

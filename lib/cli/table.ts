@@ -1,11 +1,13 @@
 // The status table `hub status` prints and `hub watch` redraws: cli-table3 for the alignment (it
 // measures cells without their colour codes), picocolors for the colour, which only repeats what the
-// text already says, so that nothing is lost without it.
+// text already says, so that nothing is lost without it. Text from the hub (names, errors) goes
+// through visible() before any colour is put around it: a backend's escape sequences stay on the page.
 import Table from 'cli-table3';
 import picocolors from 'picocolors';
 import type { ModelStatus, GroupStatus } from '../scheduler/status.js';
 import { formatBytes } from '../config/units.js';
 import { plural } from './errors.js';
+import { visible } from './output.js';
 
 export type Colors = ReturnType<typeof picocolors.createColors>;
 
@@ -55,7 +57,7 @@ function idleCell(m: ModelStatus, now: number): string {
 
 function errorCell(m: ModelStatus, c: Colors, width: number): string {
   if (!m.last_error) return '';
-  const first = m.last_error.split('\n')[0];
+  const first = visible(m.last_error.split('\n')[0]);
   const text = first.length > width ? `${first.slice(0, width - 1)}…` : first;
   return c.red(m.last_exit_code === null ? text : `exit ${m.last_exit_code}: ${text}`);
 }
@@ -77,12 +79,12 @@ export function modelTable(models: ModelStatus[], c: Colors, now = Date.now(), e
   const table = plainTable(['MODEL', 'PROCESS', 'MEMORY', 'PID', 'PORT', 'GROUP', 'IN-FLIGHT/QUEUED', 'IDLE IN', 'LAST ERROR'].map((h) => c.bold(h)));
   for (const m of models) {
     table.push([
-      m.name,
+      visible(m.name),
       processCell(m, c, now),
       memoryCell(m, c),
       m.pid === null ? '-' : String(m.pid),
       m.port === null ? '-' : String(m.port),
-      m.group ?? '-',
+      m.group === null ? '-' : visible(m.group),
       `${m.in_flight}/${m.queued}`,
       idleCell(m, now),
       errorCell(m, c, errorWidth),
@@ -97,7 +99,7 @@ export function groupLines(groups: GroupStatus[]): string[] {
     if (g.name === '*' && g.max_memory_bytes === null) return [];
     const count = g.max_loaded === null ? plural(g.loaded, 'model') + ' loaded' : `${g.loaded} of ${plural(g.max_loaded, 'model')} loaded`;
     const memory = g.max_memory_bytes !== null ? `, ${formatBytes(g.memory_bytes)} of ${formatBytes(g.max_memory_bytes)}` : g.memory_bytes ? `, ${formatBytes(g.memory_bytes)}` : '';
-    return [`${g.name === '*' ? 'hub-wide' : `group ${g.name}`}: ${count}${memory} (on_full: ${g.on_full})`];
+    return [`${g.name === '*' ? 'hub-wide' : `group ${visible(g.name)}`}: ${count}${memory} (on_full: ${g.on_full})`];
   });
 }
 

@@ -7,7 +7,7 @@ import type { Transition } from '../scheduler/model.js';
 import type { Args } from './commands.js';
 import { CliError } from './errors.js';
 import { locateHub } from './locate.js';
-import { EXIT } from './output.js';
+import { EXIT, visible } from './output.js';
 import { describeTransition } from './progress.js';
 import { fetchStatus } from './status.js';
 import { colorsFor, countsLine, groupLines, modelTable, type StatusBody } from './table.js';
@@ -28,11 +28,11 @@ export async function watch(a: Args): Promise<number> {
 
   const frame = () => {
     const hub = body.hub;
-    const head = `modelhub ${hub?.version ?? ''} at ${hub?.url ?? client.origin} · ${countsLine(body.models)}${hub?.shutting_down ? ' · SHUTTING DOWN' : ''}`;
+    const head = visible(`modelhub ${hub?.version ?? ''} at ${hub?.url ?? client.origin} · ${countsLine(body.models)}${hub?.shutting_down ? ' · SHUTTING DOWN' : ''}`);
     return [
       c.bold(head),
       streamNote === 'live' ? c.dim('live from the event stream') : c.yellow(`[warn] ${streamNote}`),
-      ...(trouble ? [c.red(`[warn] ${trouble}`)] : []),
+      ...(trouble ? [c.red(`[warn] ${visible(trouble)}`)] : []),
       modelTable(body.models, c, Date.now(), Math.max(20, (process.stdout.columns || 120) - 90)),
       ...groupLines(body.groups),
       ...(recent.length ? ['', 'recent:', ...recent.map((l) => `  ${l}`)] : []),
