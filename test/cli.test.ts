@@ -192,14 +192,15 @@ t.test('a daemon, from hub start to hub stop', async (t) => {
     t.equal(await follow.exited, 0, 'Ctrl-C ends the follow with exit 0');
   });
 
-  t.test('hub reload: the diff, "will restart when idle", and a broken config (exit 2, the hub keeps its config)', async (t) => {
+  t.test('hub reload: the diff, what a launch change did, and a broken config (exit 2, the hub keeps its config)', async (t) => {
     const text = readFileSync(setup.config, 'utf8');
     writeFileSync(setup.config, text.replace('--load-time 100ms", group: g }', '--load-time 100ms --max-tokens 4", group: g }') + `  extra: { backend: demo, cmd: "${demo()}" }\n`);
     const r = await hub(['reload', ...cfg]);
     t.equal(r.code, 0, r.err);
     t.match(r.out, '[ok] config reloaded: 2 models changed, 3 unchanged');
     t.match(r.out, '[info] added: extra');
-    t.match(r.out, '[info] restarted: big (launch settings changed: will restart when idle)');
+    // big was running and idle: the reload stopped it, and the next request starts it with the new cmd.
+    t.match(r.out, '[info] restarted: big (launch settings changed: stopped; the next request starts it with them)');
     const json = JSON.parse((await hub(['reload', ...cfg, '--json'])).out);
     t.same(Object.keys(json).sort(), ['added', 'removed', 'restarted', 'unchanged', 'updated']);
 

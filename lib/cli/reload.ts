@@ -6,6 +6,33 @@ import { CliError, plural } from './errors.js';
 import { locateHub } from './locate.js';
 import { EXIT, say } from './output.js';
 
+type Client = Awaited<ReturnType<typeof locateHub>>['client'];
+interface ModelState { name: string; process: string; restart_pending: boolean }
+
+/**
+ * What a launch change did to each model, as the hub's status shows it right after the reload: one
+ * busy model keeps serving and restarts once its requests finish; an idle one was stopped, and the
+ * next request (or a start) runs it with the new settings.
+ */
+async function restartLines(client: Client, names: string[]): Promise<string[]> {
+  const status = await client.call('GET', '/hub/api/status').catch(() => undefined);
+  const models: ModelState[] = status?.status === 200 && Array.isArray(status.body?.models) ? status.body.models : [];
+  const byName = new Map(models.map((m) => [m.name, m]));
+  const groups = new Map<string, string[]>();
+  for (const name of names) {
+    const m = byName.get(name);
+    const what = !m
+      ? 'launch settings changed: restarted with them once idle'
+      : m.restart_pending
+        ? 'launch settings changed: still serving, restarts with them once its requests finish'
+        : m.process === 'running' || m.process === 'starting'
+          ? 'launch settings changed: restarted with them'
+          : 'launch settings changed: stopped; the next request starts it with them';
+    groups.set(what, [...(groups.get(what) ?? []), name]);
+  }
+  return [...groups].map(([what, list]) => `restarted: ${list.join(', ')} (${what})`);
+}
+
 interface Diff { added: string[]; removed: string[]; restarted: string[]; updated: string[]; unchanged: string[] }
 
 export async function reload(a: Args): Promise<number> {
@@ -29,7 +56,7 @@ export async function reload(a: Args): Promise<number> {
   say.ok(changed ? `config reloaded: ${plural(changed, 'model')} changed, ${d.unchanged.length} unchanged` : `config reloaded: no changes (${plural(d.unchanged.length, 'model')} unchanged)`);
   if (d.added.length) say.info(`added: ${d.added.join(', ')}`);
   if (d.removed.length) say.info(`removed: ${d.removed.join(', ')} (drained, then stopped)`);
-  if (d.restarted.length) say.info(`restarted: ${d.restarted.join(', ')} (launch settings changed: will restart when idle)`);
+  if (d.restarted.length) for (const line of await restartLines(client, d.restarted)) say.info(line);
   if (d.updated.length) say.info(`updated: ${d.updated.join(', ')} (applied now)`);
   return EXIT.ok;
 }
