@@ -46,6 +46,8 @@ t.test('the dashboard in chromium', async (t) => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('dialog', (d) => { errors.push(`dialog: ${d.message()}`); void d.dismiss(); });
+    // The page's content policy must not block any of its own script, styles or requests.
+    page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) errors.push(`csp: ${m.text()}`); });
     return { context, page, errors };
   };
   const card = (page: Page, name: string) => page.locator(`article.model[data-model="${name}"]`);
