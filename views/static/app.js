@@ -189,9 +189,9 @@ let source;
 let retryMs = 1000;
 let laggedAt = -Infinity;
 
-function connect() {
+function connect(text = 'connecting…') {
   if (ended) return;
-  setLive('connecting', 'connecting…');
+  setLive('connecting', text);
   source = new EventSource('/hub/api/events');
   source.addEventListener('open', () => {
     retryMs = 1000;
@@ -220,7 +220,7 @@ function connect() {
     const again = performance.now() - laggedAt < 30_000;
     laggedAt = performance.now();
     setLive('connecting', 'fell behind; catching up…');
-    setTimeout(connect, again ? retryMs : 0);
+    setTimeout(() => connect('fell behind; catching up…'), again ? retryMs : 0);
     if (again) retryMs = Math.min(retryMs * 2, 15000);
   });
   source.addEventListener('error', () => {
