@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { demo, PACKAGE_ROOT, postJson, startTestHub, waitFor } from './helpers.js';
+import { demo, getJson, PACKAGE_ROOT, postJson, startTestHub, waitFor } from './helpers.js';
 
 const CHROMIUM = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const HOSTILE = [`<img src=x onerror="window.__xss=1">`, `<script>window.__xss=2</script>`, `"quoted' & more`];
@@ -46,6 +46,8 @@ t.test('the dashboard in chromium', async (t) => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('dialog', (d) => { errors.push(`dialog: ${d.message()}`); void d.dismiss(); });
+    // The page's content policy must not block any of its own script, styles or requests.
+    page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) errors.push(`csp: ${m.text()}`); });
     return { context, page, errors };
   };
   const card = (page: Page, name: string) => page.locator(`article.model[data-model="${name}"]`);
@@ -190,6 +192,70 @@ t.test('the dashboard in chromium', async (t) => {
     t.equal(hub.get('form').process, 'running', 'the model was not stopped');
   });
 
+  /** A page on another port of 127.0.0.1 (same-site with the hub, so SameSite=Strict cookies go along). */
+  const otherSite = async (html: string) => {
+    const server = createServer((_req, res) => { res.setHeader('content-type', 'text/html'); res.end(html); });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise((resolve) => server.close(resolve)));
+    return `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  };
+
+  t.test('another site cannot show the dashboard in a frame (clickjacking)', async (t) => {
+    const evil = await otherSite(`<p>win a prize</p><iframe id="f" src="${h.origin}/hub" style="opacity:.01"></iframe>`);
+    const { page } = await open();
+    const answered = page.waitForResponse((r) => r.url() === `${h.origin}/hub`);
+    await page.goto(evil);
+    t.equal((await answered).status(), 403, 'the framed request is refused');
+    const frame = await waitFor('the frame to settle', () => page.frames().find((f) => f !== page.mainFrame() && f.url() !== 'about:blank'));
+    t.equal(await frame.locator('article.model').count().catch(() => 0), 0, 'no dashboard inside the frame');
+    t.equal(await frame.locator('button[data-action]').count().catch(() => 0), 0, 'no button to click through');
+  });
+
+  t.test('a "lagging" event: the page reconnects for a fresh snapshot and says so meanwhile', async (t) => {
+    const { page, errors } = await open();
+    const snapshot = JSON.stringify((await getJson(`${h.origin}/hub/api/status`)).body);
+    let calls = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    // The first stream: a snapshot, then the hub's farewell to a subscriber that fell behind. Its
+    // `retry:` is ten minutes, so only the page itself can reconnect within this test.
+    await page.route('**/hub/api/events', async (route) => {
+      calls++;
+      if (calls > 1) { await held; return route.continue(); }
+      await route.fulfill({
+        status: 200,
+        headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+        body: `retry: 600000\n\nevent: status\ndata: ${snapshot}\n\nevent: lagging\ndata: {"message":"this subscriber fell behind"}\n\n`,
+      });
+    });
+    await page.goto(`${h.origin}/hub`);
+    await page.locator('#live[data-state="connecting"]', { hasText: 'fell behind; catching up…' }).waitFor();
+    await waitFor('a second events request', () => calls >= 2);
+    release();
+    await page.locator('#live[data-state="live"]').waitFor();
+    t.equal(calls, 2, 'one reconnection');
+    await hub.stop('api');
+    await card(page, 'api').locator('xpath=self::*[@data-process="stopped"]').waitFor();
+    t.pass('live updates go on after the reconnection');
+    t.same(errors, []);
+  });
+
+  t.test('a card that gains a failed start, a why and an error does not move the cards below', async (t) => {
+    const l = await startTestHub(t, `models:\n  late: { backend: demo, cmd: "${demo('--fail-start 3')}" }\n  below: { backend: demo, cmd: "${demo()}" }\n`);
+    const { page, errors } = await open();
+    await page.goto(`${l.origin}/hub`);
+    await page.locator('#live[data-state="live"]').waitFor();
+    const before = (await card(page, 'below').boundingBox())!;
+    t.equal((await postJson(`${l.origin}/hub/api/models/late/start`, {})).status, 503);
+    await card(page, 'late').locator('xpath=self::*[@data-process="failed"]').waitFor();
+    await card(page, 'late').locator('.last-error', { hasText: 'code 3' }).waitFor();
+    t.match(await card(page, 'late').locator('.why').textContent(), /start failed/);
+    t.match(await card(page, 'late').locator('.last-error').getAttribute('title'), /code 3/, 'the full error in its tooltip');
+    const after = (await card(page, 'below').boundingBox())!;
+    t.equal(after.y, before.y, 'the card below kept its position');
+    t.same(errors, []);
+  });
+
   t.test('with admin keys: a login form, a wrong key refused, an HttpOnly session, logout', async (t) => {
     const k = await startTestHub(t, `auth: { admin_keys: [${ADMIN}] }\nmodels:\n  m: { backend: demo, cmd: "${demo()}" }\n`);
     const { context, page, errors } = await open({ colorScheme: 'dark', viewport: { width: 900, height: 600 } });
@@ -211,5 +277,34 @@ t.test('the dashboard in chromium', async (t) => {
     t.match(await page.locator('.login').textContent(), /You are logged out/);
     t.equal((await page.goto(`${k.origin}/hub/api/status`))!.status(), 401, 'the session ended');
     t.same(errors.filter((e) => !/401/.test(e)), []);
+  });
+
+  t.test('a session that ends while the page is open: a message with a login link, no endless retries', async (t) => {
+    const k = await startTestHub(t, `auth: { admin_keys: [${ADMIN}] }\nmodels:\n  m: { backend: demo, cmd: "${demo()}" }\n`);
+    const { context, page } = await open();
+    await page.goto(`${k.origin}/hub/login?next=%2Fhub`);
+    await page.fill('#key', ADMIN);
+    await Promise.all([page.waitForURL(`${k.origin}/hub`), page.click('button[type="submit"]')]);
+    await page.locator('#live[data-state="live"]').waitFor();
+    let streams = 0;
+    page.on('request', (r) => { if (r.url().endsWith('/hub/api/events')) streams++; });
+    // Logged out in another tab, then the stream drops (as when the hub restarts): it comes back 401.
+    const [cookie] = await context.cookies();
+    t.equal((await fetch(`${k.origin}/hub/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: `${cookie.name}=${cookie.value}` } })).status, 303);
+    k.hub.server.closeAllConnections();
+    await page.locator('#live[data-state="ended"]', { hasText: 'logged out' }).waitFor({ timeout: 20_000 });
+    const note = page.locator('.session-ended');
+    t.match(await note.textContent(), /Your dashboard session has ended .* this page no longer follows the hub/);
+    t.equal(await note.locator('a').getAttribute('href'), '/hub/login?next=%2Fhub');
+    const seen = streams;
+    // Absence of a retry can only be shown by waiting: longer than the page's first retry pause (1 s).
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    t.equal(streams, seen, 'no further attempts to open the stream');
+    t.equal(await page.locator('#live').getAttribute('data-state'), 'ended');
+    await Promise.all([page.waitForURL(/\/hub\/login\?next=%2Fhub$/), note.locator('a').click()]);
+    await page.fill('#key', ADMIN);
+    await Promise.all([page.waitForURL(`${k.origin}/hub`), page.click('button[type="submit"]')]);
+    await page.locator('#live[data-state="live"]').waitFor();
+    t.pass('logging in again brings the live page back');
   });
 });

@@ -3,12 +3,14 @@
 // config, the login with a session cookie, and cross-origin refusals. Browser behaviour:
 // dashboard-browser.test.ts.
 import { EventEmitter } from 'node:events';
+import { request } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { History } from '../lib/scheduler/history.js';
 import type { Transition } from '../lib/scheduler/model.js';
-import { buildTimeline } from '../lib/http/dashboard/timeline.js';
+import { buildTimeline, PERIOD_SHAPE } from '../lib/http/dashboard/timeline.js';
+import { renderView } from '../lib/http/dashboard/render.js';
 import { demo, startTestHub, waitFor } from './helpers.js';
 
 const HOSTILE = `<script>alert("x")</script>`;
@@ -22,6 +24,16 @@ const html = { accept: 'text/html,application/xhtml+xml' };
 const get = (url: string, headers: Record<string, string> = {}) => fetch(url, { redirect: 'manual', headers: { ...html, ...headers } });
 const post = (url: string, headers: Record<string, string> = {}, body?: string) =>
   fetch(url, { method: 'POST', redirect: 'manual', headers: { ...html, ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...headers }, body });
+
+/** A GET with exactly these headers: fetch() replaces Sec-Fetch-* with its own, as browsers do. */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    request(url, { headers: { ...html, ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => { body += c; }).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    }).on('error', reject).end();
+  });
+}
 
 const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 10, 0, s)).toISOString();
 const tr = (s: number, axis: Transition['axis'], from: string, to: string, reason = 'request'): Transition => ({ model: 'm', axis, from, to, reason, at: at(s) });
@@ -52,6 +64,33 @@ t.test('timeline: periods, cold starts with their duration, evictions and crashe
   t.equal(busy.counts.eviction, 3);
   t.ok(busy.thrashing, 'evicted and brought back three times in the hour: swapping');
   t.equal(busy.periods[0].kind, 'loaded', 'the state before the first remembered transition is its "from"');
+});
+
+t.test('timeline: every kind of period differs by shape (band or pattern), not by colour alone', async (t) => {
+  const transitions = [
+    tr(10, 'process', 'stopped', 'starting'),
+    tr(12, 'process', 'starting', 'running'),
+    tr(12, 'memory', 'unloaded', 'loaded'),
+    tr(20, 'memory', 'loaded', 'unloading', 'idle'),
+    tr(21, 'memory', 'unloading', 'unloaded', 'idle'),
+    tr(40, 'process', 'running', 'failed', 'crash'),
+  ];
+  const tl = buildTimeline(transitions, { process: 'failed', memory: 'unloaded' }, Date.parse(at(50)), Date.parse(at(0)));
+  const svg = renderView('partials/timeline', { t: tl, name: 'm' });
+  // What the SVG itself says about each period: kind, band and fill pattern (attributes, not CSS colours).
+  const drawn = [...svg.matchAll(/<rect class="tl-(\w+)" data-kind="(\w+)" x="[\d.]+%" y="(\d+)" width="[\d.]+%" height="(\d+)"(?: fill="url\(#([\w-]+)\)")?>/g)]
+    .map(([, cls, kind, y, height, pattern]) => ({ cls, kind, shape: `${y}/${height}/${pattern ?? 'solid'}` }));
+  t.same(drawn.map((d) => d.kind), ['stopped', 'busy', 'loaded', 'busy', 'unloaded', 'failed'], 'every period is drawn, with its kind');
+  const byKind = new Map(drawn.map((d) => [d.kind, d.shape]));
+  t.equal(byKind.size, 5);
+  t.equal(new Set(byKind.values()).size, 5, 'five kinds, five different shapes');
+  t.same(Object.fromEntries(byKind), { stopped: '14/2/solid', busy: '10/10/tl-stripes', loaded: '8/14/solid', unloaded: '8/14/tl-hatch', failed: '8/14/tl-cross' });
+  t.match(svg, /<title>failed 10:00:40–10:00:50<\/title>/, 'periods keep their tooltips');
+  const layout = renderView('layout', { title: 'x', body: '', authed: false });
+  for (const { pattern } of Object.values(PERIOD_SHAPE)) if (pattern) t.match(layout, `<pattern id="${pattern}"`, `the page defines the pattern ${pattern}`);
+  const legend = renderView('partials/legend', { legend: (await import('../lib/http/dashboard/timeline.js')).LEGEND });
+  for (const label of ['loaded', 'running, unloaded', 'changing state', 'stopped', 'failed', 'cold start', 'eviction', 'crash or failed start']) t.match(legend, `> ${label}</li>`, `the legend names "${label}"`);
+  t.match(legend, /data-kind="failed"[^>]*fill="url\(#tl-cross\)"/, 'with the same shapes as the timelines');
 });
 
 t.test('history: a bounded ring per model, the last change per axis, errors read from status', async (t) => {
@@ -96,6 +135,29 @@ t.test('dashboard without keys', async (t) => {
     t.match(page, /○<\/span> stopped/, 'state as shape and text');
     t.match(page, /action="\/hub\/models\/m\/start"/, 'a stopped model offers Start');
     t.notMatch(page, /action="\/hub\/models\/m\/unload"/, '...and not Unload');
+  });
+
+  t.test('no page may frame the dashboard: CSP frame-ancestors and X-Frame-Options on every /hub answer', async (t) => {
+    for (const path of ['/hub', '/hub/models/m', '/hub/nothing-here', '/hub/fragments/board', '/hub/api/status', '/hub/static/style.css']) {
+      const res = await get(url(path));
+      t.match(res.headers.get('content-security-policy'), /(^|; )frame-ancestors 'none'(;|$)/, `${path}: frame-ancestors 'none'`);
+      t.match(res.headers.get('content-security-policy'), /(^|; )default-src 'self'(;|$)/, `${path}: only the hub's own resources`);
+      t.equal(res.headers.get('x-frame-options'), 'DENY', `${path}: X-Frame-Options`);
+      await res.arrayBuffer();
+    }
+    const page = await (await get(url('/hub'))).text();
+    t.notMatch(page, /\sstyle=/, 'no inline style attribute, which the policy would block');
+    t.notMatch(page, /<script(?![^>]*\ssrc=)/, 'no inline script');
+    const frame = { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' };
+    for (const site of ['same-site', 'cross-site']) {
+      const res = await rawGet(url('/hub'), { ...frame, 'sec-fetch-site': site });
+      t.equal(res.status, 403, `a ${site} frame of /hub is refused`);
+      t.match(res.body, /may not be shown inside a page of another site \(Sec-Fetch-Dest: iframe\); open the dashboard in a tab of its own/);
+      t.equal(res.headers['x-frame-options'], 'DENY', 'the refusal is not frameable either');
+    }
+    t.equal((await rawGet(url('/hub/models/m'), { ...frame, 'sec-fetch-dest': 'frame' })).status, 403, 'a <frame> too');
+    t.equal((await rawGet(url('/hub'), { ...frame, 'sec-fetch-dest': 'document' })).status, 200, 'a link from another site still opens the dashboard in its own tab');
+    t.equal((await rawGet(url('/hub'), { ...frame, 'sec-fetch-site': 'same-origin' })).status, 200, 'the hub may frame itself (frame-ancestors still forbids it in the browser)');
   });
 
   t.test('a form Start: 303 to the page with a flash saying what happened, shown once', async (t) => {
@@ -205,6 +267,11 @@ t.test('dashboard with admin keys: login once, then a session cookie', async (t)
 
   t.equal((await get(url('/hub'), { cookie })).status, 200, 'the session opens the dashboard');
   t.equal((await fetch(url('/hub/api/status'), { headers: { cookie } })).status, 200, '...and the control API the page calls');
+  const metrics = await fetch(url('/metrics'), { headers: { cookie } });
+  t.equal(metrics.status, 401, 'the session does not open /metrics, though it is in the admin realm');
+  t.match((await metrics.json()).error.message, /\/metrics needs an admin key/);
+  t.equal((await fetch(url('/metrics'), { headers: { 'x-api-key': ADMIN } })).status, 200, '/metrics takes the admin key itself');
+  t.equal((await fetch(url('/HUB/api/status'), { headers: { cookie } })).status, 200, 'any case of /hub is still the dashboard');
   t.equal((await post(url('/hub/models/m/start'), { cookie, origin: 'http://evil.example' })).status, 403, 'a foreign Origin is refused even with the session');
   t.equal(h.hub.controller.get('m').process, 'stopped');
 

@@ -75,13 +75,14 @@ export function checkKey(auth: AuthConfig, realm: Realm, key: string | undefined
 /**
  * 401 invalid_api_key unless the request presents a key for its path's realm. Never logs or echoes a
  * key. `session` tells whether a request carries a live dashboard session, opened by logging in with an
- * admin key: it opens the admin realm only.
+ * admin key: it opens the dashboard's own paths (/hub, /hub/api) only, not the rest of the admin realm
+ * (/metrics), whatever a client sends the cookie with.
  */
 export function requireKey(auth: () => AuthConfig, session?: (ctx: Context) => boolean): Middleware {
   return async (ctx, next) => {
     const config = auth();
     const realm = realmOf(ctx.path);
-    if (!realmIsOpen(config, realm) && !(realm === 'admin' && session?.(ctx))) {
+    if (!realmIsOpen(config, realm) && !(realm === 'admin' && under(ctx.path.toLowerCase(), '/hub') && session?.(ctx))) {
       const keys = presentedKeys(ctx.req.headers);
       if (!keys.some((key) => checkKey(config, realm, key))) throw refused(realm, ctx.path, keys.length > 0);
     }

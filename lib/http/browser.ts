@@ -68,8 +68,8 @@ export function checkOrigin(config: CurrentConfig): Middleware {
  * What a page can still send without an Origin header: a "no-cors" GET (an <img> or <script> tag
  * pointing at /upstream/<model>/ would start that model) or a navigation. Browsers label those with
  * Fetch Metadata; one from another site (`cross-site`, or `same-site`: another port on localhost)
- * that carries no allowed Origin is refused, except navigations that read the dashboard (GET /hub…,
- * which needs its own key) and /health. Requests without Fetch Metadata (curl, SDKs, old browsers) pass.
+ * that carries no allowed Origin is refused, except top-level navigations that read the dashboard
+ * (GET /hub…, which needs its own key; never in a frame) and /health. Requests without Fetch Metadata (curl, SDKs, old browsers) pass.
  */
 export function checkFetchSite(config: CurrentConfig): Middleware {
   return async (ctx, next) => {
@@ -78,8 +78,14 @@ export function checkFetchSite(config: CurrentConfig): Middleware {
       const origin = parseOrigin(ctx.get('origin'));
       const listed = origin !== undefined && config().auth.allowedOrigins.includes(origin);
       const path = ctx.path.toLowerCase();
+      const hubPath = path === '/hub' || path.startsWith('/hub/');
+      // Never inside another site's page: a framed dashboard (invisible, say) could be clicked through.
+      const dest = ctx.get('sec-fetch-dest');
+      if (hubPath && ['iframe', 'frame', 'embed', 'object'].includes(dest)) {
+        throw new HubError('forbidden', `${ctx.path} may not be shown inside a page of another site (Sec-Fetch-Dest: ${dest}); open the dashboard in a tab of its own`);
+      }
       // Only reading: a form another site posts to the dashboard is a navigation too.
-      const dashboard = ctx.get('sec-fetch-mode') === 'navigate' && SAFE_METHODS.has(ctx.method) && (path === '/hub' || path.startsWith('/hub/'));
+      const dashboard = ctx.get('sec-fetch-mode') === 'navigate' && SAFE_METHODS.has(ctx.method) && hubPath;
       if (!listed && !dashboard && path !== '/health') {
         throw new HubError(
           'forbidden',

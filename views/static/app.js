@@ -44,7 +44,7 @@ function tick() {
   for (const el of document.querySelectorAll('[data-ago]')) el.textContent = `${ago(now - Date.parse(el.dataset.ago))} ago`;
   for (const el of document.querySelectorAll('[data-until]')) {
     const left = Date.parse(el.dataset.until) - now;
-    el.textContent = left > 0 ? ago(left) : 'now';
+    el.textContent = left > 0 ? `${el.dataset.prefix ?? ''}${ago(left)}` : (el.dataset.done ?? 'now');
   }
 }
 
@@ -57,11 +57,33 @@ async function errorText(res) {
   }
 }
 
+/** Whether `res` says the session ended (401); if so the page says it, once, and stops following. */
 function sessionGone(res) {
   if (res.status !== 401) return false;
-  setLive('down', 'logged out');
-  toast('Your dashboard session has ended; reload the page to log in again.', 'error');
+  sessionEnded();
   return true;
+}
+
+let ended = false;
+
+/**
+ * The session is gone (the hub restarted, a logout in another tab, a reload that changed the admin
+ * keys): retrying cannot help until the operator logs in again, so nothing retries, and a message
+ * that stays (not a toast) says so with a link back to this page through the login form.
+ */
+function sessionEnded() {
+  if (ended) return;
+  ended = true;
+  source?.close();
+  setLive('ended', 'logged out');
+  const note = document.createElement('div');
+  note.className = 'flash flash-error session-ended';
+  note.setAttribute('role', 'alert');
+  const link = document.createElement('a');
+  link.href = `/hub/login?next=${encodeURIComponent(location.pathname)}`;
+  link.textContent = 'Log in again';
+  note.append('Your dashboard session has ended (the hub restarted, you logged out elsewhere, or its admin keys changed), so this page no longer follows the hub. ', link);
+  document.querySelector('main')?.prepend(note);
 }
 
 // ---- redrawing cards from fragments ------------------------------------------------------------
@@ -165,9 +187,11 @@ document.addEventListener('submit', async (event) => {
 
 let source;
 let retryMs = 1000;
+let laggedAt = -Infinity;
 
-function connect() {
-  setLive('connecting', 'connecting…');
+function connect(text = 'connecting…') {
+  if (ended) return;
+  setLive('connecting', text);
   source = new EventSource('/hub/api/events');
   source.addEventListener('open', () => {
     retryMs = 1000;
@@ -188,15 +212,36 @@ function connect() {
     const r = JSON.parse(e.data);
     if (r.model) refresh(r.model, 400);
   });
-  source.addEventListener('lagging', () => source.close());
-  source.addEventListener('error', () => {
-    // EventSource retries by itself while the hub answers; when it gives up (hub down, 401), we retry.
-    if (source.readyState === EventSource.CLOSED) {
-      setLive('down', `disconnected; retrying in ${Math.round(retryMs / 1000)} s`);
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 15000);
-    } else setLive('connecting', 'reconnecting…');
+  source.addEventListener('lagging', () => {
+    // The hub dropped this stream because the page fell behind, so events were lost: open a new one,
+    // whose status snapshot redraws the page. At once the first time; after a pause if it keeps
+    // happening (a page too slow for the hub's pace should not hammer it).
+    source.close();
+    const again = performance.now() - laggedAt < 30_000;
+    laggedAt = performance.now();
+    setLive('connecting', 'fell behind; catching up…');
+    setTimeout(() => connect('fell behind; catching up…'), again ? retryMs : 0);
+    if (again) retryMs = Math.min(retryMs * 2, 15000);
   });
+  source.addEventListener('error', () => {
+    // While the hub cannot be reached, or after a dropped stream, EventSource retries by itself.
+    if (source.readyState !== EventSource.CLOSED) return setLive('connecting', 'reconnecting…');
+    // The hub answered with an error instead of the stream: ask it why (EventSource cannot tell).
+    void streamRefused();
+  });
+}
+
+async function streamRefused() {
+  let status = 0;
+  try {
+    status = (await fetch('/hub/api/status', { headers: { accept: 'application/json' } })).status;
+  } catch {
+    // unreachable now: retried below like any other refusal
+  }
+  if (status === 401) return sessionEnded();
+  setLive('down', `disconnected; retrying in ${Math.round(retryMs / 1000)} s`);
+  setTimeout(connect, retryMs);
+  retryMs = Math.min(retryMs * 2, 15000);
 }
 
 function addTransitionRow(t) {

@@ -16,7 +16,7 @@ import { modelPage } from './model-page.js';
 import { renderView, viewsMiddleware } from './render.js';
 import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
 import { serveStatic } from './static.js';
-import { seconds } from './timeline.js';
+import { LEGEND, seconds } from './timeline.js';
 import { modelUrl, modelView, summaryView } from './view.js';
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
@@ -29,7 +29,10 @@ const FORM_WAIT_MS = 15_000;
 const MAX_LOGIN_BODY = 4096;
 
 export interface Dashboard {
-  /** Mounted first: the dashboard's pages answer errors as HTML pages (401 → the login form). */
+  /**
+   * Mounted first: every /hub answer gets the framing and content policy headers (refusals too), and
+   * the dashboard's pages answer errors as HTML pages (401 → the login form).
+   */
   errors: Middleware;
   /** Mounted just before the key check: the login, the logout and the static files. */
   session: Middleware;
@@ -38,11 +41,35 @@ export interface Dashboard {
   routes: Middleware;
 }
 
-/** Pages a person opens (HTML errors); /hub/api, fragments and static files answer like an API. */
-const isPage = (path: string) => {
-  const p = path.toLowerCase();
-  return (p === '/hub' || p.startsWith('/hub/')) && !/^\/hub\/(api|fragments|static)(\/|$)/.test(p);
+/**
+ * Sent with every /hub answer. No page may frame the dashboard (a page on another site could show it
+ * invisibly and have the operator click Stop: the click's request comes from the hub's own origin).
+ * The page itself loads only its own script, stylesheet and icon and talks only to the hub; no inline
+ * script or style is allowed, so an escaping slip could not run anything either.
+ */
+export const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; '),
+  'x-frame-options': 'DENY', // for browsers that predate frame-ancestors
+  'x-content-type-options': 'nosniff',
 };
+
+const underHub = (path: string) => {
+  const p = path.toLowerCase();
+  return p === '/hub' || p.startsWith('/hub/');
+};
+
+/** Pages a person opens (HTML errors); /hub/api, fragments and static files answer like an API. */
+const isPage = (path: string) => underHub(path) && !/^\/hub\/(api|fragments|static)(\/|$)/.test(path.toLowerCase());
 
 export function dashboard(controller: Controller, actions: HubActions): Dashboard {
   const history = new History(controller);
@@ -53,6 +80,7 @@ export function dashboard(controller: Controller, actions: HubActions): Dashboar
   const hasSession = (ctx: Context) => sessions.valid(ctx.cookies.get(SESSION_COOKIE), auth());
 
   const errors: Middleware = async (ctx, next) => {
+    if (underHub(ctx.path)) ctx.set(PAGE_HEADERS);
     if (!isPage(ctx.path)) return next();
     try {
       await next();
@@ -115,7 +143,7 @@ export function dashboard(controller: Controller, actions: HubActions): Dashboar
   const router = new Router<HubState>({ prefix: '/hub' });
   router.use(viewsMiddleware() as unknown as Parameters<typeof router.use>[0]);
   const now = () => controller.driver.clock.now();
-  const page = (ctx: Context, extra: object) => ({ authed: keysNeeded(), flash: flashes.take(ctx.query.flash), ...extra });
+  const page = (ctx: Context, extra: object) => ({ authed: keysNeeded(), flash: flashes.take(ctx.query.flash), legend: LEGEND, ...extra });
 
   router.get('/', async (ctx) => {
     const { models, groups } = controller.status();
@@ -153,7 +181,7 @@ export function dashboard(controller: Controller, actions: HubActions): Dashboar
     const { models, groups } = controller.status();
     const t = now();
     ctx.type = 'html';
-    ctx.body = renderView('partials/board', { summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t)) });
+    ctx.body = renderView('partials/board', { summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t)), legend: LEGEND });
   });
 
   router.get('/fragments/models/:name', (ctx) => {

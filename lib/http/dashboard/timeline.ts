@@ -13,6 +13,7 @@ export interface Period {
   x: number; // % of the window
   width: number;
   title: string;
+  shape: PeriodShape;
 }
 
 export type MarkKind = 'cold-start' | 'load' | 'eviction' | 'crash' | 'start-failed';
@@ -21,6 +22,7 @@ export interface Mark {
   kind: MarkKind;
   x: number;
   title: string;
+  path: string;
 }
 
 export interface Timeline {
@@ -58,6 +60,45 @@ const LABEL: Record<PeriodKind, string> = {
   failed: 'failed',
 };
 
+/**
+ * How a period is drawn: its band (y and height in the 30 px tall SVG) and its fill pattern (an id in
+ * the layout's <defs>, or null for a solid fill). Every kind differs from the others by shape as well
+ * as colour, so the timeline reads without telling colours apart.
+ */
+export interface PeriodShape {
+  y: number;
+  height: number;
+  pattern: string | null;
+}
+
+export const PERIOD_SHAPE: Record<PeriodKind, PeriodShape> = {
+  loaded: { y: 8, height: 14, pattern: null }, // solid, full height
+  unloaded: { y: 8, height: 14, pattern: 'tl-hatch' }, // outlined, diagonal hatching
+  busy: { y: 10, height: 10, pattern: 'tl-stripes' }, // narrower, vertical stripes
+  failed: { y: 8, height: 14, pattern: 'tl-cross' }, // cross-hatched
+  stopped: { y: 14, height: 2, pattern: null }, // a thin line
+};
+
+/** Mark shapes (SVG paths around x = 0): a stem from the bar, and a head that differs per kind. */
+export const MARK_PATH: Record<MarkKind, string> = {
+  'cold-start': 'M0,8V22M0,22L5,30L-5,30Z',
+  load: 'M0,8V22M0,23L4,29L-4,29Z',
+  eviction: 'M0,8V22M-5,0L5,0L0,7Z',
+  crash: 'M0,8V22M-4,0L4,7M4,0L-4,7',
+  'start-failed': 'M0,8V22M-4,0L4,7M4,0L-4,7',
+};
+
+/** The legend under which the page shows every period and mark kind (same shapes as the timelines). */
+export const LEGEND = {
+  periods: (['loaded', 'unloaded', 'busy', 'stopped', 'failed'] as const).map((kind) => ({ kind, label: LABEL[kind], shape: PERIOD_SHAPE[kind] })),
+  marks: [
+    { kind: 'cold-start', label: 'cold start', path: MARK_PATH['cold-start'] },
+    { kind: 'load', label: 'load into a running process', path: MARK_PATH.load },
+    { kind: 'eviction', label: 'eviction', path: MARK_PATH.eviction },
+    { kind: 'crash', label: 'crash or failed start', path: MARK_PATH.crash },
+  ],
+};
+
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 export const seconds = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`);
 
@@ -89,7 +130,7 @@ export function buildTimeline(transitions: Transition[], current: State, now: nu
   let periodStart = start;
   let kind = kindOf(state);
   const close = (at: number) => {
-    if (at > periodStart) periods.push({ kind, x: pct(periodStart), width: pct(at) - pct(periodStart), title: `${LABEL[kind]} ${clock(periodStart)}–${clock(at)}` });
+    if (at > periodStart) periods.push({ kind, x: pct(periodStart), width: pct(at) - pct(periodStart), title: `${LABEL[kind]} ${clock(periodStart)}–${clock(at)}`, shape: PERIOD_SHAPE[kind] });
     periodStart = at;
   };
 
@@ -101,7 +142,7 @@ export function buildTimeline(transitions: Transition[], current: State, now: nu
     if (seen.has(key)) return;
     seen.add(key);
     counts[kind]++;
-    marks.push({ kind, x: pct(at), title: `${title} at ${clock(at)}` });
+    marks.push({ kind, x: pct(at), title: `${title} at ${clock(at)}`, path: MARK_PATH[kind] });
   };
 
   let coldFrom: number | undefined; // when the current activation spawned the process

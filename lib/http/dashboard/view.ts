@@ -31,7 +31,10 @@ export interface ModelView {
   /** When the current state began (ISO), for "starting · 3 s". */
   since: string | null;
   sinceText: string;
-  reason: string | null;
+  /** The reason of the last state change, in words (always set: the card keeps its why line). */
+  reason: string;
+  /** The why line in full (reason and notes), for its tooltip when the line is cut. */
+  whyTitle: string;
   pid: string;
   port: string;
   uptime: string;
@@ -45,6 +48,8 @@ export interface ModelView {
   idle: { label: string; at: string; text: string } | null;
   lastError: string | null;
   retryAt: string | null;
+  /** "retry allowed in 3 s" during a restart backoff (the page's script ticks it). */
+  retryText: string;
   notes: string[];
   actions: ActionView[];
   timeline: Timeline;
@@ -117,6 +122,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
   if (s.restart_pending) notes.push('restarts with new settings once idle');
   if (s.removed) notes.push('removed from the config; stops once its requests finish');
   if (!s.admitting && !s.removed) notes.push('not admitting new requests right now');
+  const reason = change?.reason ?? 'no change since the hub started';
   return {
     name: s.name,
     url: modelUrl(s.name),
@@ -130,7 +136,8 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
     transitional,
     since,
     sinceText: since ? ago(now - Date.parse(since)) : '',
-    reason: change?.reason ?? null,
+    reason,
+    whyTitle: [reason, ...notes].join(' · '),
     pid: s.pid === null ? '—' : String(s.pid),
     port: s.kind === 'remote' ? 'remote' : s.port === null ? '—' : String(s.port),
     uptime: s.process === 'running' && s.started_at ? ago(now - Date.parse(s.started_at)) : '—',
@@ -147,6 +154,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
         : null,
     lastError: s.last_error,
     retryAt: s.retry_at,
+    retryText: s.retry_at && Date.parse(s.retry_at) > now ? `retry allowed in ${ago(Date.parse(s.retry_at) - now)}` : 'retry allowed now',
     notes,
     actions: s.removed ? [] : actionsFor(s),
     timeline: buildTimeline(history.transitions(s.name), s, now, controller.startedAt),
