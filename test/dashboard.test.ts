@@ -199,6 +199,16 @@ t.test('dashboard without keys', async (t) => {
     t.equal((await get(url('/hub/models/nope'))).status, 404);
   });
 
+  t.test('a card shows what its model served: errors, tokens, cold starts (the usage counts)', async (t) => {
+    const before = (await (await fetch(url('/hub/fragments/models/other'))).json()).card;
+    t.match(before, /<dd class="served">nothing yet<\/dd>/);
+    const res = await fetch(url('/v1/chat/completions'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'other', messages: [{ role: 'user', content: 'a b c' }], max_tokens: 5 }) });
+    const usage = (await res.json()).usage;
+    const card = (await (await fetch(url('/hub/fragments/models/other'))).json()).card;
+    t.match(card, new RegExp(`<dd class="served">0 errors · ${usage.prompt_tokens} in / 5 out tokens · 1 cold start \\(avg \\d+ ms\\)</dd>`));
+    await h.hub.controller.stop('other'); // as the tests below expect it
+  });
+
   t.test('fragments for the script: a card and the summary', async (t) => {
     const res = await fetch(url('/hub/fragments/models/m'));
     const body = await res.json();

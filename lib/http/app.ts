@@ -71,7 +71,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   });
 
   // The dashboard's pages answer their errors (these below included) as HTML pages.
-  const hubPages = dashboard(controller, actions);
+  const hubPages = dashboard(controller, actions, (model) => metrics.usageFor(model));
   app.use(hubPages.errors);
 
   // Browsers first (they need no key to be refused), then /health, which needs no key, then keys.

@@ -229,6 +229,11 @@ export class HubMetrics {
     return own + (await backendMetrics(this.controller.status().models));
   }
 
+  /** One model's counts since the hub started (zeros when unused). */
+  usageFor(model: string): ModelUsage {
+    return { model, ...(this.usage.get(model) ?? zeroUsage()) };
+  }
+
   /** Per model since the hub started: every configured model (zeros when unused), then any others seen. */
   usageReport(): { since: string; models: ModelUsage[] } {
     const names = [...new Set([...this.controller.status().models.map((m) => m.name), ...this.usage.keys()])];

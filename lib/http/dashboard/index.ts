@@ -17,7 +17,7 @@ import { renderView, viewsMiddleware } from './render.js';
 import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
 import { serveStatic } from './static.js';
 import { LEGEND, seconds } from './timeline.js';
-import { modelUrl, modelView, summaryView } from './view.js';
+import { modelUrl, modelView, summaryView, type UsageOf } from './view.js';
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -71,7 +71,7 @@ const underHub = (path: string) => {
 /** Pages a person opens (HTML errors); /hub/api, fragments and static files answer like an API. */
 const isPage = (path: string) => underHub(path) && !/^\/hub\/(api|fragments|static)(\/|$)/.test(path.toLowerCase());
 
-export function dashboard(controller: Controller, actions: HubActions): Dashboard {
+export function dashboard(controller: Controller, actions: HubActions, usageOf: UsageOf = () => undefined): Dashboard {
   const history = new History(controller);
   const sessions = new Sessions();
   const flashes = new Flashes();
@@ -148,11 +148,11 @@ export function dashboard(controller: Controller, actions: HubActions): Dashboar
   router.get('/', async (ctx) => {
     const { models, groups } = controller.status();
     const t = now();
-    await ctx.render('index', page(ctx, { title: 'modelhub', summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t)) }));
+    await ctx.render('index', page(ctx, { title: 'modelhub', summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t, usageOf)) }));
   });
 
   router.get('/models/:name', async (ctx) => {
-    await ctx.render('model', page(ctx, await modelPage(controller, history, ctx.params.name, now())));
+    await ctx.render('model', page(ctx, await modelPage(controller, history, ctx.params.name, now(), usageOf)));
   });
 
   router.post('/models/:name/:action', async (ctx) => {
@@ -181,7 +181,7 @@ export function dashboard(controller: Controller, actions: HubActions): Dashboar
     const { models, groups } = controller.status();
     const t = now();
     ctx.type = 'html';
-    ctx.body = renderView('partials/board', { summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t)), legend: LEGEND });
+    ctx.body = renderView('partials/board', { summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t, usageOf)), legend: LEGEND });
   });
 
   router.get('/fragments/models/:name', (ctx) => {
@@ -190,7 +190,7 @@ export function dashboard(controller: Controller, actions: HubActions): Dashboar
     const s = models.find((m) => m.name === ctx.params.name && !m.removed) ?? models.find((m) => m.name === ctx.params.name);
     if (!s) throw new HubError('not_found', `there is no model named "${ctx.params.name}"; configured models: ${controller.names().join(', ')}`);
     ctx.body = {
-      card: renderView('partials/model-card', { m: modelView(s, controller, history, t), from: ctx.query.from === 'model' ? 'model' : '' }),
+      card: renderView('partials/model-card', { m: modelView(s, controller, history, t, usageOf), from: ctx.query.from === 'model' ? 'model' : '' }),
       summary: renderView('partials/summary', { summary: summaryView(controller, models, groups, originOf(ctx), t) }),
     };
   });

@@ -6,7 +6,7 @@ import type { Controller } from '../../scheduler/controller.js';
 import type { History, RecordedError } from '../../scheduler/history.js';
 import type { Transition } from '../../scheduler/model.js';
 import { configSecrets, inheritedSecrets, maskCache, modelSecrets } from '../../secrets.js';
-import { modelView, type ModelView } from './view.js';
+import { modelView, type ModelView, type UsageOf } from './view.js';
 
 const LOG_LINES = 200;
 const TRANSITIONS_SHOWN = 100;
@@ -23,7 +23,7 @@ export interface ModelPage {
 
 const maskFor = maskCache();
 
-export async function modelPage(controller: Controller, history: History, name: string, now: number): Promise<ModelPage> {
+export async function modelPage(controller: Controller, history: History, name: string, now: number, usageOf?: UsageOf): Promise<ModelPage> {
   const runtime = controller.get(name); // 404 for an unknown model
   const status = controller.status().models.find((s) => s.name === name && !s.removed)!;
   const hub = controller.config;
@@ -34,7 +34,7 @@ export async function modelPage(controller: Controller, history: History, name: 
   const { text } = await tailLines(runtime.logFile, LOG_LINES);
   return {
     title: `${name} · modelhub`,
-    m: modelView(status, controller, history, now),
+    m: modelView(status, controller, history, now, usageOf),
     config: effectiveConfig(runtime.config, mask),
     transitions: history.transitions(name).slice(-TRANSITIONS_SHOWN).reverse(),
     errors: errors.reverse(),

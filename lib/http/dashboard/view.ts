@@ -2,6 +2,7 @@
 // label and number is formatted here, so the templates only place (and escape) strings.
 import { formatBytes } from '../../config/units.js';
 import { VERSION } from '../../paths.js';
+import type { ModelUsage } from '../metrics.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { History } from '../../scheduler/history.js';
 import type { GroupStatus, ModelStatus } from '../../scheduler/status.js';
@@ -43,6 +44,8 @@ export interface ModelView {
   inFlight: number;
   queued: number;
   requests: number;
+  /** Errors, tokens and cold starts since the hub started, in a line. */
+  servedText: string;
   lastUsed: string;
   lastUsedAt: string | null;
   idle: { label: string; at: string; text: string } | null;
@@ -106,7 +109,10 @@ export function ago(ms: number): string {
 
 export const modelUrl = (name: string) => `/hub/models/${encodeURIComponent(name)}`;
 
-export function modelView(s: ModelStatus, controller: Controller, history: History, now: number): ModelView {
+/** What a model served since the hub started (the same counts as /hub/api/usage). */
+export type UsageOf = (model: string) => ModelUsage | undefined;
+
+export function modelView(s: ModelStatus, controller: Controller, history: History, now: number, usageOf: UsageOf = () => undefined): ModelView {
   const m = controller.holders().find((x) => x.name === s.name && x.retired === s.removed);
   const processChange = history.lastChange(s.name, 'process');
   const memoryChange = history.lastChange(s.name, 'memory');
@@ -146,6 +152,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
     inFlight: s.in_flight,
     queued: s.queued,
     requests: s.requests,
+    servedText: servedText(usageOf(s.name)),
     lastUsed: s.last_used ? `${ago(now - Date.parse(s.last_used))} ago` : 'never',
     lastUsedAt: s.last_used,
     idle:
@@ -230,3 +237,13 @@ export function summaryView(controller: Controller, models: ModelStatus[], group
   };
 }
 
+const count = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${Math.round(n / 1e3)}k` : String(n));
+
+const msText = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+
+function servedText(u: ModelUsage | undefined): string {
+  if (!u || u.requests === 0) return 'nothing yet';
+  const parts = [`${u.errors} ${u.errors === 1 ? 'error' : 'errors'}`, `${count(u.tokens_in)} in / ${count(u.tokens_out)} out tokens`];
+  if (u.cold_starts) parts.push(`${u.cold_starts} cold ${u.cold_starts === 1 ? 'start' : 'starts'} (avg ${msText(u.cold_start_ms_total / u.cold_starts)})`);
+  return parts.join(' · ');
+}
