@@ -55,7 +55,7 @@ t.test('hub-made errors on /v1/messages* use Anthropic envelope; OpenAI routes k
   const cases: Array<[string, Promise<{ status: number; body: any }>, number, string]> = [
     ['not JSON', postJson(`${origin}/v1/messages`, '{"model":'), 400, 'invalid_request_error'],
     ['no model', postJson(`${origin}/v1/messages/count_tokens`, { messages: [] }), 400, 'invalid_request_error'],
-    ['too large', postJson(`${origin}/v1/messages`, { model: 'claude-local', messages: user('x'.repeat(2048)) }), 413, 'invalid_request_error'],
+    ['too large', postJson(`${origin}/v1/messages`, { model: 'claude-local', messages: user('x'.repeat(2048)) }), 413, 'request_too_large'],
   ];
   for (const [what, reply, status, type] of cases) {
     const { status: got, body } = await reply;
