@@ -158,6 +158,9 @@ models:
   t.match(chat.body.error.message, /remote model far at http:\/\/user:\*\*\*@127\.0\.0\.1:\d+/, 'the URL is named, its password masked');
   const start = await postJson(`${h.origin}/hub/api/models/far/start`, {});
   t.equal(start.status, 502, 'an operator start checks the remote server');
+  const far = h.hub.controller.status().models.find((m) => m.name === 'far')!;
+  t.equal(far.process, 'failed');
+  t.match(far.last_error, /^remote model far at http:\/\/user:\*\*\*@127\.0\.0\.1:\d+ is not answering its health check/, 'status says why it is down');
   const unload = await postJson(`${h.origin}/hub/api/models/far/unload`, {});
   t.equal(unload.status, 409, 'the hub cannot unload a server it does not run');
   t.match(unload.body.error.message, /is remote \(http:\/\/user:\*\*\*@/);

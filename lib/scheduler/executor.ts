@@ -126,8 +126,10 @@ export class Executor {
   }
 
   /** After a failed forward to a remote: the next request checks its health again. */
-  markRemoteDown(reason: Reason): void {
+  markRemoteDown(reason: Reason, message = `remote model ${this.model.name} at ${this.model.shownUrl} could not be reached (${reason})`): void {
     this.dispatch({ type: 'remote-down' }, reason);
+    // A remote server has no exit code or log: the message is all there is to say why it is down.
+    this.lastError = { message, exitCode: null, signal: null, logTail: [], at: new Date(this.clock.now()).toISOString() };
   }
 
   /** Resolves when the current child has exited (and that exit is recorded), or after `ms`. */
@@ -170,8 +172,10 @@ export class Executor {
   private async checkRemote(reason: Reason): Promise<void> {
     const { name, config } = this.model;
     const ok = await this.model.adapter.isReady({ base: config.url!, apiKey: config.apiKey }, this.model.backendModel).catch(() => false);
-    this.dispatch({ type: ok ? 'remote-up' : 'remote-down' }, reason);
-    if (!ok) throw new HubError('backend_unavailable', `remote model ${name} at ${this.model.shownUrl} is not answering its health check; make sure that server is up`);
+    if (ok) return void this.dispatch({ type: 'remote-up' }, reason);
+    const message = `remote model ${name} at ${this.model.shownUrl} is not answering its health check; make sure that server is up`;
+    this.markRemoteDown(reason, message);
+    throw new HubError('backend_unavailable', message);
   }
 
   // ---- the machine and its effects ---------------------------------------------------------------
