@@ -142,3 +142,21 @@ models:
   t.notOk(processAlive(pid), 'no process outlives the hub');
   await reader.cancel().catch(() => {});
 });
+
+t.test('a preload model whose launch settings a reload changed comes back up with the new ones', async (t) => {
+  const h = await startTestHub(t, `models:
+  warm: { backend: demo, cmd: "${demo('--max-tokens 2')}", preload: true }
+`);
+  await waitFor('the preload', () => h.hub.controller.get('warm').ready);
+  const before = h.hub.controller.get('warm').pid!;
+  const text = (max: number) => `listen: { host: 127.0.0.1, port: 0 }\nstate_dir: ${h.dir}\nports: { start: ${h.hub.controller.get('warm').config.port} }\nmodels:\n  warm: { backend: demo, cmd: "${demo(`--max-tokens ${max}`)}", preload: true }\n`;
+  writeFileSync(h.hub.controller.config.path, text(3));
+  t.same(h.hub.reload().restarted, ['warm']);
+  await waitFor('warm to be up again with a new process', () => h.hub.controller.get('warm').ready && h.hub.controller.get('warm').pid !== before, 15_000);
+  t.notOk(processAlive(before), 'the old process is gone');
+  const transitions = h.transitions.filter((x) => x.model === 'warm' && x.axis === 'process').map((x) => `${x.to} (${x.reason})`);
+  t.same(transitions.slice(-4), ['stopping (reload)', 'stopped (reload)', 'starting (preload)', 'running (preload)'], 'stopped for the reload, started again as a preload');
+  const reply = await postJson(`${h.base}/chat/completions`, { model: 'warm', messages: [{ role: 'user', content: 'hi' }] });
+  t.equal(reply.body.usage.completion_tokens, 3, 'it runs the new command (--max-tokens 3)');
+  t.equal(h.spawns('warm'), 2, 'one start for the preload, one after the reload: no request had to start it');
+});

@@ -257,6 +257,9 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       } finally {
         m.open('reload');
       }
+      // A preload model comes back up with its new settings: the reload's own preload ran while the
+      // old process was still serving, so it skipped this one.
+      if (m.config.preload && !m.pendingConfig && !m.retired && !this.closing) void this.lifecycle.activate(m, 'preload').catch(() => {});
     }
   }
 
