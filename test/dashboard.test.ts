@@ -306,3 +306,45 @@ t.test('dashboard with admin keys: login once, then a session cookie', async (t)
   t.equal((await fetch(url('/hub/api/reload'), { method: 'POST', headers: { 'x-api-key': ADMIN } })).status, 200);
   t.equal((await fetch(url('/hub/api/status'), { headers: { cookie: again } })).status, 401, 'a reload that changes the admin keys ends the sessions');
 });
+
+t.test('an open event stream or log follow ends once its session or key is no longer valid', async (t) => {
+  const h = await startTestHub(t, `auth: { admin_keys: [${ADMIN}, sk-admin-second-222333] }\nmodels:\n  m: { backend: demo, cmd: "${demo()}" }\n  n: { backend: demo, cmd: "${demo()}" }\n`);
+  const url = (p: string) => `${h.origin}${p}`;
+  /** Reads a streamed answer until it ends (or the deadline passes), as text. */
+  const readAll = async (res: Response, ms = 10_000) => {
+    const reader = res.body!.getReader();
+    let text = '';
+    const deadline = setTimeout(() => void reader.cancel(), ms);
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += Buffer.from(r.value).toString('utf8');
+    clearTimeout(deadline);
+    return text;
+  };
+  const cookie = (await post(url('/hub/login'), {}, `key=${ADMIN}`)).headers.get('set-cookie')!.split(';')[0];
+
+  const bySession = await fetch(url('/hub/api/events'), { headers: { cookie } });
+  t.equal(bySession.status, 200);
+  const sessionText = readAll(bySession);
+  t.equal((await post(url('/hub/logout'), { cookie })).status, 303);
+  t.equal((await fetch(url('/hub/api/models/m/start'), { method: 'POST', headers: { 'x-api-key': ADMIN } })).status, 200);
+  const seen = await sessionText;
+  t.match(seen, /^event: status\n/, 'it had its snapshot');
+  t.match(seen, /event: unauthorized\ndata: .*no longer valid \(logged out, or the keys changed\)/, 'and ends saying why');
+  t.notMatch(seen, /event: transition/, 'no event of the start after the logout reached it');
+
+  const byKey = await fetch(url('/hub/api/events'), { headers: { authorization: 'Bearer sk-admin-second-222333' } });
+  const keyText = readAll(byKey);
+  const path = join(h.dir, 'hub.yaml');
+  writeFileSync(path, readFileSync(path, 'utf8').replace(', sk-admin-second-222333', ''));
+  t.equal((await fetch(url('/hub/api/reload'), { method: 'POST', headers: { 'x-api-key': ADMIN } })).status, 200);
+  t.equal((await fetch(url('/hub/api/models/n/start'), { method: 'POST', headers: { 'x-api-key': ADMIN } })).status, 200);
+  const keySeen = await keyText;
+  t.match(keySeen, /event: unauthorized/, 'a stream opened with a key the reload removed ends');
+  t.notMatch(keySeen, /"model":"n"[^\n]*"to":"starting"/, 'without the later start');
+
+  const follow = await fetch(url('/hub/api/models/m/logs?tail=0&follow=1'), { headers: { authorization: 'Bearer sk-admin-second-222333' } });
+  t.equal(follow.status, 401, 'and that key opens nothing new');
+  const kept = await fetch(url('/hub/api/events'), { headers: { 'x-api-key': ADMIN } });
+  const keptText = readAll(kept, 1500);
+  await (await fetch(url('/hub/api/models/m/stop'), { method: 'POST', headers: { 'x-api-key': ADMIN } })).text();
+  t.match(await keptText, /event: transition/, 'a stream whose key is still valid goes on');
+});

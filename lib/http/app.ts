@@ -26,6 +26,8 @@ export interface HubState {
   queueMs?: number;
   /** Bytes, time to first byte and token usage of a proxied exchange. */
   meter: Meter;
+  /** Whether the request's key or session would still be let in now (set by requireKey). */
+  stillAllowed?: () => boolean;
 }
 
 export function createApp(controller: Controller, log: Logger, actions: HubActions): Koa<HubState> {

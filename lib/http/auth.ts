@@ -79,13 +79,14 @@ export function checkKey(auth: AuthConfig, realm: Realm, key: string | undefined
  * (/metrics), whatever a client sends the cookie with.
  */
 export function requireKey(auth: () => AuthConfig, session?: (ctx: Context) => boolean): Middleware {
+  const realm = (ctx: Context) => realmOf(ctx.path);
+  const bySession = (ctx: Context) => realm(ctx) === 'admin' && under(ctx.path.toLowerCase(), '/hub') && session?.(ctx) === true;
+  const allowed = (ctx: Context) => realmIsOpen(auth(), realm(ctx)) || bySession(ctx) || presentedKeys(ctx.req.headers).some((key) => checkKey(auth(), realm(ctx), key));
   return async (ctx, next) => {
-    const config = auth();
-    const realm = realmOf(ctx.path);
-    if (!realmIsOpen(config, realm) && !(realm === 'admin' && under(ctx.path.toLowerCase(), '/hub') && session?.(ctx))) {
-      const keys = presentedKeys(ctx.req.headers);
-      if (!keys.some((key) => checkKey(config, realm, key))) throw refused(realm, ctx.path, keys.length > 0);
-    }
+    if (!allowed(ctx)) throw refused(realm(ctx), ctx.path, presentedKeys(ctx.req.headers).length > 0);
+    // A long answer (an event stream, a log follow) asks again before each write: a logout or a
+    // reload that removes the key ends it, instead of it going on for as long as the client stays.
+    ctx.state.stillAllowed = () => allowed(ctx);
     await next();
   };
 }

@@ -98,7 +98,12 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
     out.write(mask(text));
     // Nothing to send yet (?tail=0): the headers go now, so the client knows it is following.
     if (!text) ctx.flushHeaders();
-    void followFile(m.logFile, end, { data: (chunk) => out.write(masked.push(chunk)), notice: (line) => out.write(masked.flush() + line) }, stop.signal)
+    const allowed = () => {
+      if (ctx.state.stillAllowed?.() !== false) return true;
+      out.end(`${masked.flush()}\n--- modelhub: the key or dashboard session this follow was opened with is no longer valid; reconnect with a valid one\n`);
+      return false;
+    };
+    void followFile(m.logFile, end, { data: (chunk) => allowed() && out.write(masked.push(chunk)), notice: (line) => out.write(masked.flush() + line) }, stop.signal)
       .then(() => out.end(masked.flush()));
   });
 
@@ -120,10 +125,15 @@ function logMask(controller: Controller, m: ModelRuntime): Mask {
 }
 
 /** Server-sent events: a status snapshot, then every state transition and request summary. */
-function events(ctx: Context, controller: Controller): void {
+function events(ctx: Context & { state: HubState }, controller: Controller): void {
   const onTransition = (t: unknown) => send('transition', t);
   const onRequest = (r: unknown) => send('request', r);
-  const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+  const keepAlive = setInterval(() => allowed() && out.write(': keep-alive\n\n'), 15_000);
+  const allowed = (): boolean => {
+    if (ctx.state.stillAllowed?.() !== false) return true;
+    out.end(`event: unauthorized\ndata: ${JSON.stringify({ message: 'the key or dashboard session this stream was opened with is no longer valid (logged out, or the keys changed); reconnect with a valid one' })}\n\n`);
+    return false;
+  };
   const out = new Subscriber(ctx.res, {
     farewell: `event: lagging\ndata: ${JSON.stringify({ message: 'this subscriber fell behind (more than 1 MiB not taken) and was dropped; reconnect for a fresh status' })}\n\n`,
     onEnd: () => {
@@ -132,7 +142,7 @@ function events(ctx: Context, controller: Controller): void {
       controller.off('request', onRequest);
     },
   });
-  const send = (event: string, data: unknown) => out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const send = (event: string, data: unknown) => allowed() && out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   controller.on('transition', onTransition);
   controller.on('request', onRequest);
   ctx.set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
