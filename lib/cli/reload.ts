@@ -43,7 +43,7 @@ export async function reload(a: Args): Promise<number> {
     const lines = Array.isArray(errors) ? errors.map(String) : [errorMessage(answer)];
     if (a.json) say.json(answer.body);
     for (const line of lines) say.err(line);
-    say.info(`${plural(lines.length, 'problem')}; the hub keeps running the config it had. Fix them (hub check shows them too) and run hub reload again`);
+    say.info(`${plural(lines.length, 'problem')}; the hub keeps running the config it had. Fix ${lines.length === 1 ? 'it' : 'them'} (hub check shows ${lines.length === 1 ? 'it' : 'them'} too) and run hub reload again`);
     return EXIT.usage;
   }
   if (answer.status !== 200) throw new CliError(EXIT.failed, `the reload failed: ${errorMessage(answer)}`);

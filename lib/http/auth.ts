@@ -101,6 +101,6 @@ function refused(realm: Realm, path: string, presented: boolean): HubError {
         : `${path} needs an admin key; send a key from auth.admin_keys in hub.yaml (auth.api_keys when it has none) ${HOW}`
       : presented
         ? `the API key sent is not valid; send a key from auth.api_keys (or auth.admin_keys) in hub.yaml ${HOW}`
-        : `this hub needs an API key; send a key from auth.api_keys in hub.yaml ${HOW} (the OpenAI SDKs send their apiKey as a Bearer token)`;
+        : `this hub needs an API key; send a key from auth.api_keys in hub.yaml ${HOW} (the OpenAI SDKs send their apiKey as a Bearer token, the Anthropic SDK as x-api-key)`;
   return new HubError('invalid_api_key', message, { headers: { 'www-authenticate': 'Bearer' } });
 }
