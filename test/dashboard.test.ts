@@ -348,3 +348,24 @@ t.test('an open event stream or log follow ends once its session or key is no lo
   await (await fetch(url('/hub/api/models/m/stop'), { method: 'POST', headers: { 'x-api-key': ADMIN } })).text();
   t.match(await keptText, /event: transition/, 'a stream whose key is still valid goes on');
 });
+
+t.test('the login form slows key guessing: after 5 wrong keys in a minute, 429 for that address', async (t) => {
+  const h = await startTestHub(t, `auth: { admin_keys: [${ADMIN}] }\nmodels:\n  m: { backend: demo, cmd: "${demo()}" }\n`);
+  for (let i = 0; i < 5; i++) t.equal((await post(`${h.origin}/hub/login`, {}, `key=sk-guess-${i}-000000`)).status, 401, `wrong key ${i + 1}: 401`);
+  const paused = await post(`${h.origin}/hub/login`, {}, `key=${ADMIN}`);
+  t.equal(paused.status, 429, 'the sixth try waits, even with the right key');
+  t.ok(Number(paused.headers.get('retry-after')) > 0, 'Retry-After says how long');
+  t.match(await paused.text(), /Too many wrong keys from this address: try again in \d+ s/);
+  t.equal(paused.headers.get('set-cookie'), null, 'no session');
+  t.equal((await fetch(`${h.origin}/hub/api/status`, { headers: { 'x-api-key': ADMIN } })).status, 200, 'the key itself still opens the API');
+
+  const { LoginThrottle, LOGIN_WINDOW_MS } = await import('../lib/http/dashboard/sessions.js');
+  const throttle = new LoginThrottle();
+  for (let i = 0; i < 5; i++) throttle.failed('a', 1000);
+  t.ok(throttle.waitMs('a', 1000) > 0, 'paused');
+  t.equal(throttle.waitMs('b', 1000), 0, 'other addresses are not');
+  t.equal(throttle.waitMs('a', 1000 + LOGIN_WINDOW_MS), 0, 'over after the window');
+  throttle.failed('c', 0);
+  throttle.succeeded('c');
+  t.equal(throttle.waitMs('c', 0), 0);
+});

@@ -14,7 +14,7 @@ import type { HubActions } from '../control-routes.js';
 import { Flashes, type Flash } from './flash.js';
 import { modelPage } from './model-page.js';
 import { renderView, viewsMiddleware } from './render.js';
-import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
+import { LoginThrottle, SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
 import { serveStatic } from './static.js';
 import { LEGEND, seconds } from './timeline.js';
 import { modelUrl, modelView, summaryView, type UsageOf } from './view.js';
@@ -77,6 +77,7 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
   const flashes = new Flashes();
   const auth = () => controller.config.auth;
   const keysNeeded = () => !realmIsOpen(auth(), 'admin');
+  const throttle = new LoginThrottle();
   const hasSession = (ctx: Context) => sessions.valid(ctx.cookies.get(SESSION_COOKIE), auth());
 
   const errors: Middleware = async (ctx, next) => {
@@ -131,10 +132,18 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
     const key = form.get('key')?.trim() ?? '';
     const next = safeNext(form.get('next'));
     if (!keysNeeded()) return void ctx.redirect(next);
+    const wait = throttle.waitMs(ctx.ip);
+    if (wait > 0) {
+      ctx.query = { next };
+      ctx.set('retry-after', String(Math.ceil(wait / 1000)));
+      return loginPage(ctx, 429, `Too many wrong keys from this address: try again in ${Math.ceil(wait / 1000)} s.`);
+    }
     if (!key || !checkKey(auth(), 'admin', key)) {
+      if (key) throttle.failed(ctx.ip);
       ctx.query = { next };
       return loginPage(ctx, 401, key ? 'That is not an admin key of this hub. Use a key from auth.admin_keys in hub.yaml (API keys do not open the dashboard).' : 'Enter an admin key.');
     }
+    throttle.succeeded(ctx.ip);
     setSessionCookie(ctx, sessions.open(auth()));
     ctx.status = 303;
     ctx.redirect(next);
