@@ -245,13 +245,14 @@ t.test('the dashboard in chromium', async (t) => {
     const { page, errors } = await open();
     await page.goto(`${l.origin}/hub`);
     await page.locator('#live[data-state="live"]').waitFor();
-    const before = (await card(page, 'below').boundingBox())!;
+    const before = await waitFor('the card below to be on the page', () => card(page, 'below').boundingBox(), 5000);
     t.equal((await postJson(`${l.origin}/hub/api/models/late/start`, {})).status, 503);
     await card(page, 'late').locator('xpath=self::*[@data-process="failed"]').waitFor();
     await card(page, 'late').locator('.last-error', { hasText: 'code 3' }).waitFor();
     t.match(await card(page, 'late').locator('.why').textContent(), /start failed/);
     t.match(await card(page, 'late').locator('.last-error').getAttribute('title'), /code 3/, 'the full error in its tooltip');
-    const after = (await card(page, 'below').boundingBox())!;
+    // A live update swaps cards in; boundingBox is null in the instant one is being replaced.
+    const after = await waitFor('the card below to be on the page', () => card(page, 'below').boundingBox(), 5000);
     t.equal(after.y, before.y, 'the card below kept its position');
     t.same(errors, []);
   });
