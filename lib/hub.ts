@@ -1,5 +1,6 @@
 // Assembles a running hub: its state_dir (see runtime/state-dir.ts), the controller, the HTTP server on
 // the configured address, plus reload and shutdown. `hub serve` and the tests both start hubs here.
+import type { Transition } from './scheduler/context.js';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { loadConfig } from './config/load.js';
@@ -39,6 +40,8 @@ export interface StartOptions {
   warn?: (message: string) => void;
   /** Shows a notice to the user (`hub serve` prints `[info]` lines), e.g. a model moved to a free port. */
   info?: (message: string) => void;
+  /** Sees every transition from the first (preloads start while the hub starts). */
+  onTransition?: (t: Transition) => void;
 }
 
 /**
@@ -52,8 +55,9 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
     log.warn(options.warn ? { shown: true } : {}, message);
   };
   const state = await StateDir.open(config.stateDir, { warn, stopTimeoutMs: (model) => config.models[model]?.stopTimeoutMs ?? 10_000 });
-  const controller: Controller = new Controller(config, { driver: recording(options.driver ?? realDriver, state, (): RotateSettings => controller.config.log.rotate), hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs });
+  const controller: Controller = new Controller(config, { driver: recording(options.driver ?? realDriver, state, (): RotateSettings => controller.config.log.rotate), hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs, stateDir: config.stateDir });
   controller.on('transition', (t) => log.info(t, `${t.model} ${t.axis} ${t.from} -> ${t.to} (${t.reason})`));
+  if (options.onTransition) controller.on('transition', options.onTransition);
   controller.on('bug', (message) => log.error(`internal error, please report it: ${message}`));
   controller.on('notice', (message) => {
     options.info?.(message);

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { History } from '../lib/scheduler/history.js';
-import type { Transition } from '../lib/scheduler/model.js';
+import type { Transition } from '../lib/scheduler/context.js';
 import { buildTimeline, PERIOD_SHAPE } from '../lib/http/dashboard/timeline.js';
 import { renderView } from '../lib/http/dashboard/render.js';
 import { demo, startTestHub, waitFor } from './helpers.js';

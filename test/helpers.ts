@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 import { loadConfig } from '../lib/config/load.js';
 import { startHub, type RunningHub } from '../lib/hub.js';
 import { silentLogger } from '../lib/log.js';
-import type { Transition } from '../lib/scheduler/model.js';
+import type { Transition } from '../lib/scheduler/context.js';
 import { HUB_COMMAND, PACKAGE_ROOT } from '../lib/paths.js';
 
 export { PACKAGE_ROOT };
@@ -110,9 +110,8 @@ export async function startTestHub(t: Teardown, yaml: string, options: { drainTi
   const text = `listen: { host: 127.0.0.1, port: 0 }\nstate_dir: ${dir}\nports: { start: ${portsStart} }\n${yaml}`;
   const path = join(dir, 'hub.yaml');
   writeFileSync(path, text);
-  const hub = await startHub(loadConfig(path), { log: silentLogger(), drainTimeoutMs: options.drainTimeoutMs });
   const transitions: Transition[] = [];
-  hub.controller.on('transition', (tr) => transitions.push(tr));
+  const hub = await startHub(loadConfig(path), { log: silentLogger(), drainTimeoutMs: options.drainTimeoutMs, onTransition: (tr) => transitions.push(tr) });
   t.teardown(() => hub.close());
   const base = `${hub.origin}/v1`;
   return {

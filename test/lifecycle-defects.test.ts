@@ -5,7 +5,7 @@ import t from 'tap';
 import { parseConfig } from '../lib/config/load.js';
 import type { HubError } from '../lib/errors.js';
 import { Controller, type Lease } from '../lib/scheduler/controller.js';
-import type { Transition } from '../lib/scheduler/model.js';
+import type { Transition } from '../lib/scheduler/context.js';
 import { FakeClock } from './support/fake-clock.js';
 import { fakeDriver } from './support/fake-driver.js';
 
@@ -55,7 +55,7 @@ t.test('1. unload under way, a request waits, an operator stops: one process, ne
   t.equal(s.state('a'), 'running/unloading');
   const waiting = s.use('a');
   await s.clock.advance(100);
-  t.equal(s.c.get('a').waiting, 1, 'the request waits for the unload to finish');
+  t.equal(s.c.get('a').queued, 1, 'the request waits for the unload to finish');
   const stop = s.outcome(s.c.stop('a'));
   await s.clock.advance(10_000);
   t.ok(stop.done && !stop.error, 'the stop finished');
@@ -226,27 +226,45 @@ t.test('6c. a client that left during a cold start does not reset the crash back
   t.equal(s.c.get('a').failures, 0, 'an answer does');
 });
 
-t.test('10. max_queue bounds waiting requests with or without max_concurrency; 0 still serves an idle model', async (t) => {
-  const s = setup(t, `models:\n  z: ${fake('max_queue: 0')}\n  q: ${fake('max_queue: 1')}\n`);
+t.test('10. max_queue bounds requests waiting behind other requests, never one waiting for its model to start', async (t) => {
+  const s = setup(t, `models:\n  z: ${fake('max_concurrency: 1, max_queue: 0')}\n  q: ${fake('max_concurrency: 1, max_queue: 1')}\n  u: ${fake('max_queue: 0')}\n`);
+  s.driver.behaviour('z').readyAfterMs = 2000;
   const cold = s.use('z');
   await s.clock.advance(0);
-  t.equal(cold.error?.code, 'model_busy', 'max_queue 0: nobody waits for a cold start');
-  t.match(cold.error?.message, /not ready yet .*\(max_queue 0\)/);
-  await s.clock.advance(100);
-  t.equal(s.state('z'), 'running/loaded', 'but the request started the model');
+  t.notOk(cold.done, 'max_queue 0: a lone request to a stopped model waits for its start');
+  await s.clock.advance(3000);
+  t.ok(cold.value, 'and is served');
+  const second = s.use('z');
+  await s.clock.advance(0);
+  t.equal(second.error?.code, 'model_busy', 'a second one while the first is in flight is refused');
+  t.match(second.error?.message, /its one slot is busy and 0 requests already wait behind them \(max_queue 0\)/);
+  t.equal(second.error?.headers['retry-after'], '1');
+  cold.value!.release('answered');
   const warm = s.use('z');
   await s.clock.advance(0);
-  t.ok(warm.value, 'an idle, ready model serves with max_queue 0');
+  t.ok(warm.value, 'a free slot serves at once');
   warm.value!.release('answered');
 
   s.driver.behaviour('q').readyAfterMs = 2000;
   const one = s.use('q');
   const two = s.use('q');
+  const three = s.use('q');
   await s.clock.advance(0);
-  t.equal(two.error?.code, 'model_busy', 'max_queue 1 without max_concurrency: the second waiter is refused');
+  t.notOk(one.done || two.done, 'the first waits for the start, the second behind it (max_queue 1)');
+  t.equal(three.error?.code, 'model_busy', 'the third would be the second behind others: refused');
   await s.clock.advance(3000);
   t.ok(one.value, 'the first is served');
+  t.notOk(two.done, 'the second waits for the slot');
   one.value!.release('answered');
+  await s.clock.advance(0);
+  t.ok(two.value, 'then gets it');
+  two.value!.release('answered');
+
+  s.driver.behaviour('u').readyAfterMs = 2000;
+  const many = Array.from({ length: 5 }, () => s.use('u'));
+  await s.clock.advance(3000);
+  t.ok(many.every((r) => r.value), 'without max_concurrency nobody waits behind anyone: all five served after the start');
+  for (const r of many) r.value!.release('answered');
   t.same(s.driver.duplicates, []);
 });
 

@@ -1,61 +1,16 @@
-// The scheduling core without processes: the pure capacity planner, the reload diff, and the
+// The scheduling core without processes: the reload diff, and the
 // controller driven by a fake driver (coalescing, eviction order, busy protection, fairness,
 // budgets, pins, reject/wait/evict, concurrency limits, idle ladder, reload).
 import t from 'tap';
 import { parseConfig } from '../lib/config/load.js';
 import type { HubError } from '../lib/errors.js';
-import { planRoom, type SlotView } from '../lib/scheduler/capacity.js';
 import { Controller, type Lease } from '../lib/scheduler/controller.js';
-import type { Transition } from '../lib/scheduler/model.js';
+import type { Transition } from '../lib/scheduler/context.js';
 import { diffConfigs } from '../lib/scheduler/reload.js';
 import { fakeDriver } from './support/fake-driver.js';
 import { waitFor } from './helpers.js';
 
-// ---- planner ----------------------------------------------------------------------------------
-
-const slot = (name: string, extra: Partial<SlotView> = {}): SlotView => ({
-  name, group: 'g', memory: 0, counted: true, busy: false, activating: false, pinned: false, lastUsedAt: 0, ...extra,
-});
 const GiB = 2 ** 30;
-
-t.test('planRoom', async (t) => {
-  const target = slot('new', { counted: false });
-  t.same(planRoom(target, [slot('a')], { maxLoaded: 2, maxMemory: Infinity }, Infinity), { kind: 'fits' });
-  t.same(
-    planRoom(target, [slot('a', { lastUsedAt: 30 }), slot('b', { lastUsedAt: 10 }), slot('c', { lastUsedAt: 20 })], { maxLoaded: 2, maxMemory: Infinity }, Infinity),
-    { kind: 'evict', victims: ['b', 'c'] },
-    'least recently used first, only as many as needed',
-  );
-  t.same(
-    planRoom(target, [slot('a', { lastUsedAt: 1, busy: true }), slot('b', { lastUsedAt: 5 })], { maxLoaded: 1, maxMemory: Infinity }, Infinity),
-    { kind: 'wait-busy', drain: ['a'] },
-    'never evicts a busy model; waits for it',
-  );
-  t.same(
-    planRoom(target, [slot('a', { lastUsedAt: 1, busy: true }), slot('b', { lastUsedAt: 5 })], { maxLoaded: 2, maxMemory: Infinity }, Infinity),
-    { kind: 'evict', victims: ['b'] },
-    'an idle model is chosen over an older busy one',
-  );
-  t.same(planRoom(target, [slot('a', { pinned: true })], { maxLoaded: 1, maxMemory: Infinity }, Infinity), { kind: 'blocked', holders: ['a'] }, 'pinned models are never evicted');
-  t.same(planRoom(target, [slot('a', { activating: true })], { maxLoaded: 1, maxMemory: Infinity }, Infinity), { kind: 'blocked', holders: ['a'] }, 'nor models mid-start');
-  t.same(
-    planRoom({ ...target, memory: 6 * GiB }, [slot('a', { memory: 3 * GiB, lastUsedAt: 1 }), slot('b', { memory: 5 * GiB, lastUsedAt: 2 }), slot('c', { memory: 1 * GiB, lastUsedAt: 3 })], { maxLoaded: 9, maxMemory: 10 * GiB }, Infinity),
-    { kind: 'evict', victims: ['a', 'b'] },
-    'memory budget: evicts LRU until the sum fits',
-  );
-  t.same(
-    planRoom({ ...target, memory: 4 * GiB }, [slot('x', { group: 'other', memory: 4 * GiB, lastUsedAt: 1 }), slot('a', { memory: 1 * GiB, lastUsedAt: 2 })], { maxLoaded: 1, maxMemory: Infinity }, 8 * GiB),
-    { kind: 'evict', victims: ['x', 'a'] },
-    'the hub-wide budget spans groups; the group count needs its own member out',
-  );
-  t.same(
-    planRoom(target, [slot('x', { group: 'other', lastUsedAt: 1 }), slot('a', { lastUsedAt: 2 })], { maxLoaded: 1, maxMemory: Infinity }, Infinity),
-    { kind: 'evict', victims: ['a'] },
-    'a group count limit never evicts another group',
-  );
-  t.same(planRoom({ ...target, group: undefined, memory: GiB }, [slot('a', { memory: GiB })], undefined, 4 * GiB), { kind: 'fits' }, 'no group: only the hub budget');
-  t.same(planRoom(target, [slot('a', { counted: false })], { maxLoaded: 1, maxMemory: Infinity }, Infinity), { kind: 'fits' }, 'unloaded models do not count');
-});
 
 // ---- reload diff -------------------------------------------------------------------------------
 
@@ -111,7 +66,7 @@ t.test('max_loaded 1 with on_full evict swaps by unloading memory; the process s
   await s.ask('b');
   t.equal(s.state('a'), 'running/unloaded', 'a was put to sleep, not stopped');
   t.equal(s.state('b'), 'running/loaded');
-  t.ok(s.transitions.some((x) => x.model === 'a' && x.to === 'unloaded' && x.reason === 'evicted for b'), 'the reason names who it was evicted for');
+  t.ok(s.transitions.some((x) => x.model === 'a' && x.to === 'unloaded' && /^evicted for b: idle [\d.]+s, reload ~[\d.]+s$/.test(x.reason)), 'the reason names who it was evicted for, and why it was chosen');
   await s.ask('a');
   t.equal(s.state('b'), 'running/unloaded');
   t.same([s.spawns('a'), s.spawns('b')], [1, 1], 'exactly one spawn each');
@@ -131,7 +86,7 @@ t.test('a busy model is never evicted: the newcomer waits, the busy model takes 
   const longA = await s.use('a');
   const order: string[] = [];
   const b = s.use('b').then((l) => { order.push('b'); return l; });
-  await waitFor('a to stop admitting', () => s.c.get('a').admissionClosed);
+  await waitFor('a to stop admitting', () => s.c.get('a').admitting === false);
   const a2 = s.use('a').then((l) => { order.push('a2'); return l; });
   t.equal(s.state('a'), 'running/loaded', 'a keeps serving its in-flight request');
   t.same(order, [], 'nobody got through yet');
@@ -196,7 +151,7 @@ t.test('on_full reject answers 429 at once; on_full wait waits for room, bounded
   await s.ask('c');
   let served = false;
   const d = s.use('d').then((l) => { served = true; l.release('answered'); });
-  await waitFor('d to be waiting', () => s.c.get('d').waiting === 1);
+  await waitFor('d to be waiting', () => s.c.get('d').queued === 1);
   t.notOk(served, 'd waits while c holds the room');
   await s.c.unload('c');
   await d;
@@ -280,7 +235,7 @@ t.test('reload: removed drained then stopped, policy applied live, launch change
   relaunchLease.release('answered');
   t.equal(s.spawns('relaunch'), 1, 'still busy with the second request');
   meanwhile.release('answered');
-  await waitFor('the swap once idle', () => s.c.get('relaunch').pendingConfig === undefined);
+  await waitFor('the swap once idle', () => !s.c.get('relaunch').restartPending);
   (await s.use('relaunch')).release('answered');
   t.equal(s.spawns('relaunch'), 2);
   t.match(s.driver.live('relaunch')!.spec.argv.join(' '), /--new$/, 'the new command runs');
@@ -304,7 +259,7 @@ t.test('a request arriving during an unload waits, then is served after a load: 
   await waitFor('unloading', () => s.state('a') === 'running/unloading');
   let served = false;
   const request = s.use('a').then((l) => { served = true; return l; });
-  await waitFor('the request to wait', () => s.c.get('a').waiting === 1);
+  await waitFor('the request to wait', () => s.c.get('a').queued === 1);
   t.notOk(served, 'not admitted while unloading');
   openGate();
   await unloading;
@@ -330,10 +285,14 @@ t.test('start failures back off (1 s, then 2 s); an operator start resets the ba
   t.equal(first.headers['retry-after'], '1');
   const during = (await s.use('x').catch((e: unknown) => e)) as HubError;
   t.equal(during.code, 'model_start_failed', 'refused while backing off');
+  t.equal(during.headers['retry-after'], '1', 'with a short Retry-After: waiting does not change the cause');
   t.equal(s.spawns('x'), 1, 'without spawning');
-  s.c.get('x').retryAt = 0; // let the first backoff pass without waiting for it
+  const firstRetryAt = s.c.get('x').retryAt;
+  await waitFor('the first backoff to pass', () => Date.now() >= firstRetryAt);
+  const beforeSecond = Date.now();
   const second = (await failOnce()) as HubError;
-  t.equal(second.headers['retry-after'], '2', 'the backoff doubles');
+  t.equal(second.headers['retry-after'], '1', 'still a short Retry-After');
+  t.ok(s.c.get('x').retryAt - beforeSecond >= 1900, 'but the backoff itself doubles (2 s)');
   s.driver.release('x');
   await s.c.start('x');
   t.equal(s.state('x'), 'running/loaded', 'an operator start retries at once');
@@ -372,5 +331,5 @@ t.test('concurrent unloads of one model (idle and operator, say) make one backen
   await Promise.all([first, second]);
   t.same(s.driver.calls, ['unload a'], 'one sleep call');
   t.equal(s.state('a'), 'running/unloaded');
-  t.notOk(s.c.get('a').admissionClosed, 'admitting again');
+  t.ok(s.c.get('a').admitting, 'admitting again');
 });

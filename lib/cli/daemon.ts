@@ -12,7 +12,7 @@ import { parseDuration } from '../config/units.js';
 import { HUB_COMMAND } from '../paths.js';
 import { processGone, readRuntime, StateDir } from '../runtime/state-dir.js';
 import type { ModelStatus } from '../scheduler/status.js';
-import type { Transition } from '../scheduler/model.js';
+import type { Transition } from '../scheduler/context.js';
 import { loadOrReport } from './check.js';
 import { errorMessage, type HubClient } from './client.js';
 import type { Args } from './commands.js';

@@ -2,7 +2,7 @@
 // /hub/api/models/{name}/{verb}, in order, while the event stream shows every state change the hub
 // makes on the way (evictions of other models included). A failure is reported and the next name is
 // still tried; the exit code is 1 if any failed.
-import type { Transition } from '../scheduler/model.js';
+import type { Transition } from '../scheduler/context.js';
 import type { ModelStatus } from '../scheduler/status.js';
 import { errorMessage } from './client.js';
 import type { Args } from './commands.js';

@@ -3,7 +3,7 @@
 // status says all of it), and a timer refreshes the idle countdowns. When the stream drops, the timer
 // alone polls, the header says so, and the stream is tried again on each tick.
 import { createLogUpdate } from 'log-update';
-import type { Transition } from '../scheduler/model.js';
+import type { Transition } from '../scheduler/context.js';
 import type { Args } from './commands.js';
 import { CliError } from './errors.js';
 import { locateHub } from './locate.js';

@@ -23,6 +23,11 @@ const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
 export const DEFAULT_PORTS_START = 20100;
 
 /** SPEC §2 search order: --config, $HUB_CONFIG, ./hub.yaml, ~/.config/modelhub/hub.yaml. */
+/** Long enough for an agent's next turn to reach the loaded model, short next to a model load. */
+export const DEFAULT_SWAP_HOLD = '3s';
+/** Longer than a large model's cold start plus one swap, so only a starved request hits it. */
+export const DEFAULT_MAX_WAIT = '5m';
+
 export function findConfigPath(explicit?: string, env = process.env, cwd = process.cwd()): string {
   const candidates = explicit
     ? [explicit]
@@ -124,6 +129,8 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
       maxLoaded: g.max_loaded ?? Infinity,
       maxMemory: g.max_memory !== undefined ? parseSize(g.max_memory)! : Infinity,
       onFull: g.on_full ?? 'evict',
+      swapHoldMs: parseDuration(g.swap_hold ?? DEFAULT_SWAP_HOLD)!,
+      maxWaitMs: parseDuration(g.max_wait ?? DEFAULT_MAX_WAIT)!,
     };
   }
   const maxMemory = file.max_memory !== undefined ? parseSize(file.max_memory)! : Infinity;

@@ -62,8 +62,8 @@ export const ModelSchema = Obj(modelProperties, 'a model: an object with cmd or 
 export const DefaultsSchema = Obj(modelProperties, 'an object of per-model defaults');
 
 export const GroupSchema = Obj(
-  { max_loaded: Opt(Int(1)), max_memory: Opt(Size()), on_full: Opt(OneOf(ON_FULL)) },
-  'a group: an object with max_loaded, max_memory, on_full',
+  { max_loaded: Opt(Int(1)), max_memory: Opt(Size()), on_full: Opt(OneOf(ON_FULL)), swap_hold: Opt(Duration()), max_wait: Opt(Duration()) },
+  'a group: an object with max_loaded, max_memory, on_full, swap_hold, max_wait',
 );
 
 export const HubFileSchema = Obj(

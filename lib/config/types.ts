@@ -43,6 +43,10 @@ export interface GroupConfig {
   maxLoaded: number;
   maxMemory: number;
   onFull: OnFull;
+  /** While another model's requests wait, the loaded one keeps admitting this long before it yields (0 = at once). */
+  swapHoldMs: number;
+  /** No request for a model of this group waits longer than this for room (then 429). */
+  maxWaitMs: number;
 }
 
 /** How much the hub takes from one client (docs/limits.md). */

@@ -24,6 +24,7 @@ export interface HubState {
   model?: string;
   coldStartMs?: number;
   queueMs?: number;
+  swapMs?: number;
   /** Bytes, time to first byte and token usage of a proxied exchange. */
   meter: Meter;
   /** Whether the request's key or session would still be let in now (set by requireKey). */
@@ -105,7 +106,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
 /** The request log line (and `request` event) of one finished exchange: what it asked, what it cost. */
 function summarize(ctx: Koa.ParameterizedContext<HubState>, id: string, path: string, started: number): RequestSummary {
-  const { model, coldStartMs, queueMs, meter } = ctx.state;
+  const { model, coldStartMs, queueMs, swapMs, meter } = ctx.state;
   const proxied = ctx.respond === false;
   const round = (ms: number | undefined) => (ms === undefined ? undefined : Math.round(ms));
   return {
@@ -118,6 +119,7 @@ function summarize(ctx: Koa.ParameterizedContext<HubState>, id: string, path: st
     ttfb_ms: proxied ? round(meter.ttfbMs) : undefined,
     cold_start_ms: round(coldStartMs),
     queue_ms: round(queueMs),
+    swap_ms: round(swapMs),
     bytes_in: proxied ? meter.bytesIn : (ctx.request.length ?? 0),
     bytes_out: proxied ? meter.bytesOut : ctx.response.length,
     // A response that ended before all of it was sent: the client left, or stopped reading and was cut.

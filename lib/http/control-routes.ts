@@ -7,7 +7,7 @@ import { HubError, plural } from '../errors.js';
 import { VERSION } from '../paths.js';
 import { followFile, tailLines } from '../runtime/log-tail.js';
 import type { Controller } from '../scheduler/controller.js';
-import type { ModelRuntime } from '../scheduler/model.js';
+import type { ModelActor } from '../scheduler/actor.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
 import { configSecrets, inheritedSecrets, LineMasker, maskCache, modelSecrets, type Mask } from '../secrets.js';
 import type { HubState } from './app.js';
@@ -116,7 +116,7 @@ const maskFor = maskCache();
  * What a model's log must not show: patterns of secrets, and every secret the config, the model and
  * the hub's environment (which backends inherit) hold as exact strings.
  */
-function logMask(controller: Controller, m: ModelRuntime): Mask {
+function logMask(controller: Controller, m: ModelActor): Mask {
   const config = controller.config;
   const all = () => [...configSecrets(config), ...inheritedSecrets()];
   // A model removed by a reload, or still running as it was before one, has secrets the config lacks.

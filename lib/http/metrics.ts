@@ -6,7 +6,7 @@
 import Router from '@koa/router';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Controller, RequestSummary } from '../scheduler/controller.js';
-import type { Transition } from '../scheduler/model.js';
+import type { Transition } from '../scheduler/context.js';
 import type { HubState } from './app.js';
 import { backendMetrics } from './backend-metrics.js';
 

@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { HubError } from '../errors.js';
 import type { Controller } from '../scheduler/controller.js';
-import type { ModelRuntime } from '../scheduler/model.js';
+import type { ModelActor } from '../scheduler/actor.js';
 import { BodyBudget } from './body-budget.js';
 import { readBody } from './body.js';
 import { forward } from './proxy.js';
@@ -41,6 +41,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
       const lease = await controller.acquire(m);
       ctx.state.coldStartMs = lease.coldStartMs;
       ctx.state.queueMs = lease.queueMs;
+      ctx.state.swapMs = lease.swapMs;
       ctx.respond = false;
       await forward(ctx.req, ctx.res, lease, { body, meter: ctx.state.meter, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs });
     } finally {
@@ -64,6 +65,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     const lease = await controller.acquire(m);
     ctx.state.coldStartMs = lease.coldStartMs;
     ctx.state.queueMs = lease.queueMs;
+    ctx.state.swapMs = lease.swapMs;
     ctx.respond = false;
     await forward(ctx.req, ctx.res, lease, { meter: ctx.state.meter, path: (path ?? '/') + ctx.search, requestId: ctx.state.requestId, stallTimeoutMs: controller.config.limits.stallTimeoutMs });
   });
@@ -71,7 +73,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
   return router;
 }
 
-function lookup(controller: Controller, id: string): ModelRuntime {
+function lookup(controller: Controller, id: string): ModelActor {
   const m = controller.resolve(id);
   if (m) return m;
   const known = controller.allIds().map((x) => x.id);
@@ -81,7 +83,7 @@ function lookup(controller: Controller, id: string): ModelRuntime {
   });
 }
 
-function modelEntry(id: string, m: ModelRuntime, created: number) {
+function modelEntry(id: string, m: ModelActor, created: number) {
   return {
     id,
     object: 'model',

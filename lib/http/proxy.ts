@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
+import type { Outcome } from '../scheduler/step.js';
 import { errorEnvelope, inBandError } from './anthropic-errors.js';
 import { keepHubCors } from './browser.js';
 import { stripHopByHop } from './hop-by-hop.js';
@@ -21,6 +22,8 @@ interface Exchange {
   reusedSocket: boolean;
   /** The backend sent its response head. */
   answered: boolean;
+  /** Its status: a 5xx proves nothing about the backend's health (it must not reset the crash backoff). */
+  status?: number;
   body?: HeldBody;
   stallTimeoutMs: number;
   meter?: Meter;
@@ -39,6 +42,7 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: Serv
   const exchange = exchanges.get(res);
   if (!exchange) return;
   exchange.answered = true;
+  exchange.status = proxyRes.statusCode;
   stripHopByHop(proxyRes.headers);
   // http-proxy-3 would then add a Connection header of its own (the client's, or keep-alive), which
   // overrides Node's handling of the client connection. It adds one only where there is none, and
@@ -91,6 +95,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   res.setHeader('x-hub-model', m.name);
   if (lease.coldStartMs !== undefined) res.setHeader('x-hub-cold-start-ms', String(Math.round(lease.coldStartMs)));
   if (lease.queueMs !== undefined) res.setHeader('x-hub-queue-ms', String(Math.round(lease.queueMs)));
+  if (lease.swapMs !== undefined) res.setHeader('x-hub-swap-ms', String(Math.round(lease.swapMs)));
   const headers = req.headers;
   stripHopByHop(headers);
   headers['x-request-id'] = options.requestId;
@@ -108,7 +113,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
 
   return new Promise<void>((resolve) => {
     res.once('close', () => {
-      lease.release(!exchange.healthy ? 'failed' : exchange.answered ? 'answered' : 'abandoned');
+      lease.release(releaseOutcome(exchange));
       resolve();
     });
     // A backend may close a kept-alive connection just as we reuse it (llama-server does after a
@@ -140,6 +145,13 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
       );
     send(false);
   });
+}
+
+/** How a forwarded request ended, for the crash backoff: only a good answer proves the backend healthy. */
+export function releaseOutcome(exchange: Pick<Exchange, 'healthy' | 'answered' | 'status'>): Outcome {
+  if (!exchange.healthy) return 'failed';
+  if (!exchange.answered) return 'abandoned';
+  return (exchange.status ?? 200) >= 500 ? 'failed' : 'answered';
 }
 
 /** A stream of one buffer (an empty body to replay); cheaper than Readable.from. */

@@ -1,81 +1,212 @@
-// Pure capacity planning (SPEC §4 "Capacity"): given what holds memory now, can `target` be loaded,
-// and if not, which models should give way? No I/O and no clocks, so every rule is unit-testable.
+// Capacity and order as one pure function (the coordinators' brain): given a snapshot of every model
+// that holds or wants memory, each group's rules and the time, decide who is granted room next, who
+// is evicted or asked to yield, who is refused, and when to look again. No I/O and no clock, so every
+// rule is unit-testable in microseconds.
+//
+// The policy (docs/scheduling.md): models that want room are served in the order of their oldest
+// waiting request (so collation by model comes for free: one grant serves all of a model's waiters).
+// A grant is made when the model fits its group and the hub budget. Otherwise, in an `evict` group,
+// idle models make room first, cheapest to bring back relative to how long they have been idle; a
+// busy model keeps admitting for the group's swap_hold after the head's first request began to wait,
+// then yields (stops admitting, drains, unloads); a model loaded for waiting requests is not asked to
+// yield until it has admitted them. The order is strict within a group: nobody overtakes the head.
+import type { OnFull } from '../config/types.js';
+import { formatBytes } from '../config/units.js';
 
-export interface SlotView {
+export interface Slot {
+  key: string;
   name: string;
   group?: string;
-  /** Declared memory in bytes (0 = undeclared). */
+  /** Bytes counted against budgets (0 = undeclared). */
   memory: number;
-  /** Holds (or is about to hold) memory: loaded, loading, unloading, starting, or reserved. */
+  /** Holds memory now or is about to (loaded, loading, unloading, starting, or granted room). */
   counted: boolean;
-  /** Has requests in flight (or is being drained for someone else). */
+  /** Someone waits for it and it holds no memory yet. */
+  wants: boolean;
+  /** When its oldest waiter began to wait. */
+  oldestAt?: number;
+  /** Requests in flight, or waiting for one of its slots. */
   busy: boolean;
-  /** Mid-start or mid-load: cannot be evicted until that settles. */
-  activating: boolean;
+  /** Requests it was loaded for and has not admitted yet. */
+  owed: number;
+  /** Mid-start or mid-load: cannot give way until that settles. */
+  moving: boolean;
+  /** Already stopping or unloading: its room frees without anyone asking. */
+  leaving: boolean;
   pinned: boolean;
-  /** Last time a request finished (ms); undefined = never used. */
-  lastUsedAt?: number;
+  /** Protected by an operator's multi-model load. */
+  held: boolean;
+  /** When it became idle (or was last used), for the eviction cost. */
+  idleSince?: number;
+  /** When its next idle step is due, if any (for Retry-After). */
+  idleDeadline?: number;
+  /** What bringing it back is expected to cost (ms), from its load history. */
+  loadMs: number;
+  startTimeoutMs: number;
 }
 
-export interface Budget {
+export interface GroupRule {
+  name: string;
   maxLoaded: number;
   maxMemory: number;
+  onFull: OnFull;
+  swapHoldMs: number;
 }
 
-export type Plan =
-  | { kind: 'fits' }
-  /** Evict these idle models (LRU first), then it fits. */
-  | { kind: 'evict'; victims: string[] }
-  /** Only busy models could make room: stop admitting to `drain`, wait for them to finish, plan again. */
-  | { kind: 'wait-busy'; drain: string[] }
-  /** Even evicting everything evictable would not make room (pinned or activating models hold it). */
-  | { kind: 'blocked'; holders: string[] };
+export type Decision =
+  | { kind: 'grant'; key: string }
+  | { kind: 'evict'; key: string; reason: string }
+  | { kind: 'refuse'; key: string; message: string; retryAfterMs: number };
 
-interface Usage {
-  groupCount: number;
-  groupMemory: number;
-  hubMemory: number;
+/** Per group (and '*' for the hub): what waits, what loads next, and why it has not yet. */
+export interface GroupOutlook {
+  next?: string;
+  why?: string;
 }
 
-export function planRoom(target: SlotView, slots: readonly SlotView[], group: Budget | undefined, hubMaxMemory: number): Plan {
-  const others = slots.filter((s) => s.name !== target.name && s.counted);
-  const inGroup = (s: SlotView) => target.group !== undefined && s.group === target.group;
-  const usage = (held: readonly SlotView[]): Usage => ({
-    groupCount: held.filter(inGroup).length,
-    groupMemory: held.filter(inGroup).reduce((n, s) => n + s.memory, 0),
-    hubMemory: held.reduce((n, s) => n + s.memory, 0),
-  });
-  const fits = (u: Usage) =>
-    (!group || (u.groupCount + 1 <= group.maxLoaded && u.groupMemory + target.memory <= group.maxMemory)) &&
-    u.hubMemory + target.memory <= hubMaxMemory;
-  /** Whether taking `s` out helps with a constraint that is still violated. */
-  const helps = (s: SlotView, u: Usage) => {
-    const groupFull = group !== undefined && (u.groupCount + 1 > group.maxLoaded || (u.groupMemory + target.memory > group.maxMemory && s.memory > 0));
-    const hubFull = u.hubMemory + target.memory > hubMaxMemory && s.memory > 0;
-    return (groupFull && inGroup(s)) || hubFull;
-  };
+export interface Plan {
+  decisions: Decision[];
+  /** Look again then, even if nothing changes (a swap_hold or a wait deadline ends). */
+  wakeAt?: number;
+  outlook: Record<string, GroupOutlook>;
+}
 
-  if (fits(usage(others))) return { kind: 'fits' };
+/** Swap hold for models outside any group (only the hub budget constrains them). */
+const UNGROUPED_HOLD_MS = 0;
 
-  const evictable = others
-    .filter((s) => !s.pinned && !s.activating)
-    .sort((a, b) => (a.lastUsedAt ?? -Infinity) - (b.lastUsedAt ?? -Infinity));
+export function plan(slots: readonly Slot[], groups: Readonly<Record<string, GroupRule>>, hubMaxMemory: number, now: number): Plan {
+  const out: Plan = { decisions: [], outlook: {} };
+  const wake = (at: number) => (out.wakeAt = Math.min(out.wakeAt ?? Infinity, at));
+  const holding = slots.filter((s) => s.counted);
+  const wanting = slots.filter((s) => s.wants).sort((a, b) => (a.oldestAt ?? 0) - (b.oldestAt ?? 0) || (a.key < b.key ? -1 : 1));
+  const blocked = new Set<string>(); // groups (and '*' for the hub budget) whose head waits
+  const granted: Slot[] = [];
 
-  // Greedy in least-recently-used order, idle models only, then allowing busy ones.
-  const choose = (pool: SlotView[]): SlotView[] | undefined => {
-    let held = others;
-    const chosen: SlotView[] = [];
-    for (const s of pool) {
-      if (fits(usage(held))) break;
-      if (!helps(s, usage(held))) continue;
-      chosen.push(s);
-      held = held.filter((h) => h !== s);
+  for (const w of wanting) {
+    const rule = w.group !== undefined ? groups[w.group] : undefined;
+    const scope = rule?.name ?? '*';
+    if (blocked.has(scope) || (w.memory > 0 && blocked.has('*'))) continue; // strict order behind the head
+    const held = [...holding, ...granted];
+    const fit = fits(w, held, rule, hubMaxMemory);
+    if (fit.ok) {
+      granted.push({ ...w, counted: true, moving: true }); // granted in this plan: about to load, not a victim
+      out.decisions.push({ kind: 'grant', key: w.key });
+      continue;
     }
-    return fits(usage(held)) ? chosen : undefined;
-  };
-  const idleOnly = choose(evictable.filter((s) => !s.busy));
-  if (idleOnly) return { kind: 'evict', victims: idleOnly.map((s) => s.name) };
-  const withBusy = choose(evictable);
-  if (withBusy) return { kind: 'wait-busy', drain: withBusy.filter((s) => s.busy).map((s) => s.name) };
-  return { kind: 'blocked', holders: others.filter((s) => s.pinned || s.activating).map((s) => s.name) };
+    const policy = rule?.onFull ?? 'evict';
+    const outlook = (why: string) => (out.outlook[fit.scope === '*' ? '*' : scope] ??= { next: w.name, why });
+    if (policy === 'reject') {
+      out.decisions.push(refusal(w, held, 'the group is full and its on_full policy is reject', now));
+      continue;
+    }
+    blocked.add(fit.scope);
+    if (policy === 'wait') {
+      const deadline = (w.oldestAt ?? now) + w.startTimeoutMs;
+      if (now >= deadline) out.decisions.push(refusal(w, held, `no room appeared within start_timeout (${w.startTimeoutMs / 1000}s)`, now));
+      else {
+        wake(deadline);
+        outlook(`waits for room (on_full: wait)`);
+      }
+      continue;
+    }
+    const relevant = held.filter((h) => h.key !== w.key && affects(h, w, fit.scope));
+    const staying = relevant.filter((h) => !h.leaving);
+    const rest = held.filter((h) => !(h.leaving && relevant.includes(h)));
+    if (fits(w, rest, rule, hubMaxMemory).ok) {
+      outlook(`waits for ${names(relevant.filter((h) => h.leaving))} to free their memory`);
+      continue;
+    }
+    const candidates = staying.filter((h) => !h.pinned && !h.held && !h.moving);
+    const idle = candidates.filter((h) => !h.busy && h.owed === 0).sort((a, b) => cost(a, now) - cost(b, now) || (a.idleSince ?? 0) - (b.idleSince ?? 0));
+    const busy = candidates.filter((h) => h.busy || h.owed > 0).sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0));
+    const chosen = choose(w, rest, [...idle, ...busy], rule, hubMaxMemory);
+    if (!chosen) {
+      const stuck = staying.filter((h) => !h.moving);
+      if (staying.length && stuck.length === staying.length && stuck.every((h) => h.pinned || h.held)) {
+        const pinned = stuck.filter((h) => h.pinned).map((h) => h.name);
+        const kept = stuck.filter((h) => h.held && !h.pinned).map((h) => h.name);
+        const who = [pinned.length ? `pinned models (${pinned.join(', ')})` : '', kept.length ? `models an operator is loading together (${kept.join(', ')})` : ''].filter(Boolean).join(' and ');
+        out.decisions.push(refusal(w, held, `${who} hold the capacity`, now));
+        blocked.delete(fit.scope);
+      } else outlook(`waits for ${names(staying.filter((h) => h.moving))} to finish loading`);
+      continue;
+    }
+    const holdUntil = (w.oldestAt ?? now) + (rule?.swapHoldMs ?? UNGROUPED_HOLD_MS);
+    const waitingFor: string[] = [];
+    for (const v of chosen) {
+      if (!v.busy && v.owed === 0) out.decisions.push({ kind: 'evict', key: v.key, reason: `evicted for ${w.name}: idle ${seconds(now - (v.idleSince ?? now))}, reload ~${seconds(v.loadMs)}` });
+      else if (v.owed > 0) waitingFor.push(`${v.name} to serve the ${v.owed} request${v.owed === 1 ? '' : 's'} it was loaded for`);
+      else if (now < holdUntil) {
+        wake(holdUntil);
+        waitingFor.push(`${v.name}, which keeps serving until ${new Date(holdUntil).toISOString()} (swap_hold)`);
+      } else out.decisions.push({ kind: 'evict', key: v.key, reason: `yielded to ${w.name}: its requests waited ${seconds(now - (w.oldestAt ?? now))}` });
+    }
+    outlook(waitingFor.length ? `waits for ${waitingFor.join('; ')}` : 'room is being made');
+  }
+  for (const w of wanting) {
+    const scope = w.group ?? '*';
+    out.outlook[scope] ??= { next: w.name };
+  }
+  return out;
+}
+
+/** Whether `s` fits beside `held`, and if not, which budget is short: its group's or the hub's ('*'). */
+function fits(s: Slot, held: readonly Slot[], rule: GroupRule | undefined, hubMaxMemory: number): { ok: true } | { ok: false; scope: string } {
+  if (rule) {
+    const members = held.filter((h) => h.group === rule.name && h.key !== s.key);
+    const memory = members.reduce((n, h) => n + h.memory, 0);
+    if (members.length + 1 > rule.maxLoaded || memory + s.memory > rule.maxMemory) return { ok: false, scope: rule.name };
+  }
+  const hub = held.filter((h) => h.key !== s.key).reduce((n, h) => n + h.memory, 0);
+  return hub + s.memory > hubMaxMemory ? { ok: false, scope: '*' } : { ok: true };
+}
+
+/** Whether taking `h` out can help `w` with the budget that is short. */
+const affects = (h: Slot, w: Slot, scope: string): boolean => (scope === '*' ? h.memory > 0 : h.group === w.group);
+
+/** Greedy: take victims in order until `w` fits; undefined when even all of them would not do. */
+function choose(w: Slot, held: readonly Slot[], pool: readonly Slot[], rule: GroupRule | undefined, hubMaxMemory: number): Slot[] | undefined {
+  let rest = held;
+  const chosen: Slot[] = [];
+  for (const v of pool) {
+    if (fits(w, rest, rule, hubMaxMemory).ok) break;
+    if (!helps(w, rest, v, rule, hubMaxMemory)) continue; // e.g. a 0-byte model for a memory budget
+    chosen.push(v);
+    rest = rest.filter((h) => h.key !== v.key);
+  }
+  return fits(w, rest, rule, hubMaxMemory).ok ? chosen : undefined;
+}
+
+/** Whether taking `v` out helps with a budget that is still short for `w`. */
+function helps(w: Slot, held: readonly Slot[], v: Slot, rule: GroupRule | undefined, hubMaxMemory: number): boolean {
+  const others = held.filter((h) => h.key !== w.key);
+  const hubShort = others.reduce((n, h) => n + h.memory, 0) + w.memory > hubMaxMemory;
+  if (hubShort && v.memory > 0) return true;
+  if (!rule || v.group !== rule.name) return false;
+  const members = others.filter((h) => h.group === rule.name);
+  const countShort = members.length + 1 > rule.maxLoaded;
+  const memoryShort = members.reduce((n, h) => n + h.memory, 0) + w.memory > rule.maxMemory;
+  return countShort || (memoryShort && v.memory > 0);
+}
+
+/** Cheapest to bring back relative to how long it has been idle: evicted first. Never used = free. */
+function cost(s: Slot, now: number): number {
+  const idle = now - (s.idleSince ?? -Infinity);
+  return idle === Infinity ? 0 : s.loadMs / Math.max(1, idle);
+}
+
+function refusal(w: Slot, held: readonly Slot[], why: string, now: number): Decision {
+  const scope = w.group ? `group ${w.group}` : 'the hub';
+  const holders = held.filter((h) => h.key !== w.key && (w.group === undefined || h.group === w.group));
+  const list = holders.map((h) => `${h.name}${h.memory ? ` (${formatBytes(h.memory)})` : ''}`).join(', ') || 'nothing';
+  // Models in use will free up when their idle clock runs out; suggest retrying around then.
+  const soonest = Math.min(...holders.map((h) => h.idleDeadline ?? Infinity));
+  const retryAfterMs = Number.isFinite(soonest) ? Math.min(60_000, Math.max(1000, soonest - now)) : 5000;
+  return { kind: 'refuse', key: w.key, message: `no room to load model ${w.name} in ${scope}: ${why}; loaded now: ${list}. Retry later, or stop/unload a model`, retryAfterMs };
+}
+
+const names = (slots: readonly Slot[]): string => slots.map((s) => s.name).join(', ') || 'others';
+
+function seconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
 }

@@ -1,5 +1,5 @@
-// What a model's executor is told about its model and the hub, and what it reports: transitions,
-// failures, bugs and notices. Shared by the executor, the model runtime and the controller.
+// The shapes a model's actor shares with the rest of the hub: transitions, errors, and what a spawn
+// plan needs to know.
 import type { BackendAdapter, BackendModel } from '../backends/index.js';
 import type { ModelConfig } from '../config/types.js';
 import type { Driver } from '../runtime/driver.js';
@@ -24,27 +24,17 @@ export interface LastError {
   at: string;
 }
 
+/** What a spawn plan needs from the hub. */
 export interface ModelContext {
   driver: Driver;
-  logDir: string;
   hubCommand: readonly string[];
-  emit(t: Transition): void;
-  /** Something that frees or takes capacity changed (memory state, in-flight count). */
-  changed(): void;
-  /** An event the state machine refused: a bug, reported and not applied. */
-  bug(message: string): void;
   /** Something the operator should know that is not a state change (an [info] line in the hub log). */
   notice(message: string): void;
   /** Ports every model (removed ones still stopping included) is configured with. */
   portsInUse(): ReadonlySet<number>;
 }
 
-export interface ExecutorContext extends ModelContext {
-  /** An operation finished (the model may be idle now). */
-  settled(): void;
-}
-
-/** What the executor needs to know about its model (ModelRuntime provides it). */
+/** What the executor needs to know about its model (the actor provides it). */
 export interface ExecutedModel {
   readonly name: string;
   readonly config: ModelConfig;

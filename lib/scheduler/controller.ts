@@ -1,55 +1,43 @@
-// The controller: the one object that owns model state. The gateway, the control API,
-// the dashboard and the CLI only call it. It resolves names and aliases, admits requests (through
-// admission.ts), offers the operator actions, applies reloads and shuts down; the
-// moves themselves (activations, evictions, stops, idle steps) are carried out by lifecycle.ts.
+// The controller: the one object the gateway, the control API, the dashboard and the CLI call. It
+// resolves names and aliases and hands each request or operator action to the model's actor
+// (actor.ts), which owns that model's whole state; capacity and order across models are the
+// coordinator's (coordinator.ts). Besides that it applies reloads and shuts down. So a request's walk
+// goes forward only: gateway → controller → actor → step → effects.
 import { EventEmitter } from 'node:events';
 import type { HubConfig, ModelConfig } from '../config/types.js';
+import { formatBytes } from '../config/units.js';
 import { HubError } from '../errors.js';
-import { within } from '../runtime/clock.js';
 import type { Driver } from '../runtime/driver.js';
-import { Admission, type Lease } from './admission.js';
-import { Lifecycle } from './lifecycle.js';
-import { ModelRuntime, type Transition } from './model.js';
+import { ModelActor, type Lease } from './actor.js';
+import type { Transition } from './context.js';
+import { Coordinator } from './coordinator.js';
+import { LoadHistory } from './load-history.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
+import type { WaitPolicy } from './state.js';
 import { modelStatus, groupStatus, type ModelStatus, type GroupStatus } from './status.js';
 
-export type { Lease } from './admission.js';
-
-export interface RequestSummary {
-  id: string;
-  model?: string;
-  method: string;
-  path: string;
-  status: number;
-  ms: number;
-  /** Until the backend's first body byte (proxied requests). */
-  ttfb_ms?: number;
-  cold_start_ms?: number;
-  queue_ms?: number;
-  bytes_in?: number;
-  bytes_out?: number;
-  /** As the backend reported them (prompt/input and completion/output tokens). */
-  tokens_in?: number;
-  tokens_out?: number;
-  /** Set when the response ended before all of it was sent. */
-  cut?: 'stalled' | 'closed early';
-}
+export type { Lease } from './actor.js';
+export type { RequestSummary } from './request-summary.js';
+import type { RequestSummary } from './request-summary.js';
 
 export interface ControllerOptions {
   driver: Driver;
   hubCommand: readonly string[];
   /** Bound on waiting for in-flight requests at shutdown. */
   drainTimeoutMs?: number;
+  /** Where load times are kept across restarts (the hub's state_dir); in memory only when absent. */
+  stateDir?: string;
 }
 
 export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; bug: [string]; notice: [string] }> {
-  private readonly models = new Map<string, ModelRuntime>();
+  private readonly models = new Map<string, ModelActor>();
   private ids = new Map<string, string>(); // name or alias -> model name
-  private readonly lifecycle = new Lifecycle(this);
-  private readonly admission = new Admission(this.lifecycle, () => this.assertOpen());
   /** Removed by a reload and still finishing: not routable, but stopped at shutdown and shown in status. */
-  private readonly retiring = new Set<ModelRuntime>();
+  private readonly retiring = new Map<ModelActor, () => void>();
   private readonly retirements = new Map<string, Promise<void>>();
+  private readonly coordinator: Coordinator;
+  readonly loadTimes: LoadHistory;
+  private portQueue: Promise<unknown> = Promise.resolve();
   private closing = false;
   private closed: Promise<void> = Promise.resolve();
   readonly startedAt: number;
@@ -60,6 +48,8 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   ) {
     super();
     this.startedAt = options.driver.clock.now();
+    this.loadTimes = new LoadHistory(options.stateDir);
+    this.coordinator = new Coordinator({ config: () => this.config, clock: options.driver.clock, holders: () => this.holders() });
     for (const m of Object.values(config.models)) this.add(m);
     this.indexIds();
   }
@@ -67,12 +57,12 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   // ---- lookup ----------------------------------------------------------------------------------
 
   /** The model a request's `model` field names (by name or alias). */
-  resolve(id: string): ModelRuntime | undefined {
+  resolve(id: string): ModelActor | undefined {
     const name = this.ids.get(id);
     return name === undefined ? undefined : this.models.get(name);
   }
 
-  get(name: string): ModelRuntime {
+  get(name: string): ModelActor {
     const m = this.models.get(name);
     if (!m) throw new HubError('not_found', `there is no model named "${name}"; configured models: ${this.names().join(', ')}`);
     return m;
@@ -82,16 +72,16 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     return [...this.models.keys()];
   }
 
-  all(): ModelRuntime[] {
+  all(): ModelActor[] {
     return [...this.models.values()];
   }
 
-  holders(): ModelRuntime[] {
-    return [...this.models.values(), ...this.retiring];
+  holders(): ModelActor[] {
+    return [...this.models.values(), ...this.retiring.keys()];
   }
 
   /** Every id a client may use: names and aliases. */
-  allIds(): Array<{ id: string; model: ModelRuntime }> {
+  allIds(): Array<{ id: string; model: ModelActor }> {
     return [...this.ids].map(([id, name]) => ({ id, model: this.models.get(name)! }));
   }
 
@@ -105,10 +95,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   // ---- requests --------------------------------------------------------------------------------
 
-  /** Gets the model running and loaded, within its limits, and counts the caller in flight (admission.ts). */
-  async acquire(m: ModelRuntime): Promise<Lease> {
+  /** Resolves once the model is ready and the request admitted (counted in flight); see actor.ts. */
+  async acquire(m: ModelActor, signal?: AbortSignal): Promise<Lease> {
     this.assertOpen();
-    return this.admission.acquire(m);
+    return m.request(signal);
   }
 
   /** For the access log and the events stream. */
@@ -120,32 +110,61 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
 
   async start(name: string): Promise<void> {
     this.assertOpen();
-    const m = this.get(name);
-    m.resetBackoff(); // an operator start is a deliberate retry
-    while (m.process !== 'running') await this.lifecycle.activate(m, 'operator');
+    await this.get(name).bringUp('start');
   }
 
   async load(name: string): Promise<void> {
     this.assertOpen();
-    const m = this.managed(name, 'load');
-    m.resetBackoff();
-    while (!m.ready) await this.lifecycle.activate(m, 'operator');
+    await this.managed(name, 'load').bringUp('load');
+  }
+
+  /**
+   * Loads several models so that all of them end up loaded together, or refuses at once when they
+   * cannot be (loading them one after another would evict the first for the last).
+   */
+  async loadMany(names: string[]): Promise<void> {
+    this.assertOpen();
+    const models = [...new Set(names)].map((n) => this.managed(n, 'load'));
+    if (models.length === 1) return this.load(models[0].name);
+    const problem = this.cannotHoldTogether(models);
+    if (problem) throw new HubError('conflict', problem);
+    for (const m of models) m.send({ type: 'hold', on: true });
+    try {
+      await Promise.all(models.map((m) => m.bringUp('load')));
+    } finally {
+      for (const m of models) m.send({ type: 'hold', on: false });
+    }
+  }
+
+  private cannotHoldTogether(models: ModelActor[]): string | undefined {
+    const list = models.map((m) => m.name).join(', ');
+    const others = this.holders().filter((h) => !models.includes(h) && h.counted && h.config.pinned);
+    for (const g of Object.values(this.config.groups)) {
+      const members = models.filter((m) => m.config.group === g.name);
+      const fixed = others.filter((o) => o.config.group === g.name);
+      const count = members.length + fixed.length;
+      const memory = [...members, ...fixed].reduce((n, m) => n + m.config.memory, 0);
+      if (count > g.maxLoaded) return `models ${list} cannot all be loaded at once: group ${g.name} holds at most ${g.maxLoaded} (max_loaded)${fixed.length ? `, and pinned ${fixed.map((f) => f.name).join(', ')} stay` : ''}; load fewer of them, or raise groups.${g.name}.max_loaded`;
+      if (memory > g.maxMemory) return `models ${list} cannot all be loaded at once: together they need ${formatBytes(memory)} in group ${g.name}, which holds ${formatBytes(g.maxMemory)} (max_memory); load fewer of them`;
+    }
+    const total = [...models, ...others].reduce((n, m) => n + m.config.memory, 0);
+    if (total > this.config.maxMemory) return `models ${list} cannot all be loaded at once: together they need ${formatBytes(total)}, over the hub's max_memory of ${formatBytes(this.config.maxMemory)}`;
+    return undefined;
   }
 
   async unload(name: string): Promise<void> {
     const m = this.managed(name, 'unload');
-    await this.lifecycle.inProgress(m);
-    if (m.memory === 'unloaded') return;
-    await this.lifecycle.evict(m, 'operator');
+    if (m.memory === 'unloaded' && m.process !== 'starting' && m.queued === 0) return;
+    await m.bringDown('unload', 'operator', Infinity);
   }
 
   /** Cancels a start under way (its waiters get an error), lets in-flight requests finish up to stop_timeout, stops. */
   async stop(name: string): Promise<void> {
     const m = this.managed(name, 'stop');
-    await this.lifecycle.stop(m, 'operator', { drainMs: m.config.stopTimeoutMs, force: true });
+    await m.bringDown('stop', 'operator', m.config.stopTimeoutMs, true);
   }
 
-  private managed(name: string, action: string): ModelRuntime {
+  private managed(name: string, action: string): ModelActor {
     const m = this.get(name);
     if (m.remote) throw new HubError('conflict', `model ${name} is remote (${m.shownUrl}); the hub does not run it, so it cannot ${action} it`);
     return m;
@@ -154,23 +173,38 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   /** Starts (and loads) every `preload` model; failures are recorded on the model, not thrown. */
   preload(): Promise<void> {
     const wanted = this.all().filter((m) => m.config.preload && !m.ready);
-    return Promise.all(wanted.map((m) => this.lifecycle.activate(m, 'preload').catch(() => {}))).then(() => {});
+    return Promise.all(wanted.map((m) => m.bringUp('preload').catch(() => {}))).then(() => {});
   }
 
   // ---- config ----------------------------------------------------------------------------------
 
-  private add(config: ModelConfig): ModelRuntime {
-    const m = new ModelRuntime(config, {
+  private policyOf(config: ModelConfig, hub: HubConfig = this.config): WaitPolicy {
+    const group = config.group ? hub.groups[config.group] : undefined;
+    return { maxWaitMs: group?.maxWaitMs ?? Infinity };
+  }
+
+  private add(config: ModelConfig): ModelActor {
+    const m = new ModelActor(config, this.policyOf(config), {
       driver: this.options.driver,
       logDir: this.config.log.dir,
       hubCommand: this.options.hubCommand,
-      emit: (t) => this.emit('transition', t),
-      changed: this.lifecycle.changed,
+      publish: (t) => this.emit('transition', t),
+      changed: (actor) => {
+        this.coordinator.changed(actor);
+        if (actor.retired) this.checkRetired(actor);
+      },
       bug: (message) => this.emit('bug', message),
       notice: (message) => this.emit('notice', message),
       portsInUse: () => new Set(this.holders().flatMap((x) => (x.config.port === undefined ? [] : [x.config.port]))),
+      portLock: (work) => {
+        const run = this.portQueue.then(work, work);
+        this.portQueue = run.catch(() => {});
+        return run;
+      },
+      predecessor: (actor) => (actor.retired ? undefined : this.retirements.get(actor.name)),
+      recordLoad: (name, what, ms) => this.loadTimes.record(name, what, ms),
+      expectedLoadMs: (name) => this.loadTimes.expected(name),
     });
-    m.onIdle = this.lifecycle.onIdle;
     this.models.set(config.name, m);
     return m;
   }
@@ -195,15 +229,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       this.retire(m);
     }
     for (const name of diff.added) this.add(next.models[name]);
-    for (const name of diff.updated) {
-      const m = this.models.get(name)!;
-      m.config = next.models[name];
-      this.admission.configChanged(m);
-      m.armIdle();
-    }
-    for (const name of diff.restarted) this.relaunch(this.models.get(name)!, next.models[name]);
+    for (const name of [...diff.updated, ...diff.unchanged]) this.models.get(name)!.configure(next.models[name], this.policyOf(next.models[name], next));
+    for (const name of diff.restarted) this.models.get(name)!.send({ type: 'relaunch', config: next.models[name] });
     this.indexIds();
-    this.lifecycle.changed();
+    this.coordinator.replan();
     void this.preload();
     return diff;
   }
@@ -212,55 +241,31 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
    * A removed model: no new request can name it any more, but the ones already accepted (in flight,
    * or waiting for a start under way) are served before it stops.
    */
-  private retire(m: ModelRuntime): void {
-    m.retired = true;
-    m.pendingConfig = undefined;
-    this.retiring.add(m);
-    const before = this.retirements.get(m.name) ?? Promise.resolve();
-    const done = (async () => {
-      await before;
-      await this.lifecycle.inProgress(m);
-      await new Promise((resolve) => setImmediate(resolve)); // let requests that waited for the start begin
-      await this.lifecycle.stop(m, 'reload', { drainMs: Infinity });
-    })().finally(() => {
-      m.clearIdle();
-      this.retiring.delete(m);
-      if (this.retirements.get(m.name) === done) this.retirements.delete(m.name);
+  private retire(m: ModelActor): void {
+    let done!: () => void;
+    const before = this.retirements.get(m.name);
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const promise = (before ?? Promise.resolve()).then(() => finished);
+    this.retirements.set(m.name, promise);
+    void promise.then(() => {
+      if (this.retirements.get(m.name) === promise) this.retirements.delete(m.name);
     });
-    this.retirements.set(m.name, done);
+    this.retiring.set(m, done);
+    m.send({ type: 'retire' });
+    this.checkRetired(m);
+  }
+
+  private checkRetired(m: ModelActor): void {
+    const done = this.retiring.get(m);
+    if (!done) return;
+    const down = m.remote || m.process === 'stopped' || m.process === 'failed';
+    if (!down || m.inflight > 0 || m.queued > 0) return;
+    this.retiring.delete(m);
+    done();
   }
 
   retirement(name: string): Promise<void> | undefined {
     return this.retirements.get(name);
-  }
-
-  /** A launch change: applied now if the model is down, else once it is idle (one waiter per model). */
-  private relaunch(m: ModelRuntime, config: ModelConfig): void {
-    const waiting = m.pendingConfig !== undefined;
-    m.pendingConfig = config;
-    if (!waiting) void this.swapWhenIdle(m);
-  }
-
-  private async swapWhenIdle(m: ModelRuntime): Promise<void> {
-    while (m.pendingConfig && !m.retired) {
-      await m.drained();
-      await this.lifecycle.inProgress(m);
-      if (m.inflight > 0 || !m.pendingConfig || m.retired) continue; // a request began meanwhile: keep serving
-      m.close('reload');
-      try {
-        if (m.inflight > 0) continue;
-        if (m.process !== 'stopped' && m.process !== 'failed') await this.lifecycle.stop(m, 'reload', { drainMs: Infinity });
-        if (!m.pendingConfig || m.retired) continue;
-        m.config = m.pendingConfig;
-        m.pendingConfig = undefined;
-        m.resetBackoff();
-      } finally {
-        m.open('reload');
-      }
-      // A preload model comes back up with its new settings: the reload's own preload ran while the
-      // old process was still serving, so it skipped this one.
-      if (m.config.preload && !m.pendingConfig && !m.retired && !this.closing) void this.lifecycle.activate(m, 'preload').catch(() => {});
-    }
   }
 
   // ---- shutdown and status ---------------------------------------------------------------------
@@ -273,21 +278,16 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   shutdown(): Promise<void> {
     if (this.closing) return this.closed;
     this.closing = true;
-    this.closed = (async () => {
-      const models = () => this.holders();
-      this.lifecycle.abortAll(models(), 'shutdown');
-      await within(this.driver.clock, this.options.drainTimeoutMs ?? 30_000, Promise.all(models().map((m) => m.drained())));
-      const managed = models().filter((m) => !m.remote);
-      this.lifecycle.abortAll(managed, 'shutdown'); // anything that began while we drained
-      await Promise.all(managed.map((m) => this.lifecycle.stop(m, 'shutdown', { drainMs: 0, force: true })));
-      for (const m of managed) m.clearIdle();
-    })();
+    const drainMs = this.options.drainTimeoutMs ?? 30_000;
+    const models = this.holders();
+    for (const m of models) m.send({ type: 'shutdown' });
+    this.closed = Promise.all(models.filter((m) => !m.remote).map((m) => m.bringDown('stop', 'shutdown', drainMs, true).catch(() => {}))).then(() => {});
     return this.closed;
   }
 
   status(): { models: ModelStatus[]; groups: GroupStatus[] } {
     const now = this.driver.clock.now();
     const models = this.holders();
-    return { models: models.map((m) => modelStatus(m, this.admission.queuedForSlot(m), now)), groups: groupStatus(this.config, models) };
+    return { models: models.map((m) => modelStatus(m, now, this.loadTimes)), groups: groupStatus(this.config, models, this.coordinator.outlook, now) };
   }
 }

@@ -2,7 +2,7 @@
 // model) and its last errors. The dashboard draws timelines and "why is it in this state" from it.
 // It only listens: it is fed by the controller's `transition` events and reads a model's last error
 // from status, so it can never change state itself.
-import type { Transition } from './model.js';
+import type { Transition } from './context.js';
 
 /** Where transitions and errors come from: the controller (only what is needed here). */
 export interface HistorySource {

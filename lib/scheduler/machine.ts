@@ -23,7 +23,7 @@ export interface MachineState {
 export type Command = { type: 'start' } | { type: 'stop' } | { type: 'load' } | { type: 'unload' } | { type: 'remote-up' } | { type: 'remote-down' };
 /** Reports of what happened to a generation's child. */
 export type Observation = {
-  type: 'spawn-failed' | 'ready' | 'start-timeout' | 'exited' | 'loaded' | 'load-failed' | 'unloaded' | 'unload-failed';
+  type: 'spawn-failed' | 'ready' | 'start-timeout' | 'exited' | 'exit-overdue' | 'loaded' | 'load-failed' | 'unloaded' | 'unload-failed';
   gen: number;
 };
 export type MachineEvent = Command | Observation;
@@ -77,6 +77,14 @@ const TABLE: Record<MachineEvent['type'], Partial<Record<ProcessState, Rule | 'i
     starting: (s) => to(s, { process: 'failed', memory: 'unloaded' }, [{ kind: 'drop-connections' }]),
     running: (s) => to(s, { process: 'failed', memory: 'unloaded' }, [{ kind: 'drop-connections' }]), // a crash
     stopping: (s) => to(s, { process: s.stopTo, memory: 'unloaded' }, [{ kind: 'drop-connections' }]),
+    // The child outlived SIGKILL (uninterruptible sleep) and was given up on; its exit may still come.
+    failed: 'ignore',
+  },
+  // Still there after SIGKILL and a grace period: give up on it so the model, shutdown and close go on.
+  'exit-overdue': {
+    stopping: (s) => to(s, { process: 'failed', memory: 'unloaded' }, [{ kind: 'drop-connections' }]),
+    stopped: 'ignore',
+    failed: 'ignore',
   },
   load: {
     running: (s) => (s.memory === 'unloaded' ? to(s, { memory: 'loading' }, [{ kind: 'memory', op: 'load', gen: s.gen }]) : refuse(s, 'load')),

@@ -1,7 +1,9 @@
 // The JSON shape of a model's state, shared by /hub/api/status, /v1/models and the CLI.
 import type { HubConfig } from '../config/types.js';
 import { maskCache, modelSecrets } from '../secrets.js';
-import type { ModelRuntime } from './model.js';
+import type { ModelActor } from './actor.js';
+import type { GroupOutlook } from './capacity.js';
+import type { LoadHistory } from './load-history.js';
 
 export interface ModelStatus {
   name: string;
@@ -33,14 +35,17 @@ export interface ModelStatus {
   restart_pending: boolean;
   /** Removed from the config by a reload; shown until its process has stopped. */
   removed: boolean;
+  /** When the oldest waiting request or action began to wait. */
+  oldest_wait: string | null;
+  /** Its usual start (spawn to ready) and wake-up times, measured and kept across restarts. */
+  load_ms: { start_ms: number | null; wake_ms: number | null };
 }
 
 const maskFor = maskCache();
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
-/** `queuedForSlot`: requests waiting for a max_concurrency slot (the rest of `queued` wait for a start or load). */
-export function modelStatus(m: ModelRuntime, queuedForSlot: number, now: number): ModelStatus {
+export function modelStatus(m: ModelActor, now: number, loadTimes: LoadHistory): ModelStatus {
   const c = m.config;
   // An error may quote the backend's last log lines; a url may hold a password.
   const mask = maskFor(c, () => modelSecrets(c));
@@ -58,19 +63,21 @@ export function modelStatus(m: ModelRuntime, queuedForSlot: number, now: number)
     memory_bytes: c.memory,
     rss_bytes: m.residentBytes ?? null,
     in_flight: m.inflight,
-    queued: m.waiting + queuedForSlot,
+    queued: m.queued,
     requests: m.served,
     last_used: iso(m.lastUsedAt),
     idle_deadline: iso(m.idleDeadline),
     pinned: m.config.pinned,
-    admitting: !m.admissionClosed,
+    admitting: m.admitting,
     started_at: iso(m.startedAt),
     ready_at: iso(m.readyAt),
     last_exit_code: m.lastError?.exitCode ?? null,
     last_error: m.lastError ? mask(m.lastError.message) : null,
     retry_at: m.process === 'failed' && m.retryAt > now ? iso(m.retryAt) : null,
-    restart_pending: m.pendingConfig !== undefined,
+    restart_pending: m.restartPending,
     removed: m.retired,
+    oldest_wait: iso(m.state.waiting[0]?.at),
+    load_ms: loadTimes.of(m.name),
   };
 }
 
@@ -82,18 +89,26 @@ export interface GroupStatus {
   memory_bytes: number;
   max_memory_bytes: number | null;
   models: string[];
+  /** Per model with someone waiting: how many wait and since when. */
+  waiting: Array<{ model: string; count: number; oldest_wait_ms: number }>;
+  /** The model that loads next, and why it has not yet. */
+  next: string | null;
+  why: string | null;
 }
 
 /** Usage per group (models holding memory), plus the hub-wide budget as the group "*". */
-export function groupStatus(config: HubConfig, models: ModelRuntime[]): GroupStatus[] {
-  const usage = (members: ModelRuntime[]) => {
+export function groupStatus(config: HubConfig, models: ModelActor[], outlook: Record<string, GroupOutlook>, now: number): GroupStatus[] {
+  const usage = (members: ModelActor[]) => {
     const holding = members.filter((m) => m.counted);
     return { loaded: holding.length, memory_bytes: holding.reduce((n, m) => n + m.config.memory, 0) };
   };
   const finite = (n: number) => (Number.isFinite(n) ? n : null);
+  const waiting = (members: ModelActor[]) =>
+    members.filter((m) => m.queued > 0).map((m) => ({ model: m.name, count: m.queued, oldest_wait_ms: Math.max(0, now - m.state.waiting[0].at) }));
+  const ahead = (name: string) => ({ next: outlook[name]?.next ?? null, why: outlook[name]?.why ?? null });
   const groups = Object.values(config.groups).map((g) => {
     const members = models.filter((m) => m.config.group === g.name);
-    return { name: g.name, on_full: g.onFull, ...usage(members), max_loaded: finite(g.maxLoaded), max_memory_bytes: finite(g.maxMemory), models: members.map((m) => m.name) };
+    return { name: g.name, on_full: g.onFull, ...usage(members), max_loaded: finite(g.maxLoaded), max_memory_bytes: finite(g.maxMemory), models: members.map((m) => m.name), waiting: waiting(members), ...ahead(g.name) };
   });
-  return [...groups, { name: '*', on_full: 'evict', ...usage(models), max_loaded: null, max_memory_bytes: finite(config.maxMemory), models: models.map((m) => m.name) }];
+  return [...groups, { name: '*', on_full: 'evict', ...usage(models), max_loaded: null, max_memory_bytes: finite(config.maxMemory), models: models.map((m) => m.name), waiting: waiting(models), ...ahead('*') }];
 }

@@ -21,6 +21,8 @@ export interface Behaviour {
   spawnThrows: boolean;
   /** Exits with this code before it is ready. */
   failsToStart?: number;
+  /** Survives even SIGKILL (a process in uninterruptible sleep): it never exits. */
+  unkillable?: boolean;
 }
 
 const defaults = (): Behaviour => ({ readyAfterMs: 0, stopTakesMs: 0, ignoresTerm: false, memoryTakesMs: 0, spawnThrows: false });
@@ -52,7 +54,10 @@ export class FakeProcess implements ProcessHandle {
     const { ignoresTerm, stopTakesMs } = this.behaviour;
     const killed = ignoresTerm || stopTakesMs > timeoutMs;
     const ms = killed ? timeoutMs : stopTakesMs;
-    const end = () => { if (killed) this.signals.push('SIGKILL'); this.die({ code: null, signal: killed ? 'SIGKILL' : 'SIGTERM' }); };
+    const end = () => {
+      if (killed) this.signals.push('SIGKILL');
+      if (!this.behaviour.unkillable) this.die({ code: null, signal: killed ? 'SIGKILL' : 'SIGTERM' });
+    };
     if (ms <= 0) end();
     else this.clock.after(ms, end);
     return this.exited;

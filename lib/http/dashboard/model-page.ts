@@ -4,7 +4,7 @@ import type { ModelConfig } from '../../config/types.js';
 import { tailLines } from '../../runtime/log-tail.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { History, RecordedError } from '../../scheduler/history.js';
-import type { Transition } from '../../scheduler/model.js';
+import type { Transition } from '../../scheduler/context.js';
 import { configSecrets, inheritedSecrets, maskCache, modelSecrets } from '../../secrets.js';
 import { modelView, type ModelView, type UsageOf } from './view.js';
 

@@ -1,7 +1,7 @@
 // A model's last hour as periods and marks, from the hub's recent-transitions memory: what the
 // timeline SVG (views/partials/timeline.eta) draws. Positions are percentages of the window, so
 // the server draws it once at any width and the browser never has to.
-import type { Transition } from '../../scheduler/model.js';
+import type { Transition } from '../../scheduler/context.js';
 
 export const WINDOW_MS = 60 * 60 * 1000;
 

@@ -1,0 +1,69 @@
+// How long each model took to come up, remembered across hub restarts in `<state_dir>/load-times.json`:
+// the last few start times (spawn to ready) and wake times (a memory load). The coordinator weighs
+// an eviction by what bringing the model back is expected to cost; status shows the figures.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+const KEEP = 8;
+/** Assumed for a model never seen coming up: a typical small model's cold start. */
+export const UNKNOWN_LOAD_MS = 1000;
+
+interface Entry {
+  start: number[];
+  wake: number[];
+}
+
+export class LoadHistory {
+  private entries = new Map<string, Entry>();
+  private readonly file?: string;
+
+  constructor(stateDir?: string) {
+    this.file = stateDir && join(stateDir, 'load-times.json');
+    if (!this.file) return;
+    try {
+      const raw = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, Partial<Entry>>;
+      for (const [name, e] of Object.entries(raw)) this.entries.set(name, { start: numbers(e.start), wake: numbers(e.wake) });
+    } catch {
+      // absent or unreadable: start afresh (it is only a hint)
+    }
+  }
+
+  record(name: string, what: 'start' | 'wake', ms: number): void {
+    const entry = this.entries.get(name) ?? { start: [], wake: [] };
+    entry[what] = [...entry[what], Math.round(ms)].slice(-KEEP);
+    this.entries.set(name, entry);
+    this.save();
+  }
+
+  /** What bringing the model back is expected to cost: its usual wake-up if it has one, else its usual start. */
+  expected(name: string): number {
+    const e = this.entries.get(name);
+    return median(e?.wake) ?? median(e?.start) ?? UNKNOWN_LOAD_MS;
+  }
+
+  /** The usual start and wake times (ms), where known. */
+  of(name: string): { start_ms: number | null; wake_ms: number | null } {
+    const e = this.entries.get(name);
+    return { start_ms: median(e?.start) ?? null, wake_ms: median(e?.wake) ?? null };
+  }
+
+  private save(): void {
+    if (!this.file) return;
+    try {
+      mkdirSync(dirname(this.file), { recursive: true });
+      const tmp = `${this.file}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.entries)));
+      renameSync(tmp, this.file);
+    } catch {
+      // a read-only state dir costs only the hint
+    }
+  }
+}
+
+const numbers = (v: unknown): number[] => (Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0).slice(-KEEP) : []);
+
+function median(xs: number[] | undefined): number | undefined {
+  if (!xs?.length) return undefined;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
