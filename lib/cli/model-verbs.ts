@@ -1,5 +1,6 @@
 // `hub start-model | stop-model | load-model | unload-model <names..>`: one POST per name to
-// /hub/api/models/{name}/{verb}, in order, while the event stream shows every state change the hub
+// /hub/api/models/{name}/{verb}, in order (several models to load go in one POST /hub/api/load, so
+// they are loaded together or refused at once), while the event stream shows every state change the hub
 // makes on the way (evictions of other models included). A failure is reported and the next name is
 // still tried; the exit code is 1 if any failed.
 import type { Transition } from '../scheduler/context.js';
@@ -54,7 +55,30 @@ export async function modelVerb(verb: Verb, a: Args): Promise<number> {
   };
   const outcomes: Outcome[] = [];
   try {
-    for (const name of names) {
+    if (verb === 'load' && new Set(names).size > 1) {
+      // Loaded together, or refused at once: one by one, the last could evict the first.
+      const started = Date.now();
+      const query = names.map((n) => `model=${encodeURIComponent(n)}`).join('&');
+      const answer = await client.call('POST', `/hub/api/load?${query}${wait ? '' : '&wait=false'}`);
+      const ms = Date.now() - started;
+      const ok = answer.status === 200 || answer.status === 202;
+      if (!ok) {
+        for (const name of names) outcomes.push({ model: name, action: verb, ok, error: errorMessage(answer), code: answer.body?.error?.code, ms });
+        if (!a.json) say.err(errorMessage(answer));
+      } else {
+        const states = new Map<string, { process: string; memory: string }>((answer.body.models ?? []).filter((m: unknown) => typeof m === 'object').map((m: { model: string; process: string; memory: string }) => [m.model, m]));
+        for (const name of names) {
+          const st = states.get(name);
+          outcomes.push({ model: name, action: verb, ok, process: st?.process, memory: st?.memory, ms });
+          if (a.json) continue;
+          if (!wait) say.ok(`${name}: load accepted; follow it with hub watch or hub status`);
+          else {
+            if (st) await showsState(name, st.process, st.memory);
+            say.ok(`${name} loaded in ${span(ms)} (process ${st?.process}, memory ${st?.memory})`);
+          }
+        }
+      }
+    } else for (const name of names) {
       const started = Date.now();
       const answer = await client.call('POST', `/hub/api/models/${encodeURIComponent(name)}/${verb}${wait ? '' : '?wait=false'}`);
       const ms = Date.now() - started;

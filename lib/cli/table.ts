@@ -99,7 +99,11 @@ export function groupLines(groups: GroupStatus[]): string[] {
     if (g.name === '*' && g.max_memory_bytes === null) return [];
     const count = g.max_loaded === null ? plural(g.loaded, 'model') + ' loaded' : `${g.loaded} of ${plural(g.max_loaded, 'model')} loaded`;
     const memory = g.max_memory_bytes !== null ? `, ${formatBytes(g.memory_bytes)} of ${formatBytes(g.max_memory_bytes)}` : g.memory_bytes ? `, ${formatBytes(g.memory_bytes)}` : '';
-    return [`${g.name === '*' ? 'hub-wide' : `group ${visible(g.name)}`}: ${count}${memory} (on_full: ${g.on_full})`];
+    const line = `${g.name === '*' ? 'hub-wide' : `group ${visible(g.name)}`}: ${count}${memory} (on_full: ${g.on_full})`;
+    // Under contention: who waits (and since when), who loads next and why not yet.
+    const waiting = (g.waiting ?? []).map((w) => `${visible(w.model)} ${w.count} waiting, oldest ${span(w.oldest_wait_ms)}`);
+    const next = g.next ? `next: ${visible(g.next)}${g.why ? ` (${visible(g.why)})` : ''}` : '';
+    return [line, ...(waiting.length ? [`  waiting: ${waiting.join('; ')}`] : []), ...(next ? [`  ${next}`] : [])];
   });
 }
 

@@ -58,6 +58,25 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
     ctx.body = { model: name, action, process: m.process, memory: m.memory };
   });
 
+  // Several models loaded together, or refused at once (409) when they cannot all be loaded at the
+  // same time: loading them one by one would evict the first for the last.
+  router.post('/load', async (ctx) => {
+    const raw = ctx.query.model;
+    const names = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).filter((n) => n !== '');
+    if (!names.length) throw new HubError('bad_request', 'name the models to load: POST /hub/api/load?model=a&model=b');
+    for (const name of names) controller.get(name); // 404 for an unknown model, before anything starts
+    const run = controller.loadMany(names);
+    if (ctx.query.wait === 'false') {
+      await Promise.race([run, Promise.resolve()]); // a refusal is known at once; the loads go on
+      run.catch(() => {});
+      ctx.status = 202;
+      ctx.body = { models: names, action: 'load', accepted: true };
+      return;
+    }
+    await run;
+    ctx.body = { models: names.map((name) => ({ model: name, action: 'load', process: controller.get(name).process, memory: controller.get(name).memory })) };
+  });
+
   router.post('/reload', (ctx) => {
     try {
       ctx.body = actions.reload();

@@ -72,6 +72,8 @@ export interface GroupView {
   title: string;
   policy: string;
   bars: BarView[];
+  /** Under contention: who waits and since when, who loads next and why not yet (empty otherwise). */
+  queue: string[];
 }
 
 export interface SummaryView {
@@ -212,6 +214,10 @@ function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
         `${formatBytes(g.memory_bytes)} declared${of(g.max_memory_bytes, formatBytes)}${measured === undefined ? '' : ` · ${formatBytes(measured)} measured`}`,
         measured,
       ),
+    ],
+    queue: [
+      ...(g.waiting ?? []).map((w) => `${w.model}: ${w.count} waiting, oldest ${(w.oldest_wait_ms / 1000).toFixed(1)} s`),
+      ...(g.next ? [`next: ${g.next}${g.why ? ` — ${g.why}` : ''}`] : []),
     ],
   };
 }
