@@ -1,7 +1,8 @@
 // `npm run bench`: figures for SPEC §8 measured in one run against baselines from the same run.
 // Today: cold-start overhead (first byte minus the backend's own time to ready), the 1,000-request
-// cold burst, model swaps in a max_loaded: 1 group by sleep/wake vs by restart, and proxy
-// throughput/latency against a bare Node http.request pipe proxy and the backend itself.
+// cold burst, model swaps in a max_loaded: 1 group by sleep/wake vs by restart, proxy
+// throughput/latency against a bare Node http.request pipe proxy and the backend itself, and the
+// contention benchmark (contention.ts: agents over more models than fit, swap_hold 0 vs default).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
@@ -13,6 +14,13 @@ import { join } from 'node:path';
 import { loadConfig } from '../lib/config/load.js';
 import { startHub } from '../lib/hub.js';
 import { silentLogger } from '../lib/log.js';
+import { contentionBench } from './contention.js';
+
+// BENCH_ONLY=contention runs just the contention figures (they take a minute or two).
+if (process.env.BENCH_ONLY === 'contention') {
+  await contentionBench();
+  process.exit(0);
+}
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 
@@ -146,3 +154,4 @@ pipeAgent.destroy();
 
 await hub.close();
 rmSync(dir, { recursive: true, force: true });
+await contentionBench();

@@ -5,16 +5,16 @@ import { plan, type GroupRule, type Slot } from '../lib/scheduler/capacity.js';
 
 const GiB = 2 ** 30;
 const slot = (name: string, extra: Partial<Slot> = {}): Slot => ({
-  key: name, name, group: 'g', memory: 0, counted: true, wants: false, busy: false, owed: 0, moving: false, leaving: false, pinned: false, held: false,
+  key: name, name, group: 'g', memory: 0, counted: true, wants: false, busy: false, demand: 0, owed: 0, moving: false, leaving: false, pinned: false, held: false,
   idleSince: 0, loadMs: 1000, startTimeoutMs: 60_000, ...extra,
 });
 const wanting = (name: string, oldestAt: number, extra: Partial<Slot> = {}) => slot(name, { counted: false, wants: true, oldestAt, ...extra });
-const rule = (extra: Partial<GroupRule> = {}): Record<string, GroupRule> => ({ g: { name: 'g', maxLoaded: 1, maxMemory: Infinity, onFull: 'evict', swapHoldMs: 3000, ...extra } });
+const rule = (extra: Partial<GroupRule> = {}): Record<string, GroupRule> => ({ g: { name: 'g', maxLoaded: 1, maxMemory: Infinity, onFull: 'evict', swapHoldMs: 0, ...extra } });
 const kinds = (p: ReturnType<typeof plan>) => p.decisions.map((d) => `${d.kind} ${d.key}`);
 
 t.test('grants when it fits; strict order behind a head that does not', async (t) => {
   t.same(kinds(plan([wanting('b', 5)], rule({ maxLoaded: 2 }), Infinity, 10)), ['grant b']);
-  const p = plan([slot('a', { busy: true, idleSince: undefined }), wanting('b', 5, { memory: 8 * GiB }), wanting('c', 7)], rule({ maxLoaded: 2, maxMemory: 10 * GiB }), Infinity, 10);
+  const p = plan([slot('a', { busy: true, idleSince: undefined }), wanting('b', 5, { memory: 8 * GiB }), wanting('c', 7)], rule({ maxLoaded: 2, maxMemory: 10 * GiB, swapHoldMs: 3000 }), Infinity, 10);
   t.same(kinds(p), ['grant b'], 'b fits by memory and count');
   const q = plan([slot('a', { busy: true }), wanting('b', 5), wanting('c', 7)], rule({ maxLoaded: 1 }), Infinity, 10);
   t.notOk(q.decisions.some((d) => d.key === 'c'), 'c never overtakes b, the head');
@@ -46,6 +46,25 @@ t.test('a busy model keeps admitting for swap_hold, then yields; swap_hold 0 yie
   t.same(kinds(after), ['evict a'], 'then a yields');
   t.match((after.decisions[0] as { reason: string }).reason, /^yielded to b: its requests waited 3\.0s$/);
   t.same(kinds(plan(slots, rule({ swapHoldMs: 0 }), Infinity, 1000)), ['evict a'], 'FIFO with swap_hold 0');
+});
+
+t.test('within swap_hold, a model idle for a moment (between two requests of one agent) is not evicted yet', async (t) => {
+  const slots = [slot('a', { idleSince: 9900 }), wanting('b', 9000)];
+  const p = plan(slots, rule({ swapHoldMs: 3000 }), Infinity, 10_000);
+  t.same(kinds(p), [], 'a was used 0.1 s ago: its agent may be about to send the next request');
+  t.equal(p.wakeAt, 10_150, 'look again when the 250 ms grace ends');
+  t.same(kinds(plan(slots, rule({ swapHoldMs: 3000 }), Infinity, 10_150)), ['evict a'], 'then a goes');
+  t.same(kinds(plan(slots, rule({ swapHoldMs: 0 }), Infinity, 10_000)), ['evict a'], 'no grace with swap_hold 0');
+});
+
+t.test('a model that came up after the head began to wait keeps its hold only if it serves as many clients', async (t) => {
+  const busyFew = slot('a', { busy: true, demand: 1, loadedAt: 9000 });
+  const busyMany = slot('a', { busy: true, demand: 3, loadedAt: 9000 });
+  const head = wanting('b', 1000, { demand: 3 });
+  t.same(kinds(plan([busyFew, head], rule({ swapHoldMs: 3000 }), Infinity, 10_000)), ['evict a'], 'one client does not hold three waiting ones');
+  const held = plan([busyMany, head], rule({ swapHoldMs: 3000 }), Infinity, 10_000);
+  t.same(kinds(held), [], 'three clients keep it for swap_hold from when it came up');
+  t.equal(held.wakeAt, 12_000);
 });
 
 t.test('minimum residency: a model loaded for waiting requests is not asked to yield before it admits them', async (t) => {

@@ -27,6 +27,8 @@ export interface Slot {
   oldestAt?: number;
   /** Requests in flight, or waiting for one of its slots. */
   busy: boolean;
+  /** Requests in flight plus those waiting for it: how many clients it serves right now. */
+  demand: number;
   /** Requests it was loaded for and has not admitted yet. */
   owed: number;
   /** Mid-start or mid-load: cannot give way until that settles. */
@@ -36,6 +38,8 @@ export interface Slot {
   pinned: boolean;
   /** Protected by an operator's multi-model load. */
   held: boolean;
+  /** When it last came up (loaded): a busy model keeps its swap_hold from then too. */
+  loadedAt?: number;
   /** When it became idle (or was last used), for the eviction cost. */
   idleSince?: number;
   /** When its next idle step is due, if any (for Retry-After). */
@@ -71,6 +75,8 @@ export interface Plan {
   outlook: Record<string, GroupOutlook>;
 }
 
+/** How long a model idle between two requests of the same client still counts as in use (within swap_hold). */
+const REUSE_GRACE_MS = 250;
 /** Swap hold for models outside any group (only the hub budget constrains them). */
 const UNGROUPED_HOLD_MS = 0;
 
@@ -131,14 +137,22 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
       } else outlook(`waits for ${names(staying.filter((h) => h.moving))} to finish loading`);
       continue;
     }
-    const holdUntil = (w.oldestAt ?? now) + (rule?.swapHoldMs ?? UNGROUPED_HOLD_MS);
     const waitingFor: string[] = [];
+    const hold = rule?.swapHoldMs ?? UNGROUPED_HOLD_MS;
     for (const v of chosen) {
-      if (!v.busy && v.owed === 0) out.decisions.push({ kind: 'evict', key: v.key, reason: `evicted for ${w.name}: idle ${seconds(now - (v.idleSince ?? now))}, reload ~${seconds(v.loadMs)}` });
-      else if (v.owed > 0) waitingFor.push(`${v.name} to serve the ${v.owed} request${v.owed === 1 ? '' : 's'} it was loaded for`);
+      // A model in use keeps admitting for swap_hold after the head began to wait; one that came up
+      // after that and serves at least as many clients as wait for the head keeps it from when it came
+      // up (so a model loaded for a batch also serves the agents that stay with it). A model idle for
+      // only a moment is between two requests of an agent: it counts as in use for a short grace.
+      const holdUntil = Math.max(w.oldestAt ?? now, v.demand >= w.demand ? (v.loadedAt ?? -Infinity) : -Infinity) + hold;
+      const graceEnd = (v.idleSince ?? -Infinity) + Math.min(hold, REUSE_GRACE_MS);
+      const idle = !v.busy && v.owed === 0;
+      if (v.owed > 0) waitingFor.push(`${v.name} to serve the ${v.owed} request${v.owed === 1 ? '' : 's'} it was loaded for`);
+      else if (idle && !(now < graceEnd && now < holdUntil)) out.decisions.push({ kind: 'evict', key: v.key, reason: `evicted for ${w.name}: idle ${seconds(now - (v.idleSince ?? now))}, reload ~${seconds(v.loadMs)}` });
       else if (now < holdUntil) {
-        wake(holdUntil);
-        waitingFor.push(`${v.name}, which keeps serving until ${new Date(holdUntil).toISOString()} (swap_hold)`);
+        const until = idle ? Math.min(graceEnd, holdUntil) : holdUntil;
+        wake(until);
+        waitingFor.push(`${v.name}, which keeps serving until ${new Date(until).toISOString()} (swap_hold)`);
       } else out.decisions.push({ kind: 'evict', key: v.key, reason: `yielded to ${w.name}: its requests waited ${seconds(now - (w.oldestAt ?? now))}` });
     }
     outlook(waitingFor.length ? `waits for ${waitingFor.join('; ')}` : 'room is being made');
