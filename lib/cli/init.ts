@@ -4,13 +4,15 @@
 // with the same loader `hub check` uses before it is written.
 import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, totalmem } from 'node:os';
-import { dirname, relative, resolve } from 'node:path';
-import { ConfigError } from '../config/errors.js';
+import { basename, dirname, relative, resolve } from 'node:path';
+import { ConfigError, formatProblem } from '../config/errors.js';
 import { parseConfig } from '../config/load.js';
 import { parseSize } from '../config/units.js';
+import { portWarnings } from '../config/warnings.js';
 import { findBackends } from '../init/backends.js';
 import { DEFAULT_CONTEXT, describeBytes, formatMemory } from '../init/estimate.js';
 import { readGgufInfo } from '../init/gguf-info.js';
+import { ephemeralPortRange } from '../runtime/ports.js';
 import { planConfig, type ReadFile } from '../init/plan.js';
 import { renderConfig } from '../init/render.js';
 import { scanFolders } from '../init/scan.js';
@@ -59,7 +61,8 @@ export async function init(args: Args): Promise<number> {
 
   // What `hub check` would say, before anything is written: a config init cannot load is a bug here.
   try {
-    parseConfig(text, output);
+    const config = parseConfig(text, output);
+    for (const w of portWarnings(config, ephemeralPortRange())) say.warn(formatProblem(basename(output), w));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     throw new CliError(EXIT.failed, `the config hub init made does not pass hub check, so nothing was written (please report this):\n${err.message}`);
