@@ -78,6 +78,7 @@ function machine(dir: string) {
   writeTinyGguf(join(models, 'split', 'big-00001-of-00002.gguf'), { seed: 3, header: { name: 'Big' } });
   writeTinyGguf(join(models, 'split', 'big-00002-of-00002.gguf'), { seed: 4 });
   writeTinyGguf(join(models, 'huge.gguf'), { seed: 5, header: { contextLength: 8192, blockCount: 10000, embeddingLength: 65536, headCount: 64, headCountKv: 64 } });
+  writeTinyGguf(join(models, 'nomic-embed-text-v1.5.Q8_0.gguf'), { seed: 7, header: { architecture: 'nomic-bert', name: 'nomic-embed-text-v1.5', meta: { 'nomic-bert.pooling_type': 1 } } });
   writeTinyGguf(join(models, 'mmproj-model-f16.gguf'), { seed: 6, header: { architecture: 'clip' } });
   writeFileSync(join(models, 'corrupt.gguf'), Buffer.from('GGUF\x03\x00\x00\x00this is not a header at all', 'latin1'));
   writeFileSync(join(models, 'truncated.gguf'), readFileSync(qwen).subarray(0, 3000));
@@ -102,7 +103,7 @@ t.test('hub init on a folder of GGUF files, with fake servers on PATH', async (t
   t.match(r.out, `[ok] found vllm at ${join(bin, 'vllm')}`);
   t.match(r.out, `[ok] found ollama at ${join(bin, 'ollama')}`);
   t.match(r.out, /\[info\] not on PATH: sglang, mlx-openai-server, mlx_lm\.server, whisper-server\n/, 'says what it did not find (sglang is there but not executable)');
-  t.match(r.out, /\[info\] 8 GGUF files in /, 'split parts count once');
+  t.match(r.out, /\[info\] 9 GGUF files in /, 'split parts count once');
   t.match(r.out, /\[ok\] qwen2\.5-7b-instruct-q4_k_m: .*Qwen2\.5-7B-Instruct-Q4_K_M\.gguf \(llama, 128K parameters, Q4_K_M\); context 8192: trained for 32768, capped at 8192.*; memory 768MiB = .* file \+ 448MiB KV cache \(8192 tokens, f16\) \+ 128MiB margin/, 'each model: what was read and why');
   t.match(r.out, /\[ok\] tiny: .*context 2048: its trained context \(2048\) fits under 8192; memory 256MiB/);
   t.match(r.out, /\[info\] .*mmproj-model-f16\.gguf: a multimodal projector \(mmproj\), not a model on its own; to use it, add --mmproj/);
@@ -110,13 +111,13 @@ t.test('hub init on a folder of GGUF files, with fake servers on PATH', async (t
   t.match(r.err, /\[warn\] .*truncated\.gguf: the header runs past the end of the file .*truncated, or still downloading; left out/);
   t.match(r.err, /\[warn\] huge: needs \d+(\.\d+)?(GiB|MiB), more than the group's 8GiB; kept outside the group/);
   t.match(r.out, /\[info\] group local: max_memory 8GiB \(--max-memory 8GiB\)/);
-  t.match(r.out, `[ok] wrote ${output}: 5 models, group local of 8GiB`);
+  t.match(r.out, `[ok] wrote ${output}: 6 models, group local of 8GiB`);
   t.match(r.out, /\[info\] next: hub check --config conf\/hub\.yaml, then hub serve --config conf\/hub\.yaml, and ask it: curl /);
   t.notMatch(r.out + r.err, /\[err\]/);
 
   const text = readFileSync(output, 'utf8');
   const config = parse(text) as { groups: Record<string, unknown>; models: Record<string, Record<string, unknown>> };
-  t.same(Object.keys(config.models).sort(), ['big', 'huge', 'qwen2.5-7b-instruct-q4_k_m', 'tiny', 'tiny-2'], 'every model once, named from its file; the second tiny.gguf gets -2');
+  t.same(Object.keys(config.models).sort(), ['big', 'huge', 'nomic-embed-text-v1.5.q8_0', 'qwen2.5-7b-instruct-q4_k_m', 'tiny', 'tiny-2'], 'every model once, named from its file; the second tiny.gguf gets -2');
   t.same(config.models['qwen2.5-7b-instruct-q4_k_m'], {
     backend: 'llama-cpp',
     cmd: `${join(bin, 'llama-server')} -m ${qwen} --port \${PORT} -c 8192`,
@@ -128,6 +129,8 @@ t.test('hub init on a folder of GGUF files, with fake servers on PATH', async (t
   t.notOk(config.models.tiny.aliases, 'no general.name, no alias');
   t.notOk(config.models['tiny-2'].aliases, 'a general.name two files share is neither one\'s alias');
   t.match(config.models.big.cmd, /big-00001-of-00002\.gguf --port/, 'a split model runs from its first part');
+  t.match(config.models['nomic-embed-text-v1.5.q8_0'], { cmd: / -c 2048 --embeddings$/, aliases: ['nomic-embed-text-v1.5'] }, 'an embedding model (pooling_type set) is served with --embeddings');
+  t.match(r.out, /\[ok\] nomic-embed-text-v1\.5\.q8_0: .*\(nomic-bert, 128K parameters, Q8_0, embeddings\)/, 'its quantization read from the file name when the header has no file_type');
   t.notOk(config.models.huge.group, 'a model bigger than the budget stays outside the group');
   t.same(config.groups, { local: { max_memory: '8GiB', on_full: 'evict' } });
   t.notMatch(text, /demo-model|demo-small/, 'no demo models when real ones were found');
@@ -137,7 +140,7 @@ t.test('hub init on a folder of GGUF files, with fake servers on PATH', async (t
 
   const check = await hub(['check', '--config', output], { env });
   t.equal(check.code, 0, `hub check passes on what init wrote\n${check.out}${check.err}`);
-  t.match(check.out, /is valid: 5 models \(5 managed, 0 remote\), 1 group/);
+  t.match(check.out, /is valid: 6 models \(6 managed, 0 remote\), 1 group/);
   t.equal(check.err, '', 'and has no warning (llama-server is on PATH)');
 
   // Never replaced without --force: exit 2, the file as it was.
