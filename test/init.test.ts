@@ -182,6 +182,25 @@ t.test('no GGUF and no server: the demo models, and what to do', async (t) => {
   t.match(bare.out, /no folder given, and none of ~\/models, .* exists; name the folders that hold your \.gguf files: hub init ~\/models/);
 });
 
+t.test('a GGUF file but no llama-server: written anyway, with a warning; one model needs no group', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'models'));
+  mkdirSync(join(dir, 'bin'));
+  writeTinyGguf(join(dir, 'models', 'solo.gguf'));
+  const env = { PATH: join(dir, 'bin'), HOME: dir };
+  const output = join(dir, 'hub.yaml');
+  const r = await hub(['init', join(dir, 'models'), '--output', output], { env, cwd: dir });
+  t.equal(r.code, 0, `${r.out}${r.err}`);
+  t.match(r.err, '[warn] llama-server is not on PATH: the models are written with `llama-server` and will fail to start until it is installed');
+  t.match(r.out, '[info] one model: no group needed');
+  const config = parse(readFileSync(output, 'utf8')) as { groups?: unknown; models: Record<string, { cmd: string; aliases?: string[]; group?: string }> };
+  t.equal(config.groups, undefined, 'no groups');
+  t.match(config.models.solo, { cmd: /^llama-server -m .*solo\.gguf --port \$\{PORT\} -c 2048$/, aliases: ['modelhub-tiny-random'] });
+  const check = await hub(['check', '--config', output], { env });
+  t.equal(check.code, 0, 'hub check passes');
+  t.match(check.err, /llama-server is not found on PATH; starting solo will fail/, 'and warns the same');
+});
+
 t.test('bad input: a clear error, nothing written', async (t) => {
   const dir = tempDir(t);
   writeFileSync(join(dir, 'file.gguf'), 'x');
