@@ -109,6 +109,19 @@ export const COMMANDS: CommandSpec[] = [
     run: lazy(() => import('./check.js'), (m, a) => m.check(a.config, a.json as boolean)),
   },
   {
+    usage: 'init [folders..]',
+    describe: 'write a hub.yaml for this machine: model servers found on PATH, GGUF models found in the folders',
+    positionals: { folders: { type: 'string', array: true, describe: 'folders to search for .gguf files (default: ~/models, ~/.cache/llama.cpp, LM Studio\'s)' } },
+    options: {
+      output: { type: 'string', default: 'hub.yaml', describe: 'the file to write' },
+      force: { type: 'boolean', default: false, describe: 'replace the output file if it exists' },
+      context: { type: 'number', default: 8192, describe: 'the largest context (-c) to give a model; smaller trained contexts are kept' },
+      'max-memory': { type: 'string', describe: 'the memory budget of the models\' group (default: 75% of RAM)' },
+    },
+    examples: [['hub init ~/models', 'a hub.yaml serving every GGUF under ~/models'], ['hub init ~/models /data/gguf --output ~/.config/modelhub/hub.yaml --max-memory 22GiB', 'two folders, a 22 GiB budget, written where hub looks by default']],
+    run: lazy(() => import('./init.js'), (m, a) => m.init(a)),
+  },
+  {
     usage: 'demo-model',
     describe: 'run the bundled demo backend (an OpenAI-compatible test server)',
     options: demoOptionTable,

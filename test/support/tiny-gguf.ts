@@ -70,6 +70,35 @@ function writeValue(w: Writer, type: number, value: unknown): void {
   }
 }
 
+/** The chosen header values over the real ones (see TinyGgufHeader). */
+function applyHeader(meta: Record<string, Meta>, h: TinyGgufHeader): void {
+  const value = (v: string | number | number[]): Meta =>
+    typeof v === 'string' ? { type: T_STRING, value: v } : typeof v === 'number' ? { type: T_UINT32, value: v } : { type: T_ARRAY, elemType: T_INT32, value: v };
+  const arch = h.architecture ?? 'llama';
+  if (arch !== 'llama') {
+    for (const key of Object.keys(meta).filter((k) => k.startsWith('llama.'))) {
+      meta[`${arch}.${key.slice('llama.'.length)}`] = meta[key];
+      delete meta[key];
+    }
+    meta['general.architecture'] = value(arch);
+  }
+  const set: Record<string, string | number | number[] | null | undefined> = {
+    'general.name': h.name,
+    'general.file_type': h.fileType,
+    [`${arch}.context_length`]: h.contextLength,
+    [`${arch}.block_count`]: h.blockCount,
+    [`${arch}.embedding_length`]: h.embeddingLength,
+    [`${arch}.attention.head_count`]: h.headCount,
+    [`${arch}.attention.head_count_kv`]: h.headCountKv,
+    ...h.meta,
+  };
+  for (const [key, v] of Object.entries(set)) {
+    if (v === undefined) continue;
+    if (v === null) delete meta[key];
+    else meta[key] = value(v);
+  }
+}
+
 /** mulberry32: a small seeded PRNG, so the same seed always gives the same file. */
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -104,8 +133,29 @@ function vocabulary(): { tokens: string[]; scores: number[]; types: number[] } {
   return { tokens, scores, types };
 }
 
-/** Writes the tiny llama GGUF to `path`. Same seed, same bytes. */
-export function writeTinyGguf(path: string, options: { seed?: number } = {}): void {
+/**
+ * Header values to write instead of the real ones, for tests that only read headers (`hub init`).
+ * The tensors keep the tiny shape, so a file with a changed shape is no longer one llama.cpp loads.
+ */
+export interface TinyGgufHeader {
+  /** `general.name`; null leaves it out. */
+  name?: string | null;
+  /** `general.architecture`, and the prefix of the model keys (`<arch>.context_length`…). */
+  architecture?: string;
+  contextLength?: number;
+  blockCount?: number;
+  embeddingLength?: number;
+  headCount?: number;
+  /** One number, or one per layer. */
+  headCountKv?: number | number[];
+  /** `general.file_type` (15 = Q4_K_M); absent unless given. */
+  fileType?: number;
+  /** Any other keys: a string, a whole number (uint32), a list of whole numbers (int32); null removes the key. */
+  meta?: Record<string, string | number | number[] | null>;
+}
+
+/** Writes the tiny llama GGUF to `path`. Same seed and header, same bytes. */
+export function writeTinyGguf(path: string, options: { seed?: number; header?: TinyGgufHeader } = {}): void {
   const random = mulberry32(options.seed ?? 42);
   const { tokens, scores, types } = vocabulary();
   const nVocab = tokens.length;
@@ -132,6 +182,8 @@ export function writeTinyGguf(path: string, options: { seed?: number } = {}): vo
     'tokenizer.ggml.add_bos_token': { type: T_BOOL, value: true },
     'tokenizer.ggml.add_eos_token': { type: T_BOOL, value: false },
   };
+
+  applyHeader(meta, options.header ?? {});
 
   // Tensors with their shapes, innermost dimension first (ggml's ne[0], ne[1]).
   // Norm weights are 1 (a plain RMS norm); everything else is small uniform noise.
