@@ -132,7 +132,7 @@ export function chatToMessage(completion: ChatCompletion, request: Record<string
     id: newId('msg'),
     type: 'message',
     role: 'assistant',
-    model: completion.model ?? String(request.model),
+    model: String(request.model ?? completion.model), // as the client named it, as the streamed answer does
     content,
     stop_reason: stopReasonOf(choice.finish_reason, calls.length > 0),
     stop_sequence: null,

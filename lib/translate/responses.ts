@@ -192,5 +192,6 @@ export function chatToResponse(completion: ChatCompletion, request: Record<strin
   for (const call of choice.message?.tool_calls ?? []) output.push(functionCallItem(newId('fc'), call, 'completed'));
   for (const item of output) rememberItem(String(item.id), item);
   const createdAt = completion.created ?? Math.floor(Date.now() / 1000);
-  return responseObject({ id: newId('resp'), createdAt, model: completion.model ?? String(request.model), request, output, finish: choice.finish_reason ?? null, usage: completion.usage });
+  // The model as the client named it (a server may report a file path): as the streamed answer does.
+  return responseObject({ id: newId('resp'), createdAt, model: String(request.model ?? completion.model), request, output, finish: choice.finish_reason ?? null, usage: completion.usage });
 }
