@@ -8,6 +8,7 @@ import { HubError } from '../lib/errors.js';
 import { ChatStreamReader, type ChatStreamTarget } from '../lib/translate/chat-stream.js';
 import { chatToMessage, countTokensToChat, messagesToChat } from '../lib/translate/messages.js';
 import { MessagesStreamWriter } from '../lib/translate/messages-stream.js';
+import { ResponsesStreamWriter } from '../lib/translate/responses-stream.js';
 import { chatToResponse, responsesToChat } from '../lib/translate/responses.js';
 
 const refused = (fn: () => unknown): HubError => {
@@ -59,6 +60,9 @@ t.test('chat → Message: stop reasons, tool_use blocks, usage', async (t) => {
   t.equal(reply('content_filter', { content: '' }).stop_reason, 'refusal');
   const call = reply('stop', { content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }, { id: 'c2', type: 'function', function: { name: 'g', arguments: 'not json' } }] });
   t.equal(call.stop_reason, 'tool_use', 'a reply with tool calls stops for them (Ollama says "stop")');
+  const thinking = chatToMessage({ choices: [{ message: { content: 'x', reasoning_content: 'hmm' }, finish_reason: 'stop' }] }, { model: 'm', thinking: { type: 'enabled', budget_tokens: 2000 } });
+  t.same(thinking.content, [{ type: 'thinking', thinking: 'hmm', signature: '' }, { type: 'text', text: 'x' }], 'reasoning as a thinking block when asked for');
+  t.same(reply('stop', { content: 'x', reasoning_content: 'hmm' }).content, [{ type: 'text', text: 'x' }], 'and left out when not');
   t.same(call.content, [{ type: 'tool_use', id: 'c1', name: 'f', input: { a: 1 } }, { type: 'tool_use', id: 'c2', name: 'g', input: { _raw: 'not json' } }]);
 });
 
@@ -110,6 +114,7 @@ t.test('Responses → chat and back: instructions, items, references, formats, w
 t.test('streams: the chat reader takes server differences; the Messages writer orders blocks', async (t) => {
   const seen: unknown[] = [];
   const target: ChatStreamTarget = {
+    reasoning: (d) => seen.push(['reasoning', d]),
     text: (d) => seen.push(['text', d]),
     toolStart: (i, id, name) => seen.push(['tool', i, id, name]),
     toolArgs: (i, d) => seen.push(['args', i, d]),
@@ -118,34 +123,53 @@ t.test('streams: the chat reader takes server differences; the Messages writer o
   };
   const reader = new ChatStreamReader(target);
   const chunk = (o: object) => `data: ${JSON.stringify(o)}\n\n`;
-  const text = chunk({ choices: [{ delta: { role: 'assistant', content: 'Hi' } }] }) + ': keep-alive\n\n'
+  const text = chunk({ choices: [{ delta: { role: 'assistant', reasoning_content: 'hmm' } }] }) + chunk({ choices: [{ delta: { reasoning: ' ok' } }] })
+    + chunk({ choices: [{ delta: { content: 'Hi' } }] }) + ': keep-alive\n\n'
     + chunk({ choices: [{ delta: { tool_calls: [{ index: 0, id: 'c1', function: { name: 'f', arguments: '{"a":1}' } }] } }] })
     + chunk({ choices: [{ delta: {}, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 3, completion_tokens: 4 } });
   reader.feed(text.slice(0, 17));
   reader.feed(text.slice(17)); // split anywhere
   reader.close(); // no [DONE]: the end of the stream ends it
-  t.same(seen, [['text', 'Hi'], ['tool', 0, 'c1', 'f'], ['args', 0, '{"a":1}'], ['end', 'tool_calls', { prompt_tokens: 3, completion_tokens: 4 }]]);
+  t.same(seen, [['reasoning', 'hmm'], ['reasoning', ' ok'], ['text', 'Hi'], ['tool', 0, 'c1', 'f'], ['args', 0, '{"a":1}'], ['end', 'tool_calls', { prompt_tokens: 3, completion_tokens: 4 }]]);
 
   const events: Array<{ type: string; index?: number; delta?: unknown; content_block?: { type: string } }> = [];
-  const writer = new MessagesStreamWriter((s) => events.push(JSON.parse(s.split('data: ')[1])), { model: 'm' });
+  const writer = new MessagesStreamWriter((s) => events.push(JSON.parse(s.split('data: ')[1])), { model: 'm', thinking: { type: 'enabled', budget_tokens: 1024 } });
   writer.begin();
+  writer.reasoning('hmm');
   writer.text('Hi');
   writer.toolStart(0, 'c1', 'f');
   writer.toolArgs(0, '{"a":');
   writer.toolArgs(0, '1}');
   writer.end('stop', { prompt_tokens: 3, completion_tokens: 4 });
   t.same(events.map((e) => [e.type, e.index ?? null, e.content_block?.type ?? null]), [
-    ['message_start', null, null], ['content_block_start', 0, 'text'], ['content_block_delta', 0, null], ['content_block_stop', 0, null],
-    ['content_block_start', 1, 'tool_use'], ['content_block_delta', 1, null], ['content_block_delta', 1, null], ['content_block_stop', 1, null],
+    ['message_start', null, null], ['content_block_start', 0, 'thinking'], ['content_block_delta', 0, null], ['content_block_stop', 0, null],
+    ['content_block_start', 1, 'text'], ['content_block_delta', 1, null], ['content_block_stop', 1, null],
+    ['content_block_start', 2, 'tool_use'], ['content_block_delta', 2, null], ['content_block_delta', 2, null], ['content_block_stop', 2, null],
     ['message_delta', null, null], ['message_stop', null, null],
   ]);
   t.match(events.at(-2), { delta: { stop_reason: 'tool_use' }, usage: { input_tokens: 3, output_tokens: 4 } });
   const plain: Array<{ delta?: { stop_reason?: string } }> = [];
   const w2 = new MessagesStreamWriter((s) => plain.push(JSON.parse(s.split('data: ')[1])), { model: 'm' });
   w2.begin();
+  w2.reasoning('not asked for: left out');
   w2.text('done');
   w2.end('stop', undefined);
   t.equal(plain.at(-2)?.delta?.stop_reason, 'end_turn', 'chat "stop" is end_turn');
+  t.equal(plain.length, 6, 'no thinking block unless the request asked for thinking');
+
+  const typed: Array<{ type: string; item?: { type: string } }> = [];
+  const rw = new ResponsesStreamWriter((s) => typed.push(JSON.parse(s.split('data: ')[1])), { model: 'm' });
+  rw.begin();
+  rw.reasoning('hmm');
+  rw.text('Hi');
+  rw.end('stop', { prompt_tokens: 1, completion_tokens: 2 });
+  t.same(typed.map((e) => e.item ? `${e.type}:${e.item.type}` : e.type), [
+    'response.created', 'response.in_progress',
+    'response.output_item.added:reasoning', 'response.reasoning_summary_part.added', 'response.reasoning_summary_text.delta',
+    'response.reasoning_summary_text.done', 'response.reasoning_summary_part.done', 'response.output_item.done:reasoning',
+    'response.output_item.added:message', 'response.content_part.added', 'response.output_text.delta',
+    'response.output_text.done', 'response.content_part.done', 'response.output_item.done:message', 'response.completed',
+  ], 'reasoning as a reasoning item before the message');
 });
 
 t.test('config: translate takes auto, always or never per API', async (t) => {

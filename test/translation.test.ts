@@ -19,6 +19,8 @@ models:
   plain: { backend: demo, cmd: "${demo('--no-responses --no-messages --tool-calls')}" }
   forced: { backend: demo, cmd: "${demo('--tool-calls')}", translate: { responses: always, messages: always } }
   crashy: { backend: demo, cmd: "${demo('--no-responses --no-messages --token-rate 100 --crash-after 3')}" }
+  thinker: { backend: demo, cmd: "${demo('--no-responses --no-messages --reasoning Pondering')}" }
+  raw: { backend: demo, cmd: "${demo('--no-responses')}", translate: { responses: never } }
 `;
 
 const weatherSchema = { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] };
@@ -41,6 +43,13 @@ t.test('openai SDK: Responses JSON, stream, stream helper and a tool call, throu
   t.equal(afterFirst, 2, 'the first request found /v1/responses missing (404), then went as a chat completion');
   await client.responses.create({ model: 'plain', input: 'again' });
   t.equal(await backendRequests(origin, 'plain'), afterFirst + 1, 'learned: the next one goes straight to chat');
+  t.equal((await fetch(`${origin}/hub/api/models/plain/stop`, { method: 'POST' })).status, 200);
+  await client.responses.create({ model: 'plain', input: 'after a restart' });
+  t.equal(await backendRequests(origin, 'plain'), 2, 'a new process (maybe a new server version) is asked again');
+
+  const raw = await client.responses.create({ model: 'raw', input: 'x' }).catch((e: unknown) => e);
+  t.type(raw, OpenAI.NotFoundError, 'translate: { responses: never } passes the server\'s 404 on');
+  t.match((raw as Error).message, /demo-model has no POST \/v1\/responses/);
 
   const events = await client.responses.create({ model: 'plain', input: [{ role: 'user', content: 'Say hi' }], stream: true, max_output_tokens: 6 });
   const types: string[] = [];
@@ -93,6 +102,15 @@ t.test('Vercel AI SDK default provider: generateText, streamText and a tool loop
   t.equal(text, 'Hello from plain.');
   t.equal((await streamed.usage).outputTokens, 4);
   t.equal(await streamed.finishReason, 'length', 'chat "length" is an incomplete response, which the SDK reports as length');
+
+  const thought = await generateText({ model: openai('thinker'), prompt: 'Hello!' });
+  t.equal(thought.reasoningText, 'Pondering', 'reasoning_content arrives as reasoning');
+  t.match(thought.text, /^Hello from thinker\./);
+  const thoughtStream = streamText({ model: openai('thinker'), prompt: 'Stream please' });
+  let reasoning = '';
+  for await (const part of thoughtStream.fullStream) if (part.type === 'reasoning-delta') reasoning += part.text;
+  t.equal(reasoning, 'Pondering', 'streamed as reasoning deltas');
+  t.match(await thoughtStream.text, /^Hello from thinker\./);
 
   const calls: unknown[] = [];
   const weather = tool({ description: 'the weather in a city', inputSchema: jsonSchema<{ city: string }>(weatherSchema), execute: async ({ city }) => { calls.push(city); return `sunny in ${city}`; } });
@@ -153,6 +171,12 @@ t.test('Anthropic SDK: create, stream, tool_use both ways and countTokens over a
   const streamedUse = await client.messages.stream({ model: 'plain', max_tokens: 64, tools, tool_choice: { type: 'tool', name: 'weather' }, messages: user('weather?') }).finalMessage();
   t.equal(streamedUse.stop_reason, 'tool_use');
   t.same(streamedUse.content.map((b) => b.type === 'tool_use' && [b.name, b.input]), [['weather', { city: 'demo' }]], 'input_json_delta pieces make the input');
+
+  const thinking = await client.messages.stream({ model: 'thinker', max_tokens: 3000, thinking: { type: 'enabled', budget_tokens: 2000 }, messages: user('Hello!') }).finalMessage();
+  t.same(thinking.content.map((b) => b.type), ['thinking', 'text'], 'with thinking asked for, reasoning is a thinking block');
+  t.equal((thinking.content[0] as Anthropic.ThinkingBlock).thinking, 'Pondering');
+  const noThinking = await client.messages.create({ model: 'thinker', max_tokens: 3, messages: user('Hello!') });
+  t.same(noThinking.content.map((b) => b.type), ['text'], 'and left out without');
 
   const count = await client.messages.countTokens({ model: 'plain', messages: user('three words here') });
   t.equal(count.input_tokens, 3, 'count_tokens from the backend\'s prompt_tokens');

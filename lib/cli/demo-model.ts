@@ -27,5 +27,6 @@ export async function demoModel(a: Record<string, unknown>): Promise<void> {
     responses: a.responses !== false,
     messages: a.messages !== false,
     toolCalls: a.toolCalls === true,
+    reasoning: typeof a.reasoning === 'string' && a.reasoning ? a.reasoning : undefined,
   });
 }

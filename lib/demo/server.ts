@@ -36,6 +36,8 @@ export interface DemoOptions {
   messages?: boolean;
   /** A chat request that offers tools gets a call of one of them (tool-calls.ts). */
   toolCalls?: boolean;
+  /** Chat replies carry this as reasoning_content (streamed before the text), like a reasoning model on llama-server. */
+  reasoning?: string;
 }
 
 type State = 'loading' | 'ready' | 'sleeping' | 'waking';
@@ -189,7 +191,7 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
       let text = '';
       for (const t of tokens) { if (left()) return; text += await step(t); }
       const choice = kind === 'chat'
-        ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: finish, logprobs: null }
+        ? { index: 0, message: { role: 'assistant', content: text, ...(o.reasoning ? { reasoning_content: o.reasoning } : {}) }, finish_reason: finish, logprobs: null }
         : { index: 0, text, finish_reason: finish, logprobs: null };
       return send(res, 200, { id, object, created, model: o.model, choices: [choice], usage });
     }
@@ -197,6 +199,7 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
     const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
     const event = (choices: unknown[], extra: object = {}) =>
       res.write(`data: ${JSON.stringify({ id, object: chunkObject, created, model: o.model, choices, ...extra })}\n\n`);
+    if (kind === 'chat' && o.reasoning) event([{ index: 0, delta: { role: 'assistant', content: null, reasoning_content: o.reasoning }, finish_reason: null }]);
     for (const [i, t] of tokens.entries()) {
       if (left()) return;
       const text = await step(t);

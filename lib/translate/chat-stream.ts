@@ -4,9 +4,11 @@
 // taken here: usage in a last chunk without choices (include_usage) or beside finish_reason, a tool
 // call's id and name in its first delta only or repeated, the whole call in one delta.
 import { createParser, type EventSourceParser } from 'eventsource-parser';
-import { isObject, newId, type ChatCompletion, type ChatUsage } from './chat.js';
+import { isObject, newId, reasoningOf, type ChatCompletion, type ChatUsage } from './chat.js';
 
 export interface ChatStreamTarget {
+  /** The model's reasoning (thinking), which servers stream apart from the text. */
+  reasoning(delta: string): void;
   text(delta: string): void;
   toolStart(index: number, id: string, name: string): void;
   toolArgs(index: number, delta: string): void;
@@ -67,6 +69,8 @@ export class ChatStreamReader {
     const choice = Array.isArray(chunk.choices) && isObject(chunk.choices[0]) ? chunk.choices[0] : undefined;
     if (!choice) return;
     const delta = isObject(choice.delta) ? choice.delta : {};
+    const thought = reasoningOf(delta);
+    if (thought) this.target.reasoning(thought);
     if (typeof delta.content === 'string' && delta.content !== '') this.target.text(delta.content);
     if (Array.isArray(delta.tool_calls)) {
       for (const [position, call] of delta.tool_calls.entries()) {
@@ -87,6 +91,8 @@ export class ChatStreamReader {
 /** A whole (non-streamed) chat answer played into a target, for a backend that answered a stream request with JSON. */
 export function replayCompletion(completion: ChatCompletion, target: ChatStreamTarget): void {
   const choice = completion.choices?.[0];
+  const thought = reasoningOf(choice?.message ?? undefined);
+  if (thought) target.reasoning(thought);
   const text = choice?.message?.content;
   if (typeof text === 'string' && text !== '') target.text(text);
   (choice?.message?.tool_calls ?? []).forEach((call, index) => {

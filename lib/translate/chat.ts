@@ -36,7 +36,7 @@ export interface ChatCompletion {
   id?: string;
   model?: string;
   created?: number;
-  choices?: Array<{ message?: { content?: string | null; tool_calls?: ChatToolCall[] }; finish_reason?: string | null }>;
+  choices?: Array<{ message?: { content?: string | null; tool_calls?: ChatToolCall[]; reasoning_content?: string | null; reasoning?: string | null }; finish_reason?: string | null }>;
   usage?: ChatUsage;
 }
 
@@ -71,6 +71,12 @@ export function parseArguments(text: string): Record<string, unknown> {
   } catch {
     return { _raw: text };
   }
+}
+
+/** The model's reasoning in a chat message or delta: llama-server and older vLLM say reasoning_content, newer vLLM reasoning. */
+export function reasoningOf(m: { reasoning_content?: unknown; reasoning?: unknown } | undefined): string {
+  const r = m?.reasoning_content ?? m?.reasoning;
+  return typeof r === 'string' ? r : '';
 }
 
 export const newId = (prefix: string) => `${prefix}_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;

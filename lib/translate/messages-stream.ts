@@ -6,15 +6,18 @@
 import type { ChatUsage } from './chat.js';
 import { newId } from './chat.js';
 import type { ChatStreamTarget } from './chat-stream.js';
-import { stopReasonOf, usageOf } from './messages.js';
+import { stopReasonOf, usageOf, wantsThinking } from './messages.js';
 
 export class MessagesStreamWriter implements ChatStreamTarget {
   private blocks = 0;
-  /** The open block: text, or the chat index of the tool call it carries. */
-  private open?: { index: number; tool?: number };
+  /** The open block: text, thinking, or the chat index of the tool call it carries. */
+  private open?: { index: number; tool?: number; thinking?: boolean };
+  private readonly thinking: boolean;
   private readonly toolBlocks = new Map<number, number>();
 
-  constructor(private readonly write: (text: string) => void, private readonly request: Record<string, unknown>) {}
+  constructor(private readonly write: (text: string) => void, private readonly request: Record<string, unknown>) {
+    this.thinking = wantsThinking(request);
+  }
 
   private event(type: string, fields: object = {}): void {
     this.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`);
@@ -29,8 +32,18 @@ export class MessagesStreamWriter implements ChatStreamTarget {
     });
   }
 
+  /** Reasoning as a thinking block, when the client asked for thinking (else it is left out, as Anthropic does). */
+  reasoning(delta: string): void {
+    if (!this.thinking) return;
+    if (!this.open?.thinking) {
+      this.start({ type: 'thinking', thinking: '', signature: '' });
+      this.open!.thinking = true;
+    }
+    this.event('content_block_delta', { index: this.open!.index, delta: { type: 'thinking_delta', thinking: delta } });
+  }
+
   text(delta: string): void {
-    if (!this.open || this.open.tool !== undefined) this.start({ type: 'text', text: '' });
+    if (!this.open || this.open.tool !== undefined || this.open.thinking) this.start({ type: 'text', text: '' });
     this.event('content_block_delta', { index: this.open!.index, delta: { type: 'text_delta', text: delta } });
   }
 

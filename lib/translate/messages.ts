@@ -4,7 +4,7 @@
 // answer becomes a Message with text and tool_use blocks and Anthropic's stop_reason. The streaming
 // half is in messages-stream.ts.
 import {
-  copyFields, firstChoice, isObject, malformed, newId, parseArguments, unsupported,
+  copyFields, firstChoice, isObject, malformed, newId, parseArguments, reasoningOf, unsupported,
   type ChatCompletion, type ChatContentPart, type ChatMessage, type ChatRequest, type ChatToolCall, type ChatUsage,
 } from './chat.js';
 
@@ -121,9 +121,14 @@ export const usageOf = (usage: ChatUsage | undefined) => ({
   cache_read_input_tokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
 });
 
+/** Whether the client asked for thinking blocks (Anthropic sends them only then). */
+export const wantsThinking = (request: Record<string, unknown>) => isObject(request.thinking) && request.thinking.type !== 'disabled';
+
 export function chatToMessage(completion: ChatCompletion, request: Record<string, unknown>) {
   const choice = firstChoice(completion);
   const content: Array<Record<string, unknown>> = [];
+  const thought = reasoningOf(choice.message);
+  if (thought && wantsThinking(request)) content.push({ type: 'thinking', thinking: thought, signature: '' });
   const text = choice.message?.content;
   if (typeof text === 'string' && text !== '') content.push({ type: 'text', text });
   const calls = choice.message?.tool_calls ?? [];

@@ -7,7 +7,7 @@ import type { ChatUsage } from './chat.js';
 import { newId } from './chat.js';
 import type { ChatStreamTarget } from './chat-stream.js';
 import { rememberItem } from './item-store.js';
-import { functionCallItem, messageItem, responseObject, type ResponseState } from './responses.js';
+import { functionCallItem, messageItem, reasoningItem, responseObject, type ResponseState } from './responses.js';
 
 interface Call { itemId: string; outputIndex: number; callId: string; name: string; args: string; open: boolean }
 
@@ -15,6 +15,7 @@ export class ResponsesStreamWriter implements ChatStreamTarget {
   private sequence = 0;
   private readonly state: ResponseState;
   private message?: { id: string; outputIndex: number; text: string };
+  private thought?: { id: string; outputIndex: number; text: string };
   private readonly calls = new Map<number, Call>();
 
   constructor(private readonly write: (text: string) => void, request: Record<string, unknown>) {
@@ -30,7 +31,23 @@ export class ResponsesStreamWriter implements ChatStreamTarget {
     this.event('response.in_progress', { response: responseObject(this.state) });
   }
 
+  /** Reasoning as a reasoning item with one summary_text part (what clients show as reasoning). */
+  reasoning(delta: string): void {
+    if (!this.thought) {
+      this.closeMessage('completed');
+      const id = newId('rs');
+      this.thought = { id, outputIndex: this.state.output.length, text: '' };
+      const item = { id, type: 'reasoning', summary: [] };
+      this.state.output.push(item);
+      this.event('response.output_item.added', { output_index: this.thought.outputIndex, item });
+      this.event('response.reasoning_summary_part.added', { item_id: id, output_index: this.thought.outputIndex, summary_index: 0, part: { type: 'summary_text', text: '' } });
+    }
+    this.thought.text += delta;
+    this.event('response.reasoning_summary_text.delta', { item_id: this.thought.id, output_index: this.thought.outputIndex, summary_index: 0, delta });
+  }
+
   text(delta: string): void {
+    this.closeThought();
     if (!this.message) {
       const id = newId('msg');
       this.message = { id, outputIndex: this.state.output.length, text: '' };
@@ -43,6 +60,7 @@ export class ResponsesStreamWriter implements ChatStreamTarget {
   }
 
   toolStart(index: number, callId: string, name: string): void {
+    this.closeThought();
     this.closeMessage('completed'); // the text before a call is complete; text after it opens a new message
     const call: Call = { itemId: newId('fc'), outputIndex: this.state.output.length, callId, name, args: '', open: true };
     this.calls.set(index, call);
@@ -60,6 +78,7 @@ export class ResponsesStreamWriter implements ChatStreamTarget {
 
   end(finish: string | null, usage: ChatUsage | undefined): void {
     const status = finish === 'length' ? 'incomplete' : 'completed';
+    this.closeThought();
     this.closeMessage(status);
     for (const call of this.calls.values()) {
       if (!call.open) continue;
@@ -79,6 +98,19 @@ export class ResponsesStreamWriter implements ChatStreamTarget {
   /** The Responses stream's in-band error event, in the shape the hub's own in-band errors have. */
   error(message: string, code: string | undefined): void {
     this.event('error', { error: { message: `the model's backend reported an error: ${message}`, type: 'server_error', param: null, code: code ?? 'backend_error' } });
+  }
+
+  private closeThought(): void {
+    const r = this.thought;
+    if (!r) return;
+    this.thought = undefined;
+    const at = { item_id: r.id, output_index: r.outputIndex, summary_index: 0 };
+    this.event('response.reasoning_summary_text.done', { ...at, text: r.text });
+    this.event('response.reasoning_summary_part.done', { ...at, part: { type: 'summary_text', text: r.text } });
+    const item = reasoningItem(r.id, r.text);
+    this.state.output[r.outputIndex] = item;
+    rememberItem(r.id, item);
+    this.event('response.output_item.done', { output_index: r.outputIndex, item });
   }
 
   private closeMessage(status: string): void {

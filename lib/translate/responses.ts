@@ -4,7 +4,7 @@
 // item and function_call items, status from finish_reason, usage). The streaming half is in
 // responses-stream.ts.
 import {
-  copyFields, firstChoice, isObject, malformed, newId, unsupported,
+  copyFields, firstChoice, isObject, malformed, newId, reasoningOf, unsupported,
   type ChatCompletion, type ChatContentPart, type ChatMessage, type ChatRequest, type ChatToolCall, type ChatUsage,
 } from './chat.js';
 import { recallItem, rememberItem } from './item-store.js';
@@ -178,6 +178,8 @@ export const messageItem = (id: string, text: string, status: string) => ({
   id, type: 'message', status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [], logprobs: [] }],
 });
 
+export const reasoningItem = (id: string, text: string) => ({ id, type: 'reasoning', summary: [{ type: 'summary_text', text }] });
+
 export const functionCallItem = (id: string, call: ChatToolCall, status: string) => ({
   id, type: 'function_call', status, call_id: call.id, name: call.function.name, arguments: call.function.arguments,
 });
@@ -187,6 +189,8 @@ export function chatToResponse(completion: ChatCompletion, request: Record<strin
   const choice = firstChoice(completion);
   const output: Array<Record<string, unknown>> = [];
   const status = choice.finish_reason === 'length' ? 'incomplete' : 'completed';
+  const thought = reasoningOf(choice.message);
+  if (thought) output.push(reasoningItem(newId('rs'), thought));
   const text = choice.message?.content;
   if (typeof text === 'string' && text !== '') output.push(messageItem(newId('msg'), text, status));
   for (const call of choice.message?.tool_calls ?? []) output.push(functionCallItem(newId('fc'), call, 'completed'));
