@@ -20,6 +20,7 @@ const MAX_ERROR_BYTES = 64 * 1024;
 
 export function answerTranslated(api: TranslatedApi, request: Record<string, unknown>, proxyRes: IncomingMessage, res: ServerResponse, worked: () => void): void {
   const status = proxyRes.statusCode ?? 502;
+  res.setHeader('x-hub-translated', 'chat-completions'); // says where the answer really came from
   const extra: Record<string, string> = {};
   if (typeof proxyRes.headers['retry-after'] === 'string') extra['retry-after'] = proxyRes.headers['retry-after'];
   if (status < 200 || status >= 300) {
