@@ -1,9 +1,10 @@
 // Responses for a backend that has only Chat Completions (the demo backend with --no-responses),
 // with the published clients on top: openai's client.responses (JSON, stream, stream helper, a tool
-// call), and the Vercel AI SDK's default openai('m') provider (generateText, streamText, a tool loop,
+// call), LangChain's useResponsesApi, and the Vercel AI SDK's default openai('m') provider (generateText, streamText, a tool loop,
 // reasoning). Also: the hub learns the missing API once per process and asks again after a restart,
 // `translate: never` passes the server's 404 on, and translated requests count their tokens.
 import { createOpenAI } from '@ai-sdk/openai';
+import { ChatOpenAI } from '@langchain/openai';
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import t from 'tap';
@@ -66,6 +67,14 @@ t.test('openai SDK: Responses JSON, stream, stream helper and a tool call, throu
     tools: [{ type: 'function', name: 'weather', parameters: weatherSchema, strict: false }],
   });
   t.match(answer.output_text, /^Hello from plain\./, 'the tool result goes back, the model answers in text');
+
+  const langchain = new ChatOpenAI({ model: 'plain', apiKey: 'unused', configuration: { baseURL: `${origin}/v1` }, useResponsesApi: true });
+  const reply = await langchain.invoke('Hello!');
+  t.match(reply.text, /^Hello from plain\./, 'LangChain with useResponsesApi');
+  t.equal(reply.usage_metadata?.output_tokens, 16);
+  let lcText = '';
+  for await (const chunk of await langchain.stream('Stream please')) lcText += chunk.text;
+  t.match(lcText, /^Hello from plain\./, 'and streaming');
 });
 
 t.test('Vercel AI SDK default provider: generateText, streamText and a tool loop over a chat-only backend', async (t) => {
