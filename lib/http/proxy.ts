@@ -38,9 +38,10 @@ interface Exchange {
  * makes come in the shape the client's API has.
  */
 export interface Takeover {
-  /** Path (and query) on the backend, and the body sent there. */
+  /** Path (and query) on the backend, and the body sent there (a fresh stream for each attempt). */
   path: string;
-  body: Buffer;
+  length: number;
+  body(): Readable;
   /**
    * Sees the backend's status before anything reaches the client: another request to send instead
    * (this answer is dropped unread), an error to answer with, or undefined to answer from this one.
@@ -179,9 +180,9 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     const replayable = options.body !== undefined || bodyless;
     const send = (retry: boolean) => {
       const takeover = exchange.takeover;
-      if (takeover) headers['content-length'] = String(takeover.body.length);
+      if (takeover) headers['content-length'] = String(takeover.length);
       const target = takeover ? { target: targetWithPath(m.target, takeover.path), ignorePath: true, selfHandleResponse: true } : { target: m.target };
-      const buffer = takeover ? once(takeover.body) : options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined;
+      const buffer = takeover ? takeover.body() : options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined;
       proxy.web(
         req,
         res,
