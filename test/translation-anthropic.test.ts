@@ -62,13 +62,19 @@ t.test('Anthropic SDK: create, stream, tool_use both ways and countTokens over a
 });
 
 /** A stand-in OpenAI-style server that fails in set ways (there is no such mode in the demo backend). */
-async function failingServer(t: { teardown(fn: () => unknown): void }): Promise<string> {
+async function failingServer(t: { teardown(fn: () => unknown): void }): Promise<{ url: string; hits: string[] }> {
+  const hits: string[] = [];
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
       if (req.url === '/health') return res.end('ok');
+      hits.push(req.url ?? '');
       if (req.url !== '/v1/chat/completions') { res.writeHead(404); return res.end('not here'); }
+      if (JSON.parse(body).model === 'ghost') {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ error: { message: 'The model `ghost` does not exist.', type: 'NotFoundError', code: 404 } }));
+      }
       const prompt = JSON.stringify(JSON.parse(body).messages);
       if (prompt.includes('too long')) {
         res.writeHead(400, { 'content-type': 'application/json' });
@@ -81,12 +87,13 @@ async function failingServer(t: { teardown(fn: () => unknown): void }): Promise<
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits };
 }
 
 t.test('errors: the backend\'s in the client API\'s envelope (also mid-stream); untranslatable requests are a 400 that starts nothing', async (t) => {
-  const url = await failingServer(t);
-  const { origin, client, spawns } = await startTestHub(t, `${MODELS}  failing: { url: "${url}", translate: { responses: always, messages: always } }\n`);
+  const { url, hits } = await failingServer(t);
+  const remotes = `  failing: { url: "${url}", translate: { responses: always, messages: always } }\n  ghostly: { url: "${url}", served_model: ghost }\n`;
+  const { origin, client, spawns } = await startTestHub(t, `${MODELS}${remotes}`);
   const anthropic = new Anthropic({ baseURL: origin, apiKey: 'unused', maxRetries: 0 });
 
   const tooLong = await anthropic.messages.create({ model: 'failing', max_tokens: 5, messages: user('too long') }).catch((e: unknown) => e);
@@ -111,6 +118,16 @@ t.test('errors: the backend\'s in the client API\'s envelope (also mid-stream); 
     await s.finalMessage();
   })().then(() => undefined, (e: unknown) => e);
   t.match(String(crash), /the backend of model crashy closed the connection in the middle of its answer/, 'a crash mid-stream: the hub\'s in-band error in Anthropic\'s shape');
+
+  // A server without /v1/messages that does not know the model either: the translation's 404 is passed
+  // on, and teaches nothing (the next request asks /v1/messages again).
+  hits.length = 0;
+  for (let i = 0; i < 2; i++) {
+    const ghost = await anthropic.messages.create({ model: 'ghostly', max_tokens: 5, messages: user('hi') }).catch((e: unknown) => e);
+    t.type(ghost, Anthropic.NotFoundError);
+    t.match((ghost as Error).message, /The model `ghost` does not exist/);
+  }
+  t.same(hits, ['/v1/messages', '/v1/chat/completions', '/v1/messages', '/v1/chat/completions'], 'asked natively each time');
 
   const doc = await anthropic.messages.create({ model: 'forced', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'x' } }] }] }).catch((e: unknown) => e);
   t.type(doc, Anthropic.BadRequestError);
