@@ -34,8 +34,18 @@ export interface MemoryControl {
   isLoaded(endpoint: Endpoint, model: BackendModel): Promise<boolean | undefined>;
 }
 
+/**
+ * Whether the backend serves an API beyond Chat Completions (the Responses API, Anthropic's
+ * Messages): `native` forward it as it is; `translate` never forward it, send it as Chat Completions;
+ * `detect` forward it, and when the backend answers 404, 405 or 501 send it as Chat Completions
+ * instead, remembered for the life of the backend process (servers gained these APIs version by version).
+ */
+export type ApiSupport = 'native' | 'translate' | 'detect';
+
 export interface BackendAdapter {
   readonly kind: string;
+  /** Absent (or a key absent): detect. */
+  readonly apis?: { readonly responses?: ApiSupport; readonly messages?: ApiSupport };
   /** One readiness probe: resolves true when the server can take requests now. */
   isReady(endpoint: Endpoint, model: BackendModel): Promise<boolean>;
   /** Absent for backends whose memory cannot be freed without stopping them (then "unload" means stop). */

@@ -6,4 +6,6 @@ import { readyByPaths, type BackendAdapter } from './adapter.js';
 export const llamaCppAdapter: BackendAdapter = {
   kind: 'llama-cpp',
   isReady: (endpoint, model) => readyByPaths(endpoint, [model.healthPath ?? '/health']),
+  // /v1/messages arrived in late 2025 and /v1/responses (partial) in early 2026: older builds answer 404.
+  apis: { responses: 'detect', messages: 'detect' },
 };

@@ -5,4 +5,6 @@ import { readyByPaths, type BackendAdapter } from './adapter.js';
 export const openaiAdapter: BackendAdapter = {
   kind: 'openai',
   isReady: (endpoint, model) => readyByPaths(endpoint, model.healthPath ? [model.healthPath] : ['/health', '/v1/models']),
+  // Any server at all: assume nothing, find out from its first answer.
+  apis: { responses: 'detect', messages: 'detect' },
 };

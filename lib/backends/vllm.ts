@@ -17,5 +17,7 @@ export const sleepMode: MemoryControl = {
 export const vllmAdapter: BackendAdapter = {
   kind: 'vllm',
   isReady: (endpoint, model) => readyByPaths(endpoint, [model.healthPath ?? '/health']),
+  // The Responses API is served since 0.10; Anthropic's Messages only by recent versions.
+  apis: { responses: 'native', messages: 'detect' },
   memory: sleepMode,
 };

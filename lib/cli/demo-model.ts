@@ -24,5 +24,9 @@ export async function demoModel(a: Record<string, unknown>): Promise<void> {
     neverReady: a.neverReady as boolean,
     crashAfter: a.crashAfter as number | undefined,
     ignoreSigterm: a.ignoreSigterm as boolean,
+    responses: a.responses !== false,
+    messages: a.messages !== false,
+    toolCalls: a.toolCalls === true,
+    reasoning: typeof a.reasoning === 'string' && a.reasoning ? a.reasoning : undefined,
   });
 }

@@ -15,4 +15,8 @@ export const demoOptionTable: Record<string, Options> = {
   'never-ready': { type: 'boolean', default: false, describe: '/health never turns 200' },
   'crash-after': { type: 'number', describe: 'exit (code 1) after generating this many tokens in total' },
   'ignore-sigterm': { type: 'boolean', default: false, describe: 'keep running on SIGTERM (to test SIGKILL escalation)' },
+  responses: { type: 'boolean', default: true, describe: 'serve /v1/responses (--no-responses: answer 404, like a server without it)' },
+  messages: { type: 'boolean', default: true, describe: 'serve /v1/messages and count_tokens (--no-messages: answer 404)' },
+  reasoning: { type: 'string', describe: 'chat replies carry this text as reasoning_content, before the answer (like a reasoning model)' },
+  'tool-calls': { type: 'boolean', default: false, describe: 'a chat request that offers tools gets a call of the first one (unless it answers a tool result)' },
 };

@@ -215,6 +215,7 @@ function mergeDefaults(defaults: ModelFile, own: ModelFile): ModelFile {
     idle: { ...defaults.idle, ...own.idle },
     health: { ...defaults.health, ...own.health },
     env: { ...defaults.env, ...own.env },
+    translate: { ...defaults.translate, ...own.translate },
   };
 }
 
@@ -247,6 +248,7 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     apiKey: m.api_key || undefined,
     forwardAuth: m.forward_auth ?? false,
     upstreamControl: m.upstream_control ?? false,
+    translate: { responses: m.translate?.responses ?? 'auto', messages: m.translate?.messages ?? 'auto' },
     port: m.port,
     portIsExplicit: m.port !== undefined,
     group: m.group,

@@ -8,6 +8,7 @@ import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
 
 export const BACKENDS = ['openai', 'demo', 'llama-cpp', 'vllm', 'sglang', 'ollama', 'mlx'] as const;
 export const ON_FULL = ['evict', 'reject', 'wait'] as const;
+export const TRANSLATE_MODES = ['auto', 'always', 'never'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 const annotate = <T extends TSchema>(schema: T, expected: string): T => Object.assign(schema, { expected });
@@ -41,6 +42,7 @@ const modelProperties = {
   api_key: Opt(Str()),
   forward_auth: Opt(Bool()),
   upstream_control: Opt(Bool()),
+  translate: Opt(Obj({ responses: Opt(OneOf(TRANSLATE_MODES)), messages: Opt(OneOf(TRANSLATE_MODES)) }, 'an object with responses and messages')),
   port: Opt(Port()),
   group: Opt(NonEmpty()),
   memory: Opt(Size()),

@@ -1,10 +1,12 @@
 // The normalized, validated configuration every other layer reads. Durations are milliseconds,
 // sizes are bytes, paths are absolute; nothing here needs checking again.
-import type { BACKENDS, LOG_LEVELS, ON_FULL } from './schema.js';
+import type { BACKENDS, LOG_LEVELS, ON_FULL, TRANSLATE_MODES } from './schema.js';
 
 export type BackendKind = (typeof BACKENDS)[number];
 export type OnFull = (typeof ON_FULL)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
+/** Whether the hub translates an API to Chat Completions: as the backend kind says and learns (auto), always, or never. */
+export type TranslateMode = (typeof TRANSLATE_MODES)[number];
 
 export interface ModelConfig {
   name: string;
@@ -17,6 +19,8 @@ export interface ModelConfig {
   forwardAuth: boolean;
   /** /upstream may reach the backend's memory-control endpoints (off: the hub owns its memory). */
   upstreamControl: boolean;
+  /** Responses and Messages requests sent to the backend as Chat Completions (docs/clients.md); absent = auto. */
+  translate?: { responses: TranslateMode; messages: TranslateMode };
   /** The port the backend listens on: set in the file, or assigned from `ports.start`. Managed models only. */
   port?: number;
   portIsExplicit: boolean;

@@ -9,7 +9,8 @@ import type { Generator } from './generate.js';
 import { demoMetrics } from './metrics.js';
 import { responses } from './responses.js';
 import { countTokens, embed, promptOf, replyTokens } from './text.js';
-import { delay, readBody, send, sendError } from './wire.js';
+import { toolCall, wantsToolCall } from './tool-calls.js';
+import { delay, isAnthropicPath, readBody, send, sendError } from './wire.js';
 
 export interface DemoOptions {
   port: number;
@@ -29,6 +30,14 @@ export interface DemoOptions {
   /** Exit (code 1) once this many tokens have been generated in total. */
   crashAfter?: number;
   ignoreSigterm: boolean;
+  /** Serve /v1/responses (off: 404, like a server that lacks it). */
+  responses?: boolean;
+  /** Serve /v1/messages and /v1/messages/count_tokens (off: 404). */
+  messages?: boolean;
+  /** A chat request that offers tools gets a call of one of them (tool-calls.ts). */
+  toolCalls?: boolean;
+  /** Chat replies carry this as reasoning_content (streamed before the text), like a reasoning model on llama-server. */
+  reasoning?: string;
 }
 
 type State = 'loading' | 'ready' | 'sleeping' | 'waking';
@@ -138,6 +147,9 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
       return sendError(res, url.pathname, 503, 'model_not_ready', `model ${o.model} is ${state}; retry when GET /health answers 200`);
     }
     stats.requests++;
+    // A server without these APIs answers 404, as llama-server or an older vLLM does.
+    const off = (o.responses === false && url.pathname === '/v1/responses') || (o.messages === false && isAnthropicPath(url.pathname));
+    if (off) return sendError(res, url.pathname, 404, 'not_found', `demo-model has no ${key} (started with --no-${o.responses === false && url.pathname === '/v1/responses' ? 'responses' : 'messages'})`);
     switch (key) {
       case 'GET /v1/models':
         return send(res, 200, { object: 'list', data: [{ id: o.model, object: 'model', created: Math.floor(stats.started_at / 1000), owned_by: 'modelhub-demo' }] });
@@ -162,7 +174,10 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
   }
 
   async function complete(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, kind: 'chat' | 'text'): Promise<void> {
-    const max = Number(body.max_completion_tokens ?? body.max_tokens ?? o.maxTokens);
+    const requested = body.max_completion_tokens ?? body.max_tokens;
+    const max = Number(requested ?? o.maxTokens);
+    // The request's own limit ends the reply ("length"); without one it ends by itself ("stop").
+    const finish = requested === undefined ? 'stop' : 'length';
     const prompt = promptOf(body);
     const tokens = replyTokens(o.model, prompt, Math.max(1, Math.min(max, 4096)));
     const usage = { prompt_tokens: countTokens(prompt), completion_tokens: tokens.length, total_tokens: countTokens(prompt) + tokens.length };
@@ -170,23 +185,25 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
     const created = Math.floor(Date.now() / 1000);
     const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
     const left = watch(res);
+    if (kind === 'chat' && o.toolCalls && wantsToolCall(body)) return toolCall(res, body, { id, created, model: o.model, usage: { ...usage, completion_tokens: 8, total_tokens: usage.prompt_tokens + 8 } });
 
     if (body.stream !== true) {
       let text = '';
       for (const t of tokens) { if (left()) return; text += await step(t); }
       const choice = kind === 'chat'
-        ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length', logprobs: null }
-        : { index: 0, text, finish_reason: 'length', logprobs: null };
+        ? { index: 0, message: { role: 'assistant', content: text, ...(o.reasoning ? { reasoning_content: o.reasoning } : {}) }, finish_reason: finish, logprobs: null }
+        : { index: 0, text, finish_reason: finish, logprobs: null };
       return send(res, 200, { id, object, created, model: o.model, choices: [choice], usage });
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
     const event = (choices: unknown[], extra: object = {}) =>
       res.write(`data: ${JSON.stringify({ id, object: chunkObject, created, model: o.model, choices, ...extra })}\n\n`);
+    if (kind === 'chat' && o.reasoning) event([{ index: 0, delta: { role: 'assistant', content: null, reasoning_content: o.reasoning }, finish_reason: null }]);
     for (const [i, t] of tokens.entries()) {
       if (left()) return;
       const text = await step(t);
-      const last = i === tokens.length - 1 ? 'length' : null;
+      const last = i === tokens.length - 1 ? finish : null;
       event([kind === 'chat' ? { index: 0, delta: i === 0 ? { role: 'assistant', content: text } : { content: text }, finish_reason: last } : { index: 0, text, finish_reason: last }]);
     }
     if ((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage) event([], { usage });

@@ -9,6 +9,7 @@ import { BodyBudget } from './body-budget.js';
 import { readBody } from './body.js';
 import { forward } from './proxy.js';
 import { jsonModel, multipartModel } from './request-model.js';
+import { planTranslation, takeoverFor } from './translation.js';
 import type { HubState } from './app.js';
 
 export function openaiRoutes(controller: Controller): Router<HubState> {
@@ -38,12 +39,15 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
       const served = m.config.servedModel;
       if (served !== undefined && served !== found.model && found.span) body.splice(found.span.start, found.span.end, Buffer.from(JSON.stringify(served)));
       ctx.state.model = m.name;
+      // Responses or Messages for a backend without them: refused now if it cannot be translated.
+      const plan = planTranslation(m, ctx.path, body);
       const lease = await controller.acquire(m);
       ctx.state.coldStartMs = lease.coldStartMs;
       ctx.state.queueMs = lease.queueMs;
       ctx.state.swapMs = lease.swapMs;
       ctx.respond = false;
-      await forward(ctx.req, ctx.res, lease, { body, meter: ctx.state.meter, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs });
+      const takeover = plan && takeoverFor(plan, m, ctx.req.url ?? ctx.path, body);
+      await forward(ctx.req, ctx.res, lease, { body, meter: ctx.state.meter, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs, takeover });
     } finally {
       body.release(); // forward() already did once the backend answered
     }

@@ -27,6 +27,31 @@ interface Exchange {
   body?: HeldBody;
   stallTimeoutMs: number;
   meter?: Meter;
+  /** The request sent instead of the client's, and who answers the client (translation.ts). */
+  takeover?: Takeover;
+  /** The backend answer the takeover answers the client from (not one it dropped). */
+  taken?: IncomingMessage;
+  /** Sends the request (again: a retry on a fresh connection, or the takeover's replacement). */
+  send?: (retry: boolean) => void;
+}
+
+/**
+ * A request the hub sends in place of the client's (a translated one), and how the client is
+ * answered from the backend's answer. The client's path stays the request's, so errors the hub
+ * makes come in the shape the client's API has.
+ */
+export interface Takeover {
+  /** Path (and query) on the backend, and the body sent there (a fresh stream for each attempt). */
+  path: string;
+  length: number;
+  body(): Readable;
+  /**
+   * Sees the backend's status before anything reaches the client: another request to send instead
+   * (this answer is dropped unread), an error to answer with, or undefined to answer from this one.
+   */
+  instead?(status: number): Takeover | HubError | undefined;
+  /** Writes the client's answer (status, headers, body) from the backend's. */
+  respond(proxyRes: IncomingMessage, res: ServerResponse): void;
 }
 
 const exchanges = new WeakMap<ServerResponse, Exchange>();
@@ -41,6 +66,19 @@ proxy.on('proxyReq', (proxyReq: ClientRequest, _req: IncomingMessage, res: Serve
 proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
   const exchange = exchanges.get(res);
   if (!exchange) return;
+  const next = exchange.takeover?.instead?.(proxyRes.statusCode ?? 0);
+  if (next instanceof HubError) {
+    proxyRes.resume(); // dropped unread: the backend is fine, the hub answers
+    exchange.answered = true;
+    return sendError(req, res, next);
+  }
+  if (next) {
+    proxyRes.resume();
+    exchange.takeover = next;
+    exchange.reusedSocket = false;
+    return exchange.send?.(false);
+  }
+  exchange.taken = proxyRes;
   exchange.answered = true;
   exchange.status = proxyRes.statusCode;
   stripHopByHop(proxyRes.headers);
@@ -65,6 +103,27 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: Serv
 // The hub answers CORS itself (browser.ts); a backend's own CORS headers must not override it.
 proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => keepHubCors(proxyRes.headers, res));
 
+// A takeover answers the client itself (http-proxy-3 pipes nothing for it), once the headers are clean.
+proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
+  const exchange = exchanges.get(res);
+  if (exchange?.takeover && exchange.taken === proxyRes) exchange.takeover.respond(proxyRes, res);
+});
+
+/** The backend's answer to the client as it is: what http-proxy-3 does when it pipes. */
+export function passThrough(proxyRes: IncomingMessage, res: ServerResponse): void {
+  for (const [name, value] of Object.entries(proxyRes.headers)) if (value !== undefined) res.setHeader(name, value);
+  res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage);
+  proxyRes.pipe(res);
+}
+
+/** An error the hub makes, in the envelope the client's API has. */
+function sendError(req: IncomingMessage, res: ServerResponse, error: HubError): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(errorEnvelope(req.url, error));
+  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...error.headers });
+  res.end(text);
+}
+
 export interface ForwardOptions {
   /** The request body to send instead of the client's stream (already read, maybe rewritten). */
   body?: HeldBody;
@@ -75,6 +134,8 @@ export interface ForwardOptions {
   requestId: string;
   /** Counts bytes, time to first byte and token usage for the request log and metrics. */
   meter?: Meter;
+  /** Send this request instead of the client's, and answer from it (a translation). */
+  takeover?: Takeover;
 }
 
 export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease, options: ForwardOptions): Promise<void> {
@@ -85,7 +146,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     lease.release('abandoned');
     return Promise.resolve();
   }
-  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false, body: options.body, stallTimeoutMs: options.stallTimeoutMs, meter: options.meter };
+  const exchange: Exchange = { lease, healthy: true, reusedSocket: false, answered: false, body: options.body, stallTimeoutMs: options.stallTimeoutMs, meter: options.meter, takeover: options.takeover };
   if (options.meter) {
     if (options.body) options.meter.bytesIn = options.body.length;
     else options.meter.countRequest(req);
@@ -110,6 +171,8 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     delete headers.expect; // the hub already has the body
   }
   if (options.path !== undefined) req.url = options.path;
+  // A takeover reads the answer itself: it must come uncompressed.
+  if (options.takeover) delete headers['accept-encoding'];
 
   return new Promise<void>((resolve) => {
     res.once('close', () => {
@@ -120,11 +183,15 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     // stream); the request then never reached it, and is sent once more on a new connection.
     const bodyless = !options.body && !req.headers['transfer-encoding'] && !Number(req.headers['content-length']);
     const replayable = options.body !== undefined || bodyless;
-    const send = (retry: boolean) =>
+    const send = (retry: boolean) => {
+      const takeover = exchange.takeover;
+      if (takeover) headers['content-length'] = String(takeover.length);
+      const target = takeover ? { target: targetWithPath(m.target, takeover.path), ignorePath: true, selfHandleResponse: true } : { target: m.target };
+      const buffer = takeover ? takeover.body() : options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined;
       proxy.web(
         req,
         res,
-        { target: m.target, agent: m.agent, buffer: options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined },
+        { ...target, agent: m.agent, buffer },
         (err: NodeJS.ErrnoException) => {
           if (!retry && replayable && exchange.reusedSocket && !exchange.answered && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
             exchange.reusedSocket = false;
@@ -135,14 +202,11 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
             if (!res.writableEnded) res.destroy(); // an in-band error may already be on its way
             return;
           }
-          void describeFailure(lease, err).then((error) => {
-            if (res.headersSent || res.destroyed) return;
-            const text = JSON.stringify(errorEnvelope(req.url, error));
-            res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...error.headers });
-            res.end(text);
-          });
+          void describeFailure(lease, err).then((error) => sendError(req, res, error));
         },
       );
+    };
+    exchange.send = send;
     send(false);
   });
 }
@@ -152,6 +216,15 @@ export function releaseOutcome(exchange: Pick<Exchange, 'healthy' | 'answered' |
   if (!exchange.healthy) return 'failed';
   if (!exchange.answered) return 'abandoned';
   return (exchange.status ?? 200) >= 500 ? 'failed' : 'answered';
+}
+
+/** The backend's URL for a path: a remote model's own base path (http://box/api) is kept in front. */
+function targetWithPath(base: string, path: string): string {
+  const url = new URL(base);
+  const [pathname, query] = path.split('?');
+  url.pathname = url.pathname.replace(/\/+$/, '') + pathname;
+  url.search = query ? `?${query}` : '';
+  return url.href;
 }
 
 /** A stream of one buffer (an empty body to replay); cheaper than Readable.from. */
