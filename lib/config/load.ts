@@ -190,11 +190,19 @@ function limits(file: NonNullable<HubFile['limits']>, problem: (s: string[], msg
   if (maxBodyTotalBytes < maxBodyBytes) {
     problem(['limits', 'max_body_total'], `${formatBytes(maxBodyTotalBytes)} is less than limits.max_body (${formatBytes(maxBodyBytes)}); a body of the largest allowed size could never be held`);
   }
+  // Node refuses a header timeout longer than the request timeout (the headers are part of the request).
+  const headerTimeoutMs = parseDuration(file.header_timeout ?? '15s')!;
+  const requestTimeoutMs = parseDuration(file.request_timeout ?? '5m')!;
+  if (headerTimeoutMs === 0) problem(['limits', 'header_timeout'], 'must be more than 0: a client that never finishes its headers would hold its connection for ever');
+  else if (requestTimeoutMs > 0 && headerTimeoutMs > requestTimeoutMs) problem(['limits', 'header_timeout'], `is longer than limits.request_timeout (${formatDuration(requestTimeoutMs)}); the headers are part of the request`);
   return {
     maxBodyBytes,
     maxBodyTotalBytes,
     bodyTimeoutMs: parseDuration(file.body_timeout ?? '30s')!,
     stallTimeoutMs: parseDuration(file.stall_timeout ?? '5m')!,
+    maxConnections: file.max_connections ?? 1000,
+    headerTimeoutMs,
+    requestTimeoutMs,
   };
 }
 
