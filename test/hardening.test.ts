@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError } from '../lib/config/errors.js';
-import { loadConfig } from '../lib/config/load.js';
+import { loadConfig, parseConfig } from '../lib/config/load.js';
 import { CONNECTION_RESERVE } from '../lib/http/connections.js';
 import { clientOf, LoginThrottle, LOGIN_CLIENTS_TRACKED, LOGIN_FAILURES_ALLOWED, LOGIN_FAILURES_ALLOWED_TOTAL, LOGIN_WINDOW_MS } from '../lib/http/dashboard/login-throttle.js';
 import { hub } from './cli-support.js';
@@ -60,6 +60,20 @@ t.test('a config just under the limit with a duplicate key at its end is parsed 
   const ms = cpuMs(() => { try { loadConfig(path); } catch (err) { error = err; } });
   t.ok(ms < 30_000, `parsed in ${Math.round(ms)} ms of CPU (bound: 30 s)`);
   t.same((error as ConfigError).message.split('\n'), [`many.yaml:${lines.length}: not valid YAML: Map keys must be unique; "m7" appears again`]);
+});
+
+t.test('connection limits and trusted proxies in hub.yaml: defaults, normalized values, errors with their path', async (t) => {
+  const config = (yaml: string) => parseConfig(`${yaml}\nmodels:\n  a: { url: "http://127.0.0.1:1" }\n`, '/etc/modelhub/hub.yaml');
+  const problems = (yaml: string) => { try { config(yaml); } catch (err) { return (err as ConfigError).message.split('\n'); } return []; };
+  t.same(config('auth: { trusted_proxies: [127.0.0.1, "::1", 10.0.0.0/8, "FD00::/8"] }').auth.trustedProxies, ['127.0.0.1', '::1', '10.0.0.0/8', 'fd00::/8']);
+  t.match(config('limits: { max_connections: 5, header_timeout: 2s, request_timeout: 0 }').limits, { maxConnections: 5, headerTimeoutMs: 2000, requestTimeoutMs: 0 });
+  t.same(problems('auth: { trusted_proxies: [proxy.lan, 10.0.0.0/33] }'), [
+    'hub.yaml:1: auth.trusted_proxies[0]: expected an IP address or a range like "10.0.0.0/8" (the address your reverse proxy connects from), got "proxy.lan"',
+    'hub.yaml:1: auth.trusted_proxies[1]: expected an IP address or a range like "10.0.0.0/8" (the address your reverse proxy connects from), got "10.0.0.0/33"',
+  ]);
+  t.match(problems('limits: { header_timeout: 0 }'), [/^hub\.yaml:1: limits\.header_timeout: must be more than 0/]);
+  t.match(problems('limits: { header_timeout: 10m }'), [/^hub\.yaml:1: limits\.header_timeout: is longer than limits\.request_timeout \(5m\)/]);
+  t.match(problems('limits: { max_connections: 0 }'), [/limits\.max_connections: expected a whole number from 1/]);
 });
 
 /** A raw connection: everything it received, and whether the hub closed it. */
