@@ -2,12 +2,13 @@
 # /etc/modelhub/hub.yaml; inside the container it must listen on 0.0.0.0 (with keys) to be reached
 # through `docker run -p`. Build, run and the container's hub.yaml: docs/deploy.md.
 
-# Build: `npm ci` installs from the lockfile and builds (its prepare script is `npm run build`),
-# as `npm install` does in the README's quick start.
+# Build: what `npm install` does in the README's quick start: install (here from the lockfile),
+# then the prepare script, `npm run build`. Dependencies' install scripts are off: the only one,
+# dtrace-provider (optional, for bunyan), would try to compile and fail quietly.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY . .
-RUN npm ci --no-audit --no-fund
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
 # Run: production dependencies only (install scripts off: the build is copied from above).
 FROM node:20-bookworm-slim
