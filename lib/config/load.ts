@@ -7,11 +7,12 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { authConfig } from './auth.js';
 import { ConfigError, didYouMean, joinPath, type ConfigProblem } from './errors.js';
 import type { HubFile, ModelFile } from './schema.js';
-import type { GroupConfig, HubConfig, Limits, ModelConfig } from './types.js';
-import { parseDuration, parseIdleDuration, parseSize, formatBytes, formatDuration } from './units.js';
+import type { GroupConfig, HubConfig, ModelConfig } from './types.js';
+import { parseDuration, parseIdleDuration, parseSize, formatBytes } from './units.js';
 import { schemaProblems, startsWith, withoutRefused, type RawProblem } from './validate.js';
 import { splitCommand } from './command.js';
 import { maskEnvRefs, substituteEnv } from './env.js';
+import { limits } from './limits.js';
 import { ConfigTooLarge, duplicateKeys, readConfigText } from './yaml-file.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
@@ -180,29 +181,6 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     maxMemory,
     groups,
     models,
-  };
-}
-
-function limits(file: NonNullable<HubFile['limits']>, problem: (s: string[], msg: string) => void): Limits {
-  const maxBodyBytes = parseSize(file.max_body ?? '32MiB')!;
-  // Left unset, the total grows with a max_body raised past it, rather than refuse the config.
-  const maxBodyTotalBytes = file.max_body_total !== undefined ? parseSize(file.max_body_total)! : Math.max(parseSize('256MiB')!, maxBodyBytes);
-  if (maxBodyTotalBytes < maxBodyBytes) {
-    problem(['limits', 'max_body_total'], `${formatBytes(maxBodyTotalBytes)} is less than limits.max_body (${formatBytes(maxBodyBytes)}); a body of the largest allowed size could never be held`);
-  }
-  // Node refuses a header timeout longer than the request timeout (the headers are part of the request).
-  const headerTimeoutMs = parseDuration(file.header_timeout ?? '15s')!;
-  const requestTimeoutMs = parseDuration(file.request_timeout ?? '5m')!;
-  if (headerTimeoutMs === 0) problem(['limits', 'header_timeout'], 'must be more than 0: a client that never finishes its headers would hold its connection for ever');
-  else if (requestTimeoutMs > 0 && headerTimeoutMs > requestTimeoutMs) problem(['limits', 'header_timeout'], `is longer than limits.request_timeout (${formatDuration(requestTimeoutMs)}); the headers are part of the request`);
-  return {
-    maxBodyBytes,
-    maxBodyTotalBytes,
-    bodyTimeoutMs: parseDuration(file.body_timeout ?? '30s')!,
-    stallTimeoutMs: parseDuration(file.stall_timeout ?? '5m')!,
-    maxConnections: file.max_connections ?? 1000,
-    headerTimeoutMs,
-    requestTimeoutMs,
   };
 }
 
