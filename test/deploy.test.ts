@@ -10,6 +10,7 @@ import { parseDocument } from 'yaml';
 import { loadConfig, parseConfig } from '../lib/config/load.js';
 import { programFound } from '../lib/config/command.js';
 import { exposureWarning } from '../lib/cli/serve.js';
+import { unitText } from '../lib/cli/service.js';
 import { hub } from './cli-support.js';
 import { HUB_BIN, PACKAGE_ROOT, tempDir } from './helpers.js';
 
@@ -106,35 +107,37 @@ t.test('hub service install writes the unit and runs systemctl only where it exi
 
 t.test('hub service uninstall stops, disables and removes; without a working systemctl it says what to run', async (t) => {
   const s = setup(t);
-  s.fakeSystemctl(0);
-  t.equal((await hub(['service', 'install', '--config', s.config], { env: s.env })).code, 0);
   const wants = join(dirname(s.unitFile), 'default.target.wants');
-  mkdirSync(wants);
-  symlinkSync(s.unitFile, join(wants, UNIT));
+  /** An installed, enabled unit, as install and `systemctl enable` leave it (written here: each hub run costs a second of CPU). */
+  const installed = () => {
+    mkdirSync(wants, { recursive: true });
+    writeFileSync(s.unitFile, unitText(s.config));
+    symlinkSync(s.unitFile, join(wants, UNIT));
+  };
+  s.fakeSystemctl(0);
+  installed();
   const removed = await hub(['service', 'uninstall'], { env: s.env });
   t.equal(removed.code, 0, removed.err);
   t.notOk(existsSync(s.unitFile), 'the unit is gone');
-  t.equal(s.recorded(), `--user daemon-reload\n--user disable --now ${UNIT}\n--user daemon-reload\n`);
+  t.equal(s.recorded(), `--user disable --now ${UNIT}\n--user daemon-reload\n`, 'stopped and disabled while the file was there, then systemd reloaded');
   t.match(removed.out, /stopped and disabled/);
   const nothing = await hub(['service', 'uninstall'], { env: s.env });
   t.equal(nothing.code, 0);
   t.match(nothing.out, /nothing to remove/);
 
   s.fakeSystemctl(1);
-  t.equal((await hub(['service', 'install', '--config', s.config], { env: s.env })).code, 0, 'a failing systemctl fails nothing');
-  mkdirSync(wants, { recursive: true });
-  symlinkSync(s.unitFile, join(wants, UNIT));
+  installed();
   const failing = await hub(['service', 'uninstall'], { env: s.env });
-  t.equal(failing.code, 0);
+  t.equal(failing.code, 0, 'a failing systemctl fails nothing');
   t.match(failing.err, /systemctl --user disable --now modelhub\.service failed: Failed to connect to bus/);
   t.match(failing.out, /systemctl could not stop it; if the service still runs, stop it with: systemctl --user stop modelhub\.service/);
   t.notOk(existsSync(s.unitFile));
   t.notOk(existsSync(join(wants, UNIT)), 'the enable link is removed too, so the next login does not start it');
 
-  const noSystemctl = { ...s.env, PATH: '/nonexistent' };
-  t.equal((await hub(['service', 'install', '--config', s.config], { env: noSystemctl })).code, 0);
-  const absent = await hub(['service', 'uninstall'], { env: noSystemctl });
+  writeFileSync(s.unitFile, unitText(s.config));
+  const absent = await hub(['service', 'uninstall'], { env: { ...s.env, PATH: '/nonexistent' } });
   t.equal(absent.code, 0);
+  t.notOk(existsSync(s.unitFile));
   t.match(absent.out, /systemctl is not on PATH; if the service still runs, stop it with: systemctl --user stop modelhub\.service/);
 });
 
