@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import { loadConfig } from './config/load.js';
 import type { HubConfig } from './config/types.js';
 import { createApp, createHttpServer } from './http/app.js';
+import { applyTimeouts } from './http/connections.js';
 import type { Logger } from './log.js';
 import { HUB_COMMAND, VERSION } from './paths.js';
 import { realDriver, type Driver } from './runtime/driver.js';
@@ -73,6 +74,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       next.listen = current.listen;
     }
     const diff = controller.applyConfig(next);
+    applyTimeouts(server, next.limits);
     log.info(diff, 'config reloaded');
     return diff;
   };
@@ -91,7 +93,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       markClosed();
     })());
 
-  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close() }), () => controller.config.limits.maxBodyBytes, log);
+  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close() }), () => controller.config.limits, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {

@@ -359,13 +359,13 @@ t.test('the login form slows key guessing: after 5 wrong keys in a minute, 429 f
   t.equal(paused.headers.get('set-cookie'), null, 'no session');
   t.equal((await fetch(`${h.origin}/hub/api/status`, { headers: { 'x-api-key': ADMIN } })).status, 200, 'the key itself still opens the API');
 
-  const { LoginThrottle, LOGIN_WINDOW_MS } = await import('../lib/http/dashboard/sessions.js');
+  const { LoginThrottle, LOGIN_WINDOW_MS } = await import('../lib/http/dashboard/login-throttle.js');
   const throttle = new LoginThrottle();
-  for (let i = 0; i < 5; i++) throttle.failed('a', 1000);
+  for (let i = 0; i < 5; i++) throttle.failed('a', `wrong-${i}`, 1000);
   t.ok(throttle.waitMs('a', 1000) > 0, 'paused');
   t.equal(throttle.waitMs('b', 1000), 0, 'other addresses are not');
   t.equal(throttle.waitMs('a', 1000 + LOGIN_WINDOW_MS), 0, 'over after the window');
-  throttle.failed('c', 0);
+  throttle.failed('c', 'wrong', 0);
   throttle.succeeded('c');
   t.equal(throttle.waitMs('c', 0), 0);
 });

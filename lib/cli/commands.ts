@@ -122,6 +122,18 @@ export const COMMANDS: CommandSpec[] = [
     run: lazy(() => import('./init.js'), (m, a) => m.init(a)),
   },
   {
+    usage: 'service <action>',
+    describe: 'install or uninstall the hub as a systemd user service (runs hub serve with this config, restarts on failure)',
+    positionals: { action: { type: 'string', choices: ['install', 'uninstall'], describe: 'install writes ~/.config/systemd/user/modelhub.service; uninstall stops and removes it' } },
+    options: {
+      ...config,
+      print: { type: 'boolean', default: false, describe: 'install: print the unit instead of writing it' },
+      force: { type: 'boolean', default: false, describe: 'replace or remove a modelhub.service that hub service install did not write' },
+    },
+    examples: [['hub service install --config ~/hub.yaml', 'write the unit for this config'], ['hub service install --print', 'show the unit only'], ['hub service uninstall', 'stop, disable and remove it']],
+    run: lazy(() => import('./service.js'), (m, a) => (a.action === 'install' ? m.install(a) : m.uninstall(a))),
+  },
+  {
     usage: 'demo-model',
     describe: 'run the bundled demo backend (an OpenAI-compatible test server)',
     options: demoOptionTable,

@@ -1,12 +1,12 @@
 // Finding the hub a command talks to: --url, then $HUB_URL, then the runtime file the hub keeps in
 // its state_dir (a stale one, whose process is gone, means "not running"), then the config's listen.
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { existsSync } from 'node:fs';
 import { ConfigError } from '../config/errors.js';
 import type { HubConfig } from '../config/types.js';
+import { readConfigText } from '../config/yaml-file.js';
 import { readRuntime } from '../runtime/state-dir.js';
 import { HubClient } from './client.js';
 
@@ -118,7 +118,7 @@ export function configPath(explicit?: string, env = process.env, cwd = process.c
 function quickStateDir(path: string): string | undefined {
   let raw: unknown;
   try {
-    raw = parseYaml(readFileSync(path, 'utf8'));
+    raw = parseYaml(readConfigText(path), { uniqueKeys: false }); // bounded: see config/yaml-file.ts
   } catch {
     return undefined;
   }

@@ -1,6 +1,7 @@
 // The `auth` section of hub.yaml, normalized: keys without the empty ones, browser origins as the
 // exact strings browsers send in `Origin`, host names bare and lower case. Also which names and
 // addresses are loopback, which both the Host check (http/browser.ts) and `hub serve`'s warning use.
+// Trusted proxies are addresses or ranges, used by http/forwarded.ts.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { HubFile } from './schema.js';
 import type { HubConfig } from './types.js';
@@ -22,6 +23,12 @@ export function authConfig(auth: HubFile['auth'] = {}, problem: Problem): HubCon
     if (host) allowedHosts.push(host);
     else problem(['auth', 'allowed_hosts', String(i)], `expected a host name or address without scheme or port, like "hub.example.com" or "192.168.1.5", got ${JSON.stringify(raw)}`);
   });
+  const trustedProxies: string[] = [];
+  (auth.trusted_proxies ?? []).forEach((raw, i) => {
+    const proxy = parseAddressRange(raw);
+    if (proxy) trustedProxies.push(proxy);
+    else problem(['auth', 'trusted_proxies', String(i)], `expected an IP address or a range like "10.0.0.0/8" (the address your reverse proxy connects from), got ${JSON.stringify(raw)}`);
+  });
   return {
     apiKeys,
     // Empty means "same as api_keys", not "open": an open shutdown button beside a locked model API
@@ -30,7 +37,18 @@ export function authConfig(auth: HubFile['auth'] = {}, problem: Problem): HubCon
     adminKeys: admin.length ? admin : apiKeys,
     allowedOrigins,
     allowedHosts,
+    trustedProxies,
   };
+}
+
+/** `10.0.0.1`, `::1`, `10.0.0.0/8`, `fd00::/8` → the same, lower case; undefined for anything else. */
+export function parseAddressRange(value: string): string | undefined {
+  const [address, prefix, extra] = value.trim().toLowerCase().split('/');
+  const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : 0;
+  if (!family || extra !== undefined) return undefined;
+  if (prefix === undefined) return address;
+  const bits = /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+  return bits <= (family === 4 ? 32 : 128) ? `${address}/${bits}` : undefined;
 }
 
 /** An `api_keys: ["${env.K}"]` with K set to "" means "no key", not "the empty key". */

@@ -1,17 +1,19 @@
 // hub.yaml → HubConfig: find the file, parse YAML, substitute ${env.X}, validate with the schema,
 // run the cross-field checks, normalize. Every problem is collected and thrown at once.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { authConfig } from './auth.js';
 import { ConfigError, didYouMean, joinPath, type ConfigProblem } from './errors.js';
 import type { HubFile, ModelFile } from './schema.js';
-import type { GroupConfig, HubConfig, Limits, ModelConfig } from './types.js';
+import type { GroupConfig, HubConfig, ModelConfig } from './types.js';
 import { parseDuration, parseIdleDuration, parseSize, formatBytes } from './units.js';
 import { schemaProblems, startsWith, withoutRefused, type RawProblem } from './validate.js';
 import { splitCommand } from './command.js';
 import { maskEnvRefs, substituteEnv } from './env.js';
+import { limits } from './limits.js';
+import { ConfigTooLarge, duplicateKeys, readConfigText } from './yaml-file.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
 const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
@@ -52,9 +54,10 @@ export function loadConfig(path: string, options: LoadOptions = {}): HubConfig {
   const absolute = resolve(path);
   let text: string;
   try {
-    text = readFileSync(absolute, 'utf8');
+    text = readConfigText(absolute);
   } catch (err) {
-    throw new ConfigError(basename(absolute), [{ path: '', message: `cannot read ${absolute}: ${(err as Error).message}` }]);
+    const message = err instanceof ConfigTooLarge ? err.message : `cannot read ${absolute}: ${(err as Error).message}`;
+    throw new ConfigError(basename(absolute), [{ path: '', message }]);
   }
   return parseConfig(text, absolute, options);
 }
@@ -63,13 +66,11 @@ export function parseConfig(text: string, path: string, options: LoadOptions = {
   const file = basename(path);
   const lines = new LineCounter();
   const { masked, refs } = maskEnvRefs(text);
-  const doc = parseDocument(masked, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(refs, '${env.$1}')}` })),
-    );
-  }
+  // Duplicate keys are found by duplicateKeys, in linear time (the package's own check is quadratic).
+  const doc = parseDocument(masked, { lineCounter: lines, prettyErrors: true, uniqueKeys: false });
+  const syntax = doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(refs, '${env.$1}')}` }));
+  const duplicates = syntax.length ? [] : duplicateKeys(doc, lines).map((d) => ({ path: '', line: d.line, message: `not valid YAML: Map keys must be unique; ${JSON.stringify(d.key)} appears again` }));
+  if (syntax.length || duplicates.length) throw new ConfigError(file, [...syntax, ...duplicates]);
   const raw = yamlData(doc, file);
   // Every problem in one run: unset variables, then the schema, then the cross-field checks on
   // what the schema accepted (a value it refused is left out, and not reported twice).
@@ -187,21 +188,6 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     maxMemory,
     groups,
     models,
-  };
-}
-
-function limits(file: NonNullable<HubFile['limits']>, problem: (s: string[], msg: string) => void): Limits {
-  const maxBodyBytes = parseSize(file.max_body ?? '32MiB')!;
-  // Left unset, the total grows with a max_body raised past it, rather than refuse the config.
-  const maxBodyTotalBytes = file.max_body_total !== undefined ? parseSize(file.max_body_total)! : Math.max(parseSize('256MiB')!, maxBodyBytes);
-  if (maxBodyTotalBytes < maxBodyBytes) {
-    problem(['limits', 'max_body_total'], `${formatBytes(maxBodyTotalBytes)} is less than limits.max_body (${formatBytes(maxBodyBytes)}); a body of the largest allowed size could never be held`);
-  }
-  return {
-    maxBodyBytes,
-    maxBodyTotalBytes,
-    bodyTimeoutMs: parseDuration(file.body_timeout ?? '30s')!,
-    stallTimeoutMs: parseDuration(file.stall_timeout ?? '5m')!,
   };
 }
 

@@ -84,14 +84,22 @@ export const HubFileSchema = Obj(
     ),
     auth: Opt(
       Obj(
-        { api_keys: Opt(StrList()), admin_keys: Opt(StrList()), allowed_origins: Opt(StrList()), allowed_hosts: Opt(StrList()) },
-        'an object with api_keys, admin_keys, allowed_origins, allowed_hosts',
+        { api_keys: Opt(StrList()), admin_keys: Opt(StrList()), allowed_origins: Opt(StrList()), allowed_hosts: Opt(StrList()), trusted_proxies: Opt(StrList()) },
+        'an object with api_keys, admin_keys, allowed_origins, allowed_hosts, trusted_proxies',
       ),
     ),
     limits: Opt(
       Obj(
-        { max_body: Opt(Size()), max_body_total: Opt(Size()), body_timeout: Opt(Duration()), stall_timeout: Opt(Duration()) },
-        'an object with max_body, max_body_total, body_timeout, stall_timeout',
+        {
+          max_body: Opt(Size()),
+          max_body_total: Opt(Size()),
+          body_timeout: Opt(Duration()),
+          stall_timeout: Opt(Duration()),
+          max_connections: Opt(Int(1)),
+          header_timeout: Opt(Duration()),
+          request_timeout: Opt(Duration()),
+        },
+        'an object with max_body, max_body_total, body_timeout, stall_timeout, max_connections, header_timeout, request_timeout',
       ),
     ),
     ports: Opt(Obj({ start: Opt(Port()) }, 'an object with start')),

@@ -62,6 +62,12 @@ export interface Limits {
   bodyTimeoutMs: number;
   /** A client that reads nothing of a proxied answer for this long is cut; 0 = never. */
   stallTimeoutMs: number;
+  /** Client connections open at once; past it only /health is answered (http/connections.ts). */
+  maxConnections: number;
+  /** A request's headers must have arrived within this of its start (never 0). */
+  headerTimeoutMs: number;
+  /** A whole request, body included, must have arrived within this; 0 = no bound. */
+  requestTimeoutMs: number;
 }
 
 export interface HubConfig {
@@ -76,9 +82,10 @@ export interface HubConfig {
   };
   /**
    * Keys are never empty strings; adminKeys is apiKeys when none are set. Origins are as browsers send
-   * them (`https://app.example.com:8443`), hosts bare and lower case. See config/auth.ts.
+   * them (`https://app.example.com:8443`), hosts bare and lower case; trusted proxies are addresses or
+   * CIDR ranges (`10.0.0.0/8`). See config/auth.ts.
    */
-  auth: { apiKeys: string[]; adminKeys: string[]; allowedOrigins: string[]; allowedHosts: string[] };
+  auth: { apiKeys: string[]; adminKeys: string[]; allowedOrigins: string[]; allowedHosts: string[]; trustedProxies: string[] };
   limits: Limits;
   ports: { start: number };
   /** backends: /metrics also carries each running backend's own metrics, labelled with its model. */

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import Koa from 'koa';
+import type { Limits } from '../config/types.js';
 import { HubError } from '../errors.js';
 import { errorEnvelope } from './anthropic-errors.js';
 import type { Logger } from '../log.js';
@@ -12,7 +13,9 @@ import { checkFetchSite, checkHost, checkOrigin, rejectTextPlain } from './brows
 import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { dashboard } from './dashboard/index.js';
+import { limitConnections, TIMEOUT_CHECK_MS } from './connections.js';
 import { continueOrRefuse } from './expect-continue.js';
+import { trustProxies } from './forwarded.js';
 import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { openaiRoutes } from './openai-routes.js';
@@ -36,6 +39,8 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.silent = true;
   // Listens to the controller from now on, so that the preload's transitions are counted too.
   const metrics = new HubMetrics(controller);
+  // First: what a trusted reverse proxy says about the client (https, its address) is read before anything asks.
+  app.use(trustProxies(() => controller.config));
 
   // Request id, and one log line per request once its response is over (streams included).
   app.use(async (ctx, next) => {
@@ -138,12 +143,13 @@ function internal(err: unknown, log: Logger, requestId: string): HubError {
   return new HubError('internal_error', `internal hub error: ${(err as Error).message}; this is a bug, please report it with the hub log`);
 }
 
-export function createHttpServer(app: Koa<HubState>, maxBodyBytes: () => number, log?: Logger): Server {
-  const handle = app.callback();
-  const server = createServer(handle);
+export function createHttpServer(app: Koa<HubState>, limits: () => Limits, log?: Logger): Server {
+  const server = createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_MS });
+  const handle = limitConnections(server, limits, app.callback());
+  server.on('request', handle);
   server.keepAliveTimeout = 65_000;
   server.on('clientError', answerClientError);
   // An oversized upload is refused before it starts, outside the app: its request line is written here.
-  server.on('checkContinue', continueOrRefuse(handle, maxBodyBytes, (r) => log?.info({ ...r, ms: 0, bytes_in: 0 }, 'request')));
+  server.on('checkContinue', continueOrRefuse(handle, () => limits().maxBodyBytes, (r) => log?.info({ ...r, ms: 0, bytes_in: 0 }, 'request')));
   return server;
 }

@@ -21,6 +21,12 @@ export interface HubActions {
 }
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
+
+/**
+ * How often an open event stream or log follow asks whether its key or session is still valid, besides
+ * before each write: a logout or a reload that removes the key ends it within this, however quiet.
+ */
+const REVOKED_CHECK_MS = 250;
 type Action = (typeof ACTIONS)[number];
 
 export function controlRoutes(controller: Controller, actions: HubActions): Router<HubState> {
@@ -107,9 +113,13 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
       return;
     }
     const stop = new AbortController();
+    let recheck: NodeJS.Timeout | undefined;
     const out = new Subscriber(ctx.res, {
       farewell: '\n--- modelhub: this reader fell behind (more than 1 MiB not taken) and was dropped; reconnect to go on following\n',
-      onEnd: () => stop.abort(),
+      onEnd: () => {
+        clearInterval(recheck);
+        stop.abort();
+      },
     });
     const masked = new LineMasker(mask);
     ctx.set('x-accel-buffering', 'no');
@@ -122,6 +132,8 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
       out.end(`${masked.flush()}\n--- modelhub: the key or dashboard session this follow was opened with is no longer valid; reconnect with a valid one\n`);
       return false;
     };
+    // A quiet log writes nothing for hours: the key is asked after too, not only before each write.
+    if (out.open) recheck = setInterval(allowed, REVOKED_CHECK_MS);
     void followFile(m.logFile, end, { data: (chunk) => allowed() && out.write(masked.push(chunk)), notice: (line) => out.write(masked.flush() + line) }, stop.signal)
       .then(() => out.end(masked.flush()));
   });
@@ -148,6 +160,7 @@ function events(ctx: Context & { state: HubState }, controller: Controller): voi
   const onTransition = (t: unknown) => send('transition', t);
   const onRequest = (r: unknown) => send('request', r);
   const keepAlive = setInterval(() => allowed() && out.write(': keep-alive\n\n'), 15_000);
+  const recheck = setInterval(() => allowed(), REVOKED_CHECK_MS); // a quiet stream ends soon after a logout or reload too
   const allowed = (): boolean => {
     if (ctx.state.stillAllowed?.() !== false) return true;
     out.end(`event: unauthorized\ndata: ${JSON.stringify({ message: 'the key or dashboard session this stream was opened with is no longer valid (logged out, or the keys changed); reconnect with a valid one' })}\n\n`);
@@ -157,6 +170,7 @@ function events(ctx: Context & { state: HubState }, controller: Controller): voi
     farewell: `event: lagging\ndata: ${JSON.stringify({ message: 'this subscriber fell behind (more than 1 MiB not taken) and was dropped; reconnect for a fresh status' })}\n\n`,
     onEnd: () => {
       clearInterval(keepAlive);
+      clearInterval(recheck);
       controller.off('transition', onTransition);
       controller.off('request', onRequest);
     },

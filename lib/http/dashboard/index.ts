@@ -14,7 +14,8 @@ import type { HubActions } from '../control-routes.js';
 import { Flashes, type Flash } from './flash.js';
 import { modelPage } from './model-page.js';
 import { renderView, viewsMiddleware } from './render.js';
-import { LoginThrottle, SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
+import { LoginThrottle } from './login-throttle.js';
+import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
 import { serveStatic } from './static.js';
 import { LEGEND, seconds } from './timeline.js';
 import { modelUrl, modelView, summaryView, type UsageOf } from './view.js';
@@ -132,14 +133,15 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
     const key = form.get('key')?.trim() ?? '';
     const next = safeNext(form.get('next'));
     if (!keysNeeded()) return void ctx.redirect(next);
-    const wait = throttle.waitMs(ctx.ip);
-    if (wait > 0) {
+    const wait = throttle.wait(ctx.ip);
+    if (wait.ms > 0) {
+      const s = Math.ceil(wait.ms / 1000);
       ctx.query = { next };
-      ctx.set('retry-after', String(Math.ceil(wait / 1000)));
-      return loginPage(ctx, 429, `Too many wrong keys from this address: try again in ${Math.ceil(wait / 1000)} s.`);
+      ctx.set('retry-after', String(s));
+      return loginPage(ctx, 429, wait.everyone ? `Too many wrong keys sent to this hub in the last minute: logins are paused for everyone; try again in ${s} s.` : `Too many wrong keys from this address: try again in ${s} s.`);
     }
     if (!key || !checkKey(auth(), 'admin', key)) {
-      if (key) throttle.failed(ctx.ip);
+      if (key) throttle.failed(ctx.ip, key);
       ctx.query = { next };
       return loginPage(ctx, 401, key ? 'That is not an admin key of this hub. Use a key from auth.admin_keys in hub.yaml (API keys do not open the dashboard).' : 'Enter an admin key.');
     }

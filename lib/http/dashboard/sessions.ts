@@ -61,36 +61,3 @@ export function setSessionCookie(ctx: Context, id: string | null): void {
     ...(id === null ? { maxAge: 0 } : {}),
   });
 }
-
-/** Wrong keys allowed per client address in LOGIN_WINDOW_MS before the login form pauses for that address. */
-export const LOGIN_FAILURES_ALLOWED = 5;
-export const LOGIN_WINDOW_MS = 60_000;
-const MAX_TRACKED = 10_000;
-
-/**
- * Slows key guessing through the login form: after LOGIN_FAILURES_ALLOWED wrong keys from one address
- * within a minute, that address gets 429 until the minute is over. A right key still needs to be
- * right; this only bounds the rate of tries. Kept in memory, bounded.
- */
-export class LoginThrottle {
-  private readonly failures = new Map<string, { count: number; since: number }>();
-
-  /** ms until `address` may try again, or 0. */
-  waitMs(address: string, now = Date.now()): number {
-    const f = this.failures.get(address);
-    if (!f || now - f.since >= LOGIN_WINDOW_MS) return 0;
-    return f.count >= LOGIN_FAILURES_ALLOWED ? LOGIN_WINDOW_MS - (now - f.since) : 0;
-  }
-
-  failed(address: string, now = Date.now()): void {
-    const f = this.failures.get(address);
-    if (!f || now - f.since >= LOGIN_WINDOW_MS) {
-      if (this.failures.size >= MAX_TRACKED) this.failures.delete(this.failures.keys().next().value!);
-      this.failures.set(address, { count: 1, since: now });
-    } else f.count++;
-  }
-
-  succeeded(address: string): void {
-    this.failures.delete(address);
-  }
-}
