@@ -143,15 +143,19 @@ t.test('a daemon, from hub start to hub stop', async (t) => {
   });
 
   t.test('model verbs: progress from the event stream, each outcome, go on after a failure', async (t) => {
-    const r = await hub(['load-model', 'big', 'broken', 'small', ...cfg]);
+    const together = await hub(['load-model', 'big', 'small', ...cfg]);
+    t.equal(together.code, 1, 'two models of a max_loaded 1 group cannot be loaded together: exit 1');
+    t.match(together.err, /^\[err\] models big, small cannot all be loaded at once: group g holds at most 1 \(max_loaded\)/m, 'refused at once, saying why');
+    t.notMatch(together.out, /big process stopped → starting/, 'nothing was started');
+    const r = await hub(['start-model', 'big', 'broken', 'small', ...cfg]);
     t.equal(r.code, 1, 'one failure: exit 1');
-    t.match(r.out, /^\[info\] small memory loaded → unloading \(evicted for big \(operator\)\)$/m, 'shows the eviction with its reason');
+    t.match(r.out, /^\[info\] small memory loaded → unloading \(evicted for big: idle [\d.]+s, reload ~[\d.]+s\)$/m, 'shows the eviction with its reason');
     t.match(r.out, /^\[info\] big process stopped → starting \(operator\)$/m);
-    t.match(r.out, /^\[ok\] big loaded in \S+ \(process running, memory loaded\)$/m);
+    t.match(r.out, /^\[ok\] big started in \S+ \(process running, memory loaded\)$/m);
     t.match(r.err, /^\[err\] broken: .*exit(ed)? .*7/m, 'the failure, with the exit code');
-    t.match(r.out, /^\[ok\] small loaded in /m, 'the name after the failure is still tried');
+    t.match(r.out, /^\[ok\] small started in /m, 'the name after the failure is still tried');
     t.match(r.err, '[err] 1 of 3 models failed: broken');
-    t.ok(r.out.indexOf('big process stopped → starting') < r.out.indexOf('[ok] big loaded'), 'progress comes before the outcome');
+    t.ok(r.out.indexOf('big process stopped → starting') < r.out.indexOf('[ok] big started'), 'progress comes before the outcome');
 
     const unknown = await hub(['start-model', 'nope', ...cfg]);
     t.equal(unknown.code, 1);
