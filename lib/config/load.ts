@@ -1,6 +1,6 @@
 // hub.yaml → HubConfig: find the file, parse YAML, substitute ${env.X}, validate with the schema,
 // run the cross-field checks, normalize. Every problem is collected and thrown at once.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
@@ -12,6 +12,7 @@ import { parseDuration, parseIdleDuration, parseSize, formatBytes } from './unit
 import { schemaProblems, startsWith, withoutRefused, type RawProblem } from './validate.js';
 import { splitCommand } from './command.js';
 import { maskEnvRefs, substituteEnv } from './env.js';
+import { caseKey, nameProblem } from './names.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
 const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
@@ -60,9 +61,18 @@ export function parseConfig(text: string, path: string, options: LoadOptions = {
   const { masked, refs } = maskEnvRefs(text);
   const doc = parseDocument(masked, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
+    // One mistake often trips the parser more than once on its line (an unclosed quote is also an
+    // unclosed map): the first error of each line is the one that says what to fix.
+    const lines = new Set<number | undefined>();
+    const firsts = doc.errors.filter((e) => {
+      const line = e.linePos?.[0].line;
+      if (lines.has(line)) return false;
+      lines.add(line);
+      return true;
+    });
     throw new ConfigError(
       file,
-      doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(refs, '${env.$1}')}` })),
+      firsts.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(refs, '${env.$1}')}` })),
     );
   }
   const raw = yamlData(doc, file);
@@ -131,7 +141,8 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
   const models: Record<string, ModelConfig> = {};
   for (const [name, own] of Object.entries(file.models ?? {})) {
     const at = ['models', name];
-    if (!SLUG.test(name)) problem(at, slugMessage('model', name));
+    const bad = nameProblem('model name', name);
+    if (bad) problem(at, bad);
     if (own === null || typeof own !== 'object') continue; // the schema said what is wrong with it
     const m = model(name, mergeDefaults(file.defaults ?? {}, own), own, base, at, problem, refused);
     if (m.group !== undefined && !groups[m.group] && !refused(['groups', m.group])) {
@@ -146,13 +157,23 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     if (m.memory > maxMemory) problem([...at, 'memory'], `${formatBytes(m.memory)} is more than the hub's max_memory (${formatBytes(maxMemory)}); it could never be loaded`);
     models[name] = m;
   }
-  // Names and aliases share one namespace: a request's `model` must point at exactly one model.
-  const owners = new Map<string, string>(Object.keys(models).map((n) => [n, n]));
+  // Names and aliases share one namespace: a request's `model` must point at exactly one model, also
+  // when it is looked up without regard to case (see names.ts).
+  const owners = new Map<string, { id: string; model: string }>();
+  for (const m of Object.values(models)) {
+    const other = owners.get(caseKey(m.name));
+    if (other) problem(['models', m.name], `model name "${m.name}" differs from "${other.id}" (model ${other.model}) only by case; names and aliases must differ by more than case`);
+    else owners.set(caseKey(m.name), { id: m.name, model: m.name });
+  }
   for (const m of Object.values(models)) {
     m.aliases.forEach((alias, i) => {
-      const other = owners.get(alias);
-      if (other !== undefined && other !== m.name) problem(['models', m.name, 'aliases', String(i)], `"${alias}" is already used by model ${other}; names and aliases must be unique`);
-      else owners.set(alias, m.name);
+      const at = ['models', m.name, 'aliases', String(i)];
+      const bad = nameProblem('alias', alias);
+      if (bad) return problem(at, bad);
+      const other = owners.get(caseKey(alias));
+      if (other === undefined) owners.set(caseKey(alias), { id: alias, model: m.name });
+      else if (other.id === alias && other.model !== m.name) problem(at, `"${alias}" is already used by model ${other.model}; names and aliases must be unique`);
+      else if (other.id !== alias) problem(at, `"${alias}" differs from "${other.id}" (${other.id === other.model ? 'the name of model' : 'an alias of model'} ${other.model}) only by case; names and aliases must differ by more than case`);
     });
   }
   assignPorts(models, file.ports?.start ?? DEFAULT_PORTS_START, previousPorts, problem);
@@ -232,6 +253,18 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     }
   }
   const str = (env: Record<string, string | number | boolean> = {}) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
+  // The OS takes environment entries and arguments as C strings: a NUL byte would end them early.
+  for (const [key, value] of Object.entries(m.env ?? {})) {
+    if (key.includes('\0') || String(value).includes('\0')) problem([...at, 'env', key], `${key.includes('\0') ? 'the name' : 'the value'} contains a NUL byte (\\0), which no environment variable can hold; remove it`);
+  }
+  if (argv?.some((a) => a.includes('\0'))) problem([...at, 'cmd'], 'contains a NUL byte (\\0), which no command-line argument can hold; remove it');
+  const cwd = m.cwd !== undefined ? expandPath(m.cwd, base) : undefined;
+  if (cwd !== undefined && !refused([...at, 'cwd'])) {
+    const kind = statKind(cwd);
+    // A folder that does not exist yet is a warning of `hub check` (warnings.ts): it may be created later.
+    if (kind !== 'missing' && kind !== 'folder') problem([...at, 'cwd'], `${cwd} is ${kind === 'file' ? 'a file' : 'not a folder'}; cwd must name the folder the model's command runs in`);
+  }
+  if (argv && m.backend === 'llama-cpp') argv = withAlias(argv, name);
   return {
     name,
     backend: m.backend ?? 'openai',
@@ -247,7 +280,7 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     aliases: m.aliases ?? [],
     servedModel: m.served_model,
     env: str(m.env),
-    cwd: m.cwd !== undefined ? expandPath(m.cwd, base) : undefined,
+    cwd,
     idle: {
       unloadAfterMs: parseIdleDuration(m.idle?.unload_after ?? '10m')!,
       stopAfterMs: parseIdleDuration(m.idle?.stop_after ?? '1h')!,
@@ -300,4 +333,24 @@ export function assignPorts(
     m.port = next;
     taken.set(next, m.name);
   }
+}
+
+function statKind(path: string): 'folder' | 'file' | 'other' | 'missing' {
+  try {
+    const st = statSync(path);
+    return st.isDirectory() ? 'folder' : st.isFile() ? 'file' : 'other';
+  } catch {
+    return 'missing';
+  }
+}
+
+/**
+ * llama-server answers with its model file's path as `model` unless it is given `--alias`: the hub
+ * adds `--alias <model name>` to a command that runs llama-server itself and sets none, so answers
+ * carry the name clients asked for. A wrapper (`sh -c ...`) is left alone: it must pass the alias.
+ */
+export function withAlias(argv: string[], name: string): string[] {
+  if (!/^llama-server/.test(basename(argv[0]))) return argv;
+  if (argv.some((a) => a === '-a' || a === '--alias' || a.startsWith('--alias='))) return argv;
+  return [...argv, '--alias', name];
 }

@@ -8,6 +8,7 @@ import type { ModelRuntime } from '../scheduler/model.js';
 import { BodyBudget } from './body-budget.js';
 import { readBody } from './body.js';
 import { forward } from './proxy.js';
+import { findModel } from './model-lookup.js';
 import { jsonModel, multipartModel } from './request-model.js';
 import type { HubState } from './app.js';
 
@@ -72,7 +73,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
 }
 
 function lookup(controller: Controller, id: string): ModelRuntime {
-  const m = controller.resolve(id);
+  const m = findModel(controller, id);
   if (m) return m;
   const known = controller.allIds().map((x) => x.id);
   throw new HubError('model_not_found', `the model "${id}" does not exist; available models: ${known.join(', ') || '(none configured)'}`, {
