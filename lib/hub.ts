@@ -39,6 +39,10 @@ export interface StartOptions {
   warn?: (message: string) => void;
   /** Shows a notice to the user (`hub serve` prints `[info]` lines), e.g. a model moved to a free port. */
   info?: (message: string) => void;
+  /** Where `log` writes the hub's own log, for GET /hub/api/logs (default: hub.log in log.dir). */
+  hubLog?: string;
+  /** `hub serve --host/--port`: win over listen in the config, at start and on every reload. */
+  listen?: { host?: string; port?: number };
 }
 
 /**
@@ -47,6 +51,11 @@ export interface StartOptions {
  */
 export async function startHub(config: HubConfig, options: StartOptions): Promise<RunningHub> {
   const { log } = options;
+  const overridden = (c: HubConfig): HubConfig => {
+    c.listen = { host: options.listen?.host ?? c.listen.host, port: options.listen?.port ?? c.listen.port };
+    return c;
+  };
+  overridden(config);
   const warn = (message: string) => {
     options.warn?.(message);
     log.warn(options.warn ? { shown: true } : {}, message);
@@ -63,7 +72,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
   const reload = (): ConfigDiff => {
     const current = controller.config;
     const previousPorts = new Map(controller.holders().flatMap((m) => (m.config.port === undefined ? [] : [[m.name, m.config.port] as const])));
-    const next = loadConfig(current.path, { previousPorts });
+    const next = overridden(loadConfig(current.path, { previousPorts }));
     if (next.listen.host !== current.listen.host || next.listen.port !== current.listen.port) {
       log.warn({ listen: next.listen }, 'listen changed in the config; it applies when the hub restarts');
       next.listen = current.listen;
@@ -87,7 +96,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       markClosed();
     })());
 
-  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close() }), () => controller.config.limits.maxBodyBytes, log);
+  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close(), hubLog: options.hubLog }), () => controller.config.limits.maxBodyBytes, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {
