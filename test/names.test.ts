@@ -5,7 +5,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import { ConfigError } from '../lib/config/errors.js';
-import { parseConfig, withAlias } from '../lib/config/load.js';
+import { withAlias } from '../lib/backends/llama-cpp.js';
+import { parseConfig } from '../lib/config/load.js';
 import { fileNameOf, MAX_NAME_LENGTH, modelLogFile, nameOfFile, nameProblem } from '../lib/config/names.js';
 import { demo, getJson, postJson, startTestHub, waitFor } from './helpers.js';
 

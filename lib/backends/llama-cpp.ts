@@ -1,9 +1,21 @@
 // llama.cpp's llama-server: GET /health answers 503 {"error": {"message": "Loading model"}} while the
 // weights load and 200 {"status": "ok"} once it can serve. It has no API to free the weights and keep
 // the process, so "unload" means stopping it.
+import { basename } from 'node:path';
 import { readyByPaths, type BackendAdapter } from './adapter.js';
 
 export const llamaCppAdapter: BackendAdapter = {
   kind: 'llama-cpp',
   isReady: (endpoint, model) => readyByPaths(endpoint, [model.healthPath ?? '/health']),
 };
+
+/**
+ * llama-server answers with its model file's path as `model` unless it is given `--alias`: the hub
+ * adds `--alias <model name>` to a command that runs llama-server itself and sets none, so answers
+ * carry the name clients asked for. A wrapper (`sh -c ...`) is left alone: it must pass the alias.
+ */
+export function withAlias(argv: string[], name: string): string[] {
+  if (!/^llama-server/.test(basename(argv[0]))) return argv;
+  if (argv.some((a) => a === '-a' || a === '--alias' || a.startsWith('--alias='))) return argv;
+  return [...argv, '--alias', name];
+}

@@ -1,6 +1,6 @@
 // hub.yaml → HubConfig: find the file, parse YAML, substitute ${env.X}, validate with the schema,
 // run the cross-field checks, normalize. Every problem is collected and thrown at once.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
@@ -12,7 +12,9 @@ import { parseDuration, parseIdleDuration, parseSize, formatBytes } from './unit
 import { schemaProblems, startsWith, withoutRefused, type RawProblem } from './validate.js';
 import { splitCommand } from './command.js';
 import { maskEnvRefs, substituteEnv } from './env.js';
-import { caseKey, nameProblem } from './names.js';
+import { checkNameClashes, nameProblem } from './names.js';
+import { withAlias } from '../backends/llama-cpp.js';
+import { launchProblems } from './launch.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
 const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
@@ -157,25 +159,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     if (m.memory > maxMemory) problem([...at, 'memory'], `${formatBytes(m.memory)} is more than the hub's max_memory (${formatBytes(maxMemory)}); it could never be loaded`);
     models[name] = m;
   }
-  // Names and aliases share one namespace: a request's `model` must point at exactly one model, also
-  // when it is looked up without regard to case (see names.ts).
-  const owners = new Map<string, { id: string; model: string }>();
-  for (const m of Object.values(models)) {
-    const other = owners.get(caseKey(m.name));
-    if (other) problem(['models', m.name], `model name "${m.name}" differs from "${other.id}" (model ${other.model}) only by case; names and aliases must differ by more than case`);
-    else owners.set(caseKey(m.name), { id: m.name, model: m.name });
-  }
-  for (const m of Object.values(models)) {
-    m.aliases.forEach((alias, i) => {
-      const at = ['models', m.name, 'aliases', String(i)];
-      const bad = nameProblem('alias', alias);
-      if (bad) return problem(at, bad);
-      const other = owners.get(caseKey(alias));
-      if (other === undefined) owners.set(caseKey(alias), { id: alias, model: m.name });
-      else if (other.id === alias && other.model !== m.name) problem(at, `"${alias}" is already used by model ${other.model}; names and aliases must be unique`);
-      else if (other.id !== alias) problem(at, `"${alias}" differs from "${other.id}" (${other.id === other.model ? 'the name of model' : 'an alias of model'} ${other.model}) only by case; names and aliases must differ by more than case`);
-    });
-  }
+  checkNameClashes(Object.values(models), problem);
   assignPorts(models, file.ports?.start ?? DEFAULT_PORTS_START, previousPorts, problem);
 
   const logDir = expandPath(file.log?.dir ?? resolve(stateDir, 'logs'), base);
@@ -253,17 +237,8 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     }
   }
   const str = (env: Record<string, string | number | boolean> = {}) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
-  // The OS takes environment entries and arguments as C strings: a NUL byte would end them early.
-  for (const [key, value] of Object.entries(m.env ?? {})) {
-    if (key.includes('\0') || String(value).includes('\0')) problem([...at, 'env', key], `${key.includes('\0') ? 'the name' : 'the value'} contains a NUL byte (\\0), which no environment variable can hold; remove it`);
-  }
-  if (argv?.some((a) => a.includes('\0'))) problem([...at, 'cmd'], 'contains a NUL byte (\\0), which no command-line argument can hold; remove it');
   const cwd = m.cwd !== undefined ? expandPath(m.cwd, base) : undefined;
-  if (cwd !== undefined && !refused([...at, 'cwd'])) {
-    const kind = statKind(cwd);
-    // A folder that does not exist yet is a warning of `hub check` (warnings.ts): it may be created later.
-    if (kind !== 'missing' && kind !== 'folder') problem([...at, 'cwd'], `${cwd} is ${kind === 'file' ? 'a file' : 'not a folder'}; cwd must name the folder the model's command runs in`);
-  }
+  launchProblems(at, argv, m.env ?? {}, refused([...at, 'cwd']) ? undefined : cwd, problem);
   if (argv && m.backend === 'llama-cpp') argv = withAlias(argv, name);
   return {
     name,
@@ -333,24 +308,4 @@ export function assignPorts(
     m.port = next;
     taken.set(next, m.name);
   }
-}
-
-function statKind(path: string): 'folder' | 'file' | 'other' | 'missing' {
-  try {
-    const st = statSync(path);
-    return st.isDirectory() ? 'folder' : st.isFile() ? 'file' : 'other';
-  } catch {
-    return 'missing';
-  }
-}
-
-/**
- * llama-server answers with its model file's path as `model` unless it is given `--alias`: the hub
- * adds `--alias <model name>` to a command that runs llama-server itself and sets none, so answers
- * carry the name clients asked for. A wrapper (`sh -c ...`) is left alone: it must pass the alias.
- */
-export function withAlias(argv: string[], name: string): string[] {
-  if (!/^llama-server/.test(basename(argv[0]))) return argv;
-  if (argv.some((a) => a === '-a' || a === '--alias' || a.startsWith('--alias='))) return argv;
-  return [...argv, '--alias', name];
 }

@@ -3,6 +3,7 @@
 // trusted where it meets the file system or a URL: file names come from `fileNameOf`, URL segments
 // from encodeURIComponent.
 import { join } from 'node:path';
+import type { ModelConfig } from './types.js';
 
 /** Longest model name or alias, in characters (Unicode code points). */
 export const MAX_NAME_LENGTH = 128;
@@ -63,3 +64,28 @@ export const modelLogFile = (logDir: string, name: string): string => join(logDi
 
 /** The hub's own log, beside the models' logs in log.dir. */
 export const hubLogFile = (logDir: string): string => join(logDir, 'hub.log');
+
+/**
+ * Names and aliases share one namespace: a request's `model` must point at exactly one model, also
+ * when it is looked up without regard to case. Reports each alias that is not a valid name, is
+ * another model's, or differs from another name or alias only by case.
+ */
+export function checkNameClashes(models: ModelConfig[], problem: (segments: string[], message: string) => void): void {
+  const owners = new Map<string, { id: string; model: string }>();
+  for (const m of models) {
+    const other = owners.get(caseKey(m.name));
+    if (other) problem(['models', m.name], `model name "${m.name}" differs from "${other.id}" (model ${other.model}) only by case; names and aliases must differ by more than case`);
+    else owners.set(caseKey(m.name), { id: m.name, model: m.name });
+  }
+  for (const m of models) {
+    m.aliases.forEach((alias, i) => {
+      const at = ['models', m.name, 'aliases', String(i)];
+      const bad = nameProblem('alias', alias);
+      if (bad) return problem(at, bad);
+      const other = owners.get(caseKey(alias));
+      if (other === undefined) owners.set(caseKey(alias), { id: alias, model: m.name });
+      else if (other.id === alias && other.model !== m.name) problem(at, `"${alias}" is already used by model ${other.model}; names and aliases must be unique`);
+      else if (other.id !== alias) problem(at, `"${alias}" differs from "${other.id}" (${other.id === other.model ? 'the name of model' : 'an alias of model'} ${other.model}) only by case; names and aliases must differ by more than case`);
+    });
+  }
+}
