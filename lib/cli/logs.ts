@@ -16,12 +16,12 @@ import { EXIT, say } from './output.js';
 export const HUB_LOG_NAME = 'hub';
 
 export async function logs(a: Args): Promise<number> {
-  const { client } = await locateHub(a);
   const name = a.name as string | undefined;
   const lines = a.lines as number;
   if (!Number.isInteger(lines) || lines < 0) throw new CliError(EXIT.usage, `-n/--lines: expected a whole number of lines (0 or more), got ${String(a.lines)}`);
   if (a.hub === true && name !== undefined) throw new CliError(EXIT.usage, `give a model name or --hub, not both (hub logs ${name} is that model's log; hub logs --hub is the hub's own)`);
   if (a.hub !== true && name === undefined) throw new CliError(EXIT.usage, 'name the model whose log to show (see hub status), or pass --hub for the hub\'s own log');
+  const { client } = await locateHub(a);
   const follow = a.follow === true;
   const query = `tail=${lines}${follow ? '&follow=1' : ''}`;
   const abort = new AbortController();
