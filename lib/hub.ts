@@ -43,6 +43,10 @@ export interface StartOptions {
   info?: (message: string) => void;
   /** Sees every transition from the first (preloads start while the hub starts). */
   onTransition?: (t: Transition) => void;
+  /** Where `log` writes the hub's own log, for GET /hub/api/logs (default: hub.log in log.dir). */
+  hubLog?: string;
+  /** `hub serve --host/--port`: win over listen in the config, at start and on every reload. */
+  listen?: { host?: string; port?: number };
 }
 
 /**
@@ -51,6 +55,11 @@ export interface StartOptions {
  */
 export async function startHub(config: HubConfig, options: StartOptions): Promise<RunningHub> {
   const { log } = options;
+  const overridden = (c: HubConfig): HubConfig => {
+    c.listen = { host: options.listen?.host ?? c.listen.host, port: options.listen?.port ?? c.listen.port };
+    return c;
+  };
+  overridden(config);
   const warn = (message: string) => {
     options.warn?.(message);
     log.warn(options.warn ? { shown: true } : {}, message);
@@ -68,7 +77,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
   const reload = (): ConfigDiff => {
     const current = controller.config;
     const previousPorts = new Map(controller.holders().flatMap((m) => (m.config.port === undefined ? [] : [[m.name, m.config.port] as const])));
-    const next = loadConfig(current.path, { previousPorts });
+    const next = overridden(loadConfig(current.path, { previousPorts }));
     if (next.listen.host !== current.listen.host || next.listen.port !== current.listen.port) {
       log.warn({ listen: next.listen }, 'listen changed in the config; it applies when the hub restarts');
       next.listen = current.listen;
@@ -93,7 +102,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       markClosed();
     })());
 
-  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close() }), () => controller.config.limits, log);
+  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close(), hubLog: options.hubLog }), () => controller.config.limits, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {

@@ -153,7 +153,7 @@ t.test('admin keys: refused without one (exit 2), accepted from --api-key and HU
   const none = await hub(['status', '--config', setup.config], { env });
   t.equal(none.code, 2);
   t.match(none.err, '[err] the hub at http://127.0.0.1:');
-  t.match(none.err, 'wants an admin key: pass --api-key KEY or set HUB_API_KEY');
+  t.match(none.err, 'wants an admin key: pass --api-key KEY or set HUB_ADMIN_KEY');
   t.equal((await hub(['status', '--config', setup.config, '--api-key', 'sekrit-admin'], { env })).code, 0, '--api-key');
   t.equal((await hub(['status', '--config', setup.config], { env: { ...env, HUB_API_KEY: 'sekrit-admin' } })).code, 0, 'HUB_API_KEY');
   t.equal((await hub(['stop', '--config', setup.config], { env: { ...env, HUB_API_KEY: 'sekrit-admin' } })).code, 0, 'stop with the key');

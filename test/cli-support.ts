@@ -13,7 +13,7 @@ export interface CliResult { code: number | null; out: string; err: string }
 /** Env without the variables that would point the CLI at some other hub or config. */
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const k of ['HUB_URL', 'HUB_API_KEY', 'HUB_CONFIG', 'NO_COLOR', 'FORCE_COLOR']) delete env[k];
+  for (const k of ['HUB_URL', 'HUB_API_KEY', 'HUB_ADMIN_KEY', 'HUB_CONFIG', 'NO_COLOR', 'FORCE_COLOR']) delete env[k];
   return { ...env, ...extra };
 }
 
@@ -41,9 +41,9 @@ export function hubRunning(t: Teardown, args: string[], env: NodeJS.ProcessEnv =
   return { child, output: () => out, exited };
 }
 
-/** A command in a real pseudo-terminal of 40×120; `write` types into it (\x03 is Ctrl-C). */
-export function inPty(t: Teardown, command: string, env: NodeJS.ProcessEnv = {}) {
-  const child = spawn('script', ['-qfec', `stty rows 40 cols 120; exec ${command}`, '/dev/null'], { env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+/** A command in a real pseudo-terminal (40×120 unless `cols` says); `write` types into it (\x03 is Ctrl-C). */
+export function inPty(t: Teardown, command: string, env: NodeJS.ProcessEnv = {}, cols = 120) {
+  const child = spawn('script', ['-qfec', `stty rows 40 cols ${cols}; exec ${command}`, '/dev/null'], { env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

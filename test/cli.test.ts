@@ -33,8 +33,8 @@ t.test('without a daemon: the command list, per-command help, docs/cli.md, usage
     t.equal(section.usage, spec.usage, `docs/cli.md shows the usage of ${name} as yargs has it`);
     for (const option of Object.keys(spec.options)) t.match(section.body, `\`--${option}`, `docs/cli.md documents ${name} --${option}`);
   });
-  t.ok(sections.has(COMPLETION.usage), 'docs/cli.md documents hub completion');
-  t.same([...sections.keys()].sort(), [...COMMANDS.map((c) => commandName(c.usage)), COMPLETION.usage].sort(), 'docs/cli.md documents no command that does not exist');
+  t.equal(sections.get(commandName(COMPLETION.usage))?.usage, COMPLETION.usage, 'docs/cli.md documents hub completion, with its usage');
+  t.same([...sections.keys()].sort(), [...COMMANDS.map((c) => commandName(c.usage)), commandName(COMPLETION.usage)].sort(), 'docs/cli.md documents no command that does not exist');
 
   const demoHelp = helps[COMMANDS.findIndex((c) => c.usage === 'demo-model')].out;
   t.notMatch(demoHelp, /--config|--json|--url/, 'demo-model --help offers no hub options');

@@ -85,7 +85,7 @@ models:
   t.equal(c.maxMemory, 64 * 2 ** 30);
   t.same(c.groups.gpu0, { name: 'gpu0', maxLoaded: 2, maxMemory: 24 * 2 ** 30, onFull: 'evict' });
   const q = c.models['qwen-7b'];
-  t.same(q.argv, ['llama-server', '-m', '/models/qwen 7b.gguf', '--port', '${PORT}', '-c', '8192'], 'split like a shell, quotes honoured');
+  t.same(q.argv, ['llama-server', '-m', '/models/qwen 7b.gguf', '--port', '${PORT}', '-c', '8192', '--alias', 'qwen-7b'], 'split like a shell, quotes honoured; llama-server is given --alias <name>');
   t.same(resolveCommand(q.argv!, { port: 20100, model: 'qwen-7b', hub: ['node', 'hub'] }).slice(3, 5), ['--port', '20100']);
   t.equal(q.memory, 9 * 2 ** 30);
   t.same(q.idle, { unloadAfterMs: 300_000, stopAfterMs: 0 }, '"never" disables a step');
@@ -127,7 +127,7 @@ models:
     memory: lots
     backend: llamacpp
     max_concurrency: 0
-  Big_Model:
+  Big Model:
     cmd: x --port \${PORT}
   both:
     cmd: x --port \${PORT}
@@ -159,7 +159,7 @@ models:
   // In the same run, the cross-field checks on what the schema accepted (memory: lots was refused,
   // so nothing is said about it fitting its group).
   const crossToo = [
-    'hub.yaml:14: models.Big_Model: model name "Big_Model" is not a slug: use lower-case letters and digits, with single . _ or - between them (e.g. "big_model")',
+    'hub.yaml:14: models.Big Model: model name "Big Model" contains whitespace (U+0020); use printable characters without spaces',
     'hub.yaml:16: models.both: has both cmd and url; keep cmd for a managed model or url for a remote one',
     'hub.yaml:19: models.neither: needs either cmd (a command the hub runs) or url (a server it forwards to)',
     'hub.yaml:21: models.piped.cmd: contains the shell operator "|", but cmd is not run through a shell; wrap it in a script, or use [sh, -c, "..."]',
@@ -178,7 +178,7 @@ models:
   const cross = problems(fixed);
   const crossExpected = [
     'hub.yaml:10: models.qwen-7b.memory: 9GiB is more than group gpu0\'s max_memory (8GiB); it could never be loaded',
-    'hub.yaml:14: models.Big_Model: model name "Big_Model" is not a slug: use lower-case letters and digits, with single . _ or - between them (e.g. "big_model")',
+    'hub.yaml:14: models.Big Model: model name "Big Model" contains whitespace (U+0020); use printable characters without spaces',
     'hub.yaml:16: models.both: has both cmd and url; keep cmd for a managed model or url for a remote one',
     'hub.yaml:19: models.neither: needs either cmd (a command the hub runs) or url (a server it forwards to)',
     'hub.yaml:21: models.piped.cmd: contains the shell operator "|", but cmd is not run through a shell; wrap it in a script, or use [sh, -c, "..."]',

@@ -14,7 +14,7 @@ import { renderView } from '../lib/http/dashboard/render.js';
 import { demo, startTestHub, waitFor } from './helpers.js';
 
 const HOSTILE = `<script>alert("x")</script>`;
-const QUOTED = `it's "quoted" & <b>bold</b>`;
+const QUOTED = `it's"quoted"&<b>bold</b>`; // aliases hold no whitespace
 const TOKEN = 'hf_dashboard_secret_4242';
 const ADMIN = 'sk-admin-dashboard-77c1e0';
 
@@ -131,7 +131,7 @@ t.test('dashboard without keys', async (t) => {
     t.match(page, /data-model="other"/);
     t.notMatch(page, HOSTILE, 'no raw <script> from an alias');
     t.match(page, '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
-    t.match(page, 'it&#39;s &quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt;');
+    t.match(page, 'it&#39;s&quot;quoted&quot;&amp;&lt;b&gt;bold&lt;/b&gt;');
     t.match(page, /○<\/span> stopped/, 'state as shape and text');
     t.match(page, /action="\/hub\/models\/m\/start"/, 'a stopped model offers Start');
     t.notMatch(page, /action="\/hub\/models\/m\/unload"/, '...and not Unload');

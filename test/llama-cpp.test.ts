@@ -1,6 +1,7 @@
 // The llama-cpp adapter against a real llama.cpp `llama-server` (built once by
 // scripts/llama-server.sh and cached outside the repo) serving a tiny generated GGUF: readiness,
-// chat/completions through the SDK (JSON and streaming), and memory "unload" meaning stop.
+// chat/completions through the SDK (JSON and streaming) answering with the model's name (the hub adds
+// --alias), and memory "unload" meaning stop.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,18 +31,22 @@ models:
 
   const chat = await h.client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 });
   t.equal(chat.object, 'chat.completion');
+  t.equal(chat.model, 'tiny-a', 'the answer names the model (the hub passed --alias tiny-a), not the GGUF file');
   t.ok(chat.usage!.completion_tokens > 0 && chat.usage!.completion_tokens <= 8, 'real tokens were generated');
   t.ok(h.transitions.some((x) => x.model === 'tiny-a' && x.to === 'running'), 'ready after /health turned 200');
 
   const stream = await h.client.chat.completions.create({ model: 'tiny-a', stream: true, max_tokens: 6, messages: [{ role: 'user', content: 'hi' }] });
   let chunks = 0;
   let finish: string | null | undefined;
+  const named = new Set<string>();
   for await (const chunk of stream) {
     chunks++;
+    named.add(chunk.model);
     finish = chunk.choices[0]?.finish_reason ?? finish;
   }
   t.ok(chunks >= 2, `streamed in ${chunks} chunks`);
   t.ok(finish === 'length' || finish === 'stop', 'and finished');
+  t.same([...named], ['tiny-a'], 'every chunk names the model');
 
   const completion = await h.client.completions.create({ model: 'tiny-a', prompt: 'once upon', max_tokens: 4 });
   t.equal(completion.object, 'text_completion');

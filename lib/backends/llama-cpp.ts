@@ -1,6 +1,7 @@
 // llama.cpp's llama-server: GET /health answers 503 {"error": {"message": "Loading model"}} while the
 // weights load and 200 {"status": "ok"} once it can serve. It has no API to free the weights and keep
 // the process, so "unload" means stopping it.
+import { basename } from 'node:path';
 import { readyByPaths, type BackendAdapter } from './adapter.js';
 
 export const llamaCppAdapter: BackendAdapter = {
@@ -9,3 +10,14 @@ export const llamaCppAdapter: BackendAdapter = {
   // /v1/messages arrived in late 2025 and /v1/responses (partial) in early 2026: older builds answer 404.
   apis: { responses: 'detect', messages: 'detect' },
 };
+
+/**
+ * llama-server answers with its model file's path as `model` unless it is given `--alias`: the hub
+ * adds `--alias <model name>` to a command that runs llama-server itself and sets none, so answers
+ * carry the name clients asked for. A wrapper (`sh -c ...`) is left alone: it must pass the alias.
+ */
+export function withAlias(argv: string[], name: string): string[] {
+  if (!/^llama-server/.test(basename(argv[0]))) return argv;
+  if (argv.some((a) => a === '-a' || a === '--alias' || a.startsWith('--alias='))) return argv;
+  return [...argv, '--alias', name];
+}

@@ -94,7 +94,7 @@ export class HubClient {
 
   private refuseAuth(answer: ApiAnswer): void {
     if (answer.status === 401) {
-      throw new CliError(EXIT.usage, `the hub at ${this.origin} wants an admin key: pass --api-key KEY or set HUB_API_KEY (${errorMessage(answer)})`, answer);
+      throw new CliError(EXIT.usage, `the hub at ${this.origin} wants an admin key: pass --api-key KEY or set HUB_ADMIN_KEY (${errorMessage(answer)})`, answer);
     }
     if (answer.status === 403) throw new CliError(EXIT.usage, `the hub at ${this.origin} refused this request: ${errorMessage(answer)}`, answer);
   }

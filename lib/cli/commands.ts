@@ -3,6 +3,8 @@
 // with yargs, and the docs test checks docs/cli.md against it, so the two cannot drift.
 import type { Options, PositionalOptions } from 'yargs';
 import { demoOptionTable } from './demo-options.js';
+import { CliError } from './errors.js';
+import { EXIT } from './output.js';
 
 export type Args = Record<string, unknown> & { config?: string; url?: string; apiKey?: string; json?: boolean; color?: boolean };
 
@@ -25,7 +27,11 @@ const config: Record<string, Options> = {
 const hub: Record<string, Options> = {
   ...config,
   url: { type: 'string', describe: 'URL of a running hub (default: $HUB_URL, then the runtime file in state_dir, then listen in the config)' },
-  'api-key': { type: 'string', describe: 'admin key, sent as a Bearer token (default: $HUB_API_KEY)' },
+  'api-key': { type: 'string', describe: 'admin key, sent as a Bearer token (default: $HUB_ADMIN_KEY, then $HUB_API_KEY)' },
+};
+const listen: Record<string, Options> = {
+  host: { type: 'string', describe: 'address to listen on, instead of listen.host in the config' },
+  port: { type: 'number', describe: 'port to listen on, instead of listen.port in the config (0: any free port)' },
 };
 const json: Record<string, Options> = { json: { type: 'boolean', default: false, describe: 'print JSON instead of lines for people' } };
 const color: Record<string, Options> = { color: { type: 'boolean', default: true, describe: 'colour on a terminal; --no-color (or $NO_COLOR) turns it off' } };
@@ -45,15 +51,15 @@ export const COMMANDS: CommandSpec[] = [
   {
     usage: 'serve',
     describe: 'run the hub in the foreground (logs to stdout and hub.log); Ctrl-C stops it and every model',
-    options: { ...config, watch: { type: 'boolean', default: false, describe: 'reload when hub.yaml changes' } },
-    examples: [['hub serve', 'serve ./hub.yaml'], ['hub serve --config ~/hub.yaml --watch', 'serve another config, reloading on every edit']],
-    run: lazy(() => import('./serve.js'), (m, a) => m.serve(a.config, { watch: a.watch as boolean })),
+    options: { ...config, ...listen, watch: { type: 'boolean', default: false, describe: 'reload when hub.yaml changes' } },
+    examples: [['hub serve', 'serve ./hub.yaml'], ['hub serve --config ~/hub.yaml --watch', 'serve another config, reloading on every edit'], ['hub serve --port 9090', 'serve on port 9090 whatever listen says']],
+    run: lazy(() => import('./serve.js'), (m, a) => m.serve(a.config, { watch: a.watch as boolean, ...listenArgs(a) })),
   },
   {
     usage: 'start',
     describe: 'start the hub in the background, wait until it and its preload models are up, print its URL',
-    options: { ...config, 'api-key': hub['api-key'], timeout: { type: 'string', default: '2m', describe: 'how long to wait for the hub and its preload models' }, ...json },
-    examples: [['hub start', 'start the hub of ./hub.yaml'], ['hub start --config ~/hub.yaml', 'start another config']],
+    options: { ...config, ...listen, 'api-key': hub['api-key'], timeout: { type: 'string', default: '2m', describe: 'how long to wait for the hub and its preload models' }, ...json },
+    examples: [['hub start', 'start the hub of ./hub.yaml'], ['hub start --config ~/hub.yaml', 'start another config'], ['hub start --host 0.0.0.0 --port 9090', 'listen on every interface, port 9090']],
     run: lazy(() => import('./daemon.js'), (m, a) => m.start(a)),
   },
   {
@@ -90,15 +96,16 @@ export const COMMANDS: CommandSpec[] = [
   modelVerb('load', 'start models and load them into memory', 'demo-large'),
   modelVerb('unload', 'free models\' memory; their processes stay (when the backend can)', 'demo-large'),
   {
-    usage: 'logs <name>',
-    describe: 'print the end of a model\'s log, or follow it (across rotations) until Ctrl-C',
-    positionals: { name: { type: 'string', describe: 'the model' } },
+    usage: 'logs [name]',
+    describe: 'print the end of a model\'s log (or with --hub the hub\'s own), or follow it (across rotations) until Ctrl-C',
+    positionals: { name: { type: 'string', describe: 'the model; "hub" is the hub\'s own log unless a model has that name' } },
     options: {
       ...hub,
+      hub: { type: 'boolean', default: false, describe: 'the hub\'s own log (requests, state changes, reloads) instead of a model\'s' },
       follow: { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new lines' },
       lines: { alias: 'n', type: 'number', default: 200, describe: 'how many lines from the end to print first' },
     },
-    examples: [['hub logs demo-small', 'the last 200 lines'], ['hub logs demo-small -f -n 20', 'the last 20, then follow']],
+    examples: [['hub logs demo-small', 'the last 200 lines'], ['hub logs demo-small -f -n 20', 'the last 20, then follow'], ['hub logs --hub -f', 'follow the hub\'s own log']],
     run: lazy(() => import('./logs.js'), (m, a) => m.logs(a)),
   },
   {
@@ -143,6 +150,18 @@ export const COMMANDS: CommandSpec[] = [
 ];
 
 /** `hub completion` is yargs' own; listed here so that the docs test sees every command. */
-export const COMPLETION = { usage: 'completion', describe: 'print the shell completion script (bash, zsh): hub completion >> ~/.bashrc' };
+export const COMPLETION = { usage: 'completion [shell]', describe: 'print the shell completion script (bash, zsh or fish): hub completion >> ~/.bashrc' };
 
 export const commandName = (usage: string) => usage.split(' ')[0];
+
+/** --host and --port, checked: a usage error (exit 2) names the option. */
+export function listenArgs(a: Args): { host?: string; port?: number } {
+  const { host, port } = a as { host?: unknown; port?: unknown };
+  if (host !== undefined && (typeof host !== 'string' || host.trim() === '' || /\s/.test(host))) {
+    throw new CliError(EXIT.usage, `--host: expected an address like 127.0.0.1, ::1 or 0.0.0.0, got ${JSON.stringify(host)}`);
+  }
+  if (port !== undefined && (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535)) {
+    throw new CliError(EXIT.usage, `--port: expected a port number from 0 to 65535 (0: any free port), got ${typeof port === 'number' && Number.isNaN(port) ? 'something that is not a number' : JSON.stringify(port)}`);
+  }
+  return { host: host as string | undefined, port: port as number | undefined };
+}

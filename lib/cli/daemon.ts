@@ -15,7 +15,7 @@ import type { ModelStatus } from '../scheduler/status.js';
 import type { Transition } from '../scheduler/context.js';
 import { loadOrReport } from './check.js';
 import { errorMessage, type HubClient } from './client.js';
-import type { Args } from './commands.js';
+import { listenArgs, type Args } from './commands.js';
 import { CliError, plural } from './errors.js';
 import { locateHub } from './locate.js';
 import { EXIT, say, visible } from './output.js';
@@ -46,6 +46,7 @@ async function poll<T>(check: () => T | undefined | Promise<T | undefined>, dead
 }
 
 export async function start(a: Args): Promise<number> {
+  listenArgs(a); // a bad --port is a usage error before anything else
   const config = loadOrReport(a.config);
   if (!config) return EXIT.usage;
   const timeoutMs = durationOption('timeout', a.timeout);
@@ -61,7 +62,9 @@ export async function start(a: Args): Promise<number> {
   const out = openSync(outPath, 'a');
   const offset = fstatSync(out).size;
   const [node, ...hubArgs] = HUB_COMMAND;
-  const child = spawn(node, [...hubArgs, 'serve', '--config', config.path], { detached: true, stdio: ['ignore', out, out] });
+  const { host, port } = listenArgs(a);
+  const listen = [...(host !== undefined ? ['--host', host] : []), ...(port !== undefined ? ['--port', String(port)] : [])];
+  const child = spawn(node, [...hubArgs, 'serve', '--config', config.path, ...listen], { detached: true, stdio: ['ignore', out, out] });
   closeSync(out);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   child.once('exit', (code, signal) => { exited = { code, signal }; });
@@ -97,7 +100,7 @@ export async function start(a: Args): Promise<number> {
   const { failed, unfollowed } = preload.length ? await waitForPreload(client, preload, deadline, tty, usual) : { failed: [], unfollowed: [] };
   // The hub is up either way (GET /health needs no key): not seeing its models is no failure of the start.
   if (unfollowed.length) {
-    say.warn(`could not follow the start of ${plural(unfollowed.length, 'preload model')} (${unfollowed.join(', ')}) ${a.apiKey || process.env.HUB_API_KEY ? 'with the admin key given: the hub refused it' : 'without an admin key'}; the hub goes on starting ${unfollowed.length === 1 ? 'it' : 'them'}: see hub status --api-key KEY (or set HUB_API_KEY)`);
+    say.warn(`could not follow the start of ${plural(unfollowed.length, 'preload model')} (${unfollowed.join(', ')}) ${a.apiKey || process.env.HUB_ADMIN_KEY || process.env.HUB_API_KEY ? 'with the admin key given: the hub refused it' : 'without an admin key'}; the hub goes on starting ${unfollowed.length === 1 ? 'it' : 'them'}: see hub status --api-key KEY (or set HUB_ADMIN_KEY)`);
   }
   if (a.json) say.json({ already_running: false, pid, url: `${url}/v1`, dashboard: `${url}/hub`, output: outPath, preload_failed: failed, preload_unfollowed: unfollowed });
   else {

@@ -74,7 +74,8 @@ export async function locateHub(args: HubArgs, env = process.env): Promise<Locat
     const stale = runtime && !runtime.alive ? `; the runtime file in ${stateDir} names hub pid ${runtime.pid}, which is gone` : '';
     return `no hub is running at ${origin} (nothing answers there; address from ${source}${stale}); ${START_HINT}`;
   };
-  const apiKey = args.apiKey ?? (env.HUB_API_KEY || undefined);
+  // The README's shell exports both: the admin key is the one the control API wants.
+  const apiKey = args.apiKey ?? (env.HUB_ADMIN_KEY || env.HUB_API_KEY || undefined);
   return { client: new HubClient(origin, apiKey, notRunning), pid, stateDir, config: local.get, source };
 }
 

@@ -55,7 +55,20 @@ const parser = cli
   // yargs answers the shell's --get-yargs-completions itself; `hub completion` is a command of our
   // own only so that its --help shows help and examples (yargs' would print the script).
   .completion('__completion', false)
-  .command(COMPLETION.usage, COMPLETION.describe, (b) => b.example('hub completion >> ~/.bashrc', 'completion in every new bash (zsh: after autoload bashcompinit)'), () => { parser.showCompletionScript(); })
+  .command(
+    COMPLETION.usage,
+    COMPLETION.describe,
+    (b) =>
+      b
+        .positional('shell', { type: 'string', choices: ['bash', 'zsh', 'fish'], describe: 'the shell (default: the one $SHELL names, else bash)' })
+        .example('hub completion >> ~/.bashrc', 'completion in every new bash')
+        .example('hub completion zsh >> ~/.zshrc', 'in every new zsh (after compinit)')
+        .example('hub completion fish > ~/.config/fish/completions/hub.fish', 'in fish'),
+    async (a) => {
+      const { printCompletionScript, shellFromEnv } = await import('./completion.js');
+      printCompletionScript((a.shell as 'bash' | 'zsh' | 'fish' | undefined) ?? shellFromEnv());
+    },
+  )
   // `hub` alone: the command list, as `hub --help` prints it.
   .command('$0', false, (b) => b, () => { parser.showHelp('log'); })
   .epilogue('Each command has its own --help with examples. Exit codes: 0 ok, 1 an action failed, 2 usage or config error, 3 no hub running.')
@@ -66,7 +79,7 @@ const parser = cli
       say.err(err.message);
       process.exit(EXIT.failed);
     }
-    say.err(usageMessage(msg, hideBin(process.argv), [...COMMANDS.map((c) => commandName(c.usage)), COMPLETION.usage]));
+    say.err(usageMessage(msg, hideBin(process.argv), [...COMMANDS.map((c) => commandName(c.usage)), commandName(COMPLETION.usage)]));
     process.exit(EXIT.usage);
   });
 await parser.parseAsync();

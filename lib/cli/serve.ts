@@ -4,9 +4,10 @@
 // error nothing caught stops the backends before the hub exits: only SIGKILL can leave them running,
 // and the next hub on the same state_dir stops those (see runtime/state-dir.ts).
 import { watch } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { isLoopbackHost } from '../config/auth.js';
 import { ConfigError } from '../config/errors.js';
+import { hubLogFile } from '../config/names.js';
 import type { HubConfig } from '../config/types.js';
 import { startHub, type RunningHub } from '../hub.js';
 import { realmIsOpen } from '../http/auth.js';
@@ -21,10 +22,12 @@ import { EXIT, say } from './output.js';
 /** How long an uncaught error leaves the graceful close before every backend is killed. */
 const FATAL_CLOSE_MS = 5000;
 
-export async function serve(explicit: string | undefined, options: { watch?: boolean } = {}): Promise<number> {
+export async function serve(explicit: string | undefined, options: { watch?: boolean; host?: string; port?: number } = {}): Promise<number> {
   const config = loadOrReport(explicit);
   if (!config) return EXIT.usage;
-  const hubLog = join(config.log.dir, 'hub.log');
+  const listen = { host: options.host, port: options.port };
+  config.listen = { host: listen.host ?? config.listen.host, port: listen.port ?? config.listen.port };
+  const hubLog = hubLogFile(config.log.dir);
   const log = createLogger(config.log.level, process.stdout, { file: hubLog, rotate: config.log.rotate });
   // What the user is told also goes to hub.log: after the terminal is closed, that is all that is left.
   const tell = (kind: 'ok' | 'info' | 'warn' | 'err', message: string) => {
@@ -51,10 +54,11 @@ export async function serve(explicit: string | undefined, options: { watch?: boo
   process.on('unhandledRejection', onFatal);
 
   try {
-    hub = await startHub(config, { log, warn: say.warn, info: say.info });
+    hub = await startHub(config, { log, warn: say.warn, info: say.info, hubLog, listen });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE') tell('err', `cannot listen on ${config.listen.host}:${config.listen.port}: the address is in use (another hub?); stop it or set listen.port in ${config.path}`);
+    const where = listen.port !== undefined ? 'pass another --port' : `set listen.port in ${config.path} (or pass --port)`;
+    if (e.code === 'EADDRINUSE') tell('err', `cannot listen on ${config.listen.host}:${config.listen.port}: the address is in use (another hub?); stop it or ${where}`);
     else tell('err', `cannot start the hub: ${e.message}`);
     await closeLogFiles();
     return EXIT.failed;

@@ -37,7 +37,7 @@ export async function status(a: Args): Promise<number> {
   const c = colorsFor(a);
   const hub = body.hub;
   if (hub) say.info(`modelhub ${hub.version} at ${hub.url} · up ${span(hub.uptime_s * 1000)} · ${countsLine(body.models)}${hub.shutting_down ? ' · SHUTTING DOWN' : ''}`);
-  say.composed(`${modelTable(models, c)}\n`);
+  say.composed(`${modelTable(models, c, Date.now(), process.stdout.isTTY ? process.stdout.columns : undefined)}\n`);
   for (const line of groupLines(body.groups)) say.info(line);
   return EXIT.ok;
 }

@@ -3,6 +3,7 @@
 // text already says, so that nothing is lost without it. Text from the hub (names, errors) goes
 // through visible() before any colour is put around it: a backend's escape sequences stay on the page.
 import Table from 'cli-table3';
+import { stripVTControlCharacters } from 'node:util';
 import picocolors from 'picocolors';
 import type { ModelStatus, GroupStatus } from '../scheduler/status.js';
 import { formatBytes } from '../config/units.js';
@@ -55,11 +56,32 @@ function idleCell(m: ModelStatus, now: number): string {
   return m.idle_deadline ? span(Date.parse(m.idle_deadline) - now) : '-';
 }
 
+/** The first line of the last error (with the exit code), cut with … to `width` columns. */
 function errorCell(m: ModelStatus, c: Colors, width: number): string {
   if (!m.last_error) return '';
   const first = visible(m.last_error.split('\n')[0]);
-  const text = first.length > width ? `${first.slice(0, width - 1)}…` : first;
-  return c.red(m.last_exit_code === null ? text : `exit ${m.last_exit_code}: ${text}`);
+  return c.red(cut(m.last_exit_code === null ? first : `exit ${m.last_exit_code}: ${first}`, width));
+}
+
+// East Asian wide and fullwidth characters (and emoji) take two columns of a terminal.
+const WIDE = /[\u1100-\u115F\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6\u{1F300}-\u{1F64F}\u{1F900}-\u{1F9FF}\u{20000}-\u{3FFFD}]/u;
+
+/** Columns `text` takes on a terminal (colour codes take none). */
+export function displayWidth(text: string): number {
+  let n = 0;
+  for (const ch of stripVTControlCharacters(text)) n += WIDE.test(ch) ? 2 : 1;
+  return n;
+}
+
+/** `text` in at most `width` columns, the end replaced by … when it does not fit. */
+function cut(text: string, width: number): string {
+  if (displayWidth(text) <= width) return text;
+  let out = '';
+  for (const ch of text) {
+    if (displayWidth(out + ch) > width - 1) break;
+    out += ch;
+  }
+  return `${out}…`;
 }
 
 const NO_BORDERS = {
@@ -74,23 +96,47 @@ export function plainTable(head: string[]): Table.Table {
 
 export const render = (table: Table.Table): string => table.toString().split('\n').map((l) => l.trimEnd()).join('\n');
 
-/** The table of models. */
-export function modelTable(models: ModelStatus[], c: Colors, now = Date.now(), errorWidth = 60): string {
-  const table = plainTable(['MODEL', 'PROCESS', 'MEMORY', 'PID', 'PORT', 'GROUP', 'IN-FLIGHT/QUEUED', 'IDLE IN', 'LAST ERROR'].map((h) => c.bold(h)));
-  for (const m of models) {
-    table.push([
-      visible(m.name),
-      processCell(m, c, now),
-      memoryCell(m, c),
-      m.pid === null ? '-' : String(m.pid),
-      m.port === null ? '-' : String(m.port),
-      m.group === null ? '-' : visible(m.group),
-      `${m.in_flight}/${m.queued}`,
-      idleCell(m, now),
-      errorCell(m, c, errorWidth),
-    ]);
+/** The last error column never gets narrower than this, however narrow the terminal. */
+const MIN_ERROR_WIDTH = 12;
+/** Its width where there is no terminal to fit (a pipe, a file). */
+const PIPE_ERROR_WIDTH = 60;
+
+/** Columns left out, in this order, while the table is wider than the terminal (--json has them all). */
+const DROPPED_FIRST = ['PORT', 'PID', 'GROUP', 'IN-FLIGHT/QUEUED', 'IDLE IN'];
+
+/**
+ * The table of models. Given the terminal's width (`columns`), every line fits: the last error is
+ * cut to the room left, and on a terminal too narrow even for that, the columns of DROPPED_FIRST are
+ * left out one by one (MODEL, PROCESS, MEMORY and LAST ERROR always stay).
+ */
+export function modelTable(models: ModelStatus[], c: Colors, now = Date.now(), columns?: number): string {
+  const cells = models.map((m) => ({
+    MODEL: visible(m.name),
+    PROCESS: processCell(m, c, now),
+    MEMORY: memoryCell(m, c),
+    PID: m.pid === null ? '-' : String(m.pid),
+    PORT: m.port === null ? '-' : String(m.port),
+    GROUP: m.group === null ? '-' : visible(m.group),
+    'IN-FLIGHT/QUEUED': `${m.in_flight}/${m.queued}`,
+    'IDLE IN': idleCell(m, now),
+  }));
+  let shown = ['MODEL', 'PROCESS', 'MEMORY', 'PID', 'PORT', 'GROUP', 'IN-FLIGHT/QUEUED', 'IDLE IN'] as Array<keyof (typeof cells)[number]>;
+  const build = (error: (i: number) => string | undefined) => {
+    const table = plainTable([...shown, ...(error(-1) !== undefined ? ['LAST ERROR'] : [])].map((h) => c.bold(h)));
+    cells.forEach((row, i) => table.push([...shown.map((k) => row[k]), ...(error(i) !== undefined ? [error(i)!] : [])]));
+    return table;
+  };
+  let errorWidth = PIPE_ERROR_WIDTH;
+  if (columns !== undefined) {
+    // Lines of the table without its last column are padded to their full width: the widest is the room used.
+    const used = () => Math.max(...build(() => undefined).toString().split('\n').map(displayWidth));
+    for (const drop of DROPPED_FIRST) {
+      if (used() + 2 + MIN_ERROR_WIDTH <= columns) break;
+      shown = shown.filter((k) => k !== drop);
+    }
+    errorWidth = Math.max(MIN_ERROR_WIDTH, columns - used() - 2);
   }
-  return render(table);
+  return render(build((i) => (i < 0 ? '' : errorCell(models[i], c, errorWidth))));
 }
 
 /** One line per group ("*" is the hub-wide budget, shown only when it has one). */

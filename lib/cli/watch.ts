@@ -33,7 +33,7 @@ export async function watch(a: Args): Promise<number> {
       c.bold(head),
       streamNote === 'live' ? c.dim('live from the event stream') : c.yellow(`[warn] ${streamNote}`),
       ...(trouble ? [c.red(`[warn] ${visible(trouble)}`)] : []),
-      modelTable(body.models, c, Date.now(), Math.max(20, (process.stdout.columns || 120) - 90)),
+      modelTable(body.models, c, Date.now(), process.stdout.isTTY ? process.stdout.columns : undefined),
       ...groupLines(body.groups),
       ...(recent.length ? ['', 'recent:', ...recent.map((l) => `  ${l}`)] : []),
       '',

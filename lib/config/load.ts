@@ -14,6 +14,9 @@ import { splitCommand } from './command.js';
 import { maskEnvRefs, substituteEnv } from './env.js';
 import { limits } from './limits.js';
 import { ConfigTooLarge, duplicateKeys, readConfigText } from './yaml-file.js';
+import { checkNameClashes, nameProblem } from './names.js';
+import { withAlias } from '../backends/llama-cpp.js';
+import { launchProblems } from './launch.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
 const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
@@ -68,7 +71,16 @@ export function parseConfig(text: string, path: string, options: LoadOptions = {
   const { masked, refs } = maskEnvRefs(text);
   // Duplicate keys are found by duplicateKeys, in linear time (the package's own check is quadratic).
   const doc = parseDocument(masked, { lineCounter: lines, prettyErrors: true, uniqueKeys: false });
-  const syntax = doc.errors.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(refs, '${env.$1}')}` }));
+  // One mistake often trips the parser more than once on its line (an unclosed quote is also an
+  // unclosed map): the first error of each line is the one that says what to fix.
+  const seen = new Set<number | undefined>();
+  const firsts = doc.errors.filter((e) => {
+    const line = e.linePos?.[0].line;
+    if (seen.has(line)) return false;
+    seen.add(line);
+    return true;
+  });
+  const syntax = firsts.map((e) => ({ path: '', line: e.linePos?.[0].line, message: `not valid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(refs, '${env.$1}')}` }));
   const duplicates = syntax.length ? [] : duplicateKeys(doc, lines).map((d) => ({ path: '', line: d.line, message: `not valid YAML: Map keys must be unique; ${JSON.stringify(d.key)} appears again` }));
   if (syntax.length || duplicates.length) throw new ConfigError(file, [...syntax, ...duplicates]);
   const raw = yamlData(doc, file);
@@ -139,7 +151,8 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
   const models: Record<string, ModelConfig> = {};
   for (const [name, own] of Object.entries(file.models ?? {})) {
     const at = ['models', name];
-    if (!SLUG.test(name)) problem(at, slugMessage('model', name));
+    const bad = nameProblem('model name', name);
+    if (bad) problem(at, bad);
     if (own === null || typeof own !== 'object') continue; // the schema said what is wrong with it
     const m = model(name, mergeDefaults(file.defaults ?? {}, own), own, base, at, problem, refused);
     if (m.group !== undefined && !groups[m.group] && !refused(['groups', m.group])) {
@@ -154,15 +167,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     if (m.memory > maxMemory) problem([...at, 'memory'], `${formatBytes(m.memory)} is more than the hub's max_memory (${formatBytes(maxMemory)}); it could never be loaded`);
     models[name] = m;
   }
-  // Names and aliases share one namespace: a request's `model` must point at exactly one model.
-  const owners = new Map<string, string>(Object.keys(models).map((n) => [n, n]));
-  for (const m of Object.values(models)) {
-    m.aliases.forEach((alias, i) => {
-      const other = owners.get(alias);
-      if (other !== undefined && other !== m.name) problem(['models', m.name, 'aliases', String(i)], `"${alias}" is already used by model ${other}; names and aliases must be unique`);
-      else owners.set(alias, m.name);
-    });
-  }
+  checkNameClashes(Object.values(models), problem);
   assignPorts(models, file.ports?.start ?? DEFAULT_PORTS_START, previousPorts, problem);
 
   const logDir = expandPath(file.log?.dir ?? resolve(stateDir, 'logs'), base);
@@ -226,6 +231,9 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     }
   }
   const str = (env: Record<string, string | number | boolean> = {}) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
+  const cwd = m.cwd !== undefined ? expandPath(m.cwd, base) : undefined;
+  launchProblems(at, argv, m.env ?? {}, refused([...at, 'cwd']) ? undefined : cwd, problem);
+  if (argv && m.backend === 'llama-cpp') argv = withAlias(argv, name);
   return {
     name,
     backend: m.backend ?? 'openai',
@@ -242,7 +250,7 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     aliases: m.aliases ?? [],
     servedModel: m.served_model,
     env: str(m.env),
-    cwd: m.cwd !== undefined ? expandPath(m.cwd, base) : undefined,
+    cwd,
     idle: {
       unloadAfterMs: parseIdleDuration(m.idle?.unload_after ?? '10m')!,
       stopAfterMs: parseIdleDuration(m.idle?.stop_after ?? '1h')!,

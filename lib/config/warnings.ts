@@ -1,5 +1,6 @@
 // Things a valid config allows but that will likely cause trouble. `hub check` and `hub serve` print
 // them as [warn] lines and go on: the config works, and the user may know their machine better.
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { programFound } from './command.js';
 import type { ConfigProblem } from './errors.js';
@@ -39,6 +40,8 @@ export function portWarnings(config: HubConfig, ephemeral: { low: number; high: 
 export function commandWarnings(config: HubConfig, env: NodeJS.ProcessEnv = process.env): ConfigProblem[] {
   const warnings: ConfigProblem[] = [];
   for (const m of Object.values(config.models)) {
+    // One that exists but is no folder is a config error (load.ts).
+    if (m.cwd !== undefined && !existsSync(m.cwd)) warnings.push({ path: `models.${m.name}.cwd`, message: `the folder ${m.cwd} does not exist; starting ${m.name} will fail until it does` });
     const program = m.argv?.[0];
     if (program === undefined || program.includes('${')) continue; // ${HUB} is the hub itself
     const path = m.env.PATH ?? env.PATH;

@@ -54,7 +54,10 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
       await next();
     } finally {
       const summary = summarize(ctx, id, path, started);
-      log.info(summary, 'request');
+      // `hub watch` and open dashboards read the status over and over: at info, those reads would
+      // bury the requests that matter. They stay in the log at debug; failed ones stay at info.
+      if (isPolling(ctx.method, path, ctx.status)) log.debug(summary, 'request');
+      else log.info(summary, 'request');
       if (summary.model) controller.noteRequest(summary);
       else metrics.unrouted(summary);
     }
@@ -152,4 +155,9 @@ export function createHttpServer(app: Koa<HubState>, limits: () => Limits, log?:
   // An oversized upload is refused before it starts, outside the app: its request line is written here.
   server.on('checkContinue', continueOrRefuse(handle, () => limits().maxBodyBytes, (r) => log?.info({ ...r, ms: 0, bytes_in: 0 }, 'request')));
   return server;
+}
+
+/** A successful read of the control API or of a dashboard fragment: what watchers repeat every few seconds. */
+export function isPolling(method: string, path: string, status: number): boolean {
+  return (method === 'GET' || method === 'HEAD') && status < 400 && (path.startsWith('/hub/api/') || path.startsWith('/hub/fragments/'));
 }

@@ -3,6 +3,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConfigError } from '../config/errors.js';
+import { hubLogFile } from '../config/names.js';
 import { HubError, plural } from '../errors.js';
 import { VERSION } from '../paths.js';
 import { followFile, tailLines } from '../runtime/log-tail.js';
@@ -11,6 +12,7 @@ import type { ModelActor } from '../scheduler/actor.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
 import { configSecrets, inheritedSecrets, LineMasker, maskCache, modelSecrets, type Mask } from '../secrets.js';
 import type { HubState } from './app.js';
+import { findModel } from './model-lookup.js';
 import { Subscriber } from './subscriber.js';
 
 export interface HubActions {
@@ -18,6 +20,8 @@ export interface HubActions {
   reload(): ConfigDiff;
   /** Starts a graceful shutdown of the whole hub (returns at once). */
   shutdown(): void;
+  /** The file the hub's own log goes to (default: hub.log in log.dir). */
+  hubLog?: string;
 }
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
@@ -47,7 +51,8 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
   });
 
   router.post('/models/:name/:action', async (ctx) => {
-    const { name, action } = ctx.params;
+    const { action } = ctx.params;
+    const name = modelName(controller, ctx.params.name);
     if (!(ACTIONS as readonly string[]).includes(action)) {
       throw new HubError('not_found', `"${action}" is not a model action; the control API has POST /hub/api/models/${name}/{${ACTIONS.join('|')}} (and GET /hub/api/status to see every model)`);
     }
@@ -103,42 +108,55 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
   router.get('/events', (ctx) => events(ctx, controller));
 
   router.get('/models/:name/logs', async (ctx) => {
-    const m = controller.get(ctx.params.name);
-    const lines = Math.min(10_000, Math.max(0, Number(ctx.query.tail ?? 200) || 0));
-    const mask = logMask(controller, m);
-    const { text, end } = await tailLines(m.logFile, lines);
-    ctx.type = 'text/plain; charset=utf-8';
-    if (ctx.query.follow !== '1' && ctx.query.follow !== 'true') {
-      ctx.body = mask(text);
-      return;
-    }
-    const stop = new AbortController();
-    let recheck: NodeJS.Timeout | undefined;
-    const out = new Subscriber(ctx.res, {
-      farewell: '\n--- modelhub: this reader fell behind (more than 1 MiB not taken) and was dropped; reconnect to go on following\n',
-      onEnd: () => {
-        clearInterval(recheck);
-        stop.abort();
-      },
-    });
-    const masked = new LineMasker(mask);
-    ctx.set('x-accel-buffering', 'no');
-    ctx.body = out.body;
-    out.write(mask(text));
-    // Nothing to send yet (?tail=0): the headers go now, so the client knows it is following.
-    if (!text) ctx.flushHeaders();
-    const allowed = () => {
-      if (ctx.state.stillAllowed?.() !== false) return true;
-      out.end(`${masked.flush()}\n--- modelhub: the key or dashboard session this follow was opened with is no longer valid; reconnect with a valid one\n`);
-      return false;
-    };
-    // A quiet log writes nothing for hours: the key is asked after too, not only before each write.
-    if (out.open) recheck = setInterval(allowed, REVOKED_CHECK_MS);
-    void followFile(m.logFile, end, { data: (chunk) => allowed() && out.write(masked.push(chunk)), notice: (line) => out.write(masked.flush() + line) }, stop.signal)
-      .then(() => out.end(masked.flush()));
+    const m = controller.get(modelName(controller, ctx.params.name));
+    await serveLog(ctx, m.logFile, logMask(controller, m));
+  });
+
+  // The hub's own log (JSON lines), for `hub logs --hub`.
+  router.get('/logs', async (ctx) => {
+    const config = controller.config;
+    await serveLog(ctx, actions.hubLog ?? hubLogFile(config.log.dir), maskFor(config, () => [...configSecrets(config), ...inheritedSecrets()]));
   });
 
   return router;
+}
+
+/** The model's name for a name or alias as `findModel` finds it; unknown ones stay as given (controller.get answers 404). */
+const modelName = (controller: Controller, id: string) => (controller.names().includes(id) ? id : findModel(controller, id)?.name ?? id);
+
+/** The end of a log file (?tail=N lines), then with ?follow=1 what is written to it until the client leaves. */
+async function serveLog(ctx: Context & { state: HubState }, file: string, mask: Mask): Promise<void> {
+  const lines = Math.min(10_000, Math.max(0, Number(ctx.query.tail ?? 200) || 0));
+  const { text, end } = await tailLines(file, lines);
+  ctx.type = 'text/plain; charset=utf-8';
+  if (ctx.query.follow !== '1' && ctx.query.follow !== 'true') {
+    ctx.body = mask(text);
+    return;
+  }
+  const stop = new AbortController();
+  let recheck: NodeJS.Timeout | undefined;
+  const out = new Subscriber(ctx.res, {
+    farewell: '\n--- modelhub: this reader fell behind (more than 1 MiB not taken) and was dropped; reconnect to go on following\n',
+    onEnd: () => {
+      clearInterval(recheck);
+      stop.abort();
+    },
+  });
+  const masked = new LineMasker(mask);
+  ctx.set('x-accel-buffering', 'no');
+  ctx.body = out.body;
+  out.write(mask(text));
+  // Nothing to send yet (?tail=0): the headers go now, so the client knows it is following.
+  if (!text) ctx.flushHeaders();
+  const allowed = () => {
+    if (ctx.state.stillAllowed?.() !== false) return true;
+    out.end(`${masked.flush()}\n--- modelhub: the key or dashboard session this follow was opened with is no longer valid; reconnect with a valid one\n`);
+    return false;
+  };
+  // A quiet log writes nothing for hours: the key is asked after too, not only before each write.
+  if (out.open) recheck = setInterval(allowed, REVOKED_CHECK_MS);
+  void followFile(file, end, { data: (chunk) => allowed() && out.write(masked.push(chunk)), notice: (line) => out.write(masked.flush() + line) }, stop.signal)
+    .then(() => out.end(masked.flush()));
 }
 
 const maskFor = maskCache();

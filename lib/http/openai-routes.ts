@@ -8,6 +8,7 @@ import type { ModelActor } from '../scheduler/actor.js';
 import { BodyBudget } from './body-budget.js';
 import { readBody } from './body.js';
 import { forward } from './proxy.js';
+import { findModel } from './model-lookup.js';
 import { jsonModel, multipartModel } from './request-model.js';
 import { planTranslation, takeoverFor } from './translation.js';
 import type { HubState } from './app.js';
@@ -78,7 +79,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
 }
 
 function lookup(controller: Controller, id: string): ModelActor {
-  const m = controller.resolve(id);
+  const m = findModel(controller, id);
   if (m) return m;
   const known = controller.allIds().map((x) => x.id);
   throw new HubError('model_not_found', `the model "${id}" does not exist; available models: ${known.join(', ') || '(none configured)'}`, {

@@ -22,7 +22,7 @@ export function upstreamGuard(controller: Controller): Middleware<HubState> {
         throw new HubError(
           'forbidden',
           `${ctx.method} /upstream/${match[1]}${match[2] ?? ''} is refused: the hub owns the memory of model ${m!.name}, and ${path} would change it behind the hub's back. ` +
-            `Use \`hub unload-model ${m!.name}\` / \`hub load-model ${m!.name}\`, or POST /hub/api/models/${m!.name}/unload (or /load); ` +
+            `Use \`hub unload-model ${m!.name}\` / \`hub load-model ${m!.name}\`, or POST /hub/api/models/${encodeURIComponent(m!.name)}/unload (or /load); ` +
             `to allow it anyway, set models.${m!.name}.upstream_control: true`,
         );
       }
