@@ -7,6 +7,12 @@
 //   every request and operator action settled, in bounded time, with a HubError if it failed;
 //   in-flight and queue counters back to zero; no model left mid-transition; no idle step dropped;
 //   group and hub budgets never exceeded; a busy model never evicted or idled out.
+// A reference model predicts, from the case's commands alone, what each request and action may end
+// with: a request for a model that no fault touched (no failing, stubborn or crashing backend, no
+// operator stop, no removal, no shutdown) must be served, and every error must be one the faults in
+// that case can explain for that model (refuse(), below). Commands do not always wait for the engine
+// to settle: some run in the same turn, or after one microtask, so they land in the windows between
+// an effect (a spawn being planned, a probe, a memory call) and its result.
 // On failure fast-check prints the seed and the shrunk command list; replay with
 // FC_SEED=<seed> FC_PATH=<path> FC_REPLAY=<replayPath>. FC_RUNS sets the number of cases (npm run test:long runs many more).
 import fc from 'fast-check';
@@ -46,8 +52,13 @@ models:
 
 interface Track {
   what: string;
+  /** The model it names, and whether it is a request or an operator action. */
+  model: string;
+  kind: 'request' | 'operator';
   issuedAt: number;
   settledAt?: number;
+  /** The error code it ended with, if any. */
+  code?: string;
 }
 
 interface World {
@@ -66,7 +77,36 @@ function settleTrack(w: World, track: Track, err?: unknown): void {
   track.settledAt = w.clock.now();
   if (err === undefined) return;
   if (!(err instanceof HubError)) w.violations.push(`${track.what} failed with a non-HubError: ${String((err as Error)?.stack ?? err)}`);
-  else if (!ALLOWED.has(err.code)) w.violations.push(`${track.what} failed with ${err.code}: ${err.message}`);
+  else {
+    track.code = err.code;
+    if (!ALLOWED.has(err.code)) w.violations.push(`${track.what} failed with ${err.code}: ${err.message}`);
+  }
+}
+
+/**
+ * The reference: which error codes the faults of a case can explain for one model. Everything not
+ * listed must succeed. Derived from the command labels only, never from the engine.
+ */
+function refuse(labels: readonly string[], model: string, kind: 'request' | 'operator'): Set<string> {
+  const on = (what: string) => labels.some((l) => l === `${what} ${model}` || l.startsWith(`${what} ${model} `));
+  const knob = (...names: string[]) => names.some((n) => labels.includes(`backend ${model} ${n}`));
+  const codes = new Set<string>();
+  if (labels.includes('shutdown')) codes.add('hub_shutting_down');
+  // A start that fails, a spawn that throws, a load that hangs, a crash (then backoff), or an operator stop cancelling waiters.
+  if (knob('fail-start', 'spawn-throws', 'hang-memory') || on('crash') || on('operator stop')) codes.add('model_start_failed');
+  if (knob('never-ready')) codes.add('model_start_timeout');
+  // d is removed by reload variant 3 and e exists only in variant 1: naming them after a reload may find nothing.
+  const removable = (model === 'd' && labels.includes('reload variant 3')) || model === 'e';
+  if (removable) codes.add(kind === 'request' ? 'model_not_found' : 'not_found');
+  if (removable && kind === 'request') codes.add('model_start_failed'); // removed while a start was under way
+  // d has max_concurrency 1 and max_queue 2.
+  if (model === 'd' && kind === 'request') codes.add('model_busy');
+  // An operator load or unload cancelled by a stop, or a stop racing a start of the same model.
+  if (kind === 'operator' && (on('operator stop') || labels.some((l) => l.startsWith('reload')))) codes.add('model_start_failed');
+  // Group models wait for room at most max_wait (5 min): only a stuck backend in the group can make one wait that long.
+  const stuckInGroup = ['a', 'b', 'c', 'e'].some((m) => ['never-ready', 'hang-memory', 'slow-start', 'slow-memory', 'ignore-term', 'slow-stop'].some((k) => labels.includes(`backend ${m} ${k}`)));
+  if (['a', 'b', 'c', 'e'].includes(model) && stuckInGroup) codes.add('capacity_exhausted');
+  return codes;
 }
 
 function newWorld(): World {
@@ -95,15 +135,26 @@ function newWorld(): World {
 }
 
 type Cmd = fc.AsyncCommand<object, World>;
-const cmd = (label: string, run: (w: World) => void | Promise<void>): Cmd => ({
+/** How long the engine may run before the next command: 0 = the same turn, 1 = one microtask, 2 = one macrotask, 3 = until it settles. */
+type Gap = 0 | 1 | 2 | 3;
+const cmd = (label: string, run: (w: World) => void | Promise<void>, gap: Gap = 3): Cmd & { inner: typeof run } => ({
+  inner: run,
   check: () => true,
   run: async (_model, w) => {
     await run(w);
-    await settle();
+    if (gap === 1) await Promise.resolve();
+    else if (gap === 2) await new Promise((resolve) => setImmediate(resolve));
+    else if (gap === 3) await settle();
     if (w.driver.duplicates.length) throw new Error(`two live processes: ${w.driver.duplicates.join('; ')}`);
   },
-  toString: () => label,
+  toString: () => (gap === 3 ? label : `${label} (gap ${gap})`),
 });
+/** Most commands let the engine settle; some land in the middle of what the last one set off. */
+const withGap = (arb: fc.Arbitrary<Cmd>): fc.Arbitrary<Cmd> =>
+  fc.tuple(arb, fc.constantFrom<Gap>(0, 1, 2, 3, 3, 3)).map(([c, gap]) => {
+    const label = c.toString();
+    return gap === 3 ? c : cmd(label, (c as ReturnType<typeof cmd>).inner, gap);
+  });
 
 const model = fc.constantFrom(...MODELS);
 const request =
@@ -111,7 +162,7 @@ const request =
     cmd(`request ${m} ${ms}ms${abort === undefined ? '' : ` abort@${abort}`}`, (w) => {
       const runtime = w.c.resolve(m);
       if (!runtime) return;
-      const track: Track = { what: `request ${m}`, issuedAt: w.clock.now() };
+      const track: Track = { what: `request ${m}`, model: m, kind: 'request', issuedAt: w.clock.now() };
       w.tracks.push(track);
       w.c.acquire(runtime).then(
         (lease) => {
@@ -129,7 +180,7 @@ const request =
 const others = [
   fc.record({ action: fc.constantFrom('start', 'stop', 'load', 'unload'), m: model }).map(({ action, m }) =>
     cmd(`operator ${action} ${m}`, (w) => {
-      const track: Track = { what: `operator ${action} ${m}`, issuedAt: w.clock.now() };
+      const track: Track = { what: `operator ${action} ${m}`, model: m, kind: 'operator', issuedAt: w.clock.now() };
       w.tracks.push(track);
       const c = w.c as unknown as Record<string, (name: string) => Promise<void>>;
       c[action].call(w.c, m).then(() => settleTrack(w, track), (err: unknown) => settleTrack(w, track, err));
@@ -164,8 +215,8 @@ const shutdown = fc.constant(cmd('shutdown', (w) => { w.shutdown ??= w.c.shutdow
 /** Weighted so that most cases have traffic on several models at once, swaps, and time passing. */
 const commands = [
   fc.oneof(
-    { arbitrary: request, weight: 8 },
-    ...others.map((arbitrary) => ({ arbitrary, weight: 2 })),
+    { arbitrary: withGap(request), weight: 8 },
+    ...others.map((arbitrary) => ({ arbitrary: withGap(arbitrary), weight: 2 })),
     { arbitrary: advance(5_000), weight: 4 },
     { arbitrary: advance(120_000), weight: 1 },
     { arbitrary: shutdown, weight: 1 },
@@ -173,9 +224,12 @@ const commands = [
 ];
 
 /** Lets everything run out: requests end, timeouts fire, idle ladders finish; then checks the end state. */
-async function finish(w: World): Promise<void> {
+async function finish(w: World, labels: readonly string[]): Promise<void> {
   for (let i = 0; i < 8; i++) await w.clock.advance(30 * 60_000);
   for (const track of w.tracks) {
+    if (track.code !== undefined && !refuse(labels, track.model, track.kind).has(track.code)) {
+      w.violations.push(`${track.what} failed with ${track.code}, which nothing in this case explains (the reference allows ${[...refuse(labels, track.model, track.kind)].join(', ') || 'no error'})`);
+    }
     if (track.settledAt === undefined) w.violations.push(`${track.what} (issued at +${track.issuedAt - Date.UTC(2026, 0, 1)}ms) never settled`);
     else if (track.settledAt - track.issuedAt > BOUND_MS) w.violations.push(`${track.what} took ${(track.settledAt - track.issuedAt) / 1000}s to settle`);
   }
@@ -202,7 +256,7 @@ t.test(`lifecycle invariants hold over ${runs} random interleavings`, { timeout:
     const w = newWorld();
     await fc.asyncModelRun(() => ({ model: {}, real: w }), cmds);
     commandsRun += [...cmds].length;
-    await finish(w);
+    await finish(w, [...cmds].map((c) => String(c).replace(/ \(gap \d\)$/, '')));
     if (w.violations.length) throw new Error(w.violations.join('\n'));
   });
   const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);

@@ -7,6 +7,7 @@
 // without stalling the model. All time comes from the driver's clock.
 import { Agent } from 'node:http';
 import type { BackendAdapter, BackendModel } from '../backends/index.js';
+import { modelLogFile } from '../config/names.js';
 import type { ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 import { within, type Timer } from '../runtime/clock.js';
@@ -70,7 +71,7 @@ export class ModelActor {
   private readonly pending = new Map<number, Pending>();
 
   constructor(config: ModelConfig, policy: WaitPolicy, private readonly ctx: ActorContext) {
-    this.s = newModelState(config, this.hasMemoryControlFor(config), policy, `${ctx.logDir}/${config.name}.log`);
+    this.s = newModelState(config, this.hasMemoryControlFor(config), policy, modelLogFile(ctx.logDir, config.name));
   }
 
   // ---- what the rest of the hub reads --------------------------------------------------------
@@ -132,6 +133,10 @@ export class ModelActor {
   }
   get restartPending(): boolean {
     return this.s.pending !== undefined;
+  }
+  /** The config it runs, or will run once a pending launch change is applied (what a reload compares). */
+  get intendedConfig(): ModelConfig {
+    return this.s.pending ?? this.s.config;
   }
   get counted(): boolean {
     return isCounted(this.s);
@@ -359,20 +364,21 @@ export class ModelActor {
     this.send({ type: 'spawned', gen });
   }
 
-  /** What planSpawn needs; a port it moves is kept in this model's config (a reload keeps it too). */
+  /** What planSpawn needs; a port it moves goes through the step like any other change. */
   private spawnTarget() {
+    const actor = this;
     return {
       name: this.name,
-      config: this.s.config,
+      get config() {
+        return actor.s.config;
+      },
       remote: false,
       target: this.target,
       shownUrl: this.shownUrl,
       logFile: this.logFile,
       adapter: this.adapter,
       backendModel: this.backendModel,
-      movePort: (port: number) => {
-        this.s.config.port = port;
-      },
+      movePort: (port: number) => this.send({ type: 'port-moved', port }),
     };
   }
 

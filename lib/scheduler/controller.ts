@@ -221,7 +221,9 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
    * policy changes applied live.
    */
   applyConfig(next: HubConfig): ConfigDiff {
-    const diff = diffConfigs(this.config, next);
+    // Compared with what the models really run (a port moved at a start lives in the model's state).
+    const running: HubConfig = { ...this.config, models: Object.fromEntries(this.all().map((m) => [m.name, m.intendedConfig])) };
+    const diff = diffConfigs(running, next);
     this.config = next;
     for (const name of diff.removed) {
       const m = this.models.get(name)!;

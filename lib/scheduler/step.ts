@@ -46,6 +46,8 @@ export type ActorEvent =
   | { type: 'retire' }
   | { type: 'shutdown' }
   | { type: 'hold'; on: boolean }
+  /** Its auto-assigned port was taken: it starts on this one from now on (a reload keeps it). */
+  | { type: 'port-moved'; port: number }
   | { type: 'reset-backoff' };
 
 /** How long an admitted request waited, split by what it waited for. */
@@ -165,6 +167,9 @@ function apply(d: ModelState, e: ActorEvent, now: number, fx: ActorEffect[]): vo
       return rejectAll(d, fx, shuttingDownError());
     case 'hold':
       d.held = e.on;
+      return;
+    case 'port-moved':
+      d.config = { ...d.config, port: e.port };
       return;
     case 'reset-backoff':
       d.failures = 0;
