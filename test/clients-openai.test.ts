@@ -83,7 +83,7 @@ t.test('openai SDK: chat, streaming with usage, Responses JSON and stream, embed
 
 t.test('openai SDK: hub errors are its error classes with string codes; 429 is retried after Retry-After', async (t) => {
   const { base, origin, client, hub } = await startTestHub(t, MODELS);
-  // max_queue 0 lets no request wait, not even for a start: start it first.
+  // Started first, so the timings below do not include a cold start.
   t.equal((await fetch(`${origin}/hub/api/models/slow/start`, { method: 'POST' })).status, 200);
   const missing = await client.chat.completions.create({ model: 'nope', messages: [] }).catch((e: unknown) => e);
   t.type(missing, OpenAI.NotFoundError, 'an unknown model is a NotFoundError');
@@ -175,7 +175,7 @@ t.test('words: a GET on a POST route says to POST; a bad control action names th
   await waitFor('the slow model to be answering', () => hub.controller.get('slow').inflight > 0);
   const client = new OpenAI({ baseURL: `${origin}/v1`, apiKey: 'unused', maxRetries: 0 });
   const busy = await client.chat.completions.create({ model: 'slow', messages: [] }).catch((e: Error) => e);
-  t.match((busy as Error).message, /and 0 requests already wait \(max_queue 0\)/);
+  t.match((busy as Error).message, /and 0 requests already wait behind them \(max_queue 0\)/);
   await (await held).text();
 });
 
