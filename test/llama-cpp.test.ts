@@ -59,7 +59,7 @@ models:
   t.equal((await postJson(`${h.base}/chat/completions`, { model: 'tiny-b', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 })).status, 200);
   t.match(status('tiny-a'), { process: 'stopped', memory: 'unloaded' });
   t.notOk(processAlive(pidA), 'evicted by stopping the process');
-  t.ok(h.transitions.some((x) => x.model === 'tiny-a' && x.to === 'stopped' && x.reason === 'evicted for tiny-b'));
+  t.ok(h.transitions.some((x) => x.model === 'tiny-a' && x.to === 'stopped' && x.reason.startsWith('evicted for tiny-b: ')), 'evicted for tiny-b, saying why it was chosen');
 
   const unload = await postJson(`${h.origin}/hub/api/models/tiny-b/unload`, {});
   t.match(unload.body, { process: 'stopped', memory: 'unloaded' }, 'operator unload stops it too');

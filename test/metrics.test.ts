@@ -111,6 +111,8 @@ t.test('route and reason labels stay bounded', async (t) => {
   t.equal(routeOf('/v1/messages/count_tokens'), '/v1/messages/count_tokens');
   t.equal(routeOf('/v1/some/thing/new'), 'other');
   t.equal(reasonOf('evicted for x'), 'evicted');
+  t.equal(reasonOf('evicted for x: idle 40s, reload ~0.3s'), 'evicted');
+  t.equal(reasonOf('yielded to x: its requests waited 3.0s'), 'evicted', 'a busy model giving way is an eviction too');
   t.equal(reasonOf('evicted for x (operator)'), 'evicted');
   t.equal(reasonOf('start timed out'), 'start timed out');
   t.equal(reasonOf('request'), 'request');

@@ -21,7 +21,7 @@ export function limits(file: NonNullable<HubFile['limits']>, problem: (s: string
     maxBodyTotalBytes,
     bodyTimeoutMs: parseDuration(file.body_timeout ?? '30s')!,
     stallTimeoutMs: parseDuration(file.stall_timeout ?? '5m')!,
-    maxConnections: file.max_connections ?? 1000,
+    maxConnections: file.max_connections ?? 4096,
     headerTimeoutMs,
     requestTimeoutMs,
   };

@@ -39,11 +39,12 @@ export function routeOf(path: string): string {
   return 'other';
 }
 
-/** Transition reasons, most specific first; "evicted for x (operator)" is `evicted`. */
+/** Transition reasons, most specific first; "evicted for x: idle 40s, reload ~0.3s" and "yielded to x: …" are `evicted`. */
 const REASONS = ['start failed', 'start timed out', 'request', 'operator', 'idle', 'evicted', 'crash', 'reload', 'shutdown', 'preload'] as const;
 
 export function reasonOf(reason: string): string {
   const r = reason.trim().toLowerCase();
+  if (r.startsWith('yielded to ')) return 'evicted';
   return REASONS.find((known) => r === known || r.startsWith(`${known} `) || r.startsWith(`${known}(`)) ?? 'other';
 }
 

@@ -169,7 +169,7 @@ export function buildTimeline(transitions: Transition[], current: State, now: nu
       evicted = false;
       coldFrom = loadFrom = undefined;
     }
-    if (t.reason.startsWith('evicted') && (t.from === 'loaded' || t.from === 'running')) {
+    if ((t.reason.startsWith('evicted') || t.reason.startsWith('yielded to')) && (t.from === 'loaded' || t.from === 'running')) {
       mark('eviction', at, t.reason);
       evicted = true;
     }
