@@ -87,6 +87,7 @@ t.test('a busy model yields once swap_hold is over; its later requests wait thei
   const group = s.c.status().groups.find((g) => g.name === 'gpu')!;
   t.same(group.waiting.map((w) => w.model).sort(), ['a', 'b'], 'status lists who waits');
   t.equal(group.next, 'b', 'and who loads next');
+  t.match(group.why, /waits for a/, 'and why not yet');
   a2.value!.release('answered');
   await s.clock.advance(25_000);
   t.notOk(b.done, 'b still waits: a has a long request in flight');
@@ -99,6 +100,9 @@ t.test('a busy model yields once swap_hold is over; its later requests wait thei
   await s.clock.advance(1000);
   t.ok(a3.value ?? a3.error, 'a3 is settled');
   a3.value?.release('answered');
+  await s.clock.advance(1000);
+  const after = s.c.status().groups.find((g) => g.name === 'gpu')!;
+  t.same([after.next, after.waiting], [null, []], 'once nobody waits, the status says so (no stale "next")');
 });
 
 t.test('minimum residency: a model loaded for a batch serves all of it before it yields', async (t) => {

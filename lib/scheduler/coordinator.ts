@@ -33,7 +33,8 @@ export class Coordinator {
   changed = (actor: ModelActor): void => {
     if (wantsCapacity(actor.state, this.host.clock.now())) this.wanting.add(actor);
     else this.wanting.delete(actor);
-    if (this.wanting.size || this.timer) this.replan();
+    // Also once nobody wants room any more: the outlook (who loads next) must not go stale.
+    if (this.wanting.size || this.timer || Object.keys(this.outlook).length) this.replan();
   };
 
   /** Plan now (a reload changed the rules, or a timer came due). */
