@@ -285,7 +285,7 @@ models:
 
 t.test('limits config: defaults, validation with the path', async (t) => {
   const config = (limits: string) => parseConfig(`${limits}\nmodels:\n  a: { url: "http://127.0.0.1:1" }\n`, '/etc/modelhub/hub.yaml');
-  const connections = { maxConnections: 1000, headerTimeoutMs: 15_000, requestTimeoutMs: 300_000 };
+  const connections = { maxConnections: 4096, headerTimeoutMs: 15_000, requestTimeoutMs: 300_000 };
   t.same(config('').limits, { maxBodyBytes: 32 * MiB, maxBodyTotalBytes: 256 * MiB, bodyTimeoutMs: 30_000, stallTimeoutMs: 300_000, ...connections });
   t.same(config('limits: { max_body_total: 1GiB, body_timeout: 5s, stall_timeout: 0 }').limits, { maxBodyBytes: 32 * MiB, maxBodyTotalBytes: 1024 * MiB, bodyTimeoutMs: 5000, stallTimeoutMs: 0, ...connections });
   t.equal(config('limits: { max_body: 512MiB }').limits.maxBodyTotalBytes, 512 * MiB, 'an unset total grows with max_body');

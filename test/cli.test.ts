@@ -129,7 +129,7 @@ t.test('a daemon, from hub start to hub stop', async (t) => {
 
     await fetch(`${setup.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'small', messages: [{ role: 'user', content: 'hi' }] }) }).then((res) => res.text());
     const usage = await hub(['status', ...cfg, '--usage']);
-    t.match(usage.out, /^MODEL +REQUESTS +ERRORS +TOKENS IN +TOKENS OUT +COLD STARTS +AVG COLD START$/m);
+    t.match(usage.out, /^MODEL +REQUESTS +ERRORS +TOKENS IN +TOKENS OUT +COLD STARTS +AVG COLD START +WAITED FOR A START$/m);
     t.match(usage.out, /^small +1 +0 /m);
     const usageJson = JSON.parse((await hub(['status', 'small', ...cfg, '--usage', '--json'])).out);
     t.match(usageJson, { since: String, models: [{ model: 'small', requests: 1, errors: 0, cold_starts: Number }] });

@@ -285,3 +285,26 @@ t.test('the state machine refuses nothing in these scenarios and a late report o
 });
 
 export type { Lease };
+
+t.test('11. without memory control: a model that sets only stop_after stops after exactly that; otherwise the earlier step stops it', async (t) => {
+  const s = setup(t, `models:\n  only-stop: ${fakeNoMem('idle: { stop_after: 20m }')}\n  both: ${fakeNoMem('idle: { unload_after: 5m, stop_after: 30m }')}\n  inherited: ${fakeNoMem()}\n  sleeper: ${fake('idle: { stop_after: 20m }')}\n`);
+  t.same(s.c.get('only-stop').config.idle, { unloadAfterMs: 0, stopAfterMs: 20 * 60_000 }, 'the inherited unload_after does not cut stop_after short');
+  t.same(s.c.get('sleeper').config.idle, { unloadAfterMs: 10 * 60_000, stopAfterMs: 20 * 60_000 }, 'with memory control both steps stay');
+  const leases = ['only-stop', 'both', 'inherited', 'sleeper'].map((m) => s.use(m));
+  await s.clock.advance(0);
+  const start = s.clock.now();
+  for (const l of leases) l.value!.release('answered');
+  const deadline = (m: string) => Date.parse(s.c.status().models.find((x) => x.name === m)!.idle_deadline!) - start;
+  t.equal(deadline('only-stop'), 20 * 60_000, 'status says 20 minutes');
+  t.equal(deadline('both'), 5 * 60_000, 'the earlier of the two');
+  t.equal(deadline('inherited'), 10 * 60_000, 'the inherited unload_after, with the built-in 1h stop_after');
+  await s.clock.advance(5 * 60_000 + 1000);
+  t.equal(s.state('both'), 'stopped/unloaded');
+  await s.clock.advance(5 * 60_000);
+  t.equal(s.state('inherited'), 'stopped/unloaded');
+  t.equal(s.state('sleeper'), 'running/unloaded', 'a backend with memory control unloads at 10 minutes');
+  t.equal(s.state('only-stop'), 'running/loaded', 'still up at 10 minutes');
+  await s.clock.advance(10 * 60_000);
+  t.equal(s.state('only-stop'), 'stopped/unloaded', 'stopped at 20 minutes');
+  t.equal(s.state('sleeper'), 'stopped/unloaded');
+});

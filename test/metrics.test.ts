@@ -13,6 +13,9 @@ models:
   idle-one:
     backend: demo
     cmd: ${demo()}
+  crowd:
+    backend: demo
+    cmd: ${demo('--load-time 1s')}
 `;
 
 const chat = (origin: string, model: string) =>
@@ -54,6 +57,19 @@ t.test('metrics and usage', async (t) => {
     t.equal(sample(text, 'modelhub_model_memory_loaded{model="m"}'), 1);
     t.equal(sample(text, 'modelhub_model_declared_memory_bytes{model="m"}'), 1024 ** 3);
     t.ok(sample(text, 'modelhub_process_resident_memory_bytes')! > 0, 'default process metrics, with the prefix');
+  });
+
+  t.test('twenty requests sharing one start count one cold start, and twenty that waited for it', async (t) => {
+    const replies = await Promise.all(Array.from({ length: 20 }, () => chat(h.origin, 'crowd').then(async (r) => { await r.text(); return r.status; })));
+    t.same([...new Set(replies)], [200]);
+    const text = await (await fetch(`${h.origin}/metrics`)).text();
+    t.equal(sample(text, 'modelhub_cold_starts_total{model="crowd"}'), 1, 'one start');
+    t.equal(sample(text, 'modelhub_cold_start_seconds_count{model="crowd"}'), 1);
+    t.ok(sample(text, 'modelhub_cold_start_seconds_sum{model="crowd"}')! >= 1, 'it took the backend\'s 1 s load time');
+    t.equal(sample(text, 'modelhub_cold_start_waits_total{model="crowd"}'), 20, 'twenty requests waited for it');
+    const usage = (await (await fetch(`${h.origin}/hub/api/usage`)).json()) as { models: Array<{ model: string; cold_starts: number; cold_start_waits: number }> };
+    t.match(usage.models.find((u) => u.model === 'crowd'), { cold_starts: 1, cold_start_waits: 20 }, 'the usage API (hub status --usage, the dashboard) agrees');
+    t.equal(h.spawns('crowd'), 1, 'and the timeline\'s one start');
   });
 
   t.test('a scrape of a stopped model does not start it', async (t) => {

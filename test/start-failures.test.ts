@@ -160,3 +160,28 @@ t.test('a preload model whose launch settings a reload changed comes back up wit
   t.equal(reply.body.usage.completion_tokens, 3, 'it runs the new command (--max-tokens 3)');
   t.equal(h.spawns('warm'), 2, 'one start for the preload, one after the reload: no request had to start it');
 });
+
+t.test('a start that can never succeed reaches SDK users with its cause in seconds, not minutes (default retries on)', async (t) => {
+  const { default: OpenAI } = await import('openai');
+  const { default: Anthropic } = await import('@anthropic-ai/sdk');
+  const h = await startTestHub(t, `models:\n  doomed: { backend: demo, cmd: "${demo('--fail-start 9')}" }\n`);
+  // The SDKs' defaults: two retries, each after the Retry-After the hub sends.
+  const openai = new OpenAI({ baseURL: `${h.origin}/v1`, apiKey: 'unused' });
+  let started = Date.now();
+  const oa = await openai.chat.completions.create({ model: 'doomed', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+  const oaMs = Date.now() - started;
+  t.type(oa, OpenAI.APIError);
+  t.equal((oa as InstanceType<typeof OpenAI.APIError>).status, 503);
+  t.match((oa as Error).message, /failed to start.*exit code 9/s, 'the cause, with the exit code');
+  t.ok(oaMs < 5000, `the openai SDK gave up after ${oaMs} ms`);
+  const anthropic = new Anthropic({ baseURL: h.origin, apiKey: 'unused' });
+  started = Date.now();
+  const an = await anthropic.messages.create({ model: 'doomed', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+  const anMs = Date.now() - started;
+  t.type(an, Anthropic.APIError);
+  t.match((an as Error).message, /exit code 9/, 'the cause reaches Anthropic clients too');
+  t.ok(anMs < 5000, `the Anthropic SDK gave up after ${anMs} ms`);
+  const raw = await chat(`${h.origin}/v1`, 'doomed');
+  t.equal(raw.status, 503);
+  t.ok(Number(raw.headers.get('retry-after')) <= 1, `Retry-After ${raw.headers.get('retry-after')} s: the cause does not change by waiting`);
+});

@@ -42,7 +42,7 @@ export async function status(a: Args): Promise<number> {
   return EXIT.ok;
 }
 
-interface Usage { model: string; requests: number; errors: number; tokens_in: number | null; tokens_out: number | null; cold_starts: number; cold_start_ms_total: number }
+interface Usage { model: string; requests: number; errors: number; tokens_in: number | null; tokens_out: number | null; cold_starts: number; cold_start_ms_total: number; cold_start_waits?: number }
 
 async function usage(client: HubClient, names: string[], json: boolean): Promise<number> {
   const answer = await client.call('GET', '/hub/api/usage');
@@ -54,10 +54,10 @@ async function usage(client: HubClient, names: string[], json: boolean): Promise
     return EXIT.ok;
   }
   say.info(`usage since ${report.since}`);
-  const table = plainTable(['MODEL', 'REQUESTS', 'ERRORS', 'TOKENS IN', 'TOKENS OUT', 'COLD STARTS', 'AVG COLD START']);
+  const table = plainTable(['MODEL', 'REQUESTS', 'ERRORS', 'TOKENS IN', 'TOKENS OUT', 'COLD STARTS', 'AVG COLD START', 'WAITED FOR A START']);
   const n = (v: number | null) => (v === null ? '-' : String(v));
   for (const u of rows) {
-    table.push([u.model, String(u.requests), String(u.errors), n(u.tokens_in), n(u.tokens_out), String(u.cold_starts), u.cold_starts ? span(u.cold_start_ms_total / u.cold_starts) : '-']);
+    table.push([u.model, String(u.requests), String(u.errors), n(u.tokens_in), n(u.tokens_out), String(u.cold_starts), u.cold_starts ? span(u.cold_start_ms_total / u.cold_starts) : '-', String(u.cold_start_waits ?? 0)]);
   }
   say.composed(`${render(table)}\n`);
   return EXIT.ok;

@@ -7,7 +7,9 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { authConfig } from './auth.js';
 import { ConfigError, didYouMean, joinPath, type ConfigProblem } from './errors.js';
 import type { HubFile, ModelFile } from './schema.js';
-import type { GroupConfig, HubConfig, ModelConfig } from './types.js';
+import type { BackendKind, GroupConfig, HubConfig, ModelConfig } from './types.js';
+import { adapterFor } from '../backends/index.js';
+import { BACKENDS } from './schema.js';
 import { parseDuration, parseIdleDuration, parseSize, formatBytes } from './units.js';
 import { schemaProblems, startsWith, withoutRefused, type RawProblem } from './validate.js';
 import { splitCommand } from './command.js';
@@ -196,6 +198,22 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
   };
 }
 
+/**
+ * Without memory control a backend has one idle step, a stop, at the earlier of unload_after and
+ * stop_after. A model that sets stop_after itself and no unload_after means "stop after that": the
+ * unload_after it would inherit (from defaults, or the built-in 10m) must not cut it short.
+ */
+const BACKEND_KINDS = new Set<string>(BACKENDS);
+
+function mergeIdle(defaults: ModelFile, own: ModelFile): ModelFile['idle'] {
+  const idle = { ...defaults.idle, ...own.idle };
+  const kind = (own.backend ?? defaults.backend ?? 'openai') as BackendKind;
+  const remote = (own.url ?? defaults.url) !== undefined;
+  const stopOnly = own.idle?.stop_after !== undefined && own.idle?.unload_after === undefined;
+  if (!remote && stopOnly && BACKEND_KINDS.has(kind) && !adapterFor(kind).memory) idle.unload_after = 0;
+  return idle;
+}
+
 const slugMessage = (kind: string, name: string) =>
   `${kind} name "${name}" is not a slug: use lower-case letters and digits, with single . _ or - between them (e.g. "${name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[._-]+|[._-]+$/g, '')}")`;
 
@@ -203,7 +221,7 @@ function mergeDefaults(defaults: ModelFile, own: ModelFile): ModelFile {
   return {
     ...defaults,
     ...own,
-    idle: { ...defaults.idle, ...own.idle },
+    idle: mergeIdle(defaults, own),
     health: { ...defaults.health, ...own.health },
     env: { ...defaults.env, ...own.env },
     translate: { ...defaults.translate, ...own.translate },

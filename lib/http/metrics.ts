@@ -5,7 +5,7 @@
 // not collide.
 import Router from '@koa/router';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Controller, RequestSummary } from '../scheduler/controller.js';
+import type { Controller, LoadEvent, RequestSummary } from '../scheduler/controller.js';
 import type { Transition } from '../scheduler/context.js';
 import type { HubState } from './app.js';
 import { backendMetrics } from './backend-metrics.js';
@@ -69,8 +69,11 @@ export interface ModelUsage {
   requests: number;
   /** Responses with status >= 400. */
   errors: number;
+  /** Starts and wake-ups of the model (one per start, however many requests waited for it). */
   cold_starts: number;
   cold_start_ms_total: number;
+  /** Requests that waited for a start or wake-up. */
+  cold_start_waits: number;
   /** Tokens the backends reported (requests whose answer carried no usage add nothing). */
   tokens_in: number;
   tokens_out: number;
@@ -88,9 +91,11 @@ export class HubMetrics {
   private readonly unroutedRequests: Counter<'route' | 'status'>;
   private readonly coldStarts: Counter<'model'>;
   private readonly coldStartSeconds: Histogram<'model'>;
+  private readonly coldStartWaits: Counter<'model'>;
   private readonly transitions: Counter<'model' | 'axis' | 'to' | 'reason'>;
   private readonly onRequest = (r: RequestSummary) => this.request(r);
   private readonly onTransition = (t: Transition) => this.transition(t);
+  private readonly onLoad = (l: LoadEvent) => this.load(l);
 
   constructor(private readonly controller: Controller) {
     this.since = controller.startedAt;
@@ -123,10 +128,11 @@ export class HubMetrics {
       labelNames: ['route', 'status'],
       registers,
     });
-    this.coldStarts = new Counter({ name: `${PREFIX}cold_starts_total`, help: 'Requests that waited for their model to start or load.', labelNames: ['model'], registers });
+    this.coldStarts = new Counter({ name: `${PREFIX}cold_starts_total`, help: 'Starts (spawn to ready) and wake-ups (memory loads) of a model: one per start, however many requests waited for it.', labelNames: ['model'], registers });
+    this.coldStartWaits = new Counter({ name: `${PREFIX}cold_start_waits_total`, help: 'Requests that waited for their model to start or load.', labelNames: ['model'], registers });
     this.coldStartSeconds = new Histogram({
       name: `${PREFIX}cold_start_seconds`,
-      help: 'How long a request waited for its model to start or load.',
+      help: 'How long a start (spawn to ready) or wake-up (memory load) took.',
       labelNames: ['model'],
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600],
       registers,
@@ -176,12 +182,14 @@ export class HubMetrics {
 
     controller.on('request', this.onRequest);
     controller.on('transition', this.onTransition);
+    controller.on('load', this.onLoad);
   }
 
   /** Stops listening to the controller. */
   close(): void {
     this.controller.off('request', this.onRequest);
     this.controller.off('transition', this.onTransition);
+    this.controller.off('load', this.onLoad);
   }
 
   private request(r: RequestSummary): void {
@@ -202,12 +210,20 @@ export class HubMetrics {
     }
     if (r.status >= 400) u.errors++;
     if (r.cold_start_ms !== undefined) {
-      this.coldStarts.inc({ model: r.model });
-      this.coldStartSeconds.observe({ model: r.model }, r.cold_start_ms / 1000);
-      u.cold_starts++;
-      u.cold_start_ms_total += r.cold_start_ms;
+      this.coldStartWaits.inc({ model: r.model });
+      u.cold_start_waits++;
     }
     this.usage.set(r.model, u);
+  }
+
+  /** A start or wake-up, counted once however many requests shared it. */
+  private load(l: LoadEvent): void {
+    this.coldStarts.inc({ model: l.model });
+    this.coldStartSeconds.observe({ model: l.model }, l.ms / 1000);
+    const u = this.usage.get(l.model) ?? zeroUsage();
+    u.cold_starts++;
+    u.cold_start_ms_total += l.ms;
+    this.usage.set(l.model, u);
   }
 
   /** A request no model took: counted without a model label, so unknown names cannot grow the series. */
@@ -245,7 +261,7 @@ export class HubMetrics {
   }
 }
 
-const zeroUsage = (): Omit<ModelUsage, 'model'> => ({ requests: 0, errors: 0, cold_starts: 0, cold_start_ms_total: 0, tokens_in: 0, tokens_out: 0 });
+const zeroUsage = (): Omit<ModelUsage, 'model'> => ({ requests: 0, errors: 0, cold_starts: 0, cold_start_ms_total: 0, cold_start_waits: 0, tokens_in: 0, tokens_out: 0 });
 
 export function metricsRoutes(metrics: HubMetrics): Router<HubState> {
   const router = new Router<HubState>();

@@ -29,7 +29,14 @@ export interface ControllerOptions {
   stateDir?: string;
 }
 
-export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; bug: [string]; notice: [string] }> {
+/** A model came up: a start (spawn to ready) or a wake-up (memory load), and how long it took. */
+export interface LoadEvent {
+  model: string;
+  what: 'start' | 'wake';
+  ms: number;
+}
+
+export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; load: [LoadEvent]; bug: [string]; notice: [string] }> {
   private readonly models = new Map<string, ModelActor>();
   private ids = new Map<string, string>(); // name or alias -> model name
   /** Removed by a reload and still finishing: not routable, but stopped at shutdown and shown in status. */
@@ -202,7 +209,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
         return run;
       },
       predecessor: (actor) => (actor.retired ? undefined : this.retirements.get(actor.name)),
-      recordLoad: (name, what, ms) => this.loadTimes.record(name, what, ms),
+      recordLoad: (name, what, ms) => {
+        this.loadTimes.record(name, what, ms);
+        this.emit('load', { model: name, what, ms });
+      },
       expectedLoadMs: (name) => this.loadTimes.expected(name),
     });
     this.models.set(config.name, m);
