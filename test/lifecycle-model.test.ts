@@ -97,8 +97,9 @@ function refuse(labels: readonly string[], model: string, kind: 'request' | 'ope
   if (knob('never-ready')) codes.add('model_start_timeout');
   // d is removed by reload variant 3 and e exists only in variant 1: naming them after a reload may find nothing.
   const removable = (model === 'd' && labels.includes('reload variant 3')) || model === 'e';
-  if (removable) codes.add(kind === 'request' ? 'model_not_found' : 'not_found');
-  if (removable && kind === 'request') codes.add('model_start_failed'); // removed while a start was under way
+  // Named after it was removed (model_not_found for a request, not_found for an action), or removed
+  // while it waited for a start (model_not_found), or while its start was under way.
+  if (removable) for (const code of ['model_not_found', 'model_start_failed', ...(kind === 'operator' ? ['not_found'] : [])]) codes.add(code);
   // d has max_concurrency 1 and max_queue 2.
   if (model === 'd' && kind === 'request') codes.add('model_busy');
   // An operator load or unload cancelled by a stop, or a stop racing a start of the same model.
