@@ -5,7 +5,7 @@ import { plan, type GroupRule, type Slot } from '../lib/scheduler/capacity.js';
 
 const GiB = 2 ** 30;
 const slot = (name: string, extra: Partial<Slot> = {}): Slot => ({
-  key: name, name, group: 'g', memory: 0, counted: true, wants: false, busy: false, demand: 0, owed: 0, moving: false, leaving: false, pinned: false, held: false,
+  key: name, name, group: 'g', memory: 0, counted: true, wants: false, busy: false, demand: 0, servedSinceUp: 0, owed: 0, moving: false, leaving: false, pinned: false, held: false,
   idleSince: 0, loadMs: 1000, startTimeoutMs: 60_000, ...extra,
 });
 const wanting = (name: string, oldestAt: number, extra: Partial<Slot> = {}) => slot(name, { counted: false, wants: true, oldestAt, ...extra });
@@ -49,12 +49,13 @@ t.test('a busy model keeps admitting for swap_hold, then yields; swap_hold 0 yie
 });
 
 t.test('within swap_hold, a model idle for a moment (between two requests of one agent) is not evicted yet', async (t) => {
-  const slots = [slot('a', { idleSince: 9900 }), wanting('b', 9000)];
+  const slots = [slot('a', { idleSince: 9900, servedSinceUp: 3 }), wanting('b', 9000)];
   const p = plan(slots, rule({ swapHoldMs: 3000 }), Infinity, 10_000);
   t.same(kinds(p), [], 'a was used 0.1 s ago: its agent may be about to send the next request');
   t.equal(p.wakeAt, 10_150, 'look again when the 250 ms grace ends');
   t.same(kinds(plan(slots, rule({ swapHoldMs: 3000 }), Infinity, 10_150)), ['evict a'], 'then a goes');
   t.same(kinds(plan(slots, rule({ swapHoldMs: 0 }), Infinity, 10_000)), ['evict a'], 'no grace with swap_hold 0');
+  t.same(kinds(plan([slot('a', { idleSince: 9900, servedSinceUp: 1 }), wanting('b', 9000)], rule({ swapHoldMs: 3000 }), Infinity, 10_000)), ['evict a'], 'nor for a model that answered a single request since it came up');
 });
 
 t.test('a model that came up after the head began to wait keeps its hold only if it serves as many clients', async (t) => {

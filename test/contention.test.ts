@@ -282,3 +282,28 @@ t.test('the step function: a table of events against states, each step pure and 
   t.comment(`a request's two steps: ${(Number(process.hrtime.bigint() - started) / 20_000 / 1000).toFixed(2)} µs each`);
   t.equal(x.served, ready.served + 10_000);
 });
+
+t.test('load times survive a restart of the hub (kept in state_dir); a damaged file is only a lost hint', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { LoadHistory, UNKNOWN_LOAD_MS } = await import('../lib/scheduler/load-history.js');
+  const dir = mkdtempSync(join(tmpdir(), 'modelhub-loads-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = new LoadHistory(dir);
+  t.equal(first.expected('m'), UNKNOWN_LOAD_MS, 'never seen: a default guess');
+  for (const ms of [900, 1100, 1000]) first.record('m', 'start', ms);
+  first.record('m', 'wake', 300);
+  const second = new LoadHistory(dir); // the next hub on the same state_dir
+  t.same(second.of('m'), { start_ms: 1000, wake_ms: 300 }, 'medians read back');
+  t.equal(second.expected('m'), 300, 'a wake-up is what bringing it back costs when it has memory control');
+  for (let i = 0; i < 20; i++) second.record('m', 'start', 5000);
+  t.equal(new LoadHistory(dir).of('m').start_ms, 5000, 'only the last few are kept');
+  writeFileSync(join(dir, 'load-times.json'), '{not json');
+  t.equal(new LoadHistory(dir).expected('m'), UNKNOWN_LOAD_MS, 'a damaged file is ignored');
+  const s = setup(t, `models:\n  m: ${fake()}\n`);
+  const r = s.use('m');
+  await s.clock.advance(0);
+  r.value!.release('answered');
+  t.match(s.c.status().models[0].load_ms, { start_ms: Number }, 'status shows the measured start');
+});

@@ -190,6 +190,7 @@ export class ModelActor {
       pinned: s.config.pinned,
       held: s.held,
       loadedAt: s.upAt,
+      servedSinceUp: s.served - s.servedAtUp,
       idleSince: s.idleSince ?? s.lastUsedAt,
       idleDeadline: idleDeadline(s),
       loadMs: this.ctx.expectedLoadMs(s.name),

@@ -38,6 +38,8 @@ export interface Slot {
   pinned: boolean;
   /** Protected by an operator's multi-model load. */
   held: boolean;
+  /** Requests it finished since it came up: two or more mean a client is working with it in turns. */
+  servedSinceUp: number;
   /** When it last came up (loaded): a busy model keeps its swap_hold from then too. */
   loadedAt?: number;
   /** When it became idle (or was last used), for the eviction cost. */
@@ -145,7 +147,9 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
       // up (so a model loaded for a batch also serves the agents that stay with it). A model idle for
       // only a moment is between two requests of an agent: it counts as in use for a short grace.
       const holdUntil = Math.max(w.oldestAt ?? now, v.demand >= w.demand ? (v.loadedAt ?? -Infinity) : -Infinity) + hold;
-      const graceEnd = (v.idleSince ?? -Infinity) + Math.min(hold, REUSE_GRACE_MS);
+      // The grace is for a model in a run of turns (it served two or more since it came up), not for
+      // one that answered a single request: that one gives way at once.
+      const graceEnd = v.servedSinceUp >= 2 ? (v.idleSince ?? -Infinity) + Math.min(hold, REUSE_GRACE_MS) : -Infinity;
       const idle = !v.busy && v.owed === 0;
       if (v.owed > 0) waitingFor.push(`${v.name} to serve the ${v.owed} request${v.owed === 1 ? '' : 's'} it was loaded for`);
       else if (idle && !(now < graceEnd && now < holdUntil)) out.decisions.push({ kind: 'evict', key: v.key, reason: `evicted for ${w.name}: idle ${seconds(now - (v.idleSince ?? now))}, reload ~${seconds(v.loadMs)}` });

@@ -79,6 +79,8 @@ export interface ModelState {
   readyAt?: number;
   /** When it last became running and loaded (the end of a cold start or wake-up). */
   upAt?: number;
+  /** `served` at that moment: how many it has served since tells a run of an agent's turns from a one-off. */
+  servedAtUp: number;
   /** When the memory load under way began (wake-up time for the load history). */
   loadingSince?: number;
   /** When the model last became idle; undefined while in use. */
@@ -113,6 +115,7 @@ export function newModelState(config: ModelConfig, memoryControl: boolean, polic
     startDeadline: 0,
     probeDelayMs: 10,
     served: 0,
+    servedAtUp: 0,
     reason: '',
   };
 }

@@ -410,6 +410,7 @@ function move(d: ModelState, event: MachineEvent, now: number, fx: ActorEffect[]
   const upNow = after.process === 'running' && after.memory === 'loaded';
   if (upNow && !(before.process === 'running' && before.memory === 'loaded')) {
     d.upAt = now;
+    d.servedAtUp = d.served;
     if (d.inflight === 0) d.idleSince = now; // the idle clock of a model nobody uses starts when it comes up
   }
   if (after.process === 'failed' || after.process === 'stopped' || after.process === 'stopping') d.reserved = false;
