@@ -277,9 +277,11 @@ models:
     const p99Ms = delay.percentile(99) / 1e6;
     t.comment(`3 × 30 MiB in ${Math.round(took)} ms: event-loop delay p99 ${p99Ms.toFixed(1)} ms, max ${maxMs.toFixed(1)} ms (5 ms resolution), longest busy stretch ${blockedMs.toFixed(1)} ms; ${health.answers} /health answers, slowest ${health.slowestMs} ms`);
     t.ok(blockedMs < 50, `longest busy stretch of the event loop ${blockedMs.toFixed(1)} ms < 50 ms`);
-    t.ok(p99Ms < 150 && maxMs < 250, `wall-clock event-loop delay p99 ${p99Ms.toFixed(1)} ms < 150 ms, max ${maxMs.toFixed(1)} ms < 250 ms`);
+    // Wall-clock figures include the time other processes take on a busy machine: wide margins here
+    // (a body parsed in one go would block for seconds); the 10 ms budget is measured by npm run bench.
+    t.ok(p99Ms < 500 && maxMs < 1500, `wall-clock event-loop delay p99 ${p99Ms.toFixed(1)} ms < 500 ms, max ${maxMs.toFixed(1)} ms < 1500 ms`);
     t.ok(health.answers >= 5, '/health was answered all along');
-    t.ok(health.slowestMs < 250, `/health answered within ${health.slowestMs} ms`);
+    t.ok(health.slowestMs < 1500, `/health answered within ${health.slowestMs} ms (< 1.5 s)`);
   });
 });
 
