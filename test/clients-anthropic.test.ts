@@ -72,6 +72,9 @@ t.test('hub-made errors on /v1/messages* use Anthropic envelope; OpenAI routes k
   const last = events.trim().split('\n\n').at(-1)!;
   t.match(last, /^event: error\ndata: /, 'in-band failure as an Anthropic error event');
   t.equal(JSON.parse(last.split('data: ')[1]).error.type, 'api_error');
+  // A request sent before the hub has seen the exit would go to the dying process (502 before any
+  // stream): wait for the crash to be recorded, then the next request restarts the model.
+  await waitFor('the hub to see the crash', () => hub.controller.get('crashy').process === 'failed');
   const sdkStream = await client.messages.create({ model: 'crashy', max_tokens: 10, stream: true, messages: user('x') });
   const raised = await (async () => { for await (const _ of sdkStream) void _; })().then(() => undefined, (e: unknown) => e);
   t.ok(raised instanceof Anthropic.APIError, 'the SDK raises the in-band error as an APIError');
