@@ -307,3 +307,20 @@ t.test('load times survive a restart of the hub (kept in state_dir); a damaged f
   r.value!.release('answered');
   t.match(s.c.status().models[0].load_ms, { start_ms: Number }, 'status shows the measured start');
 });
+
+t.test('start_timeout counts from the spawn: waiting for a predecessor of the same name is not the backend being slow', async (t) => {
+  const text = (withD: boolean) => `state_dir: /tmp/modelhub-fake\ndefaults: { start_timeout: 20s, stop_timeout: 5s }\nmodels:\n${withD ? `  d: ${fake()}\n` : '  keep: ' + fake() + '\n'}`;
+  const s = setup(t, `models:\n  d: ${fake()}\n`);
+  s.driver.behaviour('d').readyAfterMs = 12_000;
+  const first = s.use('d');
+  await s.clock.advance(0);
+  s.c.applyConfig(parseConfig(text(false), '/tmp/hub.yaml')); // removed while it starts: it serves what it accepted, then stops
+  s.c.applyConfig(parseConfig(text(true), '/tmp/hub.yaml')); // added back: the new one waits for the old one
+  const second = s.use('d');
+  await s.clock.advance(13_000);
+  t.ok(first.value, 'the old one served the request it had accepted');
+  first.value!.release('answered');
+  await s.clock.advance(15_000);
+  t.ok(second.value, `the new one started after the old one stopped and was served (${second.error?.message ?? 'no error'})`);
+  second.value?.release('answered');
+});

@@ -123,6 +123,9 @@ function apply(d: ModelState, e: ActorEvent, now: number, fx: ActorEffect[]): vo
     case 'spawned':
       if (e.gen === d.proc.gen && d.proc.process === 'starting') {
         d.startedAt = now;
+        // start_timeout counts from the spawn: waiting for a predecessor of the same name (removed by a
+        // reload and still finishing) or for a free port is not the backend being slow.
+        d.startDeadline = now + d.config.startTimeoutMs;
         fx.push({ kind: 'probe', gen: e.gen, delayMs: 0 }); // a server may be up at once (a restart of a warm one)
       }
       return;
