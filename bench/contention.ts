@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { DEFAULT_SWAP_HOLD, loadConfig } from '../lib/config/load.js';
 import { startHub } from '../lib/hub.js';
 import { silentLogger } from '../lib/log.js';
+import { mulberry32 } from '../test/support/prng.js';
 
 const K = 8;
 const M = 4;
@@ -18,17 +19,6 @@ const SERVICE_TOKENS = 10; // at 100 tokens/s: 100 ms of service per request
 const MAX_WAIT_S = 30;
 const REQUESTS = Number(process.env.BENCH_CONTENTION_REQUESTS ?? 64);
 
-/** mulberry32: a small seeded PRNG, so a run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Chooser = (agent: number, previous: number | undefined, random: () => number) => number;
 
@@ -72,7 +62,7 @@ export async function contentionBench(seed = Number(process.env.BENCH_SEED ?? Da
   for (const group of ['fifo', 'held']) for (let i = 0; i < M; i++) await hub.controller.unload(`${group}-${i}`);
 
   async function workload(group: string, choose: Chooser, caseSeed: number): Promise<Result> {
-    const random = prng(caseSeed);
+    const random = mulberry32(caseSeed);
     const before = [...loads.entries()].filter(([m]) => m.startsWith(`${group}-`)).reduce((n, [, c]) => n + c, 0);
     let issued = 0;
     let errors = 0;

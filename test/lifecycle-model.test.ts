@@ -94,7 +94,8 @@ function refuse(labels: readonly string[], model: string, kind: 'request' | 'ope
   if (labels.includes('shutdown')) codes.add('hub_shutting_down');
   // A start that fails, a spawn that throws, a load that hangs, a crash (then backoff), or an operator stop cancelling waiters.
   if (knob('fail-start', 'spawn-throws', 'hang-memory') || on('crash') || on('operator stop')) codes.add('model_start_failed');
-  if (knob('never-ready')) codes.add('model_start_timeout');
+  // A fail-start knob set after the process was spawned makes it never ready (it does not exit): a timeout.
+  if (knob('never-ready', 'fail-start')) codes.add('model_start_timeout');
   // d is removed by reload variant 3 and e exists only in variant 1: naming them after a reload may find nothing.
   const removable = (model === 'd' && labels.includes('reload variant 3')) || model === 'e';
   // Named after it was removed (model_not_found for a request, not_found for an action), or removed

@@ -11,6 +11,7 @@
 // No chat template is stored: for a model without `tokenizer.chat_template` llama-server falls back to
 // its built-in ChatML template, so /v1/chat/completions works as is.
 import { writeFileSync } from 'node:fs';
+import { mulberry32 } from './prng.js';
 
 // Model shape: llama architecture, 2 layers, 4 heads of 16 dims (no GQA), SwiGLU feed-forward of 128.
 const N_EMBD = 64;
@@ -99,17 +100,6 @@ function applyHeader(meta: Record<string, Meta>, h: TinyGgufHeader): void {
   }
 }
 
-/** mulberry32: a small seeded PRNG, so the same seed always gives the same file. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The SPM vocabulary: control tokens, 256 byte-fallback tokens, then word pieces. */
 function vocabulary(): { tokens: string[]; scores: number[]; types: number[] } {
