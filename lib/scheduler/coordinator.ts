@@ -26,6 +26,8 @@ export class Coordinator {
   private wakeAt?: number;
   /** What the last plan said per group: who loads next and why not yet. */
   outlook: Record<string, GroupOutlook> = {};
+  /** The outlook says something (kept as a flag: changed() runs on every request's steps). */
+  private outlookShown = false;
 
   constructor(private readonly host: CoordinatorHost) {}
 
@@ -34,7 +36,7 @@ export class Coordinator {
     if (wantsCapacity(actor.state, this.host.clock.now())) this.wanting.add(actor);
     else this.wanting.delete(actor);
     // Also once nobody wants room any more: the outlook (who loads next) must not go stale.
-    if (this.wanting.size || this.timer || Object.keys(this.outlook).length) this.replan();
+    if (this.wanting.size || this.timer || this.outlookShown) this.replan();
   };
 
   /** Plan now (a reload changed the rules, or a timer came due). */
@@ -59,6 +61,7 @@ export class Coordinator {
     for (const a of this.wanting) if (!wantsCapacity(a.state, now)) this.wanting.delete(a);
     if (!this.wanting.size) {
       this.outlook = {};
+      this.outlookShown = false;
       this.arm(undefined);
       return;
     }
@@ -70,6 +73,7 @@ export class Coordinator {
     for (const g of Object.values(config.groups)) rules[g.name] = { name: g.name, maxLoaded: g.maxLoaded, maxMemory: g.maxMemory, onFull: g.onFull, swapHoldMs: g.swapHoldMs };
     const result = plan(slots, rules, config.maxMemory, now);
     this.outlook = result.outlook;
+    this.outlookShown = Object.keys(result.outlook).length > 0;
     this.arm(result.wakeAt);
     for (const d of result.decisions) {
       const actor = byKey.get(d.key);
