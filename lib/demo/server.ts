@@ -54,6 +54,9 @@ export interface DemoStats {
   tokens: number;
   allocated_bytes: number;
   rss: number;
+  /** How long the last POST /sleep and POST /wake_up took inside this server, in ms (null: none yet). */
+  last_sleep_ms: number | null;
+  last_wake_ms: number | null;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -61,7 +64,7 @@ const now = () => performance.timeOrigin + performance.now();
 export function startDemoServer(o: DemoOptions): Promise<Server> {
   const arena = new Arena();
   let state: State = 'loading';
-  const stats = { started_at: performance.timeOrigin, ready_at: null as number | null, requests: 0, aborted: 0, rejected: 0, tokens: 0 };
+  const stats = { started_at: performance.timeOrigin, ready_at: null as number | null, requests: 0, aborted: 0, rejected: 0, tokens: 0, last_sleep_ms: null as number | null, last_wake_ms: null as number | null };
   const say = (msg: string) => process.stdout.write(`demo-model ${o.model}: ${msg}\n`);
 
   const finishLoading = () => {
@@ -126,14 +129,22 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
       case 'GET /is_sleeping':
         return send(res, 200, { is_sleeping: state === 'sleeping' || state === 'waking' });
       case 'POST /sleep':
-        if (state === 'ready') { arena.free(); state = 'sleeping'; say('sleeping, memory freed'); }
+        if (state === 'ready') {
+          const began = performance.now();
+          arena.free();
+          state = 'sleeping';
+          stats.last_sleep_ms = performance.now() - began;
+          say('sleeping, memory freed');
+        }
         return send(res, 200, {});
       case 'POST /wake_up':
         if (state === 'sleeping') {
           state = 'waking';
+          const began = performance.now();
           await delay(o.wakeTimeMs ?? o.loadTimeMs);
           arena.allocate(o.memoryBytes);
           state = 'ready';
+          stats.last_wake_ms = performance.now() - began;
           say('awake, memory allocated');
         }
         return send(res, 200, {});

@@ -36,6 +36,8 @@ export class ChildProcess {
   exit?: ExitInfo;
   private readonly tail: string[] = [];
   private partial = '';
+  private outputListeners: (() => void)[] = [];
+  outputChunks = 0;
   private readonly log: BoundedWriter;
   /** The tail ends up in error messages and status: the launch's secrets must not. */
   private readonly mask: Mask;
@@ -59,6 +61,8 @@ export class ChildProcess {
       const stamper = new LineStamper(name);
       stampers.push(stamper);
       stream.on('data', (chunk: Buffer) => {
+        this.outputChunks++;
+        if (this.outputListeners.length > 0) this.notifyOutput();
         this.remember(chunk.toString('utf8'));
         // Over the bound, drop the chunk before spending any work on it (a flood costs the least).
         // The stamped lines are longer than the chunk: write() checks them again (and drops them whole).
@@ -94,6 +98,17 @@ export class ChildProcess {
 
   get running(): boolean {
     return this.exit === undefined;
+  }
+
+  onNextOutput(listener: () => void): () => void {
+    this.outputListeners.push(listener);
+    return () => { this.outputListeners = this.outputListeners.filter((l) => l !== listener); };
+  }
+
+  private notifyOutput(): void {
+    const listeners = this.outputListeners;
+    this.outputListeners = [];
+    for (const listener of listeners) listener();
   }
 
   /** The last lines the process printed (stdout and stderr interleaved). */

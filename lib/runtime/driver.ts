@@ -13,6 +13,11 @@ export interface ProcessHandle {
   readonly exit?: ExitInfo;
   logTail(lines?: number): string[];
   stop(timeoutMs: number): Promise<ExitInfo>;
+  /** Calls `listener` once, at the next output the process prints (a server says "listening" when it is
+   *  ready, so a readiness probe then sees it at once); returns a function that cancels it. */
+  onNextOutput?(listener: () => void): () => void;
+  /** How many chunks of output the process has printed so far. */
+  readonly outputChunks?: number;
 }
 
 export interface Driver {

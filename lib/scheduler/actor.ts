@@ -20,6 +20,9 @@ import { idleDeadline, isCounted, isMoving, isReady, newModelState, requestsWait
 import { step, type ActorEffect, type ActorEvent, type Outcome, type Waited } from './step.js';
 import type { Slot } from './capacity.js';
 
+/** The least time between two readiness probes when output makes them come early. */
+const PROBE_SPACING_MS = 5;
+
 export type { Outcome } from './step.js';
 
 export interface Lease extends Waited {
@@ -65,6 +68,8 @@ export class ModelActor {
   private stepping = false;
   private outbox: Transition[] = [];
   private child?: { gen: number; handle: ProcessHandle };
+  /** When the last readiness probe was sent, and how much the child had printed by then (see probe). */
+  private lastProbe?: { at: number; outputChunks: number | undefined };
   /** Generations whose terminate came while their spawn was still being prepared. */
   private cancelledSpawns = new Set<number>();
   private readonly timers = new Map<TimerName, Timer>();
@@ -391,8 +396,24 @@ export class ModelActor {
 
   private async probe(gen: number, delayMs: number): Promise<void> {
     const clock = this.ctx.driver.clock;
-    if (delayMs > 0) await new Promise<void>((resolve) => clock.after(delayMs, resolve));
+    const child = this.child?.gen === gen ? this.child.handle : undefined;
+    if (delayMs > 0) {
+      // Probe when the delay is up, or as soon as the backend prints something: servers announce that
+      // they listen, and that line is the moment to look (no probe interval is added to the cold start).
+      // Probes stay PROBE_SPACING_MS apart, so a backend that prints while it loads is not flooded.
+      const earliest = (this.lastProbe?.at ?? -Infinity) + PROBE_SPACING_MS;
+      const soon = () => Math.min(delayMs, Math.max(0, earliest - clock.now()));
+      const printedSinceLastProbe = child?.outputChunks !== undefined && child.outputChunks !== this.lastProbe?.outputChunks;
+      await new Promise<void>((resolve) => {
+        let timer = clock.after(printedSinceLastProbe ? soon() : delayMs, () => { cancel?.(); resolve(); });
+        const cancel = printedSinceLastProbe ? undefined : child?.onNextOutput?.(() => {
+          timer.cancel();
+          timer = clock.after(soon(), resolve);
+        });
+      });
+    }
     if (this.s.proc.gen !== gen || this.s.proc.process !== 'starting') return;
+    this.lastProbe = { at: clock.now(), outputChunks: child?.outputChunks };
     const ready = await this.adapter.isReady({ base: this.target }, this.backendModel).catch(() => false);
     this.send({ type: 'probed', gen, ready });
   }

@@ -20,6 +20,8 @@ export interface CoordinatorHost {
 
 export class Coordinator {
   private readonly wanting = new Set<ModelActor>();
+  /** Models that wanted room and were not granted it at once: their grant ends a wait for a swap. */
+  private readonly deferred = new Set<ModelActor>();
   private planning = false;
   private again = false;
   private timer?: Timer;
@@ -59,6 +61,7 @@ export class Coordinator {
   private once(): void {
     const now = this.host.clock.now();
     for (const a of this.wanting) if (!wantsCapacity(a.state, now)) this.wanting.delete(a);
+    for (const a of this.deferred) if (!this.wanting.has(a)) this.deferred.delete(a);
     if (!this.wanting.size) {
       this.outlook = {};
       this.outlookShown = false;
@@ -75,13 +78,16 @@ export class Coordinator {
     this.outlook = result.outlook;
     this.outlookShown = Object.keys(result.outlook).length > 0;
     this.arm(result.wakeAt);
+    const answered = new Set<ModelActor>();
     for (const d of result.decisions) {
       const actor = byKey.get(d.key);
       if (!actor) continue;
-      if (d.kind === 'grant') actor.send({ type: 'granted' });
+      if (d.kind === 'grant') actor.send({ type: 'granted', afterWait: this.deferred.delete(actor) });
       else if (d.kind === 'evict') actor.send({ type: 'down', to: 'unload', reason: d.reason, drainMs: Infinity });
       else actor.send({ type: 'refused', error: new HubError('capacity_exhausted', d.message, { retryAfterMs: d.retryAfterMs }) });
+      if (d.kind !== 'evict') answered.add(actor);
     }
+    for (const a of this.wanting) if (!answered.has(a)) this.deferred.add(a);
   }
 
   private arm(at: number | undefined): void {

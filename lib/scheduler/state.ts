@@ -49,7 +49,7 @@ export interface ModelState {
   closed: string[];
   /** Capacity granted by the coordinator, memory not loaded yet. */
   reserved: boolean;
-  /** When the current capacity grant came (for the swap time each waiter is told). */
+  /** When the current capacity grant came, if it had to wait for room (the swap time each waiter is told). */
   grantedAt?: number;
   inflight: number;
   /** In arrival order. */
@@ -168,7 +168,9 @@ export function deadlines(s: ModelState): Partial<Record<TimerName, number>> {
   const out: Partial<Record<TimerName, number>> = {};
   const idle = idleDeadline(s);
   if (idle !== undefined) out.idle = idle;
-  if (s.policy.maxWaitMs < Infinity) {
+  // max_wait bounds the wait for room in the group; once the model holds capacity its own start or
+  // load is what the requests wait for, and start_timeout bounds that.
+  if (s.policy.maxWaitMs < Infinity && !isCounted(s)) {
     const oldest = s.waiting.find((w) => w.kind === 'request');
     if (oldest) out.expire = oldest.at + s.policy.maxWaitMs;
   }

@@ -30,7 +30,7 @@ export type ActorEvent =
   /** A waiter gave up (its client left). */
   | { type: 'leave'; id: number }
   | { type: 'down'; to: 'unload' | 'stop'; reason: string; drainMs: number; force?: boolean; id?: number }
-  | { type: 'granted' }
+  | { type: 'granted'; /** The model waited for room (it was not granted when it first asked). */ afterWait?: boolean }
   | { type: 'refused'; error: HubError }
   | { type: 'spawned'; gen: number }
   | { type: 'spawn-failed'; gen: number; message: string }
@@ -115,7 +115,8 @@ function apply(d: ModelState, e: ActorEvent, now: number, fx: ActorEffect[]): vo
       return down(d, e, now, fx);
     case 'granted':
       d.reserved = true;
-      d.grantedAt = now;
+      // Only a grant that had to wait for room (others yielding or unloading) was a wait for a swap.
+      d.grantedAt = e.afterWait ? now : undefined;
       d.owed = d.waiting.filter((w) => w.kind === 'request').map((w) => w.id);
       return;
     case 'refused':
@@ -215,7 +216,7 @@ function admit(d: ModelState, w: { id: number; kind?: WaiterKind; at: number }, 
     if (granted !== undefined) waited.swapMs = granted - w.at;
     if (d.upAt !== undefined && d.upAt > w.at) waited.coldStartMs = d.upAt - Math.max(w.at, granted ?? w.at);
     const queue = now - w.at - (waited.coldStartMs ?? 0);
-    if (queue > 0) waited.queueMs = queue;
+    if (queue >= 1) waited.queueMs = queue; // under a millisecond is the hub's own turnaround, not a queue
   }
   fx.push({ kind: 'admit', id: w.id, waited });
 }
@@ -279,7 +280,7 @@ function timer(d: ModelState, name: TimerName, now: number, fx: ActorEffect[]): 
     // When both are due (equal unload_after and stop_after, or an unload that ran late), stop.
     if (stopAt !== undefined && now >= stopAt) d.down = { to: 'stop', reason: 'idle', drainUntil: Infinity, waiters: [], force: false };
     else if (unloadAt !== undefined && now >= unloadAt) d.down = { to: 'unload', reason: 'idle', drainUntil: Infinity, waiters: [], force: false };
-  } else if (name === 'expire') {
+  } else if (name === 'expire' && !isCounted(d)) {
     const late = d.waiting.filter((w) => w.kind === 'request' && w.at + d.policy.maxWaitMs <= now).map((w) => w.id);
     if (!late.length) return;
     d.waiting = d.waiting.filter((w) => !late.includes(w.id));
