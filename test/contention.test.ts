@@ -324,3 +324,24 @@ t.test('start_timeout counts from the spawn: waiting for a predecessor of the sa
   t.ok(second.value, `the new one started after the old one stopped and was served (${second.error?.message ?? 'no error'})`);
   second.value?.release('answered');
 });
+
+t.test('readiness: a line of output from the backend makes the probe come at once, not at the next backoff step', async (t) => {
+  const slowProbes = `{ backend: vllm, cmd: "fake --port \${PORT} --model \${MODEL}", health: { interval: 2s } }`;
+  const s = setup(t, `models:\n  says: ${slowProbes}\n  silent: ${slowProbes}\n`);
+  s.driver.behaviour('says').readyAfterMs = 3000;
+  s.driver.behaviour('silent').readyAfterMs = 3000;
+  const t0 = s.clock.now();
+  const says = s.use('says');
+  const silent = s.use('silent');
+  await s.clock.advance(3000);
+  t.equal(s.state('says'), 'starting/unloaded', 'not seen as ready yet: the probes back off');
+  s.driver.live('says')!.print(); // "server is listening"
+  await s.clock.advance(10);
+  t.equal(s.state('says'), 'running/loaded', 'seen within a few ms of the line');
+  t.ok(says.done && says.at! - t0 <= 3010, `its request admitted at ${says.at! - t0} ms`);
+  t.equal(s.state('silent'), 'starting/unloaded', 'a silent backend is seen at the next probe of the backoff');
+  await s.clock.advance(2000);
+  t.equal(s.state('silent'), 'running/loaded');
+  says.value?.release('answered');
+  silent.value?.release('answered');
+});

@@ -34,6 +34,8 @@ export class FakeProcess implements ProcessHandle {
   /** Weights in memory (the backend's own view). */
   loaded = true;
   signals: string[] = [];
+  outputChunks = 0;
+  private outputListeners: Array<() => void> = [];
   private resolveExit!: (e: ExitInfo) => void;
 
   constructor(readonly spec: SpawnSpec, readonly pid: number, readonly model: string, private readonly clock: Clock, readonly behaviour: Behaviour, private readonly onExit: (p: FakeProcess) => void) {
@@ -43,6 +45,17 @@ export class FakeProcess implements ProcessHandle {
   }
   logTail(): string[] {
     return [`fake ${this.model} log`];
+  }
+  onNextOutput(listener: () => void): () => void {
+    this.outputListeners.push(listener);
+    return () => { this.outputListeners = this.outputListeners.filter((l) => l !== listener); };
+  }
+  /** Simulates a line of output (a server saying it listens). */
+  print(): void {
+    this.outputChunks++;
+    const listeners = this.outputListeners;
+    this.outputListeners = [];
+    for (const l of listeners) l();
   }
   /** Simulates the process dying on its own. */
   crash(code = 1): void {
