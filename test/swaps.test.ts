@@ -138,3 +138,32 @@ t.test('the measured load times are kept in state_dir and shown by a new hub bef
   t.same(await loadMs(second.origin), measured, 'a new hub on the same state_dir knows it before the model runs');
   t.equal(second.controller.get('m').process, 'stopped');
 });
+
+t.test('a client that hangs up while it waits for room leaves the queue: no swap is made for nobody', async (t) => {
+  const h = await startTestHub(t, `
+groups:
+  g: { max_loaded: 1, swap_hold: 60s }
+models:
+  busy: { backend: demo, group: g, cmd: "${demo('--token-rate 20')}" }
+  other: { backend: demo, group: g, cmd: "${demo()}" }
+`);
+  t.equal((await chat(h.base, 'busy')).status, 200);
+  const long = chat(h.base, 'busy', 60); // ~3 s at 20 tokens/s: busy stays in use, other must wait
+  await waitFor('busy to be serving', () => h.hub.controller.get('busy').inflight > 0);
+  const leaving = new AbortController();
+  const abandoned = fetch(`${h.base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'other', messages: [{ role: 'user', content: 'hi' }] }),
+    signal: leaving.signal,
+  }).catch((err: Error) => err.name);
+  await waitFor('the request for other to wait', () => h.hub.controller.get('other').queued === 1);
+  leaving.abort();
+  t.equal(await abandoned, 'AbortError');
+  await waitFor('it to leave the queue', () => h.hub.controller.get('other').queued === 0);
+  const group = (await getJson(`${h.origin}/hub/api/status`)).body.groups.find((g: { name: string }) => g.name === 'g');
+  t.same([group.waiting, group.next], [[], null], 'the status no longer shows anyone waiting');
+  t.equal((await long).status, 200, 'the busy model finished its answer');
+  t.equal(h.spawns('other'), 0, 'other was never started for the client that left');
+  t.equal(h.hub.controller.get('busy').memory, 'loaded', 'and busy was not evicted for it');
+});

@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { HubError } from '../errors.js';
 import type { Controller } from '../scheduler/controller.js';
-import type { ModelActor } from '../scheduler/actor.js';
+import type { Lease, ModelActor } from '../scheduler/actor.js';
 import { BodyBudget } from './body-budget.js';
 import { readBody } from './body.js';
 import { forward } from './proxy.js';
@@ -42,7 +42,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
       ctx.state.model = m.name;
       // Responses or Messages for a backend without them: refused now if it cannot be translated.
       const plan = planTranslation(m, ctx.path, body);
-      const lease = await controller.acquire(m);
+      const lease = await acquireWhileConnected(controller, m, ctx);
       ctx.state.coldStartMs = lease.coldStartMs;
       ctx.state.queueMs = lease.queueMs;
       ctx.state.swapMs = lease.swapMs;
@@ -67,7 +67,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     const [, name, path] = /^\/upstream\/([^/]+)(\/.*)?$/.exec(ctx.path)!;
     const m = lookup(controller, decodeURIComponent(name));
     ctx.state.model = m.name;
-    const lease = await controller.acquire(m);
+    const lease = await acquireWhileConnected(controller, m, ctx);
     ctx.state.coldStartMs = lease.coldStartMs;
     ctx.state.queueMs = lease.queueMs;
     ctx.state.swapMs = lease.swapMs;
@@ -103,4 +103,15 @@ function modelEntry(id: string, m: ModelActor, created: number) {
       group: m.config.group ?? null,
     },
   };
+}
+
+/** Acquires the model for a request; a client that hangs up while it waits leaves the queue (and
+ *  stops counting as demand for a start or a swap) instead of being served to nobody. */
+function acquireWhileConnected(controller: Controller, m: ModelActor, ctx: Context): Promise<Lease> {
+  const gone = new AbortController();
+  const onClose = () => { if (!ctx.res.writableFinished) gone.abort(); };
+  ctx.res.once('close', onClose);
+  const lease = controller.acquire(m, gone.signal);
+  void lease.then(() => ctx.res.off('close', onClose), () => ctx.res.off('close', onClose));
+  return lease;
 }

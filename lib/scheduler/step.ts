@@ -108,9 +108,13 @@ function apply(d: ModelState, e: ActorEvent, now: number, fx: ActorEffect[]): vo
       if (e.outcome === 'answered') d.failures = 0;
       if (d.inflight === 0) d.idleSince = now;
       return;
-    case 'leave':
+    case 'leave': {
+      // The client went away while it waited: it leaves the queue (and no longer counts for a start).
+      const before = d.waiting.length;
       d.waiting = d.waiting.filter((w) => w.id !== e.id);
+      if (d.waiting.length < before) fx.push({ kind: 'reject', ids: [e.id], error: new HubError('bad_request', `the client closed the connection while its request waited for model ${d.name}; nothing was sent to the backend`) });
       return;
+    }
     case 'down':
       return down(d, e, now, fx);
     case 'granted':
