@@ -3,12 +3,9 @@
 // cold burst, model swaps in a max_loaded: 1 group by sleep/wake vs by restart, proxy
 // throughput/latency against a bare Node http.request pipe proxy and the backend itself, and the
 // contention benchmark (contention.ts: agents over more models than fit, swap_hold 0 vs default).
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveCommand } from '../lib/config/command.js';
@@ -17,8 +14,10 @@ import { HUB_COMMAND } from '../lib/paths.js';
 import { startHub } from '../lib/hub.js';
 import { silentLogger } from '../lib/log.js';
 import { contentionBench } from './contention.js';
+import { proxyBench } from './proxy.js';
 
-// BENCH_ONLY=contention runs just the contention figures (they take a minute or two).
+// BENCH_ONLY=contention runs just the contention figures (they take a minute or two); BENCH_ONLY=proxy
+// just the proxy overhead.
 if (process.env.BENCH_ONLY === 'contention') {
   await contentionBench();
   process.exit(0);
@@ -44,6 +43,13 @@ writeFileSync(
     `groups:\n  sleepers: { max_loaded: 1 }\n  restarters: { max_loaded: 1 }\n`,
 );
 const hub = await startHub(loadConfig(join(dir, 'hub.yaml')), { log: silentLogger() });
+if (process.env.BENCH_ONLY === 'proxy') {
+  await hub.controller.start('plain');
+  await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
+  await hub.close();
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
 let burstSpawns = 0;
 hub.controller.on('transition', (t) => { if (t.model === 'burst' && t.to === 'starting') burstSpawns++; });
 const body = JSON.stringify({ model: 'cold', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 });
@@ -142,39 +148,8 @@ console.log(`  by sleep/wake (memory control)  p50 ${median(sleepSwaps).toFixed(
 console.log(`    minus the backends' own sleep + wake   p50 ${median(sleepShare).toFixed(1)} ms   p90 ${p(sleepShare, 0.9).toFixed(1)} ms   (budget p50 <= 20 ms${median(sleepShare) > 20 ? ': OVER BUDGET' : ''})`);
 console.log(`  by stop/restart                 p50 ${median(restartSwaps).toFixed(1)} ms   p90 ${p(restartSwaps, 0.9).toFixed(1)} ms   (ratio ${(median(restartSwaps) / median(sleepSwaps)).toFixed(2)}x)`);
 
-// ---- proxy overhead: the same small JSON request direct, through a bare pipe proxy, through the hub ----
-const run = promisify(execFile);
-const loadScript = fileURLToPath(new URL('./load.js', import.meta.url));
 await hub.controller.start('plain');
-const backend = hub.controller.get('plain').target;
-const pipeAgent = new Agent({ keepAlive: true });
-const bare = createServer((req, res) => {
-  const up = request(`${backend}${req.url}`, { method: req.method, headers: req.headers, agent: pipeAgent }, (upRes) => {
-    res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-    upRes.pipe(res);
-  });
-  up.on('error', () => res.destroy());
-  req.pipe(up);
-});
-await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
-const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}`;
-const plainBody = JSON.stringify({ model: 'plain', messages: [{ role: 'user', content: 'hi' }] });
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-async function load(base: string, connections: number): Promise<{ rps: number; p50_ms: number; errors: number }> {
-  const { stdout } = await run(process.execPath, [loadScript, `${base}/v1/chat/completions`, String(connections), String(SECONDS), plainBody]);
-  return JSON.parse(stdout) as { rps: number; p50_ms: number; errors: number };
-}
-console.log(`proxy overhead, small JSON chat request, ${SECONDS}s per figure (load generator in its own process)`);
-for (const connections of [1, 32]) {
-  const direct = await load(backend, connections);
-  const pipe = await load(bareUrl, connections);
-  const viaHub = await load(hub.origin, connections);
-  const fmt = (x: { rps: number; p50_ms: number; errors: number }) => `${x.rps.toFixed(0).padStart(6)} req/s  p50 ${x.p50_ms.toFixed(2)} ms${x.errors ? `  (${x.errors} errors)` : ''}`;
-  console.log(`  ${connections} conn  direct ${fmt(direct)} | bare pipe ${fmt(pipe)} | hub ${fmt(viaHub)}`);
-  console.log(`          hub/bare throughput ${(viaHub.rps / pipe.rps).toFixed(2)}x (budget >= 0.7x)   hub added p50 ${(viaHub.p50_ms - direct.p50_ms).toFixed(2)} ms, bare pipe added ${(pipe.p50_ms - direct.p50_ms).toFixed(2)} ms`);
-}
-bare.close();
-pipeAgent.destroy();
+await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
 
 await hub.close();
 rmSync(dir, { recursive: true, force: true });

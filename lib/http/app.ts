@@ -8,8 +8,8 @@ import { HubError } from '../errors.js';
 import { errorEnvelope } from './anthropic-errors.js';
 import type { Logger } from '../log.js';
 import type { Controller, RequestSummary } from '../scheduler/controller.js';
-import { requireKey } from './auth.js';
-import { checkFetchSite, checkHost, checkOrigin, rejectTextPlain } from './browser.js';
+import { keyCheck, requireKey } from './auth.js';
+import { checkFetchSite, checkHost, checkOrigin, fetchSiteCheck, hostCheck, originCheck, textPlainCheck } from './browser.js';
 import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
 import { dashboard } from './dashboard/index.js';
@@ -20,7 +20,7 @@ import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { openaiRoutes } from './openai-routes.js';
 import { wasCutForStalling } from './stall.js';
-import { upstreamGuard } from './upstream-guard.js';
+import { upstreamCheck } from './upstream-guard.js';
 
 export interface HubState {
   requestId: string;
@@ -81,12 +81,27 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     }
   });
 
-  // The dashboard's pages answer their errors (these below included) as HTML pages.
   const hubPages = dashboard(controller, actions, (model) => metrics.usageFor(model));
+  const config = () => controller.config;
+  const openai = openaiRoutes(controller);
+
+  // Model traffic takes one lean path: the same checks as below (browsers, key, text/plain, the
+  // upstream guard) run in one pass, then its routes, without the dashboard's and control API's layers.
+  const checks = [hostCheck(config), fetchSiteCheck(config), keyCheck(() => controller.config.auth, hubPages.hasSession), textPlainCheck, upstreamCheck(controller)];
+  const byOrigin = originCheck(config);
+  const modelRoutes = openai.routes() as unknown as Koa.Middleware<HubState>;
+  app.use((ctx, next) => {
+    if (!isModelTraffic(ctx.path)) return next();
+    checks[0](ctx);
+    if (byOrigin(ctx) === 'answered') return;
+    for (let i = 1; i < checks.length; i++) checks[i](ctx);
+    return modelRoutes(ctx, next);
+  });
+
+  // The dashboard's pages answer their errors (these below included) as HTML pages.
   app.use(hubPages.errors);
 
   // Browsers first (they need no key to be refused), then /health, which needs no key, then keys.
-  const config = () => controller.config;
   app.use(checkHost(config));
   app.use(checkOrigin(config));
   app.use(checkFetchSite(config));
@@ -100,12 +115,8 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
   app.use(hubPages.session); // the dashboard's login, logout and static files
   app.use(requireKey(() => controller.config.auth, hubPages.hasSession));
-  app.use(rejectTextPlain);
 
-  const openai = openaiRoutes(controller);
   const control = controlRoutes(controller, actions);
-  app.use(upstreamGuard(controller));
-  app.use(openai.routes());
   app.use(control.routes());
   app.use(metricsRoutes(metrics).routes());
   app.use(hubPages.routes);
@@ -155,6 +166,12 @@ export function createHttpServer(app: Koa<HubState>, limits: () => Limits, log?:
   // An oversized upload is refused before it starts, outside the app: its request line is written here.
   server.on('checkContinue', continueOrRefuse(handle, () => limits().maxBodyBytes, (r) => log?.info({ ...r, ms: 0, bytes_in: 0 }, 'request')));
   return server;
+}
+
+/** /v1/…, /upstream/… and /rerank (any case: the router matches paths case-insensitively). */
+export function isModelTraffic(path: string): boolean {
+  const p = path.length > 10 ? path.slice(0, 10).toLowerCase() : path.toLowerCase();
+  return p.startsWith('/v1/') || p.startsWith('/upstream/') || p === '/rerank';
 }
 
 /** A successful read of the control API or of a dashboard fragment: what watchers repeat every few seconds. */

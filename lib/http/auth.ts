@@ -79,15 +79,23 @@ export function checkKey(auth: AuthConfig, realm: Realm, key: string | undefined
  * (/metrics), whatever a client sends the cookie with.
  */
 export function requireKey(auth: () => AuthConfig, session?: (ctx: Context) => boolean): Middleware {
+  const check = keyCheck(auth, session);
+  return async (ctx, next) => {
+    check(ctx);
+    await next();
+  };
+}
+
+/** requireKey's test alone (throws the refusal), for the model-traffic path that runs every check in one pass. */
+export function keyCheck(auth: () => AuthConfig, session?: (ctx: Context) => boolean): (ctx: Context) => void {
   const realm = (ctx: Context) => realmOf(ctx.path);
   const bySession = (ctx: Context) => realm(ctx) === 'admin' && under(ctx.path.toLowerCase(), '/hub') && session?.(ctx) === true;
   const allowed = (ctx: Context) => realmIsOpen(auth(), realm(ctx)) || bySession(ctx) || presentedKeys(ctx.req.headers).some((key) => checkKey(auth(), realm(ctx), key));
-  return async (ctx, next) => {
+  return (ctx) => {
     if (!allowed(ctx)) throw refused(realm(ctx), ctx.path, presentedKeys(ctx.req.headers).length > 0);
     // A long answer (an event stream, a log follow) asks again before each write: a logout or a
     // reload that removes the key ends it, instead of it going on for as long as the client stays.
     ctx.state.stillAllowed = () => allowed(ctx);
-    await next();
   };
 }
 

@@ -3,7 +3,7 @@
 // Origin check on state-changing requests with CORS answers for the allowed origins, a Fetch Metadata
 // check on what pages send without an Origin, and no text/plain bodies on the JSON routes. One middleware each; they read the config per request, so reloads apply.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import type { Context, Middleware, Next } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { hostOfHeader, isLoopbackHost, parseHostName, parseOrigin } from '../config/auth.js';
 import type { HubConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
@@ -17,7 +17,16 @@ type CurrentConfig = () => HubConfig;
  * checked (keys protect it there: a rebound page has no key). A request without Host is no browser.
  */
 export function checkHost(config: CurrentConfig): Middleware {
+  const check = hostCheck(config);
   return async (ctx, next) => {
+    check(ctx);
+    await next();
+  };
+}
+
+/** checkHost's test alone (throws the refusal), for the model-traffic path that runs every check in one pass. */
+export function hostCheck(config: CurrentConfig): (ctx: Context) => void {
+  return (ctx) => {
     const { listen, auth } = config();
     const header = ctx.get('host');
     if (header && isLoopbackHost(listen.host)) {
@@ -31,7 +40,6 @@ export function checkHost(config: CurrentConfig): Middleware {
         );
       }
     }
-    await next();
   };
 }
 
@@ -49,18 +57,30 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
  * (set on ctx.res now, so they survive `ctx.respond = false`). Requests without Origin pass.
  */
 export function checkOrigin(config: CurrentConfig): Middleware {
+  const check = originCheck(config);
   return async (ctx, next) => {
+    if (check(ctx) === 'answered') return;
+    await next();
+  };
+}
+
+/** checkOrigin's test alone: throws the refusal, or says 'answered' when it answered a preflight. */
+export function originCheck(config: CurrentConfig): (ctx: Context) => 'answered' | undefined {
+  return (ctx) => {
     const sent = ctx.get('origin');
-    if (!sent) return next();
+    if (!sent) return undefined;
     ctx.vary('Origin');
     const origin = parseOrigin(sent);
     const own = origin !== undefined && origin === parseOrigin(`${ctx.protocol}://${ctx.get('host')}`);
     const listed = origin !== undefined && config().auth.allowedOrigins.includes(origin);
     const preflight = ctx.method === 'OPTIONS' && ctx.get('access-control-request-method') !== '';
     if (!own && !listed && (preflight || !SAFE_METHODS.has(ctx.method))) throw foreign(sent, ctx);
-    if (preflight) return answerPreflight(ctx, origin!);
+    if (preflight) {
+      answerPreflight(ctx, origin!);
+      return 'answered';
+    }
     if (listed) ctx.set({ 'access-control-allow-origin': origin!, 'access-control-expose-headers': EXPOSED_HEADERS });
-    await next();
+    return undefined;
   };
 }
 
@@ -72,7 +92,16 @@ export function checkOrigin(config: CurrentConfig): Middleware {
  * (GET /hub…, which needs its own key; never in a frame) and /health. Requests without Fetch Metadata (curl, SDKs, old browsers) pass.
  */
 export function checkFetchSite(config: CurrentConfig): Middleware {
+  const check = fetchSiteCheck(config);
   return async (ctx, next) => {
+    check(ctx);
+    await next();
+  };
+}
+
+/** checkFetchSite's test alone (throws the refusal). */
+export function fetchSiteCheck(config: CurrentConfig): (ctx: Context) => void {
+  return (ctx) => {
     const site = ctx.get('sec-fetch-site');
     if (site === 'cross-site' || site === 'same-site') {
       const origin = parseOrigin(ctx.get('origin'));
@@ -94,7 +123,6 @@ export function checkFetchSite(config: CurrentConfig): Middleware {
         );
       }
     }
-    await next();
   };
 }
 
@@ -128,7 +156,7 @@ function foreign(origin: string, ctx: Context): HubError {
  * default (`-d`: application/x-www-form-urlencoded) and no content type at all are still read as
  * JSON, because people forget `-H 'content-type: application/json'` all the time.
  */
-export async function rejectTextPlain(ctx: Context, next: Next): Promise<void> {
+export function textPlainCheck(ctx: Context): void {
   const path = ctx.path.toLowerCase();
   const jsonRoute = path.startsWith('/v1/') || path === '/rerank';
   if (ctx.method === 'POST' && jsonRoute && /^\s*text\/plain\s*(;|$)/i.test(ctx.get('content-type'))) {
@@ -137,7 +165,6 @@ export async function rejectTextPlain(ctx: Context, next: Next): Promise<void> {
       `POST ${ctx.path} was sent as text/plain; send the JSON body with "Content-Type: application/json" (fetch() labels a string body text/plain unless told otherwise)`,
     );
   }
-  await next();
 }
 
 /**

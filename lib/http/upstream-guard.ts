@@ -3,15 +3,15 @@
 // A call behind its back would leave the hub's state wrong — status "loaded" while the backend
 // sleeps, and every request failing until the idle timer — so it is refused before anything starts,
 // unless the model sets upstream_control: true. Each backend adapter lists its own paths.
-import type { Middleware } from 'koa';
+import type { Context } from 'koa';
 import { HubError } from '../errors.js';
 import type { Controller } from '../scheduler/controller.js';
-import type { HubState } from './app.js';
 
 const UPSTREAM = /^\/upstream\/([^/]+)(\/.*)?$/;
 
-export function upstreamGuard(controller: Controller): Middleware<HubState> {
-  return async (ctx, next) => {
+/** Throws the refusal for a memory-control path of a model whose memory the hub manages. */
+export function upstreamCheck(controller: Controller): (ctx: Context) => void {
+  return (ctx) => {
     const match = UPSTREAM.exec(ctx.path);
     if (match) {
       const m = controller.resolve(decode(match[1]));
@@ -27,7 +27,6 @@ export function upstreamGuard(controller: Controller): Middleware<HubState> {
         );
       }
     }
-    await next();
   };
 }
 
