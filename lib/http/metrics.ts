@@ -32,6 +32,17 @@ const ROUTES = new Set([
   '/rerank',
 ]);
 
+type CounterChild = ReturnType<Counter['labels']>;
+type HistogramChild = ReturnType<Histogram['labels']>;
+/** One model's and route's label children (see HubMetrics.perRoute). */
+interface RouteChildren {
+  requests(status: number): CounterChild;
+  duration: HistogramChild;
+  ttfb: HistogramChild;
+  tokensIn: CounterChild;
+  tokensOut: CounterChild;
+}
+
 /** The route label of a request path: bounded, with no model names in it. */
 export function routeOf(path: string): string {
   if (ROUTES.has(path)) return path;
@@ -82,6 +93,7 @@ export interface ModelUsage {
 export class HubMetrics {
   readonly register = new Registry();
   private readonly usage = new Map<string, Omit<ModelUsage, 'model'>>();
+  private readonly children = new Map<string, RouteChildren>();
   readonly since: number;
   private readonly requests: Counter<'model' | 'route' | 'status'>;
   private readonly duration: Histogram<'model' | 'route'>;
@@ -195,17 +207,18 @@ export class HubMetrics {
   private request(r: RequestSummary): void {
     if (!r.model) return;
     const route = routeOf(r.path);
-    this.requests.inc({ model: r.model, route, status: String(r.status) });
-    this.duration.observe({ model: r.model, route }, r.ms / 1000);
-    if (r.ttfb_ms !== undefined) this.ttfb.observe({ model: r.model, route }, r.ttfb_ms / 1000);
+    const per = this.perRoute(r.model, route);
+    per.requests(r.status).inc();
+    per.duration.observe(r.ms / 1000);
+    if (r.ttfb_ms !== undefined) per.ttfb.observe(r.ttfb_ms / 1000);
     const u = this.usage.get(r.model) ?? zeroUsage();
     u.requests++;
     if (r.tokens_in !== undefined) {
-      this.tokens.inc({ model: r.model, direction: 'in' }, r.tokens_in);
+      per.tokensIn.inc(r.tokens_in);
       u.tokens_in += r.tokens_in;
     }
     if (r.tokens_out !== undefined) {
-      this.tokens.inc({ model: r.model, direction: 'out' }, r.tokens_out);
+      per.tokensOut.inc(r.tokens_out);
       u.tokens_out += r.tokens_out;
     }
     if (r.status >= 400) u.errors++;
@@ -214,6 +227,28 @@ export class HubMetrics {
       u.cold_start_waits++;
     }
     this.usage.set(r.model, u);
+  }
+
+  /**
+   * The label children of one model and route, kept: prom-client would otherwise hash the label set
+   * on every call, several times per request. Counters and histograms are never reset, so a kept child
+   * stays the one the registry reports.
+   */
+  private perRoute(model: string, route: string): RouteChildren {
+    const key = `${model}\0${route}`;
+    let per = this.children.get(key);
+    if (!per) {
+      const statuses = new Map<number, CounterChild>();
+      per = {
+        requests: (status: number) => statuses.get(status) ?? statuses.set(status, this.requests.labels({ model, route, status: String(status) })).get(status)!,
+        duration: this.duration.labels({ model, route }),
+        ttfb: this.ttfb.labels({ model, route }),
+        tokensIn: this.tokens.labels({ model, direction: 'in' }),
+        tokensOut: this.tokens.labels({ model, direction: 'out' }),
+      };
+      this.children.set(key, per);
+    }
+    return per;
   }
 
   /** A start or wake-up, counted once however many requests shared it. */
