@@ -88,14 +88,27 @@ export function requireKey(auth: () => AuthConfig, session?: (ctx: Context) => b
 
 /** requireKey's test alone (throws the refusal), for the model-traffic path that runs every check in one pass. */
 export function keyCheck(auth: () => AuthConfig, session?: (ctx: Context) => boolean): (ctx: Context) => void {
-  const realm = (ctx: Context) => realmOf(ctx.path);
-  const bySession = (ctx: Context) => realm(ctx) === 'admin' && under(ctx.path.toLowerCase(), '/hub') && session?.(ctx) === true;
-  const allowed = (ctx: Context) => realmIsOpen(auth(), realm(ctx)) || bySession(ctx) || presentedKeys(ctx.req.headers).some((key) => checkKey(auth(), realm(ctx), key));
+  const bySession = (ctx: Context, realm: Realm) => realm === 'admin' && under(ctx.path.toLowerCase(), '/hub') && session?.(ctx) === true;
+  const byKey = (ctx: Context, a: AuthConfig, realm: Realm) => presentedKeys(ctx.req.headers).some((key) => checkKey(a, realm, key));
   return (ctx) => {
-    if (!allowed(ctx)) throw refused(realm(ctx), ctx.path, presentedKeys(ctx.req.headers).length > 0);
+    const realm = realmOf(ctx.path);
+    const a = auth();
+    let keyOk: boolean | undefined; // not asked when the realm is open or a session lets it in
+    if (!realmIsOpen(a, realm) && !bySession(ctx, realm)) {
+      keyOk = byKey(ctx, a, realm);
+      if (!keyOk) throw refused(realm, ctx.path, presentedKeys(ctx.req.headers).length > 0);
+    }
     // A long answer (an event stream, a log follow) asks again before each write: a logout or a
     // reload that removes the key ends it, instead of it going on for as long as the client stays.
-    ctx.state.stillAllowed = () => allowed(ctx);
+    // The key's answer only changes with the keys (a reload makes a new auth object): it is kept
+    // until then, so a busy stream does not digest the key again for every event.
+    let kept = { auth: a, ok: keyOk };
+    ctx.state.stillAllowed = () => {
+      const now = auth();
+      if (realmIsOpen(now, realm) || bySession(ctx, realm)) return true;
+      if (kept.auth !== now || kept.ok === undefined) kept = { auth: now, ok: byKey(ctx, now, realm) };
+      return kept.ok!;
+    };
   };
 }
 

@@ -173,10 +173,18 @@ function logMask(controller: Controller, m: ModelActor): Mask {
   return maskFor(m.config, () => [...all(), ...modelSecrets(m.config)]);
 }
 
+/** Every subscriber gets the same event object: it is serialized once, for all of them. */
+const frames = new WeakMap<object, string>();
+function eventFrame(event: string, data: object): string {
+  let frame = frames.get(data);
+  if (frame === undefined) frames.set(data, (frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+  return frame;
+}
+
 /** Server-sent events: a status snapshot, then every state transition and request summary. */
 function events(ctx: Context & { state: HubState }, controller: Controller): void {
-  const onTransition = (t: unknown) => send('transition', t);
-  const onRequest = (r: unknown) => send('request', r);
+  const onTransition = (t: object) => send('transition', t);
+  const onRequest = (r: object) => send('request', r);
   const keepAlive = setInterval(() => allowed() && out.write(': keep-alive\n\n'), 15_000);
   const recheck = setInterval(() => allowed(), REVOKED_CHECK_MS); // a quiet stream ends soon after a logout or reload too
   const allowed = (): boolean => {
@@ -193,7 +201,7 @@ function events(ctx: Context & { state: HubState }, controller: Controller): voi
       controller.off('request', onRequest);
     },
   });
-  const send = (event: string, data: unknown) => allowed() && out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const send = (event: string, data: object) => allowed() && out.write(eventFrame(event, data));
   controller.on('transition', onTransition);
   controller.on('request', onRequest);
   ctx.set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
