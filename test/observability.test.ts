@@ -2,6 +2,8 @@
 // unloaded": the request and transition lines of hub.log (a real `hub serve` with demo backends),
 // the human lines on a terminal, and the usage the hub reads from JSON answers and streams without
 // holding them. Keys and cookies sent by clients never reach any log.
+import type { IncomingMessage } from 'node:http';
+import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -9,7 +11,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { prettyLine } from '../lib/log.js';
-import { usageInText, usageOf } from '../lib/http/meter.js';
+import { Meter, usageInText, usageOf } from '../lib/http/meter.js';
 import { demo, freePortRange, serveHub, tempDir, waitFor } from './helpers.js';
 
 type LogRecord = Record<string, any>;
@@ -191,4 +193,27 @@ t.test('usage is read from every API shape, and from a cut-off tail', async (t) 
   t.same(usageInText('..."x"],"usage":{"prompt_tokens":11,"completion_tokens":12,"details":{"a":"}"}}}'), { tokens_in: 11, tokens_out: 12 });
   t.same(usageInText('"usage": {"prompt_tokens": 1, "comp'), {}, 'an object cut off at the end');
   t.same(usageInText('no usage here'), {});
+});
+
+t.test('the meter reads a JSON answer\'s usage from its tail, in any chunking, without holding the answer', async (t) => {
+  const meter = async (body: string, chunk: number) => {
+    const res = Object.assign(new PassThrough(), { headers: { 'content-type': 'application/json' } });
+    const m = new Meter(performance.now());
+    m.watchResponse(res as unknown as IncomingMessage);
+    const ended = new Promise((r) => res.once('end', r));
+    for (let i = 0; i < body.length; i += chunk) res.write(body.slice(i, i + chunk));
+    res.end();
+    res.resume();
+    await ended;
+    return { usage: m.usage, bytes: m.bytesOut };
+  };
+  const answer = (text: string, usage?: object) => JSON.stringify({ id: 'x', choices: [{ message: { content: text } }], ...(usage ? { usage } : {}) });
+  const small = answer('hi', { prompt_tokens: 3, completion_tokens: 4 });
+  t.same((await meter(small, 5)).usage, { tokens_in: 3, tokens_out: 4 }, 'a small answer, in 5-byte chunks');
+  const quoted = answer('the "usage": {"prompt_tokens": 999} of a model', { prompt_tokens: 1, completion_tokens: 2 });
+  t.same((await meter(quoted, 64)).usage, { tokens_in: 1, tokens_out: 2 }, 'text that mentions usage is not mistaken for it');
+  const big = answer('x'.repeat(1024 * 1024), { prompt_tokens: 7, completion_tokens: 8 });
+  const read = await meter(big, 16 * 1024);
+  t.same(read, { usage: { tokens_in: 7, tokens_out: 8 }, bytes: big.length }, 'a 1 MiB answer: its usage, every byte counted');
+  t.same((await meter(answer('no usage'), 10)).usage, {}, 'an answer without usage adds nothing');
 });

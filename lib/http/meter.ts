@@ -1,13 +1,11 @@
 // What one proxied exchange cost: bytes each way, the time until the backend's first body byte, and
-// the token usage the backend reported. Usage is read without holding the answer: a JSON body is kept
-// only while it is small (else only its tail), a stream only by its first and last few kilobytes —
+// the token usage the backend reported. Usage is read without holding the answer: a JSON body only by
+// its last few kilobytes (the usage object ends it), a stream by its first and last few kilobytes —
 // enough for the events that carry usage (OpenAI's last chunk, Responses' `response.completed`,
 // Anthropic's `message_start` and `message_delta`).
 import type { IncomingMessage } from 'node:http';
 import { createParser } from 'eventsource-parser';
 
-/** A JSON answer up to this size is parsed whole; a longer one only by its tail. */
-const JSON_WHOLE_BYTES = 256 * 1024;
 /** Kept of the start of a stream (Anthropic reports input tokens in its first event). */
 const HEAD_BYTES = 16 * 1024;
 /** Kept of the end of a stream or of a long JSON answer. */
@@ -69,24 +67,16 @@ class Tail {
   }
 }
 
+/**
+ * A JSON answer by its tail alone: every API the hub serves puts `usage` at the end of its answer,
+ * so nothing but the last TAIL_BYTES is kept, and only the usage object is parsed (never the answer).
+ */
 class JsonUsage implements UsageReader {
-  private whole: Buffer[] | undefined = [];
-  private size = 0;
   private readonly tail = new Tail(TAIL_BYTES);
   push(chunk: Buffer): void {
     this.tail.push(chunk);
-    this.size += chunk.length;
-    if (this.whole && this.size <= JSON_WHOLE_BYTES) this.whole.push(chunk);
-    else this.whole = undefined;
   }
   result(): Usage {
-    if (this.whole) {
-      try {
-        return usageOf(JSON.parse(Buffer.concat(this.whole).toString('utf8')));
-      } catch {
-        return {};
-      }
-    }
     return usageInText(this.tail.bytes().toString('utf8'));
   }
 }
