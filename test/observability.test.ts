@@ -2,12 +2,11 @@
 // unloaded": the request and transition lines of hub.log (a real `hub serve` with demo backends),
 // the human lines on a terminal, and the usage the hub reads from JSON answers and streams without
 // holding them. Keys and cookies sent by clients never reach any log.
-import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { prettyLine } from '../lib/log.js';
