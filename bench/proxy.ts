@@ -2,6 +2,7 @@
 // http.request pipe proxy, and through the hub, each driven by the load generator (load.ts) in its own
 // process. The budgets compare the hub with the pipe measured in the same run.
 import { execFile } from 'node:child_process';
+import { createProxyServer } from 'http-proxy-3';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -28,8 +29,15 @@ export async function proxyBench(hubOrigin: string, backend: string, model: stri
     up.on('error', () => res.destroy());
     req.pipe(up);
   });
-  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
-  const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}`;
+  // The ceiling the hub's proxy library sets: http-proxy-3 alone, keep-alive, nothing else around it.
+  const library = createProxyServer({ target: backend, agent: pipeAgent });
+  const alone = createServer((req, res) => library.web(req, res, {}, () => res.destroy()));
+  const url = async (server: typeof bare) => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+  const bareUrl = await url(bare);
+  const aloneUrl = await url(alone);
   const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
   const load = async (base: string, connections: number): Promise<Load> => {
     const { stdout } = await run(process.execPath, [loadScript, `${base}/v1/chat/completions`, String(connections), String(SECONDS), body]);
@@ -42,13 +50,16 @@ export async function proxyBench(hubOrigin: string, backend: string, model: stri
   for (const connections of [1, 32]) {
     const direct = await load(backend, connections);
     const pipe = await load(bareUrl, connections);
+    const proxyAlone = await load(aloneUrl, connections);
     const viaHub = await load(hubOrigin, connections);
-    console.log(`  ${String(connections).padStart(2)} conn  direct ${fmt(direct)} | bare pipe ${fmt(pipe)} | hub ${fmt(viaHub)}`);
+    console.log(`  ${String(connections).padStart(2)} conn  direct ${fmt(direct)} | bare pipe ${fmt(pipe)} | http-proxy-3 alone ${fmt(proxyAlone)} | hub ${fmt(viaHub)}`);
+    console.log(`          http-proxy-3 alone/bare throughput ${(proxyAlone.rps / pipe.rps).toFixed(2)}x (the library's own ceiling)`);
     const ratio = viaHub.rps / pipe.rps;
     const added = viaHub.p50_ms - pipe.p50_ms;
     if (connections === 1) console.log(`          hub p50 minus the pipe's ${added.toFixed(2)} ms (budget <= 0.15 ms${over(added > 0.15)})   hub/bare throughput ${ratio.toFixed(2)}x`);
     else console.log(`          hub/bare throughput ${ratio.toFixed(2)}x (budget >= 0.7x${over(ratio < 0.7)}, aim 0.9x)   hub p50 minus the pipe's ${added.toFixed(2)} ms`);
   }
   bare.close();
+  alone.close();
   pipeAgent.destroy();
 }

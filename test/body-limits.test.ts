@@ -10,6 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t from 'tap';
 import { ConfigError } from '../lib/config/errors.js';
 import { parseConfig } from '../lib/config/load.js';
+import { SMALL_BODY_BYTES } from '../lib/http/body.js';
 import { demo, startTestHub, waitFor } from './helpers.js';
 import { startUploads } from './support/uploader.js';
 
@@ -185,6 +186,15 @@ models:
     t.equal(Number(seen.headers['content-length']), Buffer.byteLength(seen.body));
     const escaped = await send(`${h.base}/echo`, Buffer.from('{"mod\\u0065l":"re\\u006eamed","model":7,"model":"renamed"}'));
     t.equal(escaped.json().body, '{"mod\\u0065l":"re\\u006eamed","model":7,"model":"backend-name"}', 'the last model counts, as in JSON.parse');
+  });
+
+  t.test('bodies at both sides of the small-body path arrive byte for byte, served_model spliced in', async (t) => {
+    for (const size of [SMALL_BODY_BYTES - 100, SMALL_BODY_BYTES + 100]) {
+      const text = `{"model":"renamed","input":"${'é'.repeat(Math.floor((size - 40) / 2))}"}`;
+      const res = await send(`${h.base}/echo`, Buffer.from(text));
+      t.equal(res.status, 200);
+      t.equal(res.json().body, text.replace('"renamed"', '"backend-name"'), `${Buffer.byteLength(text)} bytes: only the model value changed`);
+    }
   });
 
   t.test('stall_timeout: a client that stops reading is cut and frees its slot; a slow reader is not', async (t) => {
