@@ -5,16 +5,35 @@
 // frames messages itself and http-proxy-3 already drops it from responses.
 import type { IncomingHttpHeaders } from 'node:http';
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'trailer'];
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'trailer']);
 
-/** Removes every hop-by-hop header from `headers`, plus each header that its Connection header names. */
-export function stripHopByHop(headers: IncomingHttpHeaders): void {
-  const listed = [headers.connection, headers['proxy-connection']]
-    .flatMap((value) => String(value ?? '').split(','))
-    .map((name) => name.trim().toLowerCase())
-    .filter(Boolean);
-  for (const name of [...HOP_BY_HOP, ...listed]) {
-    // Never drop framing by way of a Connection header that names it.
-    if (name !== 'content-length' && name !== 'transfer-encoding') delete headers[name];
+/**
+ * The headers to pass on, copied in one pass (the message's own object is left as it is, and no
+ * `delete` turns a hot object into a slow one): every hop-by-hop header and each one its Connection
+ * header names is left out, and so is every name for which `leaveOut` says so.
+ */
+export function forwardable(headers: IncomingHttpHeaders, leaveOut?: (name: string) => boolean): IncomingHttpHeaders {
+  const listed = namedByConnection(headers);
+  const out: IncomingHttpHeaders = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || listed?.has(name) || leaveOut?.(name)) continue;
+    out[name] = headers[name];
   }
+  return out;
+}
+
+/** Names the Connection headers list beyond the usual `keep-alive`/`close` (framing ones never count). */
+function namedByConnection(headers: IncomingHttpHeaders): Set<string> | undefined {
+  let names: Set<string> | undefined;
+  for (const header of [headers.connection, headers['proxy-connection']]) {
+    if (header === undefined) continue;
+    const value = String(header);
+    if (/^\s*(keep-alive|close)\s*$/i.test(value)) continue;
+    for (const part of value.split(',')) {
+      const name = part.trim().toLowerCase();
+      // Never drop framing by way of a Connection header that names it.
+      if (name && name !== 'content-length' && name !== 'transfer-encoding') (names ??= new Set()).add(name);
+    }
+  }
+  return names;
 }

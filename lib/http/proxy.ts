@@ -9,7 +9,7 @@ import type { Lease } from '../scheduler/controller.js';
 import type { Outcome } from '../scheduler/step.js';
 import { errorEnvelope, inBandError } from './anthropic-errors.js';
 import { keepHubCors } from './browser.js';
-import { stripHopByHop } from './hop-by-hop.js';
+import { forwardable } from './hop-by-hop.js';
 import type { HeldBody } from './body.js';
 import type { Meter } from './meter.js';
 import { cutWhenStalled } from './stall.js';
@@ -81,11 +81,12 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: Serv
   exchange.taken = proxyRes;
   exchange.answered = true;
   exchange.status = proxyRes.statusCode;
-  stripHopByHop(proxyRes.headers);
+  const headers = forwardable(proxyRes.headers);
   // http-proxy-3 would then add a Connection header of its own (the client's, or keep-alive), which
   // overrides Node's handling of the client connection. It adds one only where there is none, and
   // copies only enumerable headers: a hidden one keeps Connection (and Keep-Alive) Node's to write.
-  Object.defineProperty(proxyRes.headers, 'connection', { value: 'hop-by-hop', enumerable: false, writable: true, configurable: true });
+  Object.defineProperty(headers, 'connection', { value: 'hop-by-hop', enumerable: false, writable: true, configurable: true });
+  proxyRes.headers = headers;
   exchange.body?.release(); // the backend has it: no replay needs it any more
   exchange.meter?.watchResponse(proxyRes);
   cutWhenStalled(res, proxyRes, exchange.stallTimeoutMs);
@@ -157,22 +158,19 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   if (lease.coldStartMs !== undefined) res.setHeader('x-hub-cold-start-ms', String(Math.round(lease.coldStartMs)));
   if (lease.queueMs !== undefined) res.setHeader('x-hub-queue-ms', String(Math.round(lease.queueMs)));
   if (lease.swapMs !== undefined) res.setHeader('x-hub-swap-ms', String(Math.round(lease.swapMs)));
-  const headers = req.headers;
-  stripHopByHop(headers);
+  // The client's keys stay with the hub unless the model forwards them; a body the hub holds is sent
+  // with its own length (the hub has it: no chunking, no Expect); a takeover reads the answer itself,
+  // so it must come uncompressed.
+  const { forwardAuth, apiKey } = m.config;
+  const held = options.body !== undefined;
+  const takeover = options.takeover !== undefined;
+  const headers = forwardable(req.headers, (name) =>
+    (!forwardAuth && (name === 'authorization' || name === 'x-api-key')) || (held && (name === 'transfer-encoding' || name === 'expect')) || (takeover && name === 'accept-encoding'));
   headers['x-request-id'] = options.requestId;
-  if (!m.config.forwardAuth) {
-    delete headers.authorization;
-    delete headers['x-api-key'];
-  }
-  if (m.config.apiKey) headers.authorization = `Bearer ${m.config.apiKey}`;
-  if (options.body) {
-    headers['content-length'] = String(options.body.length);
-    delete headers['transfer-encoding'];
-    delete headers.expect; // the hub already has the body
-  }
+  if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+  if (options.body) headers['content-length'] = String(options.body.length);
+  req.headers = headers;
   if (options.path !== undefined) req.url = options.path;
-  // A takeover reads the answer itself: it must come uncompressed.
-  if (options.takeover) delete headers['accept-encoding'];
 
   return new Promise<void>((resolve) => {
     res.once('close', () => {
