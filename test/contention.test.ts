@@ -242,6 +242,11 @@ t.test('the step function: a table of events against states, each step pure and 
   r = run([{ type: 'arrive', id: 1, kind: 'request' }, { type: 'granted' }]);
   t.same(r.effects.map((e) => e.kind), ['publish', 'spawn'], 'room granted: start');
   t.equal(r.state.proc.process, 'starting');
+  r = run([{ type: 'arrive', id: 1, kind: 'request' }, { type: 'leave', id: 1 }, { type: 'granted' }]);
+  t.same(r.effects.map((e) => e.kind), ['reject'], 'a waiter that left is answered; a grant that lands after it is not used');
+  t.same([r.state.reserved, r.state.proc.process], [false, 'stopped'], 'no room held, nothing started');
+  r = run([{ type: 'arrive', id: 1, kind: 'request' }, { type: 'granted' }, { type: 'leave', id: 1 }, { type: 'spawned', gen: 1 }, { type: 'probed', gen: 1, ready: true }]);
+  t.same([r.state.reserved, r.state.proc.process, r.state.idleSince], [false, 'running', 1000], 'a start whose waiter left: up, holding no grant, its idle clock running');
   r = run([{ type: 'arrive', id: 1, kind: 'request' }, { type: 'granted' }, { type: 'spawned', gen: 1 }, { type: 'probed', gen: 1, ready: false }, { type: 'probed', gen: 1, ready: true }]);
   t.same(r.effects.filter((e) => e.kind === 'admit').map((e) => (e as { id: number }).id), [1], 'ready: the waiter is admitted');
   t.equal(r.state.inflight, 1);
@@ -344,4 +349,38 @@ t.test('readiness: a line of output from the backend makes the probe come at onc
   t.equal(s.state('silent'), 'running/loaded');
   says.value?.release('answered');
   silent.value?.release('answered');
+});
+
+t.test('a request that leaves while its model starts: the model comes up, holds no grant, and idles out', async (t) => {
+  const s = setup(t, `models:\n  a: { backend: vllm, cmd: "fake --port \${PORT} --model \${MODEL}", idle: { unload_after: 2s, stop_after: 4s } }\n`);
+  s.driver.behaviour('a').readyAfterMs = 1000;
+  const gone = new AbortController();
+  const left = s.box(s.c.acquire(s.c.get('a'), gone.signal));
+  await s.clock.advance(500);
+  gone.abort();
+  await s.clock.advance(0);
+  t.match(left.error, { code: 'bad_request', message: /closed the connection while its request waited/ }, 'the waiter is answered and gone');
+  await s.clock.advance(600);
+  t.equal(s.state('a'), 'running/loaded', 'the start already under way finished');
+  t.ok(s.c.status().models[0].idle_deadline, 'and its idle clock runs (no grant is left holding it)');
+  await s.clock.advance(4000);
+  t.equal(s.state('a'), 'stopped/unloaded', 'it stopped after stop_after');
+});
+
+t.test('a grant that comes after every waiter left is not kept: the room goes to the next model', async (t) => {
+  const s = setup(t, `groups:\n  g: { max_loaded: 1, swap_hold: 0 }\nmodels:\n  a: ${fake('group: g')}\n  b: ${fake('group: g')}\n  c: ${fake('group: g')}\n`);
+  const first = s.use('a');
+  await s.clock.advance(10);
+  const gone = new AbortController();
+  const b = s.box(s.c.acquire(s.c.get('b'), gone.signal));
+  await s.clock.advance(0);
+  const c = s.use('c');
+  first.value!.release('answered'); // a can go: b (the oldest) is planned for the room...
+  gone.abort(); // ...and b's client leaves before the grant lands
+  await s.clock.advance(5000);
+  t.ok(b.error, 'b was answered (its client left)');
+  t.equal(s.driver.spawned.filter((p) => p.model === 'b').length, 0, 'b was never started');
+  t.ok(c.value, `c got the room (${c.error?.message ?? 'served'})`);
+  t.equal(s.state('b'), 'stopped/unloaded');
+  c.value?.release('answered');
 });

@@ -118,6 +118,9 @@ function apply(d: ModelState, e: ActorEvent, now: number, fx: ActorEffect[]): vo
     case 'down':
       return down(d, e, now, fx);
     case 'granted':
+      // Everyone who wanted the room has left since it was planned: the grant goes unused (and the
+      // next plan, which sees nobody waiting, gives it to someone else).
+      if (!d.waiting.length) return;
       d.reserved = true;
       // Only a grant that had to wait for room (others yielding or unloading) was a wait for a swap.
       d.grantedAt = e.afterWait ? now : undefined;
@@ -354,6 +357,8 @@ function applyPending(d: ModelState, now: number): void {
 
 /** The waiters want the model: admit them if it is ready, else move it towards ready. */
 function serve(d: ModelState, now: number, fx: ActorEffect[]): void {
+  // Ready, the model holds its room itself: the grant is used up, also when every waiter has left.
+  if (isReady(d)) d.reserved = false;
   if (!d.waiting.length) return;
   if (isReady(d)) {
     const ops = d.waiting.filter((w) => w.kind !== 'request').map((w) => w.id);
