@@ -15,11 +15,16 @@ import { startHub } from '../lib/hub.js';
 import { silentLogger } from '../lib/log.js';
 import { contentionBench } from './contention.js';
 import { proxyBench } from './proxy.js';
+import { scaleBench } from './scale.js';
 
 // BENCH_ONLY=contention runs just the contention figures (they take a minute or two); BENCH_ONLY=proxy
-// just the proxy overhead.
+// just the proxy overhead; BENCH_ONLY=scale the 500-model figures.
 if (process.env.BENCH_ONLY === 'contention') {
   await contentionBench();
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY === 'scale') {
+  await scaleBench();
   process.exit(0);
 }
 
@@ -153,4 +158,5 @@ await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
 
 await hub.close();
 rmSync(dir, { recursive: true, force: true });
+await scaleBench();
 await contentionBench();
