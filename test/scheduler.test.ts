@@ -335,3 +335,19 @@ t.test('concurrent unloads of one model (idle and operator, say) make one backen
   t.equal(s.state('a'), 'running/unloaded');
   t.ok(s.c.get('a').admitting, 'admitting again');
 });
+
+t.test('acquireNow: a lease without a promise when the model can admit at once, else nothing (and nothing queued)', async (t) => {
+  const s = setup(t, `models:\n  a: ${fake('max_concurrency: 1')}\n`);
+  const m = s.c.get('a');
+  t.equal(s.c.acquireNow(m), undefined, 'a stopped model: no');
+  t.equal(m.process, 'stopped', 'and it did not start it');
+  const first = await s.use('a');
+  t.equal(s.c.acquireNow(m), undefined, 'its one slot is busy: no');
+  t.same([m.inflight, m.queued], [1, 0], 'nothing was queued by asking');
+  first.release('answered');
+  const now = s.c.acquireNow(m);
+  t.ok(now, 'ready with a free slot: the lease at once');
+  t.equal(m.inflight, 1, 'counted in flight');
+  now!.release('answered');
+  t.equal(m.inflight, 0);
+});

@@ -42,7 +42,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
       ctx.state.model = m.name;
       // Responses or Messages for a backend without them: refused now if it cannot be translated.
       const plan = planTranslation(m, ctx.path, body);
-      const lease = await acquireWhileConnected(controller, m, ctx);
+      const lease = controller.acquireNow(m) ?? (await acquireWhileConnected(controller, m, ctx));
       ctx.state.coldStartMs = lease.coldStartMs;
       ctx.state.queueMs = lease.queueMs;
       ctx.state.swapMs = lease.swapMs;
@@ -67,7 +67,7 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     const [, name, path] = /^\/upstream\/([^/]+)(\/.*)?$/.exec(ctx.path)!;
     const m = lookup(controller, decodeURIComponent(name));
     ctx.state.model = m.name;
-    const lease = await acquireWhileConnected(controller, m, ctx);
+    const lease = controller.acquireNow(m) ?? (await acquireWhileConnected(controller, m, ctx));
     ctx.state.coldStartMs = lease.coldStartMs;
     ctx.state.queueMs = lease.queueMs;
     ctx.state.swapMs = lease.swapMs;

@@ -16,7 +16,7 @@ import type { LastError, Transition } from './context.js';
 import type { MemoryState, ProcessState } from './machine.js';
 import { showUrl } from './show-url.js';
 import { planSpawn, type SpawnPlan } from './spawn-plan.js';
-import { idleDeadline, isCounted, isMoving, isReady, newModelState, requestsWaiting, wantsCapacity, type ModelState, type TimerName, type WaitPolicy, type WaiterKind } from './state.js';
+import { admitsAtOnce, idleDeadline, isCounted, isMoving, isReady, newModelState, requestsWaiting, wantsCapacity, type ModelState, type TimerName, type WaitPolicy, type WaiterKind } from './state.js';
 import { step, type ActorEffect, type ActorEvent, type Outcome, type Waited } from './step.js';
 import type { Slot } from './capacity.js';
 
@@ -216,6 +216,21 @@ export class ModelActor {
     }
     this.send({ type: 'arrive', id, kind: 'request' });
     return lease;
+  }
+
+  /**
+   * The common case without a promise: a request admitted at once because the model is ready with a
+   * free slot and nobody waits (the step's own rule, admitsAtOnce). Undefined when it would have to
+   * wait; then `request` queues it.
+   */
+  requestNow(): Lease | undefined {
+    if (this.stepping || !admitsAtOnce(this.s)) return undefined;
+    const id = nextWaiter++;
+    let admitted: Lease | undefined;
+    this.pending.set(id, { resolve: (l) => { admitted = l; }, reject: () => {} });
+    this.send({ type: 'arrive', id, kind: 'request' });
+    this.pending.delete(id); // settled by now (admitted, by the rule above); never left behind
+    return admitted;
   }
 
   /** An operator start or load (or a preload): resolves once the model is ready. */

@@ -108,6 +108,11 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     return m.request(signal);
   }
 
+  /** The lease at once when the model can admit the request now (no promise); else undefined: use acquire(). */
+  acquireNow(m: ModelActor): Lease | undefined {
+    return this.closing ? undefined : m.requestNow();
+  }
+
   /** For the access log and the events stream. */
   noteRequest(summary: RequestSummary): void {
     this.emit('request', summary);

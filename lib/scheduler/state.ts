@@ -138,6 +138,9 @@ export const backingOff = (s: ModelState, now: number): boolean => s.proc.proces
 export const wantsCapacity = (s: ModelState, now: number): boolean =>
   !isRemote(s) && !isCounted(s) && !s.down && !s.shuttingDown && s.waiting.length > 0 && !backingOff(s, now) && !(s.retired && s.proc.process !== 'running');
 
+/** A request that arrives now is admitted at once: the model is ready, nobody waits, a slot is free. */
+export const admitsAtOnce = (s: ModelState): boolean => !s.shuttingDown && isReady(s) && requestsWaiting(s) === 0 && s.inflight < s.config.maxConcurrency;
+
 export const requestsWaiting = (s: ModelState): number => s.waiting.reduce((n, w) => n + (w.kind === 'request' ? 1 : 0), 0);
 
 /** When each idle step is due, from the moment the model became idle; nothing while it is in use. */

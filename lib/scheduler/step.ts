@@ -15,7 +15,7 @@ import type { ExitInfo } from '../runtime/child.js';
 import type { Transition } from './context.js';
 import { backoffMs, describeFailure, failureKind, failureKindReason } from './failure.js';
 import { transition, type Effect as MachineEffect, type MachineEvent } from './machine.js';
-import { backingOff, deadlines, idleSteps, isCounted, isReady, isRemote, requestsWaiting, type Down, type ModelState, type TimerName, type WaitPolicy, type WaiterKind } from './state.js';
+import { admitsAtOnce, backingOff, deadlines, idleSteps, isCounted, isReady, isRemote, requestsWaiting, type Down, type ModelState, type TimerName, type WaitPolicy, type WaiterKind } from './state.js';
 import { showUrl } from './show-url.js';
 
 /** How a request ended, for the crash backoff: only a good answer from the backend proves it healthy. */
@@ -201,9 +201,9 @@ function arrive(d: ModelState, id: number, kind: WaiterKind, now: number, fx: Ac
     return;
   }
   if (backingOff(d, now)) return void fx.push({ kind: 'reject', ids: [id], error: backoffError(d, now) });
+  if (admitsAtOnce(d)) return admit(d, { id, kind, at: now }, now, fx);
   const slots = d.config.maxConcurrency;
   const queued = requestsWaiting(d);
-  if (isReady(d) && queued === 0 && d.inflight < slots) return admit(d, { id, kind, at: now }, now, fx);
   // max_queue bounds requests waiting behind other requests of this model, not one waiting for its start.
   const ahead = d.inflight + queued;
   if (ahead >= slots && ahead - slots >= d.config.maxQueue) {
