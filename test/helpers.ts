@@ -1,5 +1,6 @@
 // Shared test fixtures: temp dirs, free ports, hubs started in-process on real sockets with real
 // demo backends, and polling with deadlines (never bare sleeps).
+import './support/untraced-children.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
