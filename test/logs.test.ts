@@ -179,14 +179,20 @@ models:
       await Promise.all(Array.from({ length: 100 }, () => fetch(`${url}/v1/models`).then((r) => r.arrayBuffer())));
     }
     await Promise.all(Array.from({ length: 400 }, () => fetch(`${url}/v1/models`).then((r) => r.arrayBuffer())));
-    // Rotation (and gzip) finish in the background: wait for the two files, then check there is no third.
-    await waitFor('two compressed rotations', () => rotatedFiles(logs, 'hub.log').join() === 'hub.log.1.gz,hub.log.2.gz', 5000);
+    // Rotation (and gzip, written under its final name) finish in the background: wait for the two
+    // files to be there and whole, then check there is no third.
+    const whole = (name: string) => { try { gunzipSync(readFileSync(join(logs, name))); return true; } catch { return false; } };
+    await waitFor('two compressed rotations', () => rotatedFiles(logs, 'hub.log').join() === 'hub.log.1.gz,hub.log.2.gz' && whole('hub.log.1.gz') && whole('hub.log.2.gz'), 5000);
     t.same(rotatedFiles(logs, 'hub.log'), ['hub.log.1.gz', 'hub.log.2.gz'], 'at most two rotated files');
     t.notOk(existsSync(join(logs, 'hub.log.3.gz')));
     const rotatedLines = gunzipSync(readFileSync(join(logs, 'hub.log.1.gz'))).toString('utf8').trimEnd().split('\n');
     t.ok(rotatedLines.every((l) => typeof JSON.parse(l).msg === 'string'), 'rotated hub.log holds whole JSON lines');
-    const live = readFileSync(join(logs, 'hub.log'), 'utf8').trimEnd().split('\n');
-    t.ok(live.every((l) => typeof JSON.parse(l).msg === 'string'), 'so does the live one');
+    // The live file may be mid-append (or just rotated and empty): read it when it ends with a whole line.
+    const { text } = await waitFor('the live hub.log to end with a whole line', () => {
+      const text = readFileSync(join(logs, 'hub.log'), 'utf8');
+      return text === '' || text.endsWith('\n') ? { text } : undefined;
+    });
+    t.ok(text.split('\n').filter(Boolean).every((l) => typeof JSON.parse(l).msg === 'string'), 'so does the live one');
   });
 
   t.test('a flooding child slows neither requests to another model nor grows the hub', async (t) => {
