@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HUB_BIN, freePort, freePortRange, tempDir, waitFor } from './helpers.js';
+import { HUB_BIN, demo, freePort, freePortRange, tempDir, waitFor } from './helpers.js';
 
 type Teardown = Parameters<typeof tempDir>[0];
 
@@ -113,3 +113,24 @@ function killRecorded(stateDir: string): void {
 /** A model cmd: a shell snippet, then the demo backend (exec'd, so the pid is the backend's). */
 export const shThenDemo = (script: string, flags: string[] = []) =>
   JSON.stringify(['sh', '-c', `${script} exec "$@"`, 'sh', '${HUB}', 'demo-model', '--port', '${PORT}', '--model', '${MODEL}', ...flags]);
+
+/** The hub's pid from the `(pid N)` of `hub start`'s URL line. */
+export const startedPid = (r: { out: string }) => Number(/\(pid (\d+)\)/.exec(r.out)?.[1]);
+
+/**
+ * The daemon of the CLI flow tests (cli-verbs, cli): group g holds one model loaded (small, preloaded,
+ * and big; evict when full), broken fails its start (exit 7), and chatter prints 200 lines once
+ * @DIR@/GO exists, to be followed across rotations of its 4 KiB log.
+ */
+export function flowDaemon(t: Teardown): Promise<DaemonSetup> {
+  const go = '$GO_FILE';
+  return daemonSetup(
+    t,
+    'log: { rotate: { size: 4KiB, keep: 3, compress: false } }\ngroups:\n  g: { max_loaded: 1, on_full: evict }',
+    `  small: { backend: demo, cmd: "${demo('--load-time 100ms')}", group: g, preload: true }
+  big: { backend: demo, cmd: "${demo('--load-time 100ms')}", group: g }
+  broken: { backend: demo, cmd: "${demo('--load-time 50ms --fail-start 7')}" }
+  chatter: { backend: demo, env: { GO_FILE: @DIR@/GO }, cmd: ${shThenDemo(`(while [ ! -e "${go}" ]; do sleep 0.05; done; i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo "chatter-line-$i padding-padding-padding"; sleep 0.005; done; echo chatter-done) &`)} }
+`,
+  );
+}

@@ -14,7 +14,7 @@ async function startDemo(t: Parameters<typeof spawnHub>[0], flags: string[]) {
 const chat = (base: string, body: object) => postJson(`${base}/v1/chat/completions`, { model: 'demo-x', messages: [{ role: 'user', content: 'hi there' }], ...body });
 
 t.test('health is 503 while loading, then 200; inference waits for it', async (t) => {
-  const d = await startDemo(t, ['--load-time', '400ms']);
+  const d = await startDemo(t, ['--load-time', '2s']); // long enough for three requests on a busy machine
   const early = await getJson(`${d.base}/health`);
   t.equal(early.status, 503, 'loading');
   t.same(early.body, { status: 'loading' });
@@ -112,7 +112,8 @@ t.test('sleep frees the RAM and wake_up allocates it again', async (t) => {
 });
 
 t.test('Responses and Messages APIs: JSON, typed SSE events with usage, count_tokens; errors in each API\'s shape', async (t) => {
-  const d = await startDemo(t, ['--max-tokens', '6', '--load-time', '300ms']);
+  // Loading for 2 s: with 300 ms, a busy machine let the backend become ready before the first request.
+  const d = await startDemo(t, ['--max-tokens', '6', '--load-time', '2s']);
   const loading = await postJson(`${d.base}/v1/messages`, { model: 'demo-x', max_tokens: 5, messages: [] });
   t.same(loading.body, { type: 'error', error: { type: 'overloaded_error', message: 'model demo-x is loading; retry when GET /health answers 200' } }, 'Anthropic shape while loading');
   const early = await postJson(`${d.base}/v1/responses`, { model: 'demo-x', input: 'hi' });

@@ -95,6 +95,34 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 t.test('header and request timeouts cut trickling clients, not slow uploads or long streams', async (t) => {
   const h = await startTestHub(t, `limits: { header_timeout: 1s, request_timeout: 5s, body_timeout: 30s }\nmodels:\n  m: { backend: demo, cmd: "${demo()}" }\n`);
   const port = Number(new URL(h.origin).port);
+  // Four kinds of client, each on its own connection and checked on its own: they run side by side
+  // (one after the other they took ~15 s of waiting).
+
+  // A response may last as long as it likes: the event stream outlives both timeouts, then still delivers.
+  const stream = (async () => {
+    const events = await fetch(`${h.origin}/hub/api/events`);
+    const reader = events.body!.getReader();
+    let seen = '';
+    const reading = (async () => { for (let r = await reader.read(); !r.done; r = await reader.read()) seen += Buffer.from(r.value).toString('utf8'); })();
+    await pause(6500);
+    t.equal((await fetch(`${h.origin}/hub/api/models/m/start`, { method: 'POST' })).status, 200);
+    await waitFor('the start on the 6.5 s old stream', () => /"to":"running"/.test(seen));
+    t.pass('a stream open longer than request_timeout still delivers');
+    await reader.cancel();
+    await reading.catch(() => {});
+  })();
+
+  // A body that never ends is cut by the request timeout (5 s), however often it sends a byte.
+  const endless = (async () => {
+    const endless = await open(port);
+    endless.socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{');
+    const drip = setInterval(() => endless.socket.writable && endless.socket.write(' '), 300);
+    t.teardown(() => clearInterval(drip));
+    await Promise.race([endless.closed, pause(20_000)]);
+    clearInterval(drip);
+    t.ok(endless.isClosed(), 'a body that trickles for ever is cut');
+    t.match(endless.text(), /408 [\s\S]*"code":"request_timeout"/);
+  })();
 
   const silent = await open(port);
   const trickle = await open(port);
@@ -120,27 +148,7 @@ t.test('header and request timeouts cut trickling clients, not slow uploads or l
   t.match(upload.text(), /^HTTP\/1\.1 404 /, 'a slow upload is answered, not cut');
   upload.socket.destroy();
 
-  // A body that never ends is cut by the request timeout (5 s), however often it sends a byte.
-  const endless = await open(port);
-  endless.socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{');
-  const drip = setInterval(() => endless.socket.writable && endless.socket.write(' '), 300);
-  t.teardown(() => clearInterval(drip));
-  await Promise.race([endless.closed, pause(20_000)]);
-  clearInterval(drip);
-  t.ok(endless.isClosed(), 'a body that trickles for ever is cut');
-  t.match(endless.text(), /408 [\s\S]*"code":"request_timeout"/);
-
-  // A response may last as long as it likes: the event stream outlives both timeouts, then still delivers.
-  const events = await fetch(`${h.origin}/hub/api/events`);
-  const reader = events.body!.getReader();
-  let seen = '';
-  const reading = (async () => { for (let r = await reader.read(); !r.done; r = await reader.read()) seen += Buffer.from(r.value).toString('utf8'); })();
-  await pause(6500);
-  t.equal((await fetch(`${h.origin}/hub/api/models/m/start`, { method: 'POST' })).status, 200);
-  await waitFor('the start on the 6.5 s old stream', () => /"to":"running"/.test(seen));
-  t.pass('a stream open longer than request_timeout still delivers');
-  await reader.cancel();
-  await reading.catch(() => {});
+  await Promise.all([endless, stream]);
 });
 
 /** One request on a fresh connection, read until the hub closes it or the body is in. */

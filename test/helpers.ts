@@ -1,14 +1,15 @@
 // Shared test fixtures: temp dirs, free ports, hubs started in-process on real sockets with real
 // demo backends, and polling with deadlines (never bare sleeps).
+import './support/untraced-children.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import OpenAI from 'openai';
-import { loadConfig } from '../lib/config/load.js';
-import { startHub, type RunningHub } from '../lib/hub.js';
-import { silentLogger } from '../lib/log.js';
+// The hub, its config loader and the openai SDK are loaded by startTestHub when it is first called:
+// most test files only spawn processes, and importing these costs each of them ~1 s of CPU.
+import type OpenAI from 'openai';
+import type { RunningHub } from '../lib/hub.js';
 import type { Transition } from '../lib/scheduler/context.js';
 import { HUB_COMMAND, PACKAGE_ROOT } from '../lib/paths.js';
 
@@ -111,6 +112,7 @@ export async function startTestHub(t: Teardown, yaml: string, options: { drainTi
   const path = join(dir, 'hub.yaml');
   writeFileSync(path, text);
   const transitions: Transition[] = [];
+  const [{ loadConfig }, { startHub }, { silentLogger }, { default: OpenAIClient }] = await Promise.all([import('../lib/config/load.js'), import('../lib/hub.js'), import('../lib/log.js'), import('openai')]);
   const hub = await startHub(loadConfig(path), { log: silentLogger(), drainTimeoutMs: options.drainTimeoutMs, onTransition: (tr) => transitions.push(tr) });
   t.teardown(() => hub.close());
   const base = `${hub.origin}/v1`;
@@ -119,7 +121,7 @@ export async function startTestHub(t: Teardown, yaml: string, options: { drainTi
     origin: hub.origin,
     base,
     dir,
-    client: new OpenAI({ baseURL: base, apiKey: 'not-needed', maxRetries: 0 }),
+    client: new OpenAIClient({ baseURL: base, apiKey: 'not-needed', maxRetries: 0 }),
     transitions,
     spawns: (model) => transitions.filter((tr) => tr.model === model && tr.axis === 'process' && tr.to === 'starting').length,
     close: () => hub.close(),

@@ -253,7 +253,12 @@ const runs = Number(process.env.FC_RUNS ?? 3000);
 let commandsRun = 0;
 
 // About 15 ms a case here (more on a busy machine); the long run needs far more than tap's default timeout.
-t.test(`lifecycle invariants hold over ${runs} random interleavings`, { timeout: Math.max(180_000, runs * 60) }, async (t) => {
+const budget = Math.max(180_000, runs * 60);
+// The file's own timeout too (set on the top-level test, tap's runner takes it for this file): the
+// 3,000 cases are pure CPU, ~30 s on a quiet machine and ~105 s beside two busy loops, too close
+// to the 120 s every other file gets.
+t.setTimeout(budget + 30_000);
+t.test(`lifecycle invariants hold over ${runs} random interleavings`, { timeout: budget }, async (t) => {
   const started = Date.now();
   const property = fc.asyncProperty(fc.commands(commands, { maxCommands: 40, size: 'large', replayPath: process.env.FC_REPLAY }), async (cmds) => {
     const w = newWorld();

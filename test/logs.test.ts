@@ -25,6 +25,12 @@ function rotatedFiles(dir: string, name: string): string[] {
   return readdirSync(dir).filter((f) => f.startsWith(`${name}.`) && /^\.\d+(\.gz)?$/.test(f.slice(name.length))).sort();
 }
 
+/** A log file's text; '' while it is absent (for a moment during each rotation). */
+const readLog = (path: string) => { try { return readFileSync(path, 'utf8'); } catch { return ''; } };
+
+/** A rotated .gz that gunzips whole (rotations are compressed in the background, under the final name). */
+const wholeGzip = (path: string) => { try { gunzipSync(readFileSync(path)); return true; } catch { return false; } };
+
 t.test('units', async (t) => {
   t.test('LineStamper stamps each line with the time and the stream, and buffers partial lines (bounded)', async (t) => {
     const s = new LineStamper('stderr', 10);
@@ -151,7 +157,8 @@ models:
 
   t.test('a model log rotates by size and keeps at most `keep` rotated files, gzipped; lines are stamped', async (t) => {
     t.equal((await postJson(`${url}/hub/api/models/noisy/start`, {})).status, 200);
-    await waitFor('the demo backend to listen', () => /listening on/.test(readFileSync(join(logs, 'noisy.log'), 'utf8')), 20_000);
+    await waitFor('the demo backend to listen', () => /listening on/.test(readLog(join(logs, 'noisy.log'))), 20_000);
+    await waitFor('the rotations to be compressed', () => rotatedFiles(logs, 'noisy.log').every((f) => wholeGzip(join(logs, f))), 5000);
     const rotated = rotatedFiles(logs, 'noisy.log');
     t.same(rotated, ['noisy.log.1.gz', 'noisy.log.2.gz'], 'two rotated files, the live one keeps its name');
     for (const f of rotated) {
@@ -170,7 +177,7 @@ models:
     const tail = await fetch(`${url}/hub/api/models/noisy/logs?tail=3`).then((r) => r.text());
     t.match(tail, /Z stderr listening on|Z stdout .*listening on/, 'the log API reads the stamped live file');
     t.equal((await postJson(`${url}/hub/api/models/noisy/stop`, {})).status, 200);
-    await waitFor('the exit line', () => /^\S+Z hub --- exited \(/m.test(readFileSync(join(logs, 'noisy.log'), 'utf8')));
+    await waitFor('the exit line', () => /^\S+Z hub --- exited \(/m.test(readLog(join(logs, 'noisy.log'))));
   });
 
   t.test('hub.log rotates the same way', async (t) => {
@@ -179,14 +186,19 @@ models:
       await Promise.all(Array.from({ length: 100 }, () => fetch(`${url}/v1/models`).then((r) => r.arrayBuffer())));
     }
     await Promise.all(Array.from({ length: 400 }, () => fetch(`${url}/v1/models`).then((r) => r.arrayBuffer())));
-    // Rotation (and gzip) finish in the background: wait for the two files, then check there is no third.
-    await waitFor('two compressed rotations', () => rotatedFiles(logs, 'hub.log').join() === 'hub.log.1.gz,hub.log.2.gz', 5000);
+    // Rotation (and gzip, written under its final name) finish in the background: wait for the two
+    // files to be there and whole, then check there is no third.
+    await waitFor('two compressed rotations', () => rotatedFiles(logs, 'hub.log').join() === 'hub.log.1.gz,hub.log.2.gz' && wholeGzip(join(logs, 'hub.log.1.gz')) && wholeGzip(join(logs, 'hub.log.2.gz')), 5000);
     t.same(rotatedFiles(logs, 'hub.log'), ['hub.log.1.gz', 'hub.log.2.gz'], 'at most two rotated files');
     t.notOk(existsSync(join(logs, 'hub.log.3.gz')));
     const rotatedLines = gunzipSync(readFileSync(join(logs, 'hub.log.1.gz'))).toString('utf8').trimEnd().split('\n');
     t.ok(rotatedLines.every((l) => typeof JSON.parse(l).msg === 'string'), 'rotated hub.log holds whole JSON lines');
-    const live = readFileSync(join(logs, 'hub.log'), 'utf8').trimEnd().split('\n');
-    t.ok(live.every((l) => typeof JSON.parse(l).msg === 'string'), 'so does the live one');
+    // The live file may be mid-append (or just rotated and empty): read it when it ends with a whole line.
+    const { text } = await waitFor('the live hub.log to end with a whole line', () => {
+      const text = readLog(join(logs, 'hub.log'));
+      return text === '' || text.endsWith('\n') ? { text } : undefined;
+    });
+    t.ok(text.split('\n').filter(Boolean).every((l) => typeof JSON.parse(l).msg === 'string'), 'so does the live one');
   });
 
   t.test('a flooding child slows neither requests to another model nor grows the hub', async (t) => {

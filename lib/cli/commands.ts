@@ -53,14 +53,15 @@ export const COMMANDS: CommandSpec[] = [
     describe: 'run the hub in the foreground (logs to stdout and hub.log); Ctrl-C stops it and every model',
     options: { ...config, ...listen, watch: { type: 'boolean', default: false, describe: 'reload when hub.yaml changes' } },
     examples: [['hub serve', 'serve ./hub.yaml'], ['hub serve --config ~/hub.yaml --watch', 'serve another config, reloading on every edit'], ['hub serve --port 9090', 'serve on port 9090 whatever listen says']],
-    run: lazy(() => import('./serve.js'), (m, a) => m.serve(a.config, { watch: a.watch as boolean, ...listenArgs(a) })),
+    // --host and --port are checked before the HTTP stack loads: a usage error costs no start-up.
+    run: async (a) => { const listen = listenArgs(a); return (await import('./serve.js')).serve(a.config, { watch: a.watch as boolean, ...listen }); },
   },
   {
     usage: 'start',
     describe: 'start the hub in the background, wait until it and its preload models are up, print its URL',
     options: { ...config, ...listen, 'api-key': hub['api-key'], timeout: { type: 'string', default: '2m', describe: 'how long to wait for the hub and its preload models' }, ...json },
     examples: [['hub start', 'start the hub of ./hub.yaml'], ['hub start --config ~/hub.yaml', 'start another config'], ['hub start --host 0.0.0.0 --port 9090', 'listen on every interface, port 9090']],
-    run: lazy(() => import('./daemon.js'), (m, a) => m.start(a)),
+    run: async (a) => { listenArgs(a); return (await import('./daemon.js')).start(a); },
   },
   {
     usage: 'stop',

@@ -2,35 +2,15 @@
 // command is a thin layer over the config (check, serve) or the hub's HTTP API (everything else).
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ConfigError } from '../config/errors.js';
 import { VERSION } from '../paths.js';
 import { protectStdio } from '../stdio.js';
 import { COMMANDS, COMPLETION, commandName, type Args, type CommandSpec } from './commands.js';
-import { CliError } from './errors.js';
+import { runCommand } from './run.js';
 import { EXIT, say } from './output.js';
 import { usageMessage } from './usage-errors.js';
 
 // A closed pipe or terminal on stdout/stderr ends the output, never the process (see stdio.ts).
 protectStdio();
-
-/** Runs a command and turns what it throws into an `[err]` line and the exit code it stands for. */
-async function run(spec: CommandSpec, args: Args): Promise<void> {
-  try {
-    const code = await spec.run(args);
-    if (code !== undefined) process.exitCode = code; // undefined: the command goes on running (demo-model)
-  } catch (err) {
-    if (err instanceof CliError) {
-      for (const line of err.message.split('\n')) say.err(line);
-      process.exitCode = err.exitCode;
-    } else if (err instanceof ConfigError) {
-      for (const line of err.message.split('\n')) say.err(line);
-      process.exitCode = EXIT.usage;
-    } else {
-      say.err(err instanceof Error ? err.message : String(err));
-      process.exitCode = EXIT.failed;
-    }
-  }
-}
 
 function register(y: Argv, spec: CommandSpec): Argv {
   return y.command(
@@ -42,7 +22,7 @@ function register(y: Argv, spec: CommandSpec): Argv {
       for (const [cmd, what] of spec.examples) b.example(cmd, what);
       return b;
     },
-    (a) => run(spec, a as Args),
+    (a) => runCommand(spec.run, a as Args),
   );
 }
 

@@ -37,6 +37,8 @@ export interface Outcome {
   /** A client-side failure (reset, EPIPE, …) instead of an answer. */
   error?: string;
   ms: number;
+  /** withholdLast: from when all but the last byte had been sent to the answer (undefined: answered before that). */
+  quietMs?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -62,8 +64,13 @@ function bodyOf(u: Upload): Buffer {
 function upload(origin: string, u: Upload): Promise<Outcome> {
   const body = bodyOf(u);
   const started = performance.now();
+  let quietSince: number | undefined;
   return new Promise((resolve) => {
-    const done = (o: Omit<Outcome, 'ms'>) => resolve({ ...o, ms: Math.round(performance.now() - started) });
+    const done = (o: Omit<Outcome, 'ms'>) => resolve({
+      ...o,
+      ms: Math.round(performance.now() - started),
+      ...(quietSince === undefined ? {} : { quietMs: Math.round(performance.now() - quietSince) }),
+    });
     const req = request(`${origin}${u.path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => { if (chunks.length < 64) chunks.push(c); });
@@ -75,7 +82,7 @@ function upload(origin: string, u: Upload): Promise<Outcome> {
       res.on('error', (e) => done({ status: res.statusCode, error: e.message }));
     });
     req.on('error', (e) => done({ error: (e as NodeJS.ErrnoException).code ?? e.message }));
-    if (u.withholdLast) req.write(body.subarray(0, body.length - 1));
+    if (u.withholdLast) req.write(body.subarray(0, body.length - 1), () => { quietSince = performance.now(); });
     else req.end(body);
   });
 }
