@@ -27,6 +27,9 @@ export class Arena {
       // fill() touches every page, so the memory is really resident, not just reserved.
       this.chunks.push(Buffer.allocUnsafeSlow(size).fill(0xa5));
     }
+    // V8 answers a jump in external memory with a full collection at its next allocation, which
+    // would land on the first request after a load; collect now, as part of the load.
+    gc();
   }
 
   free(): void {

@@ -57,6 +57,8 @@ export interface DemoStats {
   /** How long the last POST /sleep and POST /wake_up took inside this server, in ms (null: none yet). */
   last_sleep_ms: number | null;
   last_wake_ms: number | null;
+  /** How long the last model request took inside this server, from its arrival to its last byte. */
+  last_answer_ms: number | null;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -64,7 +66,7 @@ const now = () => performance.timeOrigin + performance.now();
 export function startDemoServer(o: DemoOptions): Promise<Server> {
   const arena = new Arena();
   let state: State = 'loading';
-  const stats = { started_at: performance.timeOrigin, ready_at: null as number | null, requests: 0, aborted: 0, rejected: 0, tokens: 0, last_sleep_ms: null as number | null, last_wake_ms: null as number | null };
+  const stats = { started_at: performance.timeOrigin, ready_at: null as number | null, requests: 0, aborted: 0, rejected: 0, tokens: 0, last_sleep_ms: null as number | null, last_wake_ms: null as number | null, last_answer_ms: null as number | null };
   const say = (msg: string) => process.stdout.write(`demo-model ${o.model}: ${msg}\n`);
 
   const finishLoading = () => {
@@ -116,6 +118,7 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
   });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const arrived = performance.now();
     const url = new URL(req.url ?? '/', 'http://demo');
     const body = await readBody(req);
     const key = `${req.method} ${url.pathname}`;
@@ -158,6 +161,7 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
       return sendError(res, url.pathname, 503, 'model_not_ready', `model ${o.model} is ${state}; retry when GET /health answers 200`);
     }
     stats.requests++;
+    res.once('finish', () => { stats.last_answer_ms = performance.now() - arrived; });
     // A server without these APIs answers 404, as llama-server or an older vLLM does.
     const off = (o.responses === false && url.pathname === '/v1/responses') || (o.messages === false && isAnthropicPath(url.pathname));
     if (off) return sendError(res, url.pathname, 404, 'not_found', `demo-model has no ${key} (started with --no-${o.responses === false && url.pathname === '/v1/responses' ? 'responses' : 'messages'})`);

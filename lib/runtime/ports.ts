@@ -50,8 +50,11 @@ const PROBE_HOSTS = ['127.0.0.1', '0.0.0.0', '::'] as const;
  * without privileges) rejects, since "taken" would send the user looking for a holder that is not there.
  */
 export async function portTaken(port: number): Promise<boolean> {
+  // The socket tables are read while the binds are tried (a cold start waits for both).
+  const sockets = socketsOnPort(port);
+  sockets.catch(() => {}); // awaited below, unless a bind already answers
   for (const host of PROBE_HOSTS) if (!(await canListen(port, host))) return true;
-  return (await socketsOnPort(port)).length > 0;
+  return (await sockets).length > 0;
 }
 
 function canListen(port: number, host: string): Promise<boolean> {
@@ -114,9 +117,16 @@ async function socketsOnPort(port: number): Promise<PortSocket[]> {
     } catch {
       continue; // not Linux, or no IPv6
     }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10) continue;
+    // A busy machine lists thousands of sockets (TIME_WAIT included): only the lines that mention the
+    // port (as ":XXXX ", in the local or the remote column) are split and looked at.
+    const needle = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+      const start = text.lastIndexOf('\n', at) + 1;
+      const end = text.indexOf('\n', at);
+      const f = text.slice(start, end < 0 ? undefined : end).trim().split(/\s+/);
+      if (end < 0) at = text.length;
+      else at = end;
+      if (start === 0 || f.length < 10) continue; // the header line, or a cut one
       const local = f[1];
       if (parseInt(local.slice(local.lastIndexOf(':') + 1), 16) !== port || f[9] === '0') continue;
       found.push({ inode: f[9], listening: f[3] === TCP_LISTEN });

@@ -21,7 +21,7 @@ import { step, type ActorEffect, type ActorEvent, type Outcome, type Waited } fr
 import type { Slot } from './capacity.js';
 
 /** The least time between two readiness probes when output makes them come early. */
-const PROBE_SPACING_MS = 5;
+const PROBE_SPACING_MS = 2;
 
 export type { Outcome } from './step.js';
 
