@@ -14,11 +14,12 @@ import { HUB_COMMAND } from '../lib/paths.js';
 import { startHub } from '../lib/hub.js';
 import { silentLogger } from '../lib/log.js';
 import { contentionBench } from './contention.js';
+import { bodiesBench } from './bodies.js';
 import { proxyBench } from './proxy.js';
 import { scaleBench } from './scale.js';
 
 // BENCH_ONLY=contention runs just the contention figures (they take a minute or two); BENCH_ONLY=proxy
-// just the proxy overhead; BENCH_ONLY=scale the 500-model figures.
+// just the proxy overhead; BENCH_ONLY=bodies the 30 MiB uploads; BENCH_ONLY=scale the 500-model figures.
 if (process.env.BENCH_ONLY === 'contention') {
   await contentionBench();
   process.exit(0);
@@ -35,7 +36,8 @@ const demo = (flags: string) => `\${HUB} demo-model --port \${PORT} --model \${M
 // A random start below the ephemeral range (32768+), where outgoing connections would hold ports at random.
 writeFileSync(
   join(dir, 'hub.yaml'),
-  `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${20000 + Math.floor(Math.random() * 12000)} }\nmodels:\n` +
+  // max_body_total: ten 30 MiB uploads at once (bodies.ts).
+  `listen: { port: 0 }\nstate_dir: ${dir}\nlimits: { max_body_total: 512MiB }\nports: { start: ${20000 + Math.floor(Math.random() * 12000)} }\nmodels:\n` +
     `  cold: { backend: demo, cmd: "${demo('--load-time 200ms')}" }\n` +
     `  burst: { backend: demo, cmd: "${demo('--load-time 200ms --max-tokens 4')}" }\n` +
     `  plain: { backend: demo, cmd: "${demo('--max-tokens 1')}" }\n` +
@@ -48,9 +50,10 @@ writeFileSync(
     `groups:\n  sleepers: { max_loaded: 1 }\n  restarters: { max_loaded: 1 }\n`,
 );
 const hub = await startHub(loadConfig(join(dir, 'hub.yaml')), { log: silentLogger() });
-if (process.env.BENCH_ONLY === 'proxy') {
+if (process.env.BENCH_ONLY === 'proxy' || process.env.BENCH_ONLY === 'bodies') {
   await hub.controller.start('plain');
-  await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
+  if (process.env.BENCH_ONLY === 'proxy') await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
+  else await bodiesBench(hub.origin, 'plain');
   await hub.close();
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);
@@ -158,6 +161,7 @@ console.log(`  by stop/restart                 p50 ${median(restartSwaps).toFixe
 
 await hub.controller.start('plain');
 await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
+await bodiesBench(hub.origin, 'plain');
 
 await hub.close();
 rmSync(dir, { recursive: true, force: true });
