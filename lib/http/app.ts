@@ -87,14 +87,20 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
   // Model traffic takes one lean path: the same checks as below (browsers, key, text/plain, the
   // upstream guard) run in one pass, then its routes, without the dashboard's and control API's layers.
-  const checks = [hostCheck(config), fetchSiteCheck(config), keyCheck(() => controller.config.auth, hubPages.hasSession), textPlainCheck, upstreamCheck(controller)];
-  const byOrigin = originCheck(config);
+  const host = hostCheck(config);
+  const origin = originCheck(config);
+  const fetchSite = fetchSiteCheck(config);
+  const key = keyCheck(() => controller.config.auth, hubPages.hasSession);
+  const upstream = upstreamCheck(controller);
   const modelRoutes = openai.routes() as unknown as Koa.Middleware<HubState>;
   app.use((ctx, next) => {
     if (!isModelTraffic(ctx.path)) return next();
-    checks[0](ctx);
-    if (byOrigin(ctx) === 'answered') return;
-    for (let i = 1; i < checks.length; i++) checks[i](ctx);
+    host(ctx);
+    if (origin(ctx) === 'answered') return; // a CORS preflight
+    fetchSite(ctx);
+    key(ctx);
+    textPlainCheck(ctx);
+    upstream(ctx);
     return modelRoutes(ctx, next);
   });
 

@@ -370,7 +370,6 @@ function serve(d: ModelState, now: number, fx: ActorEffect[]): void {
     }
     d.waiting = left;
     if (ops.length) fx.push({ kind: 'resolve', ids: ops.filter((id) => id !== 0) });
-    d.reserved = false;
     return;
   }
   if (isRemote(d)) {
