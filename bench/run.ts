@@ -19,7 +19,8 @@ import { proxyBench } from './proxy.js';
 import { scaleBench } from './scale.js';
 
 // BENCH_ONLY=contention runs just the contention figures (they take a minute or two); BENCH_ONLY=proxy
-// just the proxy overhead; BENCH_ONLY=bodies the 30 MiB uploads; BENCH_ONLY=scale the 500-model figures.
+// just the proxy overhead; BENCH_ONLY=bodies the 30 MiB uploads; BENCH_ONLY=scale the 500-model figures;
+// BENCH_ONLY=startup the cold start, cold burst and swap figures.
 if (process.env.BENCH_ONLY === 'contention') {
   await contentionBench();
   process.exit(0);
@@ -159,6 +160,11 @@ console.log(`  by sleep/wake (memory control)  p50 ${median(sleepSwaps).toFixed(
 console.log(`    minus the backends' own sleep + wake + answer   p50 ${median(sleepShare).toFixed(1)} ms   p90 ${p(sleepShare, 0.9).toFixed(1)} ms   (budget p50 <= 20 ms${median(sleepShare) > 20 ? ': OVER BUDGET' : ''})`);
 console.log(`  by stop/restart                 p50 ${median(restartSwaps).toFixed(1)} ms   p90 ${p(restartSwaps, 0.9).toFixed(1)} ms   (ratio ${(median(restartSwaps) / median(sleepSwaps)).toFixed(2)}x)`);
 
+if (process.env.BENCH_ONLY === 'startup') {
+  await hub.close();
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
 await hub.controller.start('plain');
 await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
 await bodiesBench(hub.origin, 'plain');

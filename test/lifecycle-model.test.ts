@@ -28,7 +28,7 @@ import { fakeDriver, type FakeDriver, type FakeProcess } from './support/fake-dr
 const GiB = 2 ** 30;
 const MODELS = ['a', 'b', 'c', 'd', 'p', 'e'] as const;
 const GROUP = { maxLoaded: 2, maxMemory: 12 * GiB };
-const HUB_MEMORY = 16 * GiB;
+const HUB_MEMORY = 14 * GiB;
 /** Longest a request or action may take to settle, in simulated time (durations are at most 60 s). */
 const BOUND_MS = 60 * 60_000;
 
@@ -37,7 +37,7 @@ const fake = (name: string, extra: string) => `  ${name}: { cmd: "fake --port \$
 function configText(variant: number): string {
   const a = variant === 2 ? 'backend: vllm, group: gpu, memory: 6GiB, idle: { unload_after: 30s, stop_after: 90s }, cmd: "fake --port ${PORT} --model ${MODEL} --v2"' : 'backend: vllm, group: gpu, memory: 6GiB, idle: { unload_after: 30s, stop_after: 90s }';
   let text = `state_dir: /tmp/modelhub-model-test
-max_memory: 16GiB
+max_memory: 14GiB
 defaults: { start_timeout: 20s, stop_timeout: 5s, health: { interval: 1s } }
 groups: { gpu: { max_loaded: 2, max_memory: 12GiB, on_full: evict } }
 models:

@@ -71,8 +71,14 @@ t.test('a port is taken when an outgoing connection got it from the kernel', asy
 
 t.test('a port is taken when a connection pinned to it as local port is open', { skip: linuxOnly }, async (t) => {
   // Pinned with localPort, Node's socket carries SO_REUSEADDR, so a bind alone would let it through;
-  // /proc/net/tcp shows it.
-  const pinned = await freePortRange(1);
+  // /proc/net/tcp shows it. The tables are read for ports in the kernel's ephemeral range (where any
+  // client socket may hold one), so the port pinned here is one from that range: a listener on port 0
+  // gets one, and closing it frees it.
+  const probe = await listen(t, 0, '127.0.0.1');
+  const pinned = probe.port;
+  await new Promise((resolve) => probe.server.close(resolve));
+  const range = ephemeralPortRange();
+  t.ok(pinned >= range.low && pinned <= range.high, `port ${pinned} is in the ephemeral range ${range.low}-${range.high}`);
   const socket = await connected(t, pinned);
   t.equal(socket.localPort, pinned, 'the connection really uses that local port');
   t.equal(await portTaken(pinned), true, 'P is taken while the connection is open');

@@ -128,6 +128,33 @@ t.test('memory budgets: group max_memory and the hub-wide max_memory', async (t)
   t.match(groups.find((g) => g.name === '*'), { loaded: bLoaded ? 3 : 2, memory_bytes: (bLoaded ? 10 : 8) * GiB }, 'the hub within its 10 GiB');
 });
 
+t.test("the hub's budget across groups: one group's model makes room by evicting an idle model of another group, and waits for a busy one", async (t) => {
+  // Each group has room; only the hub's 8 GiB is short. The group's coordinator lets the model in, the
+  // hub's coordinator decides across groups.
+  const s = setup(t, `max_memory: 8GiB\ngroups: { left: { max_loaded: 1 }, right: { max_loaded: 1, swap_hold: 0s } }\nmodels:
+  a: ${fake('group: left, memory: 5GiB')}
+  b: ${fake('group: right, memory: 5GiB')}
+  c: ${fake('memory: 1GiB')}
+`);
+  await s.ask('a');
+  await s.ask('c');
+  await s.ask('b');
+  t.equal(s.state('a'), 'running/unloaded', 'a (left) was evicted for b (right): 5 + 5 > 8');
+  t.equal(s.state('b'), 'running/loaded');
+  t.equal(s.state('c'), 'running/loaded', 'c (1 GiB) stays: evicting a was enough');
+  const evicted = s.transitions.find((x) => x.model === 'a' && x.to === 'unloading');
+  t.match(evicted?.reason, /evicted for b/, 'the eviction names the model it made room for');
+
+  const busy = await s.use('b'); // b now serves a request: a must wait for it
+  const waiting = s.use('a');
+  await waitFor('the hub to say who is next', async () => s.c.status().groups.find((g) => g.name === '*')?.next === 'a', 5000);
+  t.equal(s.state('b'), 'running/loaded', 'a busy b is not evicted under a request');
+  busy.release('answered');
+  await (await waiting).release('answered');
+  t.equal(s.state('a'), 'running/loaded', 'a loaded once b was idle');
+  t.equal(s.state('b'), 'running/unloaded');
+});
+
 t.test('pinned models are never evicted; a request that needs their room is refused', async (t) => {
   const s = setup(t, `groups: { gpu: { max_loaded: 1 } }\nmodels:\n  a: ${fake('group: gpu, pinned: true')}\n  b: ${fake('group: gpu')}\n`);
   await s.ask('a');

@@ -1,6 +1,6 @@
 // The backend adapter interface (SPEC §1): what the hub needs to know about one kind of model
 // server. Adding a backend means one file that exports an adapter and one line in index.ts.
-import { request } from 'node:http';
+import { request, type Agent } from 'node:http';
 import { request as requestTls } from 'node:https';
 
 export interface Endpoint {
@@ -8,6 +8,12 @@ export interface Endpoint {
   base: string;
   /** Sent as Authorization: Bearer to remote servers that need it. */
   apiKey?: string;
+  /**
+   * Keep-alive connections to a local backend (the model's own, shared with its proxied requests):
+   * the connection a readiness probe or a wake-up opened then carries the first request, saving a
+   * TCP handshake on every cold start and swap. Without it each call opens and closes its own.
+   */
+  agent?: Agent;
 }
 
 /** What an adapter needs to know about the model it talks to. */
@@ -75,7 +81,7 @@ export function probe(endpoint: Endpoint, path: string, options: { method?: stri
   const send = url.protocol === 'https:' ? requestTls : request;
   const timeoutMs = options.timeoutMs ?? 2000;
   return new Promise((resolve, reject) => {
-    const req = send(url, { method: options.method ?? 'GET', headers, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+    const req = send(url, { method: options.method ?? 'GET', headers, agent: endpoint.agent ?? false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       const done = () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });

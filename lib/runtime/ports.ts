@@ -29,6 +29,10 @@ export function ephemeralPortRange(file = '/proc/sys/net/ipv4/ip_local_port_rang
   return { ...DEFAULT_EPHEMERAL_RANGE };
 }
 
+let kernelRangeRead: PortRange | undefined;
+/** The machine's ephemeral range, read once (it is a boot-time setting). */
+const kernelRange = (): PortRange => (kernelRangeRead ??= ephemeralPortRange());
+
 // Probed in this order, one at a time (two probes at once would collide with each other):
 // - 127.0.0.1, where backends usually listen;
 // - 0.0.0.0, which also collides with a listener or a connected socket on any other IPv4 address
@@ -41,17 +45,20 @@ const PROBE_HOSTS = ['127.0.0.1', '0.0.0.0', '::'] as const;
  * 1. Binding it (listen, then close at once) fails with EADDRINUSE on 127.0.0.1, 0.0.0.0 or :: —
  *    a listener on any address, or a connected socket whose local port it is (say, an outgoing
  *    connection the kernel gave that port). Connecting alone would only find listeners on loopback.
- * 2. On Linux, /proc/net/tcp{,6} shows a socket some live process owns with that local port, in any
- *    state. This catches what step 1 cannot: Node (like most servers) binds with SO_REUSEADDR, which
- *    the kernel lets through next to a connected socket that set SO_REUSEADDR too, yet a backend that
- *    does not set it would fail. Sockets no process owns (TIME_WAIT, orphans of a stopped backend) do
- *    not count: a backend rebinds over those, so restarting a model on its port keeps working.
+ * 2. On Linux, for a port in the range the kernel gives outgoing connections, /proc/net/tcp{,6} shows
+ *    a socket some live process owns with that local port, in any state. This catches what step 1
+ *    cannot: Node (like most servers) binds with SO_REUSEADDR, which the kernel lets through next to a
+ *    connected socket that set SO_REUSEADDR too, yet a backend that does not set it would fail. Sockets
+ *    no process owns (TIME_WAIT, orphans of a stopped backend) do not count: a backend rebinds over
+ *    those, so restarting a model on its port keeps working. Outside that range a connected socket
+ *    holds a port only when a program pinned it there on purpose, and reading the tables costs a cold
+ *    start 3–5 ms (the kernel walks its whole socket hash), so they are read only inside it.
  * An address family the machine lacks (no IPv6) is skipped. Any other bind error (EACCES below 1024
  * without privileges) rejects, since "taken" would send the user looking for a holder that is not there.
  */
-export async function portTaken(port: number): Promise<boolean> {
+export async function portTaken(port: number, ephemeral: Readonly<PortRange> = kernelRange()): Promise<boolean> {
   // The socket tables are read while the binds are tried (a cold start waits for both).
-  const sockets = socketsOnPort(port);
+  const sockets = port >= ephemeral.low && port <= ephemeral.high ? socketsOnPort(port) : Promise.resolve([]);
   sockets.catch(() => {}); // awaited below, unless a bind already answers
   for (const host of PROBE_HOSTS) if (!(await canListen(port, host))) return true;
   return (await sockets).length > 0;

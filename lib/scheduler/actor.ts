@@ -423,13 +423,15 @@ export class ModelActor {
         let timer = clock.after(printedSinceLastProbe ? soon() : delayMs, () => { cancel?.(); resolve(); });
         const cancel = printedSinceLastProbe ? undefined : child?.onNextOutput?.(() => {
           timer.cancel();
-          timer = clock.after(soon(), resolve);
+          const wait = soon();
+          if (wait > 0) timer = clock.after(wait, resolve);
+          else resolve(); // a timer of 0 still costs the next turn of timers (~1 ms): look now
         });
       });
     }
     if (this.s.proc.gen !== gen || this.s.proc.process !== 'starting') return;
     this.lastProbe = { at: clock.now(), outputChunks: child?.outputChunks };
-    const ready = await this.adapter.isReady({ base: this.target }, this.backendModel).catch(() => false);
+    const ready = await this.adapter.isReady({ base: this.target, agent: this.agent }, this.backendModel).catch(() => false);
     this.send({ type: 'probed', gen, ready });
   }
 
@@ -441,7 +443,7 @@ export class ModelActor {
 
   private async callMemory(op: 'load' | 'unload', gen: number): Promise<void> {
     const control = this.adapter.memory!;
-    const endpoint = { base: this.target };
+    const endpoint = { base: this.target, agent: this.agent };
     const limitMs = this.s.config.startTimeoutMs;
     let error: string | undefined;
     try {

@@ -1,8 +1,9 @@
 // The controller: the one object the gateway, the control API, the dashboard and the CLI call. It
 // resolves names and aliases and hands each request or operator action to the model's actor
 // (actor.ts), which owns that model's whole state; capacity and order across models are the
-// coordinator's (coordinator.ts). Besides that it applies reloads and shuts down. So a request's walk
-// goes forward only: gateway → controller → actor → step → effects.
+// coordinators' (one per group and one for the hub's budget: coordinators.ts). Besides that it
+// applies reloads and shuts down. So a request's walk goes forward only: gateway → controller →
+// actor → step → effects.
 import { EventEmitter } from 'node:events';
 import type { HubConfig, ModelConfig } from '../config/types.js';
 import { formatBytes } from '../config/units.js';
@@ -10,7 +11,7 @@ import { HubError } from '../errors.js';
 import type { Driver } from '../runtime/driver.js';
 import { ModelActor, type Lease } from './actor.js';
 import type { Transition } from './context.js';
-import { Coordinator } from './coordinator.js';
+import { Coordinators } from './coordinators.js';
 import { LoadHistory } from './load-history.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
 import type { WaitPolicy } from './state.js';
@@ -42,7 +43,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   /** Removed by a reload and still finishing: not routable, but stopped at shutdown and shown in status. */
   private readonly retiring = new Map<ModelActor, () => void>();
   private readonly retirements = new Map<string, Promise<void>>();
-  private readonly coordinator: Coordinator;
+  private readonly coordinators: Coordinators;
   readonly loadTimes: LoadHistory;
   private portQueue: Promise<unknown> = Promise.resolve();
   private closing = false;
@@ -56,7 +57,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     super();
     this.startedAt = options.driver.clock.now();
     this.loadTimes = new LoadHistory(options.stateDir);
-    this.coordinator = new Coordinator({ config: () => this.config, clock: options.driver.clock, holders: () => this.holders() });
+    this.coordinators = new Coordinators({ config: () => this.config, clock: options.driver.clock, holders: () => this.holders() });
     for (const m of Object.values(config.models)) this.add(m);
     this.indexIds();
   }
@@ -202,7 +203,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       hubCommand: this.options.hubCommand,
       publish: (t) => this.emit('transition', t),
       changed: (actor) => {
-        this.coordinator.changed(actor);
+        this.coordinators.changed(actor);
         if (actor.retired) this.checkRetired(actor);
       },
       bug: (message) => this.emit('bug', message),
@@ -249,7 +250,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     for (const name of [...diff.updated, ...diff.unchanged]) this.models.get(name)!.configure(next.models[name], this.policyOf(next.models[name], next));
     for (const name of diff.restarted) this.models.get(name)!.send({ type: 'relaunch', config: next.models[name] });
     this.indexIds();
-    this.coordinator.replan();
+    this.coordinators.replan();
     void this.preload();
     return diff;
   }
@@ -305,6 +306,6 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   status(): { models: ModelStatus[]; groups: GroupStatus[] } {
     const now = this.driver.clock.now();
     const models = this.holders();
-    return { models: models.map((m) => modelStatus(m, now, this.loadTimes)), groups: groupStatus(this.config, models, this.coordinator.outlook, now) };
+    return { models: models.map((m) => modelStatus(m, now, this.loadTimes)), groups: groupStatus(this.config, models, this.coordinators.outlook, now) };
   }
 }
