@@ -48,8 +48,20 @@ export interface MemoryControl {
  */
 export type ApiSupport = 'native' | 'translate' | 'detect';
 
+/** Where a load is, as the backend's own log says: a stage, and how far through it where it tells. */
+export interface LoadStage {
+  stage: string;
+  /** 0–1; absent when the line names a stage without a measure. */
+  fraction?: number;
+}
+
 export interface BackendAdapter {
   readonly kind: string;
+  /**
+   * Reads one line the backend printed while it starts (lines end at \n or \r, as progress bars
+   * redraw with \r): the load's stage and fraction where the line tells, else undefined.
+   */
+  progress?(line: string): LoadStage | undefined;
   /** Absent (or a key absent): detect. */
   readonly apis?: { readonly responses?: ApiSupport; readonly messages?: ApiSupport };
   /** One readiness probe: resolves true when the server can take requests now. */
@@ -124,4 +136,21 @@ export async function getJsonFrom<T>(endpoint: Endpoint, path: string): Promise<
   const res = await probe(endpoint, path);
   if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}: ${res.body.slice(0, 200)}`);
   return JSON.parse(res.body) as T;
+}
+
+/**
+ * A tqdm progress bar, as vLLM and SGLang draw them while they load: "Loading safetensors checkpoint
+ * shards:  45% Completed | 5/11 [00:03<00:04, ...]" or "Capturing CUDA graph shapes: 40%|████ | 4/10".
+ * The stage is the bar's label; the fraction comes from i/n where shown, else from the percentage.
+ */
+export function tqdmStage(line: string): LoadStage | undefined {
+  const bar = /([A-Za-z][^:%|]{2,80}?):\s*(\d{1,3})%\s*(?:Completed\s*)?\|/.exec(line);
+  if (!bar) return undefined;
+  const [whole, label, percent] = bar;
+  const count = /^[^|]*?\|?\s*(\d+)\/(\d+)/.exec(line.slice(bar.index + whole.length));
+  const fraction = count && Number(count[2]) > 0 ? Number(count[1]) / Number(count[2]) : Number(percent) / 100;
+  // A worker's prefix ("(VllmWorker rank=0 pid=12) ") is not part of the stage.
+  // A worker's prefix ("(VllmWorker rank=0 pid=12) ") and a trailing detail ("(bs=4 avail_mem=…)") are not part of the stage.
+  const stage = label.replace(/^.*\)\s+/, '').replace(/\s*\([^)]*\)$/, '').trim();
+  return { stage, fraction: Math.min(1, Math.max(0, fraction)) };
 }

@@ -4,7 +4,7 @@
 // Both answer 200, some versions with {"success": bool}. SGLang has no endpoint that reports the
 // memory state, so a 200 without "success": false is taken as done (isLoaded cannot tell).
 // Readiness: GET /health answers 200 once the server is up.
-import { control, readyByPaths, type BackendAdapter, type ProbeResult } from './adapter.js';
+import { control, readyByPaths, tqdmStage, type BackendAdapter, type ProbeResult } from './adapter.js';
 
 function assertSuccess(res: ProbeResult, what: string): void {
   let body: unknown;
@@ -23,4 +23,6 @@ export const sglangAdapter: BackendAdapter = {
     load: async (endpoint) => assertSuccess(await control(endpoint, '/resume_memory_occupation', {}), 'resume_memory_occupation'),
     isLoaded: async () => undefined,
   },
+  // Like vLLM: "Loading safetensors checkpoint shards: 50% Completed | 1/2", "Capturing batches (bs=4 …): 75%|…".
+  progress: tqdmStage,
 };

@@ -5,7 +5,7 @@
 // Dev mode also has POST /collective_rpc, which runs any worker method, sleep and wake_up included:
 // /upstream refuses it with the other two.
 // Readiness: GET /health answers 200 once the engine is up.
-import { control, getJsonFrom, readyByPaths, type BackendAdapter, type MemoryControl } from './adapter.js';
+import { control, getJsonFrom, readyByPaths, tqdmStage, type BackendAdapter, type MemoryControl } from './adapter.js';
 
 export const sleepMode: MemoryControl = {
   paths: ['/sleep', '/wake_up', '/collective_rpc'],
@@ -20,4 +20,6 @@ export const vllmAdapter: BackendAdapter = {
   // The Responses API is served since 0.10; Anthropic's Messages only by recent versions.
   apis: { responses: 'native', messages: 'detect' },
   memory: sleepMode,
+  // "Loading safetensors checkpoint shards: 45% Completed | 5/11", then "Capturing CUDA graph shapes: 40%|…".
+  progress: tqdmStage,
 };

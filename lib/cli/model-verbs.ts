@@ -4,13 +4,14 @@
 // makes on the way (evictions of other models included). A failure is reported and the next name is
 // still tried; the exit code is 1 if any failed.
 import type { Transition } from '../scheduler/context.js';
+import type { LoadProgress } from '../scheduler/progress.js';
 import type { ModelStatus } from '../scheduler/status.js';
 import { errorMessage } from './client.js';
 import type { Args } from './commands.js';
 import { plural } from './errors.js';
 import { locateHub } from './locate.js';
 import { EXIT, say } from './output.js';
-import { describeTransition } from './progress.js';
+import { describeTransition, ProgressView } from './progress.js';
 import { span } from './table.js';
 
 /** How long an outcome line waits for the event stream to show the state the POST answered with. */
@@ -31,13 +32,16 @@ export async function modelVerb(verb: Verb, a: Args): Promise<number> {
   const seen = new Map<string, { process: string; memory: string }>();
   let caughtUp: (() => void) | undefined;
   let streaming = false;
+  const view = new ProgressView(process.stdout.isTTY === true);
   if (wait && !a.json) {
     // Progress is a courtesy: without the stream (an older hub, a proxy that buffers) the verbs still work.
     streaming = await client.events((event, data) => {
       if (event === 'status') for (const m of (data as { models: ModelStatus[] }).models) seen.set(m.name, { process: m.process, memory: m.memory });
+      if (event === 'progress' && names.includes((data as LoadProgress).model)) view.show(data as LoadProgress);
       if (event !== 'transition') return;
       const t = data as Transition;
-      say.info(describeTransition(t));
+      if (t.from === 'starting' || t.from === 'loading') view.end(t.model);
+      view.line(() => say.info(describeTransition(t)));
       seen.set(t.model, { ...(seen.get(t.model) ?? { process: '', memory: '' }), [t.axis]: t.to });
       caughtUp?.();
     }, abort.signal).then(() => true, () => false);
@@ -95,6 +99,7 @@ export async function modelVerb(verb: Verb, a: Args): Promise<number> {
     }
   } finally {
     abort.abort();
+    view.done();
   }
   const failed = outcomes.filter((o) => !o.ok);
   if (a.json) say.json(outcomes);

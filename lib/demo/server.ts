@@ -83,6 +83,13 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
     }, o.loadTimeMs / 2);
   } else {
     setTimeout(finishLoading, o.loadTimeMs);
+    // A progress bar the way vLLM draws one while it loads its shards (the hub reads it from the log).
+    const shards = 4;
+    const bar = (i: number) => process.stdout.write(`Loading demo weights: ${String(Math.round((i / shards) * 100)).padStart(3)}% Completed | ${i}/${shards}\n`);
+    if (!o.neverReady && o.loadTimeMs >= 100) {
+      bar(0);
+      for (let i = 1; i < shards; i++) setTimeout(() => bar(i), (o.loadTimeMs * i) / shards).unref();
+    }
   }
   if (o.ignoreSigterm) process.on('SIGTERM', () => say('ignoring SIGTERM (--ignore-sigterm)'));
 

@@ -181,10 +181,11 @@ function eventFrame(event: string, data: object): string {
   return frame;
 }
 
-/** Server-sent events: a status snapshot, then every state transition and request summary. */
+/** Server-sent events: a status snapshot, then every state transition, load progress and request summary. */
 function events(ctx: Context & { state: HubState }, controller: Controller): void {
   const onTransition = (t: object) => send('transition', t);
   const onRequest = (r: object) => send('request', r);
+  const onProgress = (p: object) => send('progress', p);
   const keepAlive = setInterval(() => allowed() && out.write(': keep-alive\n\n'), 15_000);
   const recheck = setInterval(() => allowed(), REVOKED_CHECK_MS); // a quiet stream ends soon after a logout or reload too
   const allowed = (): boolean => {
@@ -199,11 +200,13 @@ function events(ctx: Context & { state: HubState }, controller: Controller): voi
       clearInterval(recheck);
       controller.off('transition', onTransition);
       controller.off('request', onRequest);
+      controller.off('progress', onProgress);
     },
   });
   const send = (event: string, data: object) => allowed() && out.write(eventFrame(event, data));
   controller.on('transition', onTransition);
   controller.on('request', onRequest);
+  controller.on('progress', onProgress);
   ctx.set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
   ctx.body = out.body;
   send('status', controller.status());

@@ -37,6 +37,7 @@ export class ChildProcess {
   private readonly tail: string[] = [];
   private partial = '';
   private outputListeners: (() => void)[] = [];
+  private readonly outputTaps = new Set<(text: string) => void>();
   outputChunks = 0;
   private readonly log: BoundedWriter;
   /** The tail ends up in error messages and status: the launch's secrets must not. */
@@ -63,7 +64,9 @@ export class ChildProcess {
       stream.on('data', (chunk: Buffer) => {
         this.outputChunks++;
         if (this.outputListeners.length > 0) this.notifyOutput();
-        this.remember(chunk.toString('utf8'));
+        const text = chunk.toString('utf8');
+        for (const tap of this.outputTaps) tap(text);
+        this.remember(text);
         // Over the bound, drop the chunk before spending any work on it (a flood costs the least).
         // The stamped lines are longer than the chunk: write() checks them again (and drops them whole).
         if (!this.log.fits(chunk.length)) {
@@ -98,6 +101,12 @@ export class ChildProcess {
 
   get running(): boolean {
     return this.exit === undefined;
+  }
+
+  /** Every piece of output from now on, as text, until the returned function is called (progress reading). */
+  onOutput(listener: (text: string) => void): () => void {
+    this.outputTaps.add(listener);
+    return () => this.outputTaps.delete(listener);
   }
 
   onNextOutput(listener: () => void): () => void {

@@ -15,6 +15,7 @@ import type { Driver, ProcessHandle } from '../runtime/driver.js';
 import type { LastError, Transition } from './context.js';
 import type { MemoryState, ProcessState } from './machine.js';
 import { showUrl } from './show-url.js';
+import { ProgressWatch, type LoadProgress } from './progress.js';
 import { planSpawn, type SpawnPlan } from './spawn-plan.js';
 import { admitsAtOnce, idleDeadline, isCounted, isMoving, isReady, newModelState, requestsWaiting, wantsCapacity, type ModelState, type TimerName, type WaitPolicy, type WaiterKind } from './state.js';
 import { step, type ActorEffect, type ActorEvent, type Outcome, type Waited } from './step.js';
@@ -48,6 +49,10 @@ export interface ActorContext {
   predecessor(actor: ModelActor): Promise<void> | undefined;
   recordLoad(name: string, what: 'start' | 'wake', ms: number): void;
   expectedLoadMs(name: string): number;
+  /** The model's usual start or wake-up time, where it has one (for the load's progress estimate). */
+  usualLoadMs(name: string, what: 'start' | 'wake'): number | undefined;
+  /** Where a start or wake-up under way is (a few times a second at most). */
+  progress(p: LoadProgress): void;
 }
 
 interface Pending {
@@ -75,8 +80,25 @@ export class ModelActor {
   private readonly timers = new Map<TimerName, Timer>();
   private readonly pending = new Map<number, Pending>();
 
+  private readonly loadWatch: ProgressWatch;
+
   constructor(config: ModelConfig, policy: WaitPolicy, private readonly ctx: ActorContext) {
     this.s = newModelState(config, this.hasMemoryControlFor(config), policy, modelLogFile(ctx.logDir, config.name));
+    const actor = this;
+    this.loadWatch = new ProgressWatch({
+      get model() {
+        return actor.name;
+      },
+      clock: ctx.driver.clock,
+      parse: (line) => this.adapter.progress?.(line),
+      usualMs: (what) => ctx.usualLoadMs(this.name, what),
+      emit: (p) => this.safely(() => ctx.progress(p)),
+    });
+  }
+
+  /** Where a start or wake-up under way is; undefined when none is. */
+  get progress(): LoadProgress | undefined {
+    return this.loadWatch.current;
   }
 
   // ---- what the rest of the hub reads --------------------------------------------------------
@@ -285,7 +307,19 @@ export class ModelActor {
     }
     const published = this.outbox.splice(0);
     for (const t of published) this.safely(() => this.ctx.publish(t));
+    this.watchLoad();
     this.safely(() => this.ctx.changed(this));
+  }
+
+  /** Starts or ends the progress watch as a start or wake-up begins or ends. */
+  private watchLoad(): void {
+    const s = this.s;
+    const handle = this.child?.gen === s.proc.gen ? this.child.handle : undefined;
+    const tap = handle?.onOutput ? (l: (text: string) => void) => handle.onOutput!(l) : undefined;
+    // A start is watched from its spawn (before that, startedAt still holds the previous start's time).
+    if (s.proc.process === 'starting') this.loadWatch.sync(handle ? 'start' : undefined, s.startedAt, tap);
+    else if (s.proc.memory === 'loading') this.loadWatch.sync('wake', s.loadingSince, undefined);
+    else this.loadWatch.sync(undefined, undefined, undefined);
   }
 
   private safely(fn: () => void): void {

@@ -14,10 +14,12 @@ import type { Transition } from './context.js';
 import { Coordinators } from './coordinators.js';
 import { LoadHistory } from './load-history.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
+import type { LoadProgress } from './progress.js';
 import type { WaitPolicy } from './state.js';
 import { modelStatus, groupStatus, type ModelStatus, type GroupStatus } from './status.js';
 
 export type { Lease } from './actor.js';
+export type { LoadProgress } from './progress.js';
 export type { RequestSummary } from './request-summary.js';
 import type { RequestSummary } from './request-summary.js';
 
@@ -37,7 +39,7 @@ export interface LoadEvent {
   ms: number;
 }
 
-export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; load: [LoadEvent]; bug: [string]; notice: [string] }> {
+export class Controller extends EventEmitter<{ transition: [Transition]; request: [RequestSummary]; load: [LoadEvent]; progress: [LoadProgress]; bug: [string]; notice: [string] }> {
   private readonly models = new Map<string, ModelActor>();
   private ids = new Map<string, string>(); // name or alias -> model name
   /** Removed by a reload and still finishing: not routable, but stopped at shutdown and shown in status. */
@@ -55,6 +57,8 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     private readonly options: ControllerOptions,
   ) {
     super();
+    // Every open event stream (dashboard tabs, `hub watch`) listens: many are normal, not a leak.
+    this.setMaxListeners(0);
     this.startedAt = options.driver.clock.now();
     this.loadTimes = new LoadHistory(options.stateDir);
     this.coordinators = new Coordinators({ config: () => this.config, clock: options.driver.clock, holders: () => this.holders() });
@@ -220,6 +224,8 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
         this.emit('load', { model: name, what, ms });
       },
       expectedLoadMs: (name) => this.loadTimes.expected(name),
+      usualLoadMs: (name, what) => this.loadTimes.of(name)[what === 'start' ? 'start_ms' : 'wake_ms'] ?? undefined,
+      progress: (p) => this.emit('progress', p),
     });
     this.models.set(config.name, m);
     return m;

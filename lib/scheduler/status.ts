@@ -4,6 +4,7 @@ import { maskCache, modelSecrets } from '../secrets.js';
 import type { ModelActor } from './actor.js';
 import type { GroupOutlook } from './capacity.js';
 import type { LoadHistory } from './load-history.js';
+import type { LoadProgress } from './progress.js';
 
 export interface ModelStatus {
   name: string;
@@ -39,6 +40,8 @@ export interface ModelStatus {
   oldest_wait: string | null;
   /** Its usual start (spawn to ready) and wake-up times, measured and kept across restarts. */
   load_ms: { start_ms: number | null; wake_ms: number | null };
+  /** A start or wake-up under way: its stage, fraction and time left; null otherwise. */
+  progress: LoadProgress | null;
 }
 
 const maskFor = maskCache();
@@ -78,6 +81,7 @@ export function modelStatus(m: ModelActor, now: number, loadTimes: LoadHistory):
     removed: m.retired,
     oldest_wait: iso(m.state.waiting[0]?.at),
     load_ms: loadTimes.of(m.name),
+    progress: m.progress ?? null,
   };
 }
 

@@ -3,6 +3,7 @@
 // FakeClock, each model's backend can be made slow or stubborn (slow start or stop, SIGTERM ignored,
 // slow or hanging memory calls, a spawn that throws) to reproduce the interleavings real ones cause.
 import type { BackendAdapter } from '../../lib/backends/index.js';
+import { tqdmStage } from '../../lib/backends/adapter.js';
 import type { ModelConfig } from '../../lib/config/types.js';
 import type { ExitInfo, SpawnSpec } from '../../lib/runtime/child.js';
 import type { Driver, ProcessHandle } from '../../lib/runtime/driver.js';
@@ -36,6 +37,7 @@ export class FakeProcess implements ProcessHandle {
   signals: string[] = [];
   outputChunks = 0;
   private outputListeners: Array<() => void> = [];
+  private readonly outputTaps = new Set<(text: string) => void>();
   private resolveExit!: (e: ExitInfo) => void;
 
   constructor(readonly spec: SpawnSpec, readonly pid: number, readonly model: string, private readonly clock: Clock, readonly behaviour: Behaviour, private readonly onExit: (p: FakeProcess) => void) {
@@ -50,9 +52,14 @@ export class FakeProcess implements ProcessHandle {
     this.outputListeners.push(listener);
     return () => { this.outputListeners = this.outputListeners.filter((l) => l !== listener); };
   }
-  /** Simulates a line of output (a server saying it listens). */
-  print(): void {
+  onOutput(listener: (text: string) => void): () => void {
+    this.outputTaps.add(listener);
+    return () => this.outputTaps.delete(listener);
+  }
+  /** Simulates output (a server saying it listens, a progress bar redrawn). */
+  print(text = 'output\n'): void {
     this.outputChunks++;
+    for (const tap of this.outputTaps) tap(text);
     const listeners = this.outputListeners;
     this.outputListeners = [];
     for (const l of listeners) l();
@@ -136,6 +143,7 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
 
   const withMemory: BackendAdapter = {
     kind: 'fake',
+    progress: tqdmStage, // reads what a test prints the way vLLM's bars are read
     isReady: async (endpoint) => {
       const p = find(endpoint.base);
       return Boolean(p && !held.has(p.model) && p.behaviour.failsToStart === undefined && clock.now() >= p.spawnedAt + p.behaviour.readyAfterMs);
@@ -152,7 +160,7 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
     if (!p) throw new Error('connect ECONNREFUSED');
     return p;
   };
-  const withoutMemory: BackendAdapter = { kind: 'fake', isReady: withMemory.isReady };
+  const withoutMemory: BackendAdapter = { kind: 'fake', isReady: withMemory.isReady, progress: tqdmStage };
 
   const driver: FakeDriver = {
     clock,

@@ -208,6 +208,10 @@ function connect(text = 'connecting…') {
     refresh(t.model);
     if (onModelPage && cardOf(t.model)) addTransitionRow(t);
   });
+  source.addEventListener('progress', (e) => {
+    // A start or wake-up under way: the card shows its stage and bar (at most a few redraws a second).
+    refresh(JSON.parse(e.data).model, 250);
+  });
   source.addEventListener('request', (e) => {
     const r = JSON.parse(e.data);
     if (r.model) refresh(r.model, 400);

@@ -3,6 +3,7 @@
 import { formatBytes } from '../../config/units.js';
 import { VERSION } from '../../paths.js';
 import type { ModelUsage } from '../metrics.js';
+import type { LoadProgress } from '../../scheduler/progress.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { History } from '../../scheduler/history.js';
 import type { GroupStatus, ModelStatus } from '../../scheduler/status.js';
@@ -56,6 +57,8 @@ export interface ModelView {
   notes: string[];
   actions: ActionView[];
   timeline: Timeline;
+  /** A start or wake-up under way: how far (0–1, or null) and in words. */
+  load: { fraction: number | null; text: string } | null;
 }
 
 export interface BarView {
@@ -134,6 +137,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
   return {
     name: s.name,
     url: modelUrl(s.name),
+    load: s.progress && { fraction: s.progress.fraction, text: loadText(s.progress) },
     aliases: s.aliases,
     backend: s.backend,
     remote: s.kind === 'remote',
@@ -252,4 +256,11 @@ function servedText(u: ModelUsage | undefined): string {
   const parts = [`${u.errors} ${u.errors === 1 ? 'error' : 'errors'}`, `${count(u.tokens_in)} in / ${count(u.tokens_out)} out tokens`];
   if (u.cold_starts) parts.push(`${u.cold_starts} cold ${u.cold_starts === 1 ? 'start' : 'starts'} (avg ${msText(u.cold_start_ms_total / u.cold_starts)})`);
   return parts.join(' · ');
+}
+
+/** "Loading weights 45% · 1.2 s of ~2.6 s": where a start or wake-up is. */
+function loadText(p: LoadProgress): string {
+  const percent = p.fraction === null ? '' : ` ${Math.floor(p.fraction * 100)}%`;
+  const total = p.eta_ms === null ? '' : ` of ~${((p.elapsed_ms + p.eta_ms) / 1000).toFixed(1)} s`;
+  return `${p.stage}${percent} · ${(p.elapsed_ms / 1000).toFixed(1)} s${total}`;
 }
