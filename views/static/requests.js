@@ -6,9 +6,11 @@
 const table = document.getElementById('requests');
 const body = table.tBodies[0];
 const live = document.getElementById('live');
-const filter = table.dataset;
-const limit = Number(filter.limit) || 200;
-const since = filter.since === '' ? -Infinity : /^\d+$/.test(filter.since) ? Number(filter.since) : Date.parse(filter.since);
+// data-filter-*: the page's own (app.js gives data-since another meaning).
+const filter = { model: table.dataset.filterModel, status: table.dataset.filterStatus };
+const limit = Number(table.dataset.filterLimit) || 200;
+const sinceText = table.dataset.filterSince;
+const since = sinceText === '' ? -Infinity : /^\d+$/.test(sinceText) ? Number(sinceText) : Date.parse(sinceText);
 
 function setLive(state, text) {
   if (!live) return;
