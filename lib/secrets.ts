@@ -84,11 +84,11 @@ export function launchSecrets(argv: readonly string[] = [], env: Readonly<Record
 export const inheritedSecrets = (env: NodeJS.ProcessEnv = process.env): string[] =>
   launchSecrets([], Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)));
 
-export const modelSecrets = (m: ModelConfig): string[] => [...launchSecrets(m.argv, m.env), ...(m.apiKey ? [m.apiKey] : [])];
+export const modelSecrets = (m: ModelConfig): string[] => [...launchSecrets(m.argv, m.env), ...(m.apiKey ? [m.apiKey] : []), ...(m.apiKeys ?? []).map((k) => k.key)];
 
 /** Every secret the config holds as an exact string: each model's (see modelSecrets) and the hub's own keys. */
 export function configSecrets(config: HubConfig): string[] {
-  return [...Object.values(config.models).flatMap(modelSecrets), ...config.auth.apiKeys, ...config.auth.adminKeys];
+  return [...Object.values(config.models).flatMap(modelSecrets), ...config.auth.apiKeys, ...config.auth.adminKeys, ...config.auth.scopedKeys.map((k) => k.key), ...Object.values(config.groups).flatMap((g) => g.apiKeys.map((k) => k.key))];
 }
 
 /**

@@ -321,7 +321,7 @@ t.test('config: allowed_origins must be scheme://host[:port], allowed_hosts bare
   t.match(bad[5], /auth\.allowed_hosts\[0\]: .*got "hub\.lan:8080"/);
   t.match(problems('{ allowed_origin: [] }')[0], /auth\.allowed_origin: unknown key; did you mean "allowed_origins"\?/);
   const config = parseConfig('auth: { api_keys: [a], admin_keys: [""], allowed_origins: ["https://App.Example.com:443"], allowed_hosts: [HUB.lan] }\nmodels: {}\n', '/x/hub.yaml');
-  t.same(config.auth, { apiKeys: ['a'], adminKeys: ['a'], allowedOrigins: ['https://app.example.com'], allowedHosts: ['hub.lan'], trustedProxies: [] }, 'normalized; an empty admin list falls back to the api keys');
+  t.same(config.auth, { apiKeys: ['a'], adminKeys: ['a'], apiKeyNames: ['auth.api_keys[0]'], adminKeyNames: ['auth.api_keys[0]'], scopedKeys: [], allowedOrigins: ['https://app.example.com'], allowedHosts: ['hub.lan'], trustedProxies: [] }, 'normalized; an empty admin list falls back to the api keys');
 });
 
 t.test('hub serve warns when bound beyond loopback without keys, and not with keys', async (t) => {

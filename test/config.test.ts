@@ -83,7 +83,7 @@ models:
   t.equal(c.log.rotate.intervalMs, 86_400_000);
   t.equal(c.limits.maxBodyBytes, 32 * 2 ** 20);
   t.equal(c.maxMemory, 64 * 2 ** 30);
-  t.same(c.groups.gpu0, { name: 'gpu0', maxLoaded: 2, maxMemory: 24 * 2 ** 30, onFull: 'evict', swapHoldMs: 3000, maxWaitMs: 300_000 });
+  t.same(c.groups.gpu0, { name: 'gpu0', maxLoaded: 2, maxMemory: 24 * 2 ** 30, onFull: 'evict', swapHoldMs: 3000, maxWaitMs: 300_000, apiKeys: [] });
   const q = c.models['qwen-7b'];
   t.same(q.argv, ['llama-server', '-m', '/models/qwen 7b.gguf', '--port', '${PORT}', '-c', '8192', '--alias', 'qwen-7b'], 'split like a shell, quotes honoured; llama-server is given --alias <name>');
   t.same(resolveCommand(q.argv!, { port: 20100, model: 'qwen-7b', hub: ['node', 'hub'] }).slice(3, 5), ['--port', '20100']);

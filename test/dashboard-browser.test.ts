@@ -163,6 +163,22 @@ t.test('the dashboard in chromium', async (t) => {
     t.pass('back to live once the stream is up again');
   });
 
+  t.test('the request log page: filters from the URL, new requests added live at the top', async (t) => {
+    const { page, errors } = await open();
+    t.equal((await chat(h.origin, 'api')).status, 200);
+    await page.goto(`${h.origin}/hub/requests?model=api`);
+    await page.locator('#live[data-state="live"]').waitFor();
+    const rows = page.locator('#requests tbody tr');
+    const before = await rows.count();
+    t.ok(before >= 1, 'the request already made is listed');
+    t.equal((await chat(h.origin, 'swap-a')).status, 200, 'a request for another model');
+    await postJson(`${h.origin}/v1/chat/completions`, { model: 'api', messages: [{ role: 'user', content: 'live' }], max_tokens: 2 }, { 'x-request-id': 'browser-live-1' });
+    await page.locator('#requests tbody tr:first-child a', { hasText: 'browser-' }).waitFor({ timeout: 5000 });
+    t.equal(await rows.count(), before + 1, 'only the filtered model\'s request was added');
+    t.match(await rows.first().textContent(), /api.*POST \/v1\/chat\/completions.*200/);
+    t.same(errors, [], 'no script errors and nothing blocked by the content policy');
+  });
+
   t.test('the model page follows the log and lists transitions live', async (t) => {
     const { page, errors } = await open({ colorScheme: 'light' });
     await hub.stop('api');

@@ -110,6 +110,22 @@ export const COMMANDS: CommandSpec[] = [
     run: lazy(() => import('./logs.js'), (m, a) => m.logs(a)),
   },
   {
+    usage: 'requests',
+    describe: 'the hub\'s request log: recent requests with their latency, tokens and key name, oldest first; -f follows new ones',
+    options: {
+      ...hub,
+      model: { type: 'string', describe: 'only this model\'s requests (a name or alias)' },
+      status: { type: 'string', describe: 'only this status (404) or class (5xx)' },
+      since: { type: 'string', describe: 'only requests since this time (ISO 8601, e.g. 2026-01-31T12:00:00Z, or ms since 1970)' },
+      limit: { type: 'string', describe: 'at most this many of the newest' },
+      csv: { type: 'boolean', default: false, describe: 'CSV with a header row (as GET /hub/api/requests?format=csv)' },
+      ...json,
+      follow: { alias: 'f', type: 'boolean', default: false, describe: 'then print each new request as it finishes, until Ctrl-C' },
+    },
+    examples: [['hub requests --status 5xx', 'the failed requests still in the log'], ['hub requests --model demo-small -f', 'follow one model\'s requests'], ['hub requests --csv > requests.csv', 'export the log']],
+    run: lazy(() => import('./requests.js'), (m, a) => m.requests(a)),
+  },
+  {
     usage: 'check',
     describe: 'validate a config: every problem with its line, or a summary of what it defines',
     options: { ...config, ...json },

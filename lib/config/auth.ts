@@ -4,13 +4,13 @@
 // Trusted proxies are addresses or ranges, used by http/forwarded.ts.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { HubFile } from './schema.js';
-import type { HubConfig } from './types.js';
+import type { HubConfig, NamedKey } from './types.js';
 
 type Problem = (segments: string[], message: string) => void;
 
 export function authConfig(auth: HubFile['auth'] = {}, problem: Problem): HubConfig['auth'] {
-  const apiKeys = nonEmpty(auth.api_keys);
-  const admin = nonEmpty(auth.admin_keys);
+  const apiKeys = nonEmpty(auth.api_keys, 'auth.api_keys');
+  const admin = nonEmpty(auth.admin_keys, 'auth.admin_keys');
   const allowedOrigins: string[] = [];
   (auth.allowed_origins ?? []).forEach((raw, i) => {
     const origin = parseOrigin(raw);
@@ -30,11 +30,14 @@ export function authConfig(auth: HubFile['auth'] = {}, problem: Problem): HubCon
     else problem(['auth', 'trusted_proxies', String(i)], `expected an IP address or a range like "10.0.0.0/8" (the address your reverse proxy connects from), got ${JSON.stringify(raw)}`);
   });
   return {
-    apiKeys,
+    apiKeys: apiKeys.map((k) => k.key),
     // Empty means "same as api_keys", not "open": an open shutdown button beside a locked model API
     // is never what anyone wants (and `admin_keys: ["${env.ADMIN_KEY}"]` with the variable set to ""
     // must not open it either).
-    adminKeys: admin.length ? admin : apiKeys,
+    adminKeys: (admin.length ? admin : apiKeys).map((k) => k.key),
+    apiKeyNames: apiKeys.map((k) => k.name),
+    adminKeyNames: (admin.length ? admin : apiKeys).map((k) => k.name),
+    scopedKeys: [], // filled once the models are read (config/policy.ts)
     allowedOrigins,
     allowedHosts,
     trustedProxies,
@@ -51,8 +54,12 @@ export function parseAddressRange(value: string): string | undefined {
   return bits <= (family === 4 ? 32 : 128) ? `${address}/${bits}` : undefined;
 }
 
-/** An `api_keys: ["${env.K}"]` with K set to "" means "no key", not "the empty key". */
-const nonEmpty = (keys: string[] | undefined): string[] => (keys ?? []).filter((k) => k.length > 0);
+/**
+ * The keys of a list with where each is listed (`auth.api_keys[1]`), the name the request log shows.
+ * An `api_keys: ["${env.K}"]` with K set to "" means "no key", not "the empty key".
+ */
+export const nonEmpty = (keys: string[] | undefined, at: string): NamedKey[] =>
+  (keys ?? []).flatMap((key, i) => (key.length > 0 ? [{ key, name: `${at}[${i}]` }] : []));
 
 /**
  * `scheme://host[:port]` → the form browsers send in `Origin` (lower case, default port dropped);

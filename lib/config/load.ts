@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
-import { authConfig } from './auth.js';
+import { authConfig, nonEmpty } from './auth.js';
+import { modelKeys, paramsPolicy, scopedKeys } from './policy.js';
 import { ConfigError, didYouMean, joinPath, type ConfigProblem } from './errors.js';
 import type { HubFile, ModelFile } from './schema.js';
 import type { BackendKind, GroupConfig, HubConfig, ModelConfig } from './types.js';
@@ -28,6 +29,8 @@ const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
  * to bind it. Also clear of the usual fixed ports (8000, 8080, 11434).
  */
 export const DEFAULT_PORTS_START = 20100;
+/** The request log's size when log.requests is not set. */
+export const DEFAULT_LOGGED_REQUESTS = 1000;
 
 /** SPEC §2 search order: --config, $HUB_CONFIG, ./hub.yaml, ~/.config/modelhub/hub.yaml. */
 /** Long enough for an agent's next turn to reach the loaded model, short next to a model load. */
@@ -146,6 +149,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
       onFull: g.on_full ?? 'evict',
       swapHoldMs: parseDuration(g.swap_hold ?? DEFAULT_SWAP_HOLD)!,
       maxWaitMs: parseDuration(g.max_wait ?? DEFAULT_MAX_WAIT)!,
+      apiKeys: nonEmpty(g.api_keys, `groups.${name}.api_keys`),
     };
   }
   const maxMemory = file.max_memory !== undefined ? parseSize(file.max_memory)! : Infinity;
@@ -156,7 +160,10 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     const bad = nameProblem('model name', name);
     if (bad) problem(at, bad);
     if (own === null || typeof own !== 'object') continue; // the schema said what is wrong with it
-    const m = model(name, mergeDefaults(file.defaults ?? {}, own), own, base, at, problem, refused);
+    const merged = mergeDefaults(file.defaults ?? {}, own);
+    const m = model(name, merged, own, base, at, problem, refused);
+    m.apiKeys = modelKeys(name, own, merged, m.group ? groups[m.group] : undefined);
+    m.params = paramsPolicy(merged.params, own.params !== undefined ? at : ['defaults'], problem);
     if (m.group !== undefined && !groups[m.group] && !refused(['groups', m.group])) {
       const guess = didYouMean(m.group, Object.keys(groups));
       const known = Object.keys(groups);
@@ -172,6 +179,8 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
   checkNameClashes(Object.values(models), problem);
   assignPorts(models, file.ports?.start ?? DEFAULT_PORTS_START, previousPorts, problem);
 
+  const auth = authConfig(file.auth, problem);
+  auth.scopedKeys = scopedKeys(models, auth);
   const logDir = expandPath(file.log?.dir ?? resolve(stateDir, 'logs'), base);
   const rotate = file.log?.rotate ?? {};
   return {
@@ -187,8 +196,9 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
         keep: rotate.keep ?? 7,
         compress: rotate.compress ?? true,
       },
+      requests: file.log?.requests ?? DEFAULT_LOGGED_REQUESTS,
     },
-    auth: authConfig(file.auth, problem),
+    auth,
     limits: limits(file.limits ?? {}, problem),
     ports: { start: file.ports?.start ?? DEFAULT_PORTS_START },
     metrics: { backends: file.metrics?.backends ?? false },
@@ -280,6 +290,7 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     health: { path: m.health?.path, intervalMs: parseDuration(m.health?.interval ?? '50ms')! },
     startTimeoutMs: parseDuration(m.start_timeout ?? '120s')!,
     stopTimeoutMs: parseDuration(m.stop_timeout ?? '10s')!,
+    capture: m.log?.capture ?? false,
   };
 }
 

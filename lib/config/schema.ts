@@ -9,6 +9,8 @@ import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
 export const BACKENDS = ['openai', 'demo', 'llama-cpp', 'vllm', 'sglang', 'ollama', 'mlx'] as const;
 export const ON_FULL = ['evict', 'reject', 'wait'] as const;
 export const TRANSLATE_MODES = ['auto', 'always', 'never'] as const;
+/** The request log's largest size (log.requests): about 1 KiB each, so at most ~100 MiB. */
+export const MAX_LOGGED_REQUESTS = 100_000;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 const annotate = <T extends TSchema>(schema: T, expected: string): T => Object.assign(schema, { expected });
@@ -33,6 +35,8 @@ const StrList = () => annotate(Type.Array(Str()), 'a list of strings');
 const Obj = <P extends Record<string, TSchema>>(props: P, expected: string) =>
   annotate(Type.Object(props, { additionalProperties: false }), expected);
 const Opt = Type.Optional;
+/** Request body fields and their JSON values (params.set, params.default). */
+const FieldMap = () => annotate(Type.Record(Type.String(), Type.Unknown()), 'a map of field: value');
 
 /** Every key a model may have. In `defaults` all of them are optional. */
 const modelProperties = {
@@ -58,14 +62,24 @@ const modelProperties = {
   health: Opt(Obj({ path: Opt(annotate(Type.String({ pattern: '^/' }), 'a path starting with /')), interval: Opt(Duration()) }, 'an object with path and interval')),
   start_timeout: Opt(Duration()),
   stop_timeout: Opt(Duration()),
+  // Per-model policy (docs/security.md, docs/config.md): keys that may use only this model, and the
+  // request body fields the hub sets, fills or removes before forwarding.
+  api_keys: Opt(StrList()),
+  params: Opt(
+    Obj(
+      { set: Opt(FieldMap()), default: Opt(FieldMap()), strip: Opt(StrList()) },
+      'an object with set, default, strip',
+    ),
+  ),
+  log: Opt(Obj({ capture: Opt(Bool()) }, 'an object with capture')),
 };
 
 export const ModelSchema = Obj(modelProperties, 'a model: an object with cmd or url');
 export const DefaultsSchema = Obj(modelProperties, 'an object of per-model defaults');
 
 export const GroupSchema = Obj(
-  { max_loaded: Opt(Int(1)), max_memory: Opt(Size()), on_full: Opt(OneOf(ON_FULL)), swap_hold: Opt(Duration()), max_wait: Opt(Duration()) },
-  'a group: an object with max_loaded, max_memory, on_full, swap_hold, max_wait',
+  { max_loaded: Opt(Int(1)), max_memory: Opt(Size()), on_full: Opt(OneOf(ON_FULL)), swap_hold: Opt(Duration()), max_wait: Opt(Duration()), api_keys: Opt(StrList()) },
+  'a group: an object with max_loaded, max_memory, on_full, swap_hold, max_wait, api_keys',
 );
 
 export const HubFileSchema = Obj(
@@ -78,8 +92,9 @@ export const HubFileSchema = Obj(
           level: Opt(OneOf(LOG_LEVELS)),
           dir: Opt(NonEmpty()),
           rotate: Opt(Obj({ size: Opt(Size()), interval: Opt(Duration()), keep: Opt(Int(1)), compress: Opt(Bool()) }, 'an object with size, interval, keep, compress')),
+          requests: Opt(Int(0, MAX_LOGGED_REQUESTS)),
         },
-        'an object with level, dir, rotate',
+        'an object with level, dir, rotate, requests',
       ),
     ),
     auth: Opt(

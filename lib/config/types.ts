@@ -40,6 +40,32 @@ export interface ModelConfig {
   health: { path?: string; intervalMs: number };
   startTimeoutMs: number;
   stopTimeoutMs: number;
+  /** Keys that may use this model (its own, or from defaults, then its group's); absent when none. */
+  apiKeys?: NamedKey[];
+  /** Fields set, filled or removed in the JSON body before forwarding; absent when none (no rewrite). */
+  params?: ParamsPolicy;
+  /** log.capture: the request log keeps this model's request and response bodies (bounded). */
+  capture: boolean;
+}
+
+/** A key and where hub.yaml lists it (`auth.api_keys[0]`): the name the request log shows, never the key. */
+export interface NamedKey {
+  key: string;
+  name: string;
+}
+
+/** A key listed under a model or group: the models it opens (and no other). */
+export interface ScopedKey extends NamedKey {
+  models: string[];
+}
+
+export interface ParamsPolicy {
+  /** Always written, over what the client sent. */
+  set: Record<string, unknown>;
+  /** Written when the client sent no such field (or null). */
+  default: Record<string, unknown>;
+  /** Removed when the client sent them. */
+  strip: string[];
 }
 
 export interface GroupConfig {
@@ -51,6 +77,8 @@ export interface GroupConfig {
   swapHoldMs: number;
   /** No request for a model of this group waits longer than this for room (then 429). */
   maxWaitMs: number;
+  /** Keys that may use only this group's models. */
+  apiKeys: NamedKey[];
 }
 
 /** How much the hub takes from one client (docs/limits.md). */
@@ -79,13 +107,26 @@ export interface HubConfig {
     level: LogLevel;
     dir: string;
     rotate: { sizeBytes: number; intervalMs: number; keep: number; compress: boolean };
+    /** How many finished requests the request log keeps in memory (0: no request log). */
+    requests: number;
   };
   /**
    * Keys are never empty strings; adminKeys is apiKeys when none are set. Origins are as browsers send
    * them (`https://app.example.com:8443`), hosts bare and lower case; trusted proxies are addresses or
    * CIDR ranges (`10.0.0.0/8`). See config/auth.ts.
    */
-  auth: { apiKeys: string[]; adminKeys: string[]; allowedOrigins: string[]; allowedHosts: string[]; trustedProxies: string[] };
+  auth: {
+    apiKeys: string[];
+    adminKeys: string[];
+    /** Where each key of apiKeys and adminKeys is listed (same order), for the request log. */
+    apiKeyNames: string[];
+    adminKeyNames: string[];
+    /** Keys listed under models and groups, each with every model it opens. */
+    scopedKeys: ScopedKey[];
+    allowedOrigins: string[];
+    allowedHosts: string[];
+    trustedProxies: string[];
+  };
   limits: Limits;
   ports: { start: number };
   /** backends: /metrics also carries each running backend's own metrics, labelled with its model. */

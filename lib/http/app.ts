@@ -8,7 +8,7 @@ import { HubError } from '../errors.js';
 import { errorEnvelope } from './anthropic-errors.js';
 import type { Logger } from '../log.js';
 import type { Controller, RequestSummary } from '../scheduler/controller.js';
-import { keyCheck, requireKey } from './auth.js';
+import { keyCheck, requireKey, type Scope } from './auth.js';
 import { checkFetchSite, checkHost, checkOrigin, fetchSiteCheck, hostCheck, originCheck, textPlainCheck } from './browser.js';
 import { answerClientError } from './client-error.js';
 import { controlRoutes, type HubActions } from './control-routes.js';
@@ -19,6 +19,8 @@ import { trustProxies } from './forwarded.js';
 import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { openaiRoutes } from './openai-routes.js';
+import { RequestLog } from './request-log.js';
+import { requestLogRoutes } from './request-log-routes.js';
 import { wasCutForStalling } from './stall.js';
 import { upstreamCheck } from './upstream-guard.js';
 
@@ -32,6 +34,12 @@ export interface HubState {
   meter: Meter;
   /** Whether the request's key or session would still be let in now (set by requireKey). */
   stillAllowed?: () => boolean;
+  /** Where hub.yaml lists the key the request sent, or "session" (set by requireKey; never the key). */
+  keyName?: string;
+  /** For a key listed under models: the models it may use (set by requireKey; undefined = all). */
+  scope?: Scope;
+  /** The request body as forwarded, for a model with log.capture (the response's is in the meter). */
+  captured?: string;
 }
 
 export function createApp(controller: Controller, log: Logger, actions: HubActions): Koa<HubState> {
@@ -39,6 +47,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.silent = true;
   // Listens to the controller from now on, so that the preload's transitions are counted too.
   const metrics = new HubMetrics(controller);
+  const requests = new RequestLog(controller);
   // First: what a trusted reverse proxy says about the client (https, its address) is read before anything asks.
   app.use(trustProxies(() => controller.config));
 
@@ -58,8 +67,10 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
       // bury the requests that matter. They stay in the log at debug; failed ones stay at info.
       if (isPolling(ctx.method, path, ctx.status)) log.debug(summary, 'request');
       else log.info(summary, 'request');
-      if (summary.model) controller.noteRequest(summary);
-      else metrics.unrouted(summary);
+      if (summary.model) {
+        controller.noteRequest(summary);
+        if (ctx.state.captured !== undefined || ctx.state.meter.capturing) requests.attachCapture(summary, { request: ctx.state.captured, response: ctx.state.meter.capturedResponse() });
+      } else metrics.unrouted(summary);
     }
   });
 
@@ -126,12 +137,13 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.use(control.routes());
   app.use(metricsRoutes(metrics).routes());
   app.use(hubPages.routes);
+  app.use(requestLogRoutes(controller, requests).routes());
   return app;
 }
 
 /** The request log line (and `request` event) of one finished exchange: what it asked, what it cost. */
 function summarize(ctx: Koa.ParameterizedContext<HubState>, id: string, path: string, started: number): RequestSummary {
-  const { model, coldStartMs, queueMs, swapMs, meter } = ctx.state;
+  const { model, coldStartMs, queueMs, swapMs, meter, keyName } = ctx.state;
   const proxied = ctx.respond === false;
   const round = (ms: number | undefined) => (ms === undefined ? undefined : Math.round(ms));
   return {
@@ -151,6 +163,7 @@ function summarize(ctx: Koa.ParameterizedContext<HubState>, id: string, path: st
     cut: proxied && !ctx.res.writableFinished ? (wasCutForStalling(ctx.res) ? 'stalled' : 'closed early') : undefined,
     tokens_in: meter.usage.tokens_in,
     tokens_out: meter.usage.tokens_out,
+    key: keyName,
   };
 }
 

@@ -38,29 +38,73 @@ export function presentedKeys(headers: IncomingHttpHeaders): string[] {
 /**
  * Digests of the keys that open each realm, made once per config object. An admin key also opens
  * the API realm: whoever may stop the hub may use its models. The API realm is open when there are no
- * api_keys, whatever admin_keys says (empty or absent = open).
+ * api_keys, whatever admin_keys says (empty or absent = open). Keys listed under models and groups
+ * (scoped) open the API realm too, but only for their models (Scope).
  */
-const digests = new WeakMap<AuthConfig, Record<'api' | 'admin', Buffer[]>>();
+interface Digests {
+  api: Buffer[];
+  admin: Buffer[];
+  /** Every hub-wide key (api and admin), with its name, for telling who asks. */
+  hubWide: Array<{ digest: Buffer; name: string }>;
+  adminNamed: Array<{ digest: Buffer; name: string }>;
+  scoped: Array<{ digest: Buffer; name: string; scope: Scope }>;
+}
+const digests = new WeakMap<AuthConfig, Digests>();
 const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
-function keysOf(auth: AuthConfig, realm: 'api' | 'admin'): Buffer[] {
+function digestsOf(auth: AuthConfig): Digests {
   let d = digests.get(auth);
   if (!d) {
     const api = auth.apiKeys.length ? [...new Set([...auth.apiKeys, ...auth.adminKeys])] : [];
-    d = { api: api.map(digest), admin: auth.adminKeys.map(digest) };
+    const named = new Map<string, string>();
+    auth.apiKeys.forEach((k, i) => named.set(k, auth.apiKeyNames[i]));
+    auth.adminKeys.forEach((k, i) => { if (!named.has(k)) named.set(k, auth.adminKeyNames[i]); });
+    const apiOpen = auth.apiKeys.length === 0;
+    d = {
+      api: api.map(digest),
+      admin: auth.adminKeys.map(digest),
+      hubWide: [...named].map(([key, name]) => ({ digest: digest(key), name })),
+      adminNamed: auth.adminKeys.map((key, i) => ({ digest: digest(key), name: auth.adminKeyNames[i] })),
+      scoped: auth.scopedKeys.map((k) => ({ digest: digest(k.key), name: k.name, scope: { models: new Set(k.models), orUnlocked: apiOpen } })),
+    };
     digests.set(auth, d);
   }
-  return d[realm];
+  return d;
 }
+
+const keysOf = (auth: AuthConfig, realm: 'api' | 'admin'): Buffer[] => digestsOf(auth)[realm];
+
+/**
+ * What a key scoped to models may use: its models, and on a hub whose API is open (no auth.api_keys)
+ * also every model without keys of its own. Absent (undefined) on a request: every model.
+ */
+export interface Scope {
+  models: ReadonlySet<string>;
+  orUnlocked: boolean;
+}
+
+/** A request without a key to a hub whose API is open but has models with keys: the models without. */
+const UNLOCKED_ONLY: Scope = { models: new Set(), orUnlocked: true };
+
+/** Whether a request with `scope` may use model `m` (costs one comparison when neither has keys). */
+export const mayUse = (scope: Scope | undefined, m: { name: string; apiKeys?: unknown[] }): boolean =>
+  scope === undefined || scope.models.has(m.name) || (scope.orUnlocked && m.apiKeys === undefined);
 
 /** Whether `realm` takes requests without a key under this config. */
 export const realmIsOpen = (auth: AuthConfig, realm: Realm): boolean => realm === 'open' || keysOf(auth, realm).length === 0;
 
 /**
- * Whether `key` opens `realm` (always true for an open realm, key or not). Both sides are SHA-256
+ * The index in `list` of the entry whose digest is `presented`'s, or -1. Both sides are SHA-256
  * digests, so timingSafeEqual compares equal lengths and the time says nothing about the key's length
- * or content; every configured key is compared, with no early exit.
+ * or content; every entry is compared, with no early exit.
  */
+function matchOf(list: ReadonlyArray<{ digest: Buffer }>, presented: Buffer): number {
+  let found = -1;
+  for (let i = 0; i < list.length; i++) if (timingSafeEqual(presented, list[i].digest)) found = i;
+  return found;
+}
+
+/** Whether `key` opens `realm` (always true for an open realm, key or not); hub-wide keys only. */
 export function checkKey(auth: AuthConfig, realm: Realm, key: string | undefined): boolean {
   if (realm === 'open') return true;
   const allowed = keysOf(auth, realm);
@@ -70,6 +114,21 @@ export function checkKey(auth: AuthConfig, realm: Realm, key: string | undefined
   let ok = false;
   for (const d of allowed) ok = timingSafeEqual(presented, d) || ok;
   return ok;
+}
+
+/** Who a request's key is: its name in hub.yaml and, for a key listed under models, its scope; undefined when no key sent matches. */
+function identify(ctx: Context, auth: AuthConfig, realm: 'api' | 'admin'): { name: string; scope?: Scope } | undefined {
+  const d = digestsOf(auth);
+  for (const key of presentedKeys(ctx.req.headers)) {
+    const presented = digest(key);
+    const hub = realm === 'admin' ? d.adminNamed : d.hubWide;
+    const i = matchOf(hub, presented);
+    if (i >= 0) return { name: hub[i].name };
+    if (realm === 'admin') continue;
+    const j = matchOf(d.scoped, presented);
+    if (j >= 0) return { name: d.scoped[j].name, scope: d.scoped[j].scope };
+  }
+  return undefined;
 }
 
 /**
@@ -86,17 +145,32 @@ export function requireKey(auth: () => AuthConfig, session?: (ctx: Context) => b
   };
 }
 
-/** requireKey's test alone (throws the refusal), for the model-traffic path that runs every check in one pass. */
+/**
+ * requireKey's test alone (throws the refusal), for the model-traffic path that runs every check in
+ * one pass. It also notes who asks (ctx.state.keyName: the key's place in hub.yaml, or "session") and,
+ * for a key scoped to models, what it may use (ctx.state.scope; the routes check it).
+ */
 export function keyCheck(auth: () => AuthConfig, session?: (ctx: Context) => boolean): (ctx: Context) => void {
   const bySession = (ctx: Context, realm: Realm) => realm === 'admin' && under(ctx.path.toLowerCase(), '/hub') && session?.(ctx) === true;
-  const byKey = (ctx: Context, a: AuthConfig, realm: Realm) => presentedKeys(ctx.req.headers).some((key) => checkKey(a, realm, key));
+  const byKey = (ctx: Context, a: AuthConfig, realm: Realm) => realm !== 'open' && identify(ctx, a, realm) !== undefined;
   return (ctx) => {
     const realm = realmOf(ctx.path);
     const a = auth();
     let keyOk: boolean | undefined; // not asked when the realm is open or a session lets it in
-    if (!realmIsOpen(a, realm) && !bySession(ctx, realm)) {
-      keyOk = byKey(ctx, a, realm);
-      if (!keyOk) throw refused(realm, ctx.path, presentedKeys(ctx.req.headers).length > 0);
+    if (!realmIsOpen(a, realm)) {
+      if (bySession(ctx, realm)) ctx.state.keyName = 'session';
+      else {
+        const who = identify(ctx, a, realm as 'api' | 'admin');
+        if (!who) throw refused(realm, ctx.path, presentedKeys(ctx.req.headers).length > 0);
+        keyOk = true;
+        ctx.state.keyName = who.name;
+        if (who.scope) ctx.state.scope = who.scope;
+      }
+    } else if (realm === 'api' && a.scopedKeys.length > 0) {
+      // An open API with models that have keys: a key sent opens its models, none opens the others.
+      const who = identify(ctx, a, 'api');
+      ctx.state.keyName = who?.name;
+      ctx.state.scope = who ? who.scope : UNLOCKED_ONLY;
     }
     // A long answer (an event stream, a log follow) asks again before each write: a logout or a
     // reload that removes the key ends it, instead of it going on for as long as the client stays.

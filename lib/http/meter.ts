@@ -23,6 +23,22 @@ export class Meter {
   ttfbMs?: number;
   usage: Usage = {};
   private reader?: UsageReader;
+  /** The start of the answer, for a model with log.capture (absent otherwise: nothing is kept). */
+  private captured?: { chunks: Buffer[]; room: number };
+
+  /** Keeps the first `maxBytes` of the answer (log.capture). */
+  captureResponse(maxBytes: number): void {
+    this.captured = { chunks: [], room: maxBytes };
+  }
+
+  get capturing(): boolean {
+    return this.captured !== undefined;
+  }
+
+  /** What captureResponse kept, as text; undefined when nothing was asked for. */
+  capturedResponse(): string | undefined {
+    return this.captured && Buffer.concat(this.captured.chunks).toString('utf8');
+  }
 
   constructor(private readonly startedAt: number) {}
 
@@ -41,6 +57,11 @@ export class Meter {
       if (this.ttfbMs === undefined) this.ttfbMs = performance.now() - this.startedAt;
       this.bytesOut += chunk.length;
       this.reader?.push(chunk);
+      if (this.captured !== undefined && this.captured.room > 0) {
+        const part = chunk.subarray(0, this.captured.room);
+        this.captured.chunks.push(Buffer.from(part)); // a copy: the chunk's memory is the socket's
+        this.captured.room -= part.length;
+      }
     });
     res.once('end', () => { if (this.reader) this.usage = this.reader.result(); });
   }

@@ -11,18 +11,23 @@ import { forward } from './proxy.js';
 import { findModel } from './model-lookup.js';
 import { jsonModel, multipartModel } from './request-model.js';
 import { planTranslation, takeoverFor } from './translation.js';
+import { mayUse } from './auth.js';
+import type { HeldBody } from './body.js';
+import { applyParams } from './params.js';
 import type { HubState } from './app.js';
 
 export function openaiRoutes(controller: Controller): Router<HubState> {
   const router = new Router<HubState>();
 
   router.get('/v1/models', (ctx) => {
-    ctx.body = { object: 'list', data: controller.allIds().map(({ id, model }) => modelEntry(id, model, controller.startedAt)) };
+    const { scope } = ctx.state;
+    const ids = controller.allIds().filter(({ model }) => mayUse(scope, model.config));
+    ctx.body = { object: 'list', data: ids.map(({ id, model }) => modelEntry(id, model, controller.startedAt)) };
   });
 
   router.get(/^\/v1\/models\/(.+)$/, (ctx) => {
     const id = decodeURIComponent(ctx.path.slice('/v1/models/'.length));
-    ctx.body = modelEntry(id, lookup(controller, id), controller.startedAt);
+    ctx.body = modelEntry(id, lookup(controller, id, ctx.state), controller.startedAt);
   });
 
   // Request bodies held in memory, hub-wide (limits.max_body_total).
@@ -32,14 +37,17 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     const limits = controller.config.limits;
     const contentType = ctx.get('content-type');
     // Multipart bodies are forwarded byte for byte; JSON ones too, unless served_model rewrites `model`.
-    const finder = contentType.toLowerCase().startsWith('multipart/form-data') ? multipartModel(contentType) : jsonModel();
+    const multipart = contentType.toLowerCase().startsWith('multipart/form-data');
+    const finder = multipart ? multipartModel(contentType) : jsonModel();
     const body = await readBody(ctx.req, { maxBytes: limits.maxBodyBytes, idleTimeoutMs: limits.bodyTimeoutMs, budget }, finder.write);
     try {
       const found = await finder.result(body);
-      const m = lookup(controller, found.model);
+      const m = lookup(controller, found.model, ctx.state);
       const served = m.config.servedModel;
       if (served !== undefined && served !== found.model && found.span) body.splice(found.span.start, found.span.end, Buffer.from(JSON.stringify(served)));
+      if (m.config.params !== undefined && !multipart) applyParams(body, m.config.params);
       ctx.state.model = m.name;
+      if (m.config.capture) capture(ctx, body, multipart);
       // Responses or Messages for a backend without them: refused now if it cannot be translated.
       const plan = planTranslation(m, ctx.path, body);
       const lease = controller.acquireNow(m) ?? (await acquireWhileConnected(controller, m, ctx));
@@ -65,8 +73,9 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
 
   router.all(/^\/upstream\/([^/]+)(\/.*)?$/, async (ctx) => {
     const [, name, path] = /^\/upstream\/([^/]+)(\/.*)?$/.exec(ctx.path)!;
-    const m = lookup(controller, decodeURIComponent(name));
+    const m = lookup(controller, decodeURIComponent(name), ctx.state);
     ctx.state.model = m.name;
+    if (m.config.capture) ctx.state.meter.captureResponse(CAPTURE_BYTES);
     const lease = controller.acquireNow(m) ?? (await acquireWhileConnected(controller, m, ctx));
     ctx.state.coldStartMs = lease.coldStartMs;
     ctx.state.queueMs = lease.queueMs;
@@ -78,14 +87,35 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
   return router;
 }
 
-function lookup(controller: Controller, id: string): ModelActor {
+/**
+ * The model a request names, if its key may use it. To a key listed under models the hub looks as if
+ * it had only those models: another one is "not found", and the list of models is the key's own. A
+ * model with keys asked for without one (the API is otherwise open) needs a key: 401.
+ */
+function lookup(controller: Controller, id: string, state: HubState): ModelActor {
   const m = findModel(controller, id);
-  if (m) return m;
-  const known = controller.allIds().map((x) => x.id);
+  const scope = state.scope;
+  if (m && (scope === undefined || mayUse(scope, m.config))) return m;
+  if (m && state.keyName === undefined) {
+    throw new HubError('invalid_api_key', `the model "${m.name}" needs an API key: send one of its keys (models.${m.name}.api_keys or its group's in hub.yaml) as "Authorization: Bearer <key>" or "x-api-key: <key>"`, {
+      headers: { 'www-authenticate': 'Bearer' },
+    });
+  }
+  const known = controller.allIds().filter((x) => mayUse(scope, x.model.config)).map((x) => x.id);
   throw new HubError('model_not_found', `the model "${id}" does not exist; available models: ${known.join(', ') || '(none configured)'}`, {
     param: 'model',
     headers: { 'x-should-retry': 'false' },
   });
+}
+
+/** How much of each body a model with log.capture keeps (request and response each). */
+export const CAPTURE_BYTES = 16 * 1024;
+
+/** Keeps the start of the body as forwarded and has the meter keep the start of the answer. */
+function capture(ctx: Context & { state: HubState }, body: HeldBody, multipart: boolean): void {
+  const bytes = body.concat();
+  ctx.state.captured = multipart ? `(multipart/form-data, ${bytes.length} bytes: not kept)` : bytes.subarray(0, CAPTURE_BYTES).toString('utf8');
+  ctx.state.meter.captureResponse(CAPTURE_BYTES);
 }
 
 function modelEntry(id: string, m: ModelActor, created: number) {

@@ -20,4 +20,6 @@ export interface RequestSummary {
   tokens_out?: number;
   /** Set when the response ended before all of it was sent. */
   cut?: 'stalled' | 'closed early';
+  /** Who asked: where hub.yaml lists the key sent (`auth.api_keys[0]`), or "session"; never the key. */
+  key?: string;
 }

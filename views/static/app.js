@@ -321,5 +321,7 @@ if (log) {
   void followLog(log);
 }
 if (board) connect();
+// The request log page follows the same events with its own small script.
+if (document.getElementById('requests')) void import('/hub/static/requests.js');
 setInterval(tick, 1000);
 tick();
