@@ -291,6 +291,7 @@ function model(name: string, m: ModelFile, own: ModelFile, base: string, at: str
     startTimeoutMs: parseDuration(m.start_timeout ?? '120s')!,
     stopTimeoutMs: parseDuration(m.stop_timeout ?? '10s')!,
     capture: m.log?.capture ?? false,
+    progress: m.progress ?? 'off',
   };
 }
 

@@ -29,6 +29,7 @@ const Bool = () => annotate(Type.Boolean(), 'true or false');
 const Int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   annotate(Type.Integer({ minimum: min, maximum: max }), `a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`);
 const Port = () => Int(1, 65535);
+export const PROGRESS_MODES = ['off', 'comments', 'reasoning'] as const;
 const OneOf = <T extends readonly string[]>(values: T) =>
   annotate(Type.Union(values.map((v) => Type.Literal(v))), `one of ${values.join(', ')}`);
 const StrList = () => annotate(Type.Array(Str()), 'a list of strings');
@@ -72,6 +73,8 @@ const modelProperties = {
     ),
   ),
   log: Opt(Obj({ capture: Opt(Bool()) }, 'an object with capture')),
+  // A streaming request to a cold model is answered at once, with the load's progress in its stream.
+  progress: Opt(OneOf(PROGRESS_MODES)),
 };
 
 export const ModelSchema = Obj(modelProperties, 'a model: an object with cmd or url');

@@ -46,7 +46,11 @@ export interface ModelConfig {
   params?: ParamsPolicy;
   /** log.capture: the request log keeps this model's request and response bodies (bounded). */
   capture: boolean;
+  /** A streaming request that must wait for a load gets its progress in the stream (off by default). */
+  progress: ProgressMode;
 }
+
+export type ProgressMode = 'off' | 'comments' | 'reasoning';
 
 /** A key and where hub.yaml lists it (`auth.api_keys[0]`): the name the request log shows, never the key. */
 export interface NamedKey {

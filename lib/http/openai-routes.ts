@@ -1,5 +1,6 @@
 // The OpenAI-compatible surface (SPEC §3.1): model listing, and every POST routed by the `model`
 // it names to that model's backend, plus /upstream/{model}/... raw passthrough.
+import { finished } from 'node:stream/promises';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { HubError } from '../errors.js';
@@ -14,6 +15,7 @@ import { planTranslation, takeoverFor } from './translation.js';
 import { mayUse } from './auth.js';
 import type { HeldBody } from './body.js';
 import { applyParams } from './params.js';
+import { LoadStream, progressModeFor } from './load-stream.js';
 import type { HubState } from './app.js';
 
 export function openaiRoutes(controller: Controller): Router<HubState> {
@@ -50,12 +52,32 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
       if (m.config.capture) capture(ctx, body, multipart);
       // Responses or Messages for a backend without them: refused now if it cannot be translated.
       const plan = planTranslation(m, ctx.path, body);
-      const lease = controller.acquireNow(m) ?? (await acquireWhileConnected(controller, m, ctx));
+      let lease = controller.acquireNow(m);
+      let stream: LoadStream | undefined;
+      if (!lease) {
+        // Must wait for a load: a streaming client that asked for it gets the progress in its stream.
+        const mode = progressModeFor(ctx.req, ctx.path, m, body);
+        if (mode) {
+          ctx.respond = false;
+          stream = new LoadStream(ctx.res, ctx.path, m, controller, mode);
+          stream.open();
+        }
+        try {
+          lease = await acquireWhileConnected(controller, m, ctx);
+        } catch (err) {
+          if (!stream) throw err;
+          stream.fail(err);
+          await finished(ctx.res).catch(() => {});
+          return;
+        }
+        stream?.close();
+      }
       ctx.state.coldStartMs = lease.coldStartMs;
       ctx.state.queueMs = lease.queueMs;
       ctx.state.swapMs = lease.swapMs;
       ctx.respond = false;
-      const takeover = plan && takeoverFor(plan, m, ctx.req.url ?? ctx.path, body);
+      const translation = plan && takeoverFor(plan, m, ctx.req.url ?? ctx.path, body);
+      const takeover = stream ? stream.takeover(translation, body, ctx.req.url ?? ctx.path) : translation;
       await forward(ctx.req, ctx.res, lease, { body, meter: ctx.state.meter, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs, takeover });
     } finally {
       body.release(); // forward() already did once the backend answered

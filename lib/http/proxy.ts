@@ -12,6 +12,7 @@ import { keepHubCors } from './browser.js';
 import { forwardable } from './hop-by-hop.js';
 import type { HeldBody } from './body.js';
 import type { Meter } from './meter.js';
+import { openedEarly } from './load-stream.js';
 import { cutWhenStalled } from './stall.js';
 
 interface Exchange {
@@ -119,7 +120,12 @@ export function passThrough(proxyRes: IncomingMessage, res: ServerResponse): voi
 
 /** An error the hub makes, in the envelope the client's API has. */
 function sendError(req: IncomingMessage, res: ServerResponse, error: HubError): void {
-  if (res.headersSent || res.destroyed) return;
+  if (res.destroyed) return;
+  if (res.headersSent) {
+    // A stream opened for the load's progress before the backend answered: the error goes in band.
+    if (openedEarly(res) && !res.writableEnded) res.end(inBandError(req.url, error));
+    return;
+  }
   const text = JSON.stringify(errorEnvelope(req.url, error));
   res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...error.headers });
   res.end(text);
@@ -154,10 +160,13 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
   }
   exchanges.set(res, exchange);
 
-  res.setHeader('x-hub-model', m.name);
-  if (lease.coldStartMs !== undefined) res.setHeader('x-hub-cold-start-ms', String(Math.round(lease.coldStartMs)));
-  if (lease.queueMs !== undefined) res.setHeader('x-hub-queue-ms', String(Math.round(lease.queueMs)));
-  if (lease.swapMs !== undefined) res.setHeader('x-hub-swap-ms', String(Math.round(lease.swapMs)));
+  if (!res.headersSent) {
+    // (A client that asked for progress in its stream already has its head: load-stream.ts.)
+    res.setHeader('x-hub-model', m.name);
+    if (lease.coldStartMs !== undefined) res.setHeader('x-hub-cold-start-ms', String(Math.round(lease.coldStartMs)));
+    if (lease.queueMs !== undefined) res.setHeader('x-hub-queue-ms', String(Math.round(lease.queueMs)));
+    if (lease.swapMs !== undefined) res.setHeader('x-hub-swap-ms', String(Math.round(lease.swapMs)));
+  }
   // The client's keys stay with the hub unless the model forwards them; a body the hub holds is sent
   // with its own length (the hub has it: no chunking, no Expect); a takeover reads the answer itself,
   // so it must come uncompressed.
@@ -196,7 +205,9 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
             return send(true);
           }
           exchange.healthy = false;
-          if (res.headersSent) {
+          // A stream opened early (progress in the stream) has none of the backend's answer yet: the
+          // failure is told in band (sendError).
+          if (res.headersSent && !(openedEarly(res) && !exchange.answered)) {
             if (!res.writableEnded) res.destroy(); // an in-band error may already be on its way
             return;
           }
