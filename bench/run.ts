@@ -17,12 +17,17 @@ import { contentionBench } from './contention.js';
 import { bodiesBench } from './bodies.js';
 import { proxyBench } from './proxy.js';
 import { scaleBench } from './scale.js';
+import { streamsBench } from './streams.js';
 
 // BENCH_ONLY=contention runs just the contention figures (they take a minute or two); BENCH_ONLY=proxy
 // just the proxy overhead; BENCH_ONLY=bodies the 30 MiB uploads; BENCH_ONLY=scale the 500-model figures;
-// BENCH_ONLY=startup the cold start, cold burst and swap figures.
+// BENCH_ONLY=startup the cold start, cold burst and swap figures; BENCH_ONLY=streams the 1,000 SSE streams.
 if (process.env.BENCH_ONLY === 'contention') {
   await contentionBench();
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY === 'streams') {
+  await streamsBench();
   process.exit(0);
 }
 if (process.env.BENCH_ONLY === 'scale') {
@@ -55,6 +60,7 @@ if (process.env.BENCH_ONLY === 'proxy' || process.env.BENCH_ONLY === 'bodies') {
   await hub.controller.start('plain');
   if (process.env.BENCH_ONLY === 'proxy') await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
   else await bodiesBench(hub.origin, 'plain');
+await streamsBench();
   await hub.close();
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);
@@ -168,6 +174,7 @@ if (process.env.BENCH_ONLY === 'startup') {
 await hub.controller.start('plain');
 await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
 await bodiesBench(hub.origin, 'plain');
+await streamsBench();
 
 await hub.close();
 rmSync(dir, { recursive: true, force: true });
