@@ -71,16 +71,17 @@ export class History {
 
   private record(t: Transition): void {
     this.ring(this.transitionsByModel, t.model, this.capacity).push(t);
-    // A failure's message is recorded on the model as the transition is emitted, or just after it.
-    if (t.axis === 'process' && t.to === 'failed') setImmediate(() => this.noteLastError(t.model));
+    // Transitions are published once the step that made them is committed: the failure's message is
+    // already on the model.
+    if (t.axis === 'process' && t.to === 'failed') this.noteLastError(t.model, t.at);
   }
 
-  private noteLastError(model: string): void {
+  private noteLastError(model: string, at: string): void {
     const message = this.source.status().models.find((m) => m.name === model)?.last_error;
     if (!message) return;
     const errors = this.ring(this.errorsByModel, model, this.errorCapacity);
     if (errors.last()?.message === message) return;
-    errors.push({ at: new Date().toISOString(), message });
+    errors.push({ at, message });
   }
 
   private ring<T>(map: Map<string, Ring<T>>, model: string, capacity: number): Ring<T> {
