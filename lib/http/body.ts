@@ -5,6 +5,7 @@
 // came and forwarded from there: never concatenated into one large copy.
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import { watchdog, type Watch } from './watchdog.js';
 import { formatBytes, formatDuration } from '../config/units.js';
 import { HubError } from '../errors.js';
 import type { BodyBudget } from './body-budget.js';
@@ -118,10 +119,13 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits, sink?: 
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    let idle: NodeJS.Timeout | undefined;
+    // body_timeout, on the shared watchdog: each chunk only moves the deadline.
+    const idleMs = limits.idleTimeoutMs;
+    const idle: Watch = { dueAt: Infinity, fire: () => fail(stalled(idleMs), false) };
     const arm = () => {
-      clearTimeout(idle);
-      idle = limits.idleTimeoutMs > 0 ? setTimeout(() => fail(stalled(limits.idleTimeoutMs), false), limits.idleTimeoutMs) : undefined;
+      if (!(idleMs > 0)) return;
+      idle.dueAt = performance.now() + idleMs;
+      watchdog.add(idle);
     };
     // The feeder (a backlog of slices) and the budget (no room yet) both stop reading for a while;
     // such a pause is the hub's, not the client's, so it does not count toward body_timeout.
@@ -129,8 +133,7 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits, sink?: 
     const hold = () => {
       if (holds++ > 0) return;
       req.pause();
-      clearTimeout(idle);
-      idle = undefined;
+      idle.dueAt = Infinity;
     };
     const unhold = () => {
       if (--holds > 0 || settled) return;
@@ -142,7 +145,7 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits, sink?: 
 
     const cleanup = () => {
       settled = true;
-      clearTimeout(idle);
+      watchdog.delete(idle);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('close', onClose);
@@ -174,7 +177,7 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits, sink?: 
       );
     };
     const onData = (chunk: Buffer) => {
-      idle?.refresh();
+      if (idle.dueAt !== Infinity) idle.dueAt = performance.now() + idleMs;
       size += chunk.length;
       if (size > limits.maxBytes) return fail(tooLarge(limits.maxBytes), true);
       chunks.push(chunk);

@@ -9,6 +9,8 @@ import type { Controller, RequestSummary } from '../scheduler/controller.js';
 
 /** Requests of one model whose bodies are kept (log.capture). */
 export const CAPTURES_PER_MODEL = 50;
+/** Longest path kept per request (characters). */
+const MAX_PATH = 1024;
 
 interface Kept {
   seq: number;
@@ -61,6 +63,8 @@ export class RequestLog {
   private next = 0;
   private seq = 0;
   private last?: Kept;
+  /** The summary `last` was made from (attachCapture matches on it). */
+  private lastSource?: RequestSummary;
   private readonly captures = new Map<string, Array<{ seq: number } & Capture>>();
 
   constructor(private readonly controller: Controller) {
@@ -76,10 +80,13 @@ export class RequestLog {
     const capacity = this.capacity;
     if (capacity !== this.ring.length) this.resize(capacity);
     if (capacity === 0) return;
-    const kept: Kept = { seq: ++this.seq, at: Date.now() - summary.ms, summary };
+    // A path can be as long as the request line allows (~16 KiB): a thousand of those would hold
+    // megabytes, so a long one is kept cut (the access log has it whole).
+    const kept: Kept = { seq: ++this.seq, at: Date.now() - summary.ms, summary: summary.path.length > MAX_PATH ? { ...summary, path: `${summary.path.slice(0, MAX_PATH)}…` } : summary };
     this.ring[this.next] = kept;
     this.next = (this.next + 1) % capacity;
     this.last = kept;
+    this.lastSource = summary;
   }
 
   /**
@@ -88,7 +95,7 @@ export class RequestLog {
    */
   attachCapture(summary: RequestSummary, capture: Capture): void {
     const kept = this.last;
-    if (!kept || kept.summary !== summary || !summary.model) return;
+    if (!kept || this.lastSource !== summary || !summary.model) return;
     let list = this.captures.get(summary.model);
     if (!list) this.captures.set(summary.model, (list = []));
     list.push({ seq: kept.seq, ...capture });

@@ -9,6 +9,7 @@
 // produce (a long prompt) never causes a pause.
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { watchdog, type Watch } from './watchdog.js';
 
 const stalled = new WeakSet<ServerResponse>();
 
@@ -17,24 +18,26 @@ export const wasCutForStalling = (res: ServerResponse): boolean => stalled.has(r
 
 export function cutWhenStalled(res: ServerResponse, source: Readable, stallMs: number): void {
   if (!(stallMs > 0) || res.destroyed) return;
-  let timer: NodeJS.Timeout | undefined;
-  const disarm = () => {
-    clearTimeout(timer);
-    timer = undefined;
-  };
-  const arm = () => {
-    disarm();
-    timer = setTimeout(() => {
+  // Watched (by the shared watchdog) only from the first pause: most answers never pause.
+  const watch: Watch = {
+    dueAt: Infinity,
+    fire: () => {
       if (!res.writableNeedDrain) return;
       stalled.add(res);
       res.destroy(); // 'close' follows: the slot is released, the backend request aborted
-    }, stallMs);
-    timer.unref();
+    },
+  };
+  const arm = () => {
+    watch.dueAt = performance.now() + stallMs;
+    watchdog.add(watch);
+  };
+  const disarm = () => {
+    watch.dueAt = Infinity;
   };
   source.on('pause', arm);
   res.on('drain', disarm);
   res.once('close', () => {
-    disarm();
+    watchdog.delete(watch);
     source.off('pause', arm);
     res.off('drain', disarm);
   });
