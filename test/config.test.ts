@@ -152,7 +152,7 @@ models:
     'hub.yaml:3: groups.gpu0.on_full: expected one of evict, reject, wait, got "panic"',
     'hub.yaml:8: models.qwen-7b.idle.unload_after: expected a duration like "5m", 0 or "never", got "soon"',
     'hub.yaml:9: models.qwen-7b.idel: unknown key; did you mean "idle"?',
-    'hub.yaml:10: models.qwen-7b.memory: expected a size like "24GiB", got "lots"',
+    'hub.yaml:10: models.qwen-7b.memory: expected a size like "24GiB", or auto, got "lots"',
     'hub.yaml:11: models.qwen-7b.backend: expected one of openai, demo, llama-cpp, vllm, sglang, ollama, mlx, got "llamacpp"',
     'hub.yaml:12: models.qwen-7b.max_concurrency: expected a whole number from 1, got 0',
   ];

@@ -155,6 +155,36 @@ t.test("the hub's budget across groups: one group's model makes room by evicting
   t.equal(s.state('b'), 'running/unloaded');
 });
 
+t.test('memory: auto plans with what models measure: unknown only into an empty group, then by the measured sizes', async (t) => {
+  const s = setup(t, `groups: { gpu: { max_loaded: 3, max_memory: 10GiB } }\nmodels:
+  a: ${fake('group: gpu, memory: auto')}
+  b: ${fake('group: gpu, memory: auto')}
+  c: ${fake('group: gpu, memory: 2GiB')}
+`);
+  const notices: string[] = [];
+  s.c.on('notice', (n) => notices.push(n));
+  const sizes = new Map<string, number>();
+  s.c.sizeOf = (name) => (sizes.has(name) ? { bytes: sizes.get(name)!, source: 'measured' } : undefined);
+  await s.ask('a');
+  t.match(notices.join('\n'), /model a has memory: auto and has not been measured yet: it is loaded only into an otherwise empty group/, 'it says so');
+  t.match(s.c.status().models.find((m) => m.name === 'a'), { memory_bytes: 0, memory_source: 'unknown' });
+  await s.ask('b');
+  t.same([s.state('a'), s.state('b')], ['running/unloaded', 'running/loaded'], 'b, size unknown, loads only once a is out, although the group has room for 3');
+  sizes.set('a', 6 * GiB);
+  sizes.set('b', 6 * GiB);
+  await s.ask('a');
+  t.same([s.state('a'), s.state('b')], ['running/loaded', 'running/unloaded'], 'measured 6 + 6 GiB do not fit in 10: never loaded together');
+  await s.ask('c');
+  t.same([s.state('a'), s.state('c')], ['running/loaded', 'running/loaded'], 'a declared 2 GiB fits beside a measured 6');
+  t.match(s.c.status().models.find((m) => m.name === 'a'), { memory_bytes: 6 * GiB, memory_source: 'measured' });
+  sizes.set('b', 3 * GiB);
+  await s.ask('b');
+  // a (6) + c (2) + b (3) = 11 > 10: one of a and c makes room (whichever is cheaper to bring back).
+  t.equal(s.state('b'), 'running/loaded', 'b measured 3 GiB loads');
+  t.equal([s.state('a'), s.state('c')].filter((x) => x === 'running/loaded').length, 1, 'one of a and c made room');
+  t.ok(s.c.status().groups.find((g) => g.name === 'gpu')!.memory_bytes <= 10 * GiB, 'the group stays within 10 GiB by the measured sizes');
+});
+
 t.test('pinned models are never evicted; a request that needs their room is refused', async (t) => {
   const s = setup(t, `groups: { gpu: { max_loaded: 1 } }\nmodels:\n  a: ${fake('group: gpu, pinned: true')}\n  b: ${fake('group: gpu')}\n`);
   await s.ask('a');

@@ -50,7 +50,7 @@ const modelProperties = {
   translate: Opt(Obj({ responses: Opt(OneOf(TRANSLATE_MODES)), messages: Opt(OneOf(TRANSLATE_MODES)) }, 'an object with responses and messages')),
   port: Opt(Port()),
   group: Opt(NonEmpty()),
-  memory: Opt(Size()),
+  memory: Opt(annotate(Type.Union([Type.Number({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN }), Type.Literal('auto')]), 'a size like "24GiB", or auto')),
   aliases: Opt(StrList()),
   served_model: Opt(NonEmpty()),
   env: Opt(annotate(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()])), 'a map of NAME: value')),

@@ -25,8 +25,10 @@ export interface ModelConfig {
   port?: number;
   portIsExplicit: boolean;
   group?: string;
-  /** Declared memory in bytes; 0 when not declared. */
+  /** Declared memory in bytes; 0 when not declared (and with `memory: auto`). */
   memory: number;
+  /** `memory: auto`: planned with what the model was measured to hold (or its estimate), not a declared size. */
+  memoryAuto: boolean;
   aliases: string[];
   servedModel?: string;
   env: Record<string, string>;

@@ -53,6 +53,13 @@ export interface ActorContext {
   usualLoadMs(name: string, what: 'start' | 'wake'): number | undefined;
   /** Where a start or wake-up under way is (a few times a second at most). */
   progress(p: LoadProgress): void;
+  /** The size the coordinators plan the model with: declared, or for `memory: auto` measured or estimated. */
+  plannedMemory(config: ModelConfig): PlannedMemory;
+}
+
+export interface PlannedMemory {
+  bytes: number;
+  source: 'declared' | 'measured' | 'estimated' | 'unknown';
 }
 
 interface Pending {
@@ -198,14 +205,21 @@ export class ModelActor {
     return pid === undefined || this.process === 'stopped' ? undefined : this.ctx.driver.residentBytes?.(pid);
   }
 
+  /** The size the coordinators plan with (see ActorContext.plannedMemory). */
+  get plannedMemory(): PlannedMemory {
+    return this.ctx.plannedMemory(this.s.config);
+  }
+
   /** What the coordinator plans with. */
   slot(now: number): Slot {
     const s = this.s;
+    const planned = this.plannedMemory;
     return {
       key: this.key,
       name: s.name,
       group: s.config.group,
-      memory: s.config.memory,
+      memory: planned.bytes,
+      sizeUnknown: planned.source === 'unknown',
       counted: isCounted(s),
       wants: wantsCapacity(s, now),
       oldestAt: s.waiting[0]?.at,

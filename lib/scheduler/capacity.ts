@@ -19,6 +19,8 @@ export interface Slot {
   group?: string;
   /** Bytes counted against budgets (0 = undeclared). */
   memory: number;
+  /** `memory: auto` and never measured nor estimated: it may load only where nothing else holds room. */
+  sizeUnknown?: boolean;
   /** Holds memory now or is about to (loaded, loading, unloading, starting, or granted room). */
   counted: boolean;
   /** Someone waits for it and it holds no memory yet. */
@@ -170,6 +172,12 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
 
 /** Whether `s` fits beside `held`, and if not, which budget is short: its group's or the hub's ('*'). */
 function fits(s: Slot, held: readonly Slot[], rule: GroupRule | undefined, hubMaxMemory: number): { ok: true } | { ok: false; scope: string } {
+  if (s.sizeUnknown) {
+    // What it will hold is unknown until it has been measured: only into an otherwise empty group
+    // (and, where the hub has a budget, nothing else holding memory).
+    if (rule && held.some((h) => h.group === rule.name && h.key !== s.key)) return { ok: false, scope: rule.name };
+    if (Number.isFinite(hubMaxMemory) && held.some((h) => h.key !== s.key && h.memory > 0)) return { ok: false, scope: '*' };
+  }
   if (rule) {
     const members = held.filter((h) => h.group === rule.name && h.key !== s.key);
     const memory = members.reduce((n, h) => n + h.memory, 0);
@@ -198,6 +206,7 @@ function choose(w: Slot, held: readonly Slot[], pool: readonly Slot[], rule: Gro
 /** Whether taking `v` out helps with a budget that is still short for `w`. */
 function helps(w: Slot, held: readonly Slot[], v: Slot, rule: GroupRule | undefined, hubMaxMemory: number): boolean {
   const others = held.filter((h) => h.key !== w.key);
+  if (w.sizeUnknown) return (rule !== undefined && v.group === rule.name) || (Number.isFinite(hubMaxMemory) && v.memory > 0);
   const hubShort = others.reduce((n, h) => n + h.memory, 0) + w.memory > hubMaxMemory;
   if (hubShort && v.memory > 0) return true;
   if (!rule || v.group !== rule.name) return false;

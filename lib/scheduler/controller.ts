@@ -51,6 +51,8 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   private closing = false;
   private closed: Promise<void> = Promise.resolve();
   readonly startedAt: number;
+  /** What `memory: auto` models measure (or are estimated) to hold; the hub's memory monitor provides it. */
+  sizeOf: (name: string) => { bytes: number; source: 'measured' | 'estimated' } | undefined = () => undefined;
 
   constructor(
     public config: HubConfig,
@@ -61,7 +63,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     this.setMaxListeners(0);
     this.startedAt = options.driver.clock.now();
     this.loadTimes = new LoadHistory(options.stateDir);
-    this.coordinators = new Coordinators({ config: () => this.config, clock: options.driver.clock, holders: () => this.holders() });
+    this.coordinators = new Coordinators({ config: () => this.config, clock: options.driver.clock, holders: () => this.holders(), notice: (message) => this.emit('notice', message) });
     for (const m of Object.values(config.models)) this.add(m);
     this.indexIds();
   }
@@ -160,11 +162,11 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       const members = models.filter((m) => m.config.group === g.name);
       const fixed = others.filter((o) => o.config.group === g.name);
       const count = members.length + fixed.length;
-      const memory = [...members, ...fixed].reduce((n, m) => n + m.config.memory, 0);
+      const memory = [...members, ...fixed].reduce((n, m) => n + m.plannedMemory.bytes, 0);
       if (count > g.maxLoaded) return `models ${list} cannot all be loaded at once: group ${g.name} holds at most ${g.maxLoaded} (max_loaded)${fixed.length ? `, and pinned ${fixed.map((f) => f.name).join(', ')} stay` : ''}; load fewer of them, or raise groups.${g.name}.max_loaded`;
       if (memory > g.maxMemory) return `models ${list} cannot all be loaded at once: together they need ${formatBytes(memory)} in group ${g.name}, which holds ${formatBytes(g.maxMemory)} (max_memory); load fewer of them`;
     }
-    const total = [...models, ...others].reduce((n, m) => n + m.config.memory, 0);
+    const total = [...models, ...others].reduce((n, m) => n + m.plannedMemory.bytes, 0);
     if (total > this.config.maxMemory) return `models ${list} cannot all be loaded at once: together they need ${formatBytes(total)}, over the hub's max_memory of ${formatBytes(this.config.maxMemory)}`;
     return undefined;
   }
@@ -226,6 +228,10 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
       expectedLoadMs: (name) => this.loadTimes.expected(name),
       usualLoadMs: (name, what) => this.loadTimes.of(name)[what === 'start' ? 'start_ms' : 'wake_ms'] ?? undefined,
       progress: (p) => this.emit('progress', p),
+      plannedMemory: (config) => {
+        if (!config.memoryAuto) return { bytes: config.memory, source: 'declared' };
+        return this.sizeOf(config.name) ?? { bytes: 0, source: 'unknown' };
+      },
     });
     this.models.set(config.name, m);
     return m;

@@ -17,6 +17,7 @@ export interface CoordinatorsHost {
   readonly clock: Clock;
   /** Every model that holds or may hold memory (removed ones still stopping included). */
   holders(): ModelActor[];
+  notice?(message: string): void;
 }
 
 export class Coordinators {
@@ -111,7 +112,7 @@ export class Coordinators {
       slots: (wanting, now) => {
         // Whatever holds memory counts against the budget, in any group; candidates want it.
         const budget = Number.isFinite(this.hubBudget());
-        const mine = this.host.holders().filter((a) => wanting.has(a) || (a.counted && (budget ? a.config.memory > 0 : a.config.group === undefined)));
+        const mine = this.host.holders().filter((a) => wanting.has(a) || (a.counted && (budget ? a.plannedMemory.bytes > 0 : a.config.group === undefined)));
         const slots = mine.map((a) => ({ ...a.slot(now), wants: wanting.has(a) }));
         return { slots, byKey: new Map(mine.map((a) => [a.key, a])) };
       },
@@ -126,10 +127,13 @@ export class Coordinators {
 
   /** Whether a model its group lets in must also fit the hub's memory budget first. */
   private needsHub(a: ModelActor): boolean {
-    return Number.isFinite(this.hubBudget()) && a.config.memory > 0;
+    if (!Number.isFinite(this.hubBudget())) return false;
+    const planned = a.plannedMemory;
+    return planned.bytes > 0 || planned.source === 'unknown';
   }
 
   private send(a: ModelActor): void {
+    if (a.plannedMemory.source === 'unknown') this.host.notice?.(`model ${a.name} has memory: auto and has not been measured yet: it is loaded only into an otherwise empty group, and planned with what it holds once measured`);
     a.send({ type: 'granted', afterWait: this.deferred.delete(a) });
   }
 }

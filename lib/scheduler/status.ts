@@ -17,7 +17,9 @@ export interface ModelStatus {
   port: number | null;
   url: string;
   group: string | null;
+  /** What the coordinators plan it with: declared, or for `memory: auto` measured or estimated (0 while unknown). */
   memory_bytes: number;
+  memory_source: 'declared' | 'measured' | 'estimated' | 'unknown';
   /** Measured resident memory (RSS) of the backend process, where the platform tells; null otherwise. */
   rss_bytes: number | null;
   in_flight: number;
@@ -63,7 +65,8 @@ export function modelStatus(m: ModelActor, now: number, loadTimes: LoadHistory):
     port: c.port ?? null,
     url: mask(m.target),
     group: c.group ?? null,
-    memory_bytes: c.memory,
+    memory_bytes: m.plannedMemory.bytes,
+    memory_source: m.plannedMemory.source,
     rss_bytes: m.residentBytes ?? null,
     in_flight: m.inflight,
     queued: m.queued,
@@ -104,7 +107,7 @@ export interface GroupStatus {
 export function groupStatus(config: HubConfig, models: ModelActor[], outlook: Record<string, GroupOutlook>, now: number): GroupStatus[] {
   const usage = (members: ModelActor[]) => {
     const holding = members.filter((m) => m.counted);
-    return { loaded: holding.length, memory_bytes: holding.reduce((n, m) => n + m.config.memory, 0) };
+    return { loaded: holding.length, memory_bytes: holding.reduce((n, m) => n + m.plannedMemory.bytes, 0) };
   };
   const finite = (n: number) => (Number.isFinite(n) ? n : null);
   const waiting = (members: ModelActor[]) =>
