@@ -2,14 +2,16 @@
 // on PATH that this test controls: the over-declared and over-budget warnings (log once, status,
 // /metrics), measurements kept across a hub restart, and the live GPU view with memory attributed to
 // a model through its process tree.
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bunyan from 'bunyan';
 import t from 'tap';
 import { loadConfig } from '../lib/config/load.js';
 import { startHub, type RunningHub } from '../lib/hub.js';
 import { processTree } from '../lib/runtime/resident.js';
+import { hub as hub_ } from './cli-support.js';
 import { freePortRange, getJson, postJson, tempDir, waitFor } from './helpers.js';
+import { writeTinyGguf } from './support/tiny-gguf.js';
 
 const MiB = 2 ** 20;
 const smiDir = tempDir(t);
@@ -63,13 +65,21 @@ const warnings = (records: Array<{ level: number; msg: string }>, re: RegExp) =>
 
 t.test('a model over its declared memory and a group over its budget are flagged, once in the log', async (t) => {
   const dir = tempDir(t);
-  const { hub, records } = await hubWith(t, dir, YAML);
+  writeTinyGguf(join(dir, 'tiny.gguf'), { header: { blockCount: 32, embeddingLength: 4096, headCount: 32, headCountKv: 8, contextLength: 32768 } });
+  // Never started: its estimate comes from the header and the command line alone.
+  const llama = `\n  est:\n    backend: llama-cpp\n    cmd: llama-server -m tiny.gguf -c 8192 -ctk q8_0 --port \${PORT}\n    cwd: ${dir}\n    memory: 1GiB\n`;
+  const { hub, records } = await hubWith(t, dir, YAML + llama);
   t.equal((await postJson(`${hub.origin}/hub/api/models/big/load`, {})).status, 200);
   const status = await waitFor('the warning in status', async () => {
     const s = (await getJson(`${hub.origin}/hub/api/status`)).body;
     return s.models[0].memory_warning ? s : undefined;
   });
   const big = status.models[0];
+  const est = status.models[1];
+  const size = statSync(join(dir, 'tiny.gguf')).size;
+  t.same(est.memory_estimate, { bytes: size + 32 * 8192 * 8 * 128 * (34 / 32 + 2) + 128 * MiB, weights_bytes: size, kv_bytes: 32 * 8192 * 8 * 128 * (34 / 32 + 2), overhead_bytes: 128 * MiB, context: 8192, cache_type_k: 'q8_0', cache_type_v: 'f16', file: join(dir, 'tiny.gguf') }, 'a llama-cpp model has its GGUF estimate in status');
+  t.equal(big.memory_estimate, null, 'other backends have none');
+  t.equal(est.memory_measured, null, 'never loaded: not measured');
   const shellPid = big.pid as number;
   t.ok(processTree(shellPid).length >= 2, 'the backend runs as a child of the process the hub started');
   t.ok(big.rss_bytes > 96 * MiB, `status rss_bytes counts the child's 96 MiB (${Math.round(big.rss_bytes / MiB)} MiB)`);
@@ -89,6 +99,19 @@ t.test('a model over its declared memory and a group over its budget are flagged
   t.ok(metrics.includes('modelhub_model_memory_over_declared{model="big"} 1'), '/metrics: the model gauge is 1');
   t.ok(metrics.includes('modelhub_group_memory_over_budget{group="small"} 1'), '/metrics: the group gauge is 1');
   t.ok(metrics.some((l) => /^modelhub_model_measured_memory_bytes\{model="big",kind="rss"\} \d+$/.test(l)), '/metrics: measured rss');
+  t.ok(metrics.includes(`modelhub_model_estimated_memory_bytes{model="est"} ${est.memory_estimate.bytes}`), '/metrics: the estimate');
+
+  const page = await (await fetch(`${hub.origin}/hub`)).text();
+  t.match(page, /<strong class="warn memory-warning">⚠ declared 40MiB, measured [\d.]+MiB: the budget of group small may be overrun<\/strong>/, 'the dashboard card carries the warning');
+  t.match(page, /<p class="warn group-warning">⚠ group small: measured [\d.]+MiB of its 100MiB max_memory: the budget is overrun<\/p>/, 'and the group box');
+  t.match(page, /1GiB declared · estimated [\d.]+[MG]iB \(8192 tokens\)/, 'the estimate beside the declared memory');
+
+  const cli = await hub_(['status', '--url', hub.origin, '--no-color']);
+  t.equal(cli.code, 0);
+  t.match(cli.out, /\[info\] memory big: 40MiB declared · measured [\d.]+MiB \(peak of 1 load\)/, 'hub status: declared beside measured');
+  t.match(cli.out, /\[info\] memory est: 1GiB declared · estimated [\d.]+[MG]iB \(8192 tokens, K q8_0, V f16\)/, 'hub status: the estimate');
+  t.match(cli.err, /\[warn\] model big: declared 40MiB, measured/, 'hub status: the model warning');
+  t.match(cli.err, /\[warn\] group small: measured [\d.]+MiB of its 100MiB max_memory/, 'hub status: the group warning');
 
   // Unloaded and loaded again: a new load, so one more warning; its peak joins the history.
   t.equal((await postJson(`${hub.origin}/hub/api/models/big/stop`, {})).status, 200);
@@ -141,6 +164,12 @@ t.test('the GPU view from a fake nvidia-smi: devices, and a model holding memory
   t.ok(metrics.includes(`modelhub_gpu_memory_bytes{gpu="0",name="NVIDIA Fake 24",kind="used"} ${3000 * MiB}`), '/metrics: used');
   t.ok(metrics.includes(`modelhub_gpu_memory_bytes{gpu="0",name="NVIDIA Fake 24",kind="total"} ${24564 * MiB}`), '/metrics: total');
   t.ok(metrics.includes(`modelhub_gpu_model_memory_bytes{gpu="0",model="big"} ${1500 * MiB}`), '/metrics: per model');
+
+  const page = await (await fetch(`${hub.origin}/hub`)).text();
+  t.match(page, /GPU 0 <small>NVIDIA Fake 24<\/small>[\s\S]*2\.9GiB used of 24\.0GiB[\s\S]*<li>big: 1\.5GiB<\/li>[\s\S]*<li>other processes: 1\.5GiB<\/li>/, 'the dashboard shows the GPU, the model on it and the rest');
+  const cli = await hub_(['status', '--url', hub.origin, '--no-color']);
+  t.match(cli.out, /\[info\] GPU 0 \(NVIDIA Fake 24\): 2\.9GiB of 24\.0GiB used · big 1\.5GiB\n/, 'hub status: each GPU and who holds it');
+  t.match(cli.out, /\[info\] GPU 1 \(NVIDIA Fake, Two\): used unknown\n/);
 
   // Many reads in a burst: nvidia-smi runs at most about once a second (two queries each time).
   const before = calls();
