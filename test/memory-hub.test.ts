@@ -80,6 +80,8 @@ t.test('a model over its declared memory and a group over its budget are flagged
   t.same(est.memory_estimate, { bytes: size + 32 * 8192 * 8 * 128 * (34 / 32 + 2) + 128 * MiB, weights_bytes: size, kv_bytes: 32 * 8192 * 8 * 128 * (34 / 32 + 2), overhead_bytes: 128 * MiB, context: 8192, cache_type_k: 'q8_0', cache_type_v: 'f16', file: join(dir, 'tiny.gguf') }, 'a llama-cpp model has its GGUF estimate in status');
   t.equal(big.memory_estimate, null, 'other backends have none');
   t.equal(est.memory_measured, null, 'never loaded: not measured');
+  t.same(hub.memory.sizeOf('est'), { bytes: est.memory_estimate.bytes, source: 'estimated' }, 'sizeOf: the estimate before any measurement');
+  t.same(hub.memory.sizeOf('big'), { bytes: big.memory_measured.bytes, source: 'measured' }, 'sizeOf: the measurement once there is one');
   const shellPid = big.pid as number;
   t.ok(processTree(shellPid).length >= 2, 'the backend runs as a child of the process the hub started');
   t.ok(big.rss_bytes > 96 * MiB, `status rss_bytes counts the child's 96 MiB (${Math.round(big.rss_bytes / MiB)} MiB)`);

@@ -2,7 +2,7 @@
 // so its state machines can be exercised with fake processes; this file is the real one.
 import { adapterFor, type BackendAdapter } from '../backends/index.js';
 import type { ModelConfig } from '../config/types.js';
-import { treeResidentBytes } from './resident.js';
+import { recentTreeResidentBytes } from './resident.js';
 import { ChildProcess, type ExitInfo, type SpawnSpec } from './child.js';
 import { realClock, type Clock } from './clock.js';
 import { describePortHolder, findFreePort, portTaken } from './ports.js';
@@ -42,5 +42,5 @@ export const realDriver: Driver = {
   portTaken,
   findFreePort: (from, avoid) => findFreePort(from, avoid),
   describePortHolder: (port) => describePortHolder(port),
-  residentBytes: treeResidentBytes,
+  residentBytes: (pid) => recentTreeResidentBytes(pid),
 };

@@ -12,7 +12,7 @@ import { formatBytes } from '../config/units.js';
 import { estimateGguf, type EstimateResult } from './gguf-estimate.js';
 import { GpuProbe, gpuBytesOf, type GpuSnapshot } from './gpu.js';
 import { footprint, MemoryHistory, type Measured } from './memory-history.js';
-import { processTree, treeResidentBytes } from './resident.js';
+import { processTree, residentBytes } from './resident.js';
 
 /** A measurement over the declared figure by more than this share is a warning. */
 export const OVER_DECLARED = 0.1;
@@ -102,6 +102,17 @@ export class MemoryMonitor {
     return this.estimates.get(name)?.result;
   }
 
+  /**
+   * What to plan a model with when its memory is `auto`: the peak of its recent loads where measured,
+   * else its GGUF estimate, else undefined (never measured, nothing to estimate from).
+   */
+  sizeOf(name: string): { bytes: number; source: 'measured' | 'estimated' } | undefined {
+    const m = this.measured(name);
+    if (m) return { bytes: m.bytes, source: 'measured' };
+    const e = this.estimated(name);
+    return e && 'bytes' in e ? { bytes: e.bytes, source: 'estimated' } : undefined;
+  }
+
   /** Starts reading the GGUF headers of llama-cpp models whose launch settings are new (at start and after a reload). */
   refreshEstimates(): Promise<void> {
     const jobs: Promise<void>[] = [];
@@ -139,18 +150,20 @@ export class MemoryMonitor {
 
   private async measureAll(): Promise<void> {
     const models = this.options.models().filter((m) => m.pid !== undefined && m.process !== 'stopped' && m.process !== 'failed');
-    this.gpuSnapshot = models.length || !this.gpuSnapshot ? await this.gpu.read() : this.gpuSnapshot;
+    this.gpuSnapshot = await this.gpu.read();
     const live = new Map<string, LiveSample>();
     for (const m of models) {
       const pid = m.pid!;
-      const rss = treeResidentBytes(pid);
-      if (rss === undefined) continue;
-      const perGpu = this.gpuSnapshot ? gpuBytesOf(this.gpuSnapshot, processTree(pid)) : new Map<string, number>();
+      const tree = processTree(pid);
+      const rss = residentBytes(pid);
+      if (rss === undefined) continue; // gone meanwhile
+      const total = tree.slice(1).reduce((n, p) => n + (residentBytes(p) ?? 0), rss);
+      const perGpu = this.gpuSnapshot ? gpuBytesOf(this.gpuSnapshot, tree) : new Map<string, number>();
       const gpu = this.gpuSnapshot ? [...perGpu.values()].reduce((a, b) => a + b, 0) : null;
       const holding = m.process === 'running' && m.memory !== 'unloaded';
       // A retired model and its successor share a name: the one holding memory wins.
-      if (!live.get(m.name)?.holding || holding) live.set(m.name, { pid, rss, gpu, perGpu, holding });
-      if (m.process === 'running' && m.memory === 'loaded') this.record(m, pid, rss, gpu);
+      if (!live.get(m.name)?.holding || holding) live.set(m.name, { pid, rss: total, gpu, perGpu, holding });
+      if (m.process === 'running' && m.memory === 'loaded') this.record(m, pid, total, gpu);
     }
     this.live = live;
     this.checkGroups();

@@ -30,6 +30,22 @@ export function treeResidentBytes(pid: number): number | undefined {
   return total;
 }
 
+const recent = new Map<number, { at: number; bytes: number | undefined }>();
+
+/**
+ * treeResidentBytes, reused for a second: every status read asks for every running model, and a
+ * dashboard or `hub watch` reads often (a tree costs a few /proc reads per thread of each process).
+ */
+export function recentTreeResidentBytes(pid: number, maxAgeMs = 1000): number | undefined {
+  const now = Date.now();
+  const hit = recent.get(pid);
+  if (hit && now - hit.at < maxAgeMs) return hit.bytes;
+  if (recent.size > 4096) recent.clear(); // pids of ended processes: bounded, not tracked
+  const bytes = treeResidentBytes(pid);
+  recent.set(pid, { at: now, bytes });
+  return bytes;
+}
+
 /**
  * `pid` and its descendants, parents before children, at most MAX_TREE of them. Children come from
  * /proc/<pid>/task/<tid>/children (one small read per thread); a kernel without that file
