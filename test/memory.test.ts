@@ -71,6 +71,21 @@ t.test('the GPU probe: absent without nvidia-smi, said once', async (t) => {
   t.same(said, ['info no nvidia-smi on PATH: no GPU memory is shown or measured (only host RSS)'], 'one line, not a warning');
 });
 
+t.test('the GPU probe: a hung nvidia-smi is cut at the timeout, warned about once, and left alone for a while', async (t) => {
+  const dir = tempDir(t);
+  const hung = join(dir, 'nvidia-smi');
+  writeFileSync(hung, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+  const said: string[] = [];
+  const probe = new GpuProbe({ command: hung, timeoutMs: 1000, info: (m) => said.push(`info ${m}`), warn: (m) => said.push(`warn ${m}`) });
+  const started = Date.now();
+  t.equal(await probe.read(), undefined, 'no GPU view');
+  t.ok(Date.now() - started < 10_000, 'the read ends at the timeout, not when nvidia-smi would');
+  t.equal(await probe.read(), undefined);
+  t.equal(probe.runs, 2, 'the next read does not run it again');
+  t.equal(said.length, 1, 'one line');
+  t.match(said[0], /^warn nvidia-smi failed \(.*nvidia-smi --query-(gpu|compute-apps)=\S+: no answer within 1 s\); the GPU view is off until it answers again \(tried every 60 s\)$/, 'a warning that says it hung');
+});
+
 t.test('the measurement store: peaks per load, the last few, kept in state_dir', async (t) => {
   const dir = tempDir(t);
   const h = new MemoryHistory(dir);

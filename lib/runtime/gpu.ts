@@ -91,9 +91,14 @@ export interface GpuProbeOptions {
   timeoutMs?: number;
 }
 
-/** After nvidia-smi was not found, look again this much later; after a failure, this much later. */
+/**
+ * After nvidia-smi was not found, or hung (status reads wait for it: a hung driver must not slow
+ * every one), look again this much later; after another failure, sooner.
+ */
 const MISSING_RETRY_MS = 60_000;
 const FAILED_RETRY_MS = 5_000;
+
+class TimedOut extends Error {}
 
 export class GpuProbe {
   private snapshot?: GpuSnapshot;
@@ -104,11 +109,6 @@ export class GpuProbe {
   runs = 0;
 
   constructor(private readonly options: GpuProbeOptions) {}
-
-  /** The last good snapshot, however old, or undefined: for readers that cannot wait. */
-  get last(): GpuSnapshot | undefined {
-    return this.state === 'ok' ? this.snapshot : undefined;
-  }
 
   /** A snapshot no older than the ttl, or undefined when there is no working nvidia-smi. */
   read(): Promise<GpuSnapshot | undefined> {
@@ -132,9 +132,10 @@ export class GpuProbe {
         this.state = 'missing';
         this.nextTry = Date.now() + MISSING_RETRY_MS;
       } else {
-        if (this.state !== 'failed') this.options.warn(`nvidia-smi failed (${e.message.trim()}); the GPU view is off until it answers again (tried every ${FAILED_RETRY_MS / 1000} s)`);
+        const retryMs = err instanceof TimedOut ? MISSING_RETRY_MS : FAILED_RETRY_MS;
+        if (this.state !== 'failed') this.options.warn(`nvidia-smi failed (${e.message.trim()}); the GPU view is off until it answers again (tried every ${retryMs / 1000} s)`);
         this.state = 'failed';
-        this.nextTry = Date.now() + FAILED_RETRY_MS;
+        this.nextTry = Date.now() + retryMs;
       }
       return undefined;
     }
@@ -148,8 +149,8 @@ export class GpuProbe {
         if (!err) return resolve(stdout);
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return reject(err);
-        const why = err.killed ? `no answer within ${(this.options.timeoutMs ?? 3000) / 1000} s` : `${stderr.trim() || stdout.trim() || err.message}`.split('\n')[0];
-        reject(new Error(`${command} ${args[0]}: ${why}`));
+        if (err.killed) return reject(new TimedOut(`${command} ${args[0]}: no answer within ${(this.options.timeoutMs ?? 3000) / 1000} s`));
+        reject(new Error(`${command} ${args[0]}: ${`${stderr.trim() || stdout.trim() || err.message}`.split('\n')[0]}`));
       });
     });
   }
