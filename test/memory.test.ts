@@ -67,7 +67,7 @@ t.test('the GPU probe: absent without nvidia-smi, said once', async (t) => {
   const probe = new GpuProbe({ command: '/nonexistent/nvidia-smi', info: (m) => said.push(`info ${m}`), warn: (m) => said.push(`warn ${m}`) });
   t.equal(await probe.read(), undefined);
   t.equal(await probe.read(), undefined);
-  t.equal(probe.runs, 2, 'not run again for a while after it was not found (one read = two queries)');
+  t.equal(probe.runs, 0, 'not even run: it is looked for on PATH first, and not again for a while');
   t.same(said, ['info no nvidia-smi on PATH: no GPU memory is shown or measured (only host RSS)'], 'one line, not a warning');
 });
 

@@ -7,6 +7,8 @@
 // nvidia-smi's "CSV" is not RFC 4180: fields are separated by ", " and never quoted, and a value it
 // cannot tell is "[N/A]", "[Not Supported]" or similar. So a strict parser of its own shape is used.
 import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 
 const MiB = 2 ** 20;
 
@@ -120,6 +122,9 @@ export class GpuProbe {
 
   private async query(): Promise<GpuSnapshot | undefined> {
     try {
+      // Looked up without spawning: a fork of a hub holding large bodies is not free, and most
+      // machines have no nvidia-smi at all.
+      if (!onPath(this.options.command ?? 'nvidia-smi')) throw Object.assign(new Error('not found'), { code: 'ENOENT' });
       const [devices, processes] = await Promise.all([this.run(DEVICE_QUERY).then(parseDevices), this.run(PROCESS_QUERY).then(parseProcesses)]);
       if (this.state === 'failed') this.options.info('nvidia-smi answers again: the GPU view is back');
       this.state = 'ok';
@@ -154,6 +159,19 @@ export class GpuProbe {
       });
     });
   }
+}
+
+/** Whether `command` names an executable file: a path, or a name in one of PATH's folders. */
+function onPath(command: string): boolean {
+  const dirs = command.includes('/') ? [''] : (process.env.PATH ?? '').split(delimiter).filter(Boolean);
+  return dirs.some((dir) => {
+    try {
+      accessSync(dir ? join(dir, command) : command, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Bytes of GPU memory the given pids hold, per device uuid; empty when none. */
