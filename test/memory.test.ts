@@ -131,15 +131,17 @@ t.test('the GGUF estimate: weights + KV cache + overhead, from the header and th
   t.equal(q.kv_bytes, 32 * 8192 * 8 * 128 * (34 / 32 + 18 / 32), 'K at q8_0 (34 bytes per 32) and V at q4_0 (18 bytes per 32)');
   t.same([q.cache_type_k, q.cache_type_v], ['q8_0', 'q4_0']);
 
-  t.equal((await est(['-m', file])).context, 32768, 'no -c: the trained context, as llama-server takes it');
-  t.equal((await est(['-m', file, '-c', '0'])).kv_bytes, 4 * 2 ** 30, '-c 0 is the trained context too');
+  t.equal((await est(['-m', file])).context, 4 * 32768, "no -c: the trained context for each of llama-server's 4 default slots");
+  t.equal((await est(['-m', file, '-c', '0'])).kv_bytes, 16 * 2 ** 30, '-c 0 is the same');
+  t.equal((await est(['-m', file, '-np', '2'])).context, 2 * 32768, 'no -c, two slots');
+  t.equal((await est(['-m', file, '-c', '8192', '--parallel', '2'])).context, 8192, 'with -c, the slots share it');
   t.equal((await est(['--model=' + file, '--ctx-size=1000'])).context, 1024, '--flag=value, and a context rounded up to 256 as llama.cpp pads it');
   t.equal((await est(['-m', 'm.gguf', '-c', '512'], { cwd: dir })).file, file, 'a relative path is in the model\'s cwd');
   t.equal((await est(['-c', '512'], { env: { LLAMA_ARG_MODEL: file } })).file, file, 'the model may come from LLAMA_ARG_MODEL');
 
   const big = join(dir, 'big.gguf');
   writeTinyGguf(big, { header: { blockCount: 4, embeddingLength: 1024, headCount: 8, headCountKv: [8, 8, 2, 2], contextLength: 4096 } });
-  const b = await est(['-m', big]);
+  const b = await est(['-m', big, '-np', '1']);
   t.equal(b.kv_bytes, 4096 * (8 + 8 + 2 + 2) * 128 * 2 * 2, 'KV heads per layer, where the header lists them');
 
   const err = async (cmd: string[]) => ((await estimateGguf(model(cmd))) as { error: string }).error;
@@ -147,6 +149,7 @@ t.test('the GGUF estimate: weights + KV cache + overhead, from the header and th
   t.match(await err(['-m', join(dir, 'nope.gguf')]), /the model file .*nope\.gguf does not exist/);
   t.match(await err(['-m', file, '-ctk', 'q3_k']), /--cache-type-k q3_k is not a cache type llama-server knows/);
   t.match(await err(['-m', file, '-c', 'lots']), /-c lots is not a whole number of tokens/);
+  t.match(await err(['-m', file, '-np', 'many']), /--parallel many is not a whole number of slots/);
   writeFileSync(join(dir, 'junk.gguf'), 'not a gguf at all');
   t.match(await err(['-m', join(dir, 'junk.gguf')]), /junk\.gguf: not a readable GGUF file/);
 });

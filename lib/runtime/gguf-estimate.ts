@@ -6,10 +6,12 @@
 //              (= 2 × layers × ctx × kv_heads × head_dim × bytes when K and V are alike)
 //            + overhead = 10% of the weights, at least 128 MiB (compute buffers, runtime)
 //
-// ctx is `-c`/`--ctx-size` (or LLAMA_ARG_CTX_SIZE); 0 or absent means the model's trained context,
-// as llama-server takes it; either is rounded up to a multiple of 256, as llama.cpp pads it. Bytes
-// per element follow `--cache-type-k` / `--cache-type-v` (f16 by default). `hub init` does the same
-// arithmetic (init/estimate.ts).
+// ctx is `-c`/`--ctx-size` (or LLAMA_ARG_CTX_SIZE), shared by all of llama-server's slots. 0 or
+// absent, llama-server gives each slot the model's trained context: trained × slots, where slots is
+// `-np`/`--parallel` (LLAMA_ARG_N_PARALLEL), 4 when left to llama-server. Either is rounded up to a
+// multiple of 256, as llama.cpp pads it (all checked against a real llama-server's own count in
+// test/memory-llama.test.ts). Bytes per element follow `--cache-type-k` / `--cache-type-v` (f16 by
+// default). `hub init` does the same arithmetic (init/estimate.ts).
 import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../config/types.js';
@@ -30,11 +32,15 @@ export const CACHE_TYPE_BYTES: Record<string, number> = {
   iq4_nl: 18 / 32,
 };
 
+/** The slots llama-server serves when `--parallel` is left to it (each with the trained context when no -c). */
+export const AUTO_SLOTS = 4;
+
 export interface GgufEstimate {
   bytes: number;
   weights_bytes: number;
   kv_bytes: number;
   overhead_bytes: number;
+  /** Tokens the KV cache holds, all slots together. */
   context: number;
   cache_type_k: string;
   cache_type_v: string;
@@ -83,6 +89,9 @@ export async function estimateGguf(model: ModelConfig, hubCommand: readonly stri
     if (!(type in CACHE_TYPE_BYTES)) return { error: `${flag} ${type} is not a cache type llama-server knows (${Object.keys(CACHE_TYPE_BYTES).join(', ')})` };
   }
   if (ctxText !== undefined && !/^\d+$/.test(ctxText)) return { error: `-c ${ctxText} is not a whole number of tokens` };
+  const slotsText = option(argv, ['-np', '--parallel'], model.env, 'LLAMA_ARG_N_PARALLEL');
+  if (slotsText !== undefined && !/^-?\d+$/.test(slotsText)) return { error: `--parallel ${slotsText} is not a whole number of slots` };
+  const slots = slotsText !== undefined && Number(slotsText) > 0 ? Number(slotsText) : AUTO_SLOTS;
   try {
     const files = modelFiles(path);
     const weights = files.reduce((n, f) => n + statSync(f).size, 0);
@@ -91,7 +100,7 @@ export async function estimateGguf(model: ModelConfig, hubCommand: readonly stri
     const asked = ctxText === undefined ? 0 : Number(ctxText);
     const trained = info.contextLength ?? 0;
     if (!asked && !trained) return { error: `no -c and no context_length in the header of ${path}: the context is unknown` };
-    const context = Math.ceil((asked || trained) / 256) * 256;
+    const context = Math.ceil((asked || trained * slots) / 256) * 256;
     const kv = kvCacheBytes(info.attention, context, { k: CACHE_TYPE_BYTES[cacheK], v: CACHE_TYPE_BYTES[cacheV] });
     const overhead = runtimeMarginBytes(weights);
     return { bytes: weights + kv + overhead, weights_bytes: weights, kv_bytes: kv, overhead_bytes: overhead, context, cache_type_k: cacheK, cache_type_v: cacheV, file: path };
