@@ -10,6 +10,7 @@ import { applyTimeouts } from './http/connections.js';
 import type { Logger } from './log.js';
 import { HUB_COMMAND, VERSION } from './paths.js';
 import { realDriver, type Driver } from './runtime/driver.js';
+import { MemoryMonitor } from './runtime/memory-monitor.js';
 import type { RotateSettings } from './runtime/log-file.js';
 import { StateDir } from './runtime/state-dir.js';
 import { Controller } from './scheduler/controller.js';
@@ -17,6 +18,8 @@ import type { ConfigDiff } from './scheduler/reload.js';
 
 export interface RunningHub {
   controller: Controller;
+  /** What models are measured and estimated to hold (measured(), estimated()), and the GPUs. */
+  memory: MemoryMonitor;
   server: Server;
   /** e.g. http://127.0.0.1:8080 (no /v1) */
   origin: string;
@@ -67,6 +70,17 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
   const state = await StateDir.open(config.stateDir, { warn, stopTimeoutMs: (model) => config.models[model]?.stopTimeoutMs ?? 10_000 });
   const controller: Controller = new Controller(config, { driver: recording(options.driver ?? realDriver, state, (): RotateSettings => controller.config.log.rotate), hubCommand: HUB_COMMAND, drainTimeoutMs: options.drainTimeoutMs, stateDir: config.stateDir });
   controller.on('transition', (t) => log.info(t, `${t.model} ${t.axis} ${t.from} -> ${t.to} (${t.reason})`));
+  const memory = new MemoryMonitor({
+    config: () => controller.config,
+    // A driver that cannot measure its processes (a test's fake one) has pids /proc knows nothing of.
+    models: () => ((options.driver ?? realDriver).residentBytes ? controller.holders() : []),
+    stateDir: config.stateDir,
+    hubCommand: HUB_COMMAND,
+    log: { warn, info: (message) => log.info(message) },
+  });
+  controller.on('transition', (t) => memory.noteTransition(t));
+  // memory: auto models are planned with what the monitor measured (or estimated).
+  controller.sizeOf = (name) => memory.sizeOf(name);
   if (options.onTransition) controller.on('transition', options.onTransition);
   controller.on('bug', (message) => log.error(`internal error, please report it: ${message}`));
   controller.on('notice', (message) => {
@@ -83,6 +97,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       next.listen = current.listen;
     }
     const diff = controller.applyConfig(next);
+    void memory.refreshEstimates();
     applyTimeouts(server, next.limits);
     log.info(diff, 'config reloaded');
     return diff;
@@ -98,11 +113,12 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       const done = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await done;
+      memory.close();
       state.release();
       markClosed();
     })());
 
-  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close(), hubLog: options.hubLog }), () => controller.config.limits, log);
+  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close(), hubLog: options.hubLog, memory }), () => controller.config.limits, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {
@@ -119,7 +135,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
     warn(`cannot write the runtime file in ${config.stateDir} (${(err as Error).message}); the hub runs, but other commands will not find it`);
   }
   void controller.preload();
-  return { controller, server, origin, reload, close, closed, killNow: () => { state.killChildren(); state.release(); } };
+  return { controller, server, origin, memory, reload, close, closed, killNow: () => { state.killChildren(); state.release(); } };
 }
 
 /**

@@ -6,6 +6,7 @@ import { errorMessage } from './client.js';
 import type { Args } from './commands.js';
 import { CliError, plural } from './errors.js';
 import { locateHub } from './locate.js';
+import { memoryLines } from './memory-lines.js';
 import { EXIT, say } from './output.js';
 import { colorsFor, countsLine, groupLines, modelTable, plainTable, render, span, type StatusBody } from './table.js';
 
@@ -39,6 +40,9 @@ export async function status(a: Args): Promise<number> {
   if (hub) say.info(`modelhub ${hub.version} at ${hub.url} · up ${span(hub.uptime_s * 1000)} · ${countsLine(body.models)}${hub.shutting_down ? ' · SHUTTING DOWN' : ''}`);
   say.composed(`${modelTable(models, c, Date.now(), process.stdout.isTTY ? process.stdout.columns : undefined)}\n`);
   for (const line of groupLines(body.groups)) say.info(line);
+  const memory = memoryLines(models, names.length ? [] : body.groups, names.length ? [] : body.gpus);
+  for (const line of memory.info) say.info(line);
+  for (const line of memory.warn) say.warn(line);
   return EXIT.ok;
 }
 

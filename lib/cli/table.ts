@@ -5,6 +5,7 @@
 import Table from 'cli-table3';
 import { stripVTControlCharacters } from 'node:util';
 import picocolors from 'picocolors';
+import type { GpuView } from '../runtime/memory-monitor.js';
 import type { ModelStatus, GroupStatus } from '../scheduler/status.js';
 import { formatBytes } from '../config/units.js';
 import { plural } from './errors.js';
@@ -22,6 +23,8 @@ export interface StatusBody {
   hub?: { version: string; uptime_s: number; config: string; url: string; shutting_down: boolean };
   models: ModelStatus[];
   groups: GroupStatus[];
+  /** Each GPU and the models holding its memory (empty without nvidia-smi). */
+  gpus?: GpuView[];
 }
 
 /** 950 → "950ms", 12_400 → "12s", 252_000 → "4m 12s", 3_900_000 → "1h 5m". */

@@ -18,6 +18,7 @@ import { continueOrRefuse } from './expect-continue.js';
 import { trustProxies } from './forwarded.js';
 import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
+import { registerMemoryMetrics } from './memory-metrics.js';
 import { openaiRoutes } from './openai-routes.js';
 import { RequestLog } from './request-log.js';
 import { requestLogRoutes } from './request-log-routes.js';
@@ -48,6 +49,10 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   // Listens to the controller from now on, so that the preload's transitions are counted too.
   const metrics = new HubMetrics(controller);
   const requests = new RequestLog(controller);
+  if (actions.memory) {
+    const groups = () => [...Object.values(controller.config.groups), { name: '*', maxMemory: controller.config.maxMemory }];
+    registerMemoryMetrics(metrics.register, actions.memory, () => Object.keys(controller.config.models), groups);
+  }
   // First: what a trusted reverse proxy says about the client (https, its address) is read before anything asks.
   app.use(trustProxies(() => controller.config));
 

@@ -12,6 +12,8 @@ import type { ModelActor } from '../scheduler/actor.js';
 import type { ConfigDiff } from '../scheduler/reload.js';
 import { configSecrets, inheritedSecrets, LineMasker, maskCache, modelSecrets, type Mask } from '../secrets.js';
 import type { HubState } from './app.js';
+import { withMemory } from './memory-status.js';
+import type { MemoryMonitor } from '../runtime/memory-monitor.js';
 import { findModel } from './model-lookup.js';
 import { Subscriber } from './subscriber.js';
 
@@ -22,6 +24,8 @@ export interface HubActions {
   shutdown(): void;
   /** The file the hub's own log goes to (default: hub.log in log.dir). */
   hubLog?: string;
+  /** Measured memory, GPUs, estimates and memory warnings (absent in hubs built without one). */
+  memory?: MemoryMonitor;
 }
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
@@ -36,7 +40,7 @@ type Action = (typeof ACTIONS)[number];
 export function controlRoutes(controller: Controller, actions: HubActions): Router<HubState> {
   const router = new Router<HubState>({ prefix: '/hub/api' });
 
-  router.get('/status', (ctx) => {
+  router.get('/status', async (ctx) => {
     const { config } = controller;
     ctx.body = {
       hub: {
@@ -46,7 +50,7 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
         url: `http://${config.listen.host}:${config.listen.port}/v1`,
         shutting_down: controller.shuttingDown,
       },
-      ...controller.status(),
+      ...(await withMemory(controller.status(), actions.memory)),
     };
   });
 

@@ -21,18 +21,19 @@ export interface AttentionShape {
 export const KV_BYTES_PER_ELEMENT = 2;
 
 /**
- * Bytes of llama.cpp's KV cache for `context` tokens at f16: for every layer, a K and a V row of
- * kv_heads × head width per token. An upper bound for models whose layers use sliding-window or
- * compressed (MLA) attention, which llama.cpp stores in less.
+ * Bytes of llama.cpp's KV cache for `context` tokens: for every layer, a K and a V row of
+ * kv_heads × head width per token, at `bytes` per element (f16 unless the cache type says otherwise).
+ * An upper bound for models whose layers use sliding-window or compressed (MLA) attention, which
+ * llama.cpp stores in less.
  */
-export function kvCacheBytes(shape: AttentionShape, context: number): number {
+export function kvCacheBytes(shape: AttentionShape, context: number, bytes = { k: KV_BYTES_PER_ELEMENT, v: KV_BYTES_PER_ELEMENT }): number {
   const headK = shape.keyLength ?? shape.embedding / shape.heads;
   const headV = shape.valueLength ?? shape.embedding / shape.heads;
   const perLayer = Array.isArray(shape.kvHeads)
     ? shape.kvHeads.slice(0, shape.layers)
     : Array.from({ length: shape.layers }, () => (shape.kvHeads as number | undefined) ?? shape.heads);
-  const elementsPerToken = perLayer.reduce((sum, kv) => sum + kv * (headK + headV), 0);
-  return Math.ceil(elementsPerToken * context * KV_BYTES_PER_ELEMENT);
+  const bytesPerToken = perLayer.reduce((sum, kv) => sum + kv * (headK * bytes.k + headV * bytes.v), 0);
+  return Math.ceil(bytesPerToken * context);
 }
 
 /** The context `hub init` gives a model when none is asked for. */

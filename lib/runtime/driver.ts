@@ -2,7 +2,7 @@
 // so its state machines can be exercised with fake processes; this file is the real one.
 import { adapterFor, type BackendAdapter } from '../backends/index.js';
 import type { ModelConfig } from '../config/types.js';
-import { residentBytes } from './resident.js';
+import { recentTreeResidentBytes } from './resident.js';
 import { ChildProcess, type ExitInfo, type SpawnSpec } from './child.js';
 import { realClock, type Clock } from './clock.js';
 import { describePortHolder, findFreePort, portTaken } from './ports.js';
@@ -33,7 +33,7 @@ export interface Driver {
   portTaken(port: number): Promise<boolean>;
   findFreePort(from: number, avoid: ReadonlySet<number>): Promise<number>;
   describePortHolder(port: number): Promise<string | undefined>;
-  /** Measured resident memory of a process we started, where the platform tells (shown, never used to decide). */
+  /** Measured resident memory of a process we started and everything it forked, where the platform tells. */
   residentBytes?(pid: number): number | undefined;
 }
 
@@ -44,5 +44,5 @@ export const realDriver: Driver = {
   portTaken,
   findFreePort: (from, avoid) => findFreePort(from, avoid),
   describePortHolder: (port) => describePortHolder(port),
-  residentBytes,
+  residentBytes: (pid) => recentTreeResidentBytes(pid),
 };

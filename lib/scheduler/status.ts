@@ -1,5 +1,7 @@
 // The JSON shape of a model's state, shared by /hub/api/status, /v1/models and the CLI.
 import type { HubConfig } from '../config/types.js';
+import type { EstimateResult } from '../runtime/gguf-estimate.js';
+import type { Measured } from '../runtime/memory-history.js';
 import { maskCache, modelSecrets } from '../secrets.js';
 import type { ModelActor } from './actor.js';
 import type { GroupOutlook } from './capacity.js';
@@ -44,6 +46,15 @@ export interface ModelStatus {
   load_ms: { start_ms: number | null; wake_ms: number | null };
   /** A start or wake-up under way: its stage, fraction and time left; null otherwise. */
   progress: LoadProgress | null;
+  // Filled in by the hub's memory monitor (runtime/memory-monitor.ts) on /hub/api/status and the dashboard:
+  /** GPU memory its process tree holds now; null without a GPU view or while its process is down. */
+  gpu_bytes?: number | null;
+  /** The peak of its recent loads (kept across restarts), where it was measured with its current command. */
+  memory_measured?: Measured | null;
+  /** llama-cpp models: what the GGUF header and the command line say it will hold, or why there is no estimate. */
+  memory_estimate?: EstimateResult | null;
+  /** Its measured memory exceeds the declared one by more than 10%. */
+  memory_warning?: string | null;
 }
 
 const maskFor = maskCache();
@@ -101,6 +112,10 @@ export interface GroupStatus {
   /** The model that loads next, and why it has not yet. */
   next: string | null;
   why: string | null;
+  /** Measured memory of the members holding memory now (filled in by the memory monitor). */
+  measured_bytes?: number;
+  /** The measured total exceeds max_memory. */
+  memory_warning?: string | null;
 }
 
 /** Usage per group (models holding memory), plus the hub-wide budget as the group "*". */

@@ -14,6 +14,7 @@ import type { HubActions } from '../control-routes.js';
 import { Flashes, type Flash } from './flash.js';
 import { modelPage } from './model-page.js';
 import { renderView, viewsMiddleware } from './render.js';
+import { withMemory } from '../memory-status.js';
 import { LoginThrottle } from './login-throttle.js';
 import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
 import { serveStatic } from './static.js';
@@ -156,14 +157,17 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
   const now = () => controller.driver.clock.now();
   const page = (ctx: Context, extra: object) => ({ authed: keysNeeded(), flash: flashes.take(ctx.query.flash), legend: LEGEND, ...extra });
 
+  // Status with the memory monitor's figures (measured, estimated, warnings, GPUs).
+  const status = () => withMemory(controller.status(), actions.memory);
+
   router.get('/', async (ctx) => {
-    const { models, groups } = controller.status();
+    const { models, groups, gpus } = await status();
     const t = now();
-    await ctx.render('index', page(ctx, { title: 'modelhub', summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t, usageOf)) }));
+    await ctx.render('index', page(ctx, { title: 'modelhub', summary: summaryView(controller, models, groups, originOf(ctx), t, gpus), models: models.map((s) => modelView(s, controller, history, t, usageOf)) }));
   });
 
   router.get('/models/:name', async (ctx) => {
-    await ctx.render('model', page(ctx, await modelPage(controller, history, ctx.params.name, now(), usageOf)));
+    await ctx.render('model', page(ctx, await modelPage(controller, history, ctx.params.name, now(), usageOf, (await status()).models)));
   });
 
   router.post('/models/:name/:action', async (ctx) => {
@@ -188,21 +192,21 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
   });
 
   // Fragments for the page's script: the same partials as the page, so a live update looks the same.
-  router.get('/fragments/board', (ctx) => {
-    const { models, groups } = controller.status();
+  router.get('/fragments/board', async (ctx) => {
+    const { models, groups, gpus } = await status();
     const t = now();
     ctx.type = 'html';
-    ctx.body = renderView('partials/board', { summary: summaryView(controller, models, groups, originOf(ctx), t), models: models.map((s) => modelView(s, controller, history, t, usageOf)), legend: LEGEND });
+    ctx.body = renderView('partials/board', { summary: summaryView(controller, models, groups, originOf(ctx), t, gpus), models: models.map((s) => modelView(s, controller, history, t, usageOf)), legend: LEGEND });
   });
 
-  router.get('/fragments/models/:name', (ctx) => {
-    const { models, groups } = controller.status();
+  router.get('/fragments/models/:name', async (ctx) => {
+    const { models, groups, gpus } = await status();
     const t = now();
     const s = models.find((m) => m.name === ctx.params.name && !m.removed) ?? models.find((m) => m.name === ctx.params.name);
     if (!s) throw new HubError('not_found', `there is no model named "${ctx.params.name}"; configured models: ${controller.names().join(', ')}`);
     ctx.body = {
       card: renderView('partials/model-card', { m: modelView(s, controller, history, t, usageOf), from: ctx.query.from === 'model' ? 'model' : '' }),
-      summary: renderView('partials/summary', { summary: summaryView(controller, models, groups, originOf(ctx), t) }),
+      summary: renderView('partials/summary', { summary: summaryView(controller, models, groups, originOf(ctx), t, gpus) }),
     };
   });
 

@@ -3,6 +3,7 @@
 import type { ModelConfig } from '../../config/types.js';
 import { tailLines } from '../../runtime/log-tail.js';
 import type { Controller } from '../../scheduler/controller.js';
+import type { ModelStatus } from '../../scheduler/status.js';
 import type { History, RecordedError } from '../../scheduler/history.js';
 import type { Transition } from '../../scheduler/context.js';
 import { configSecrets, inheritedSecrets, maskCache, modelSecrets } from '../../secrets.js';
@@ -23,9 +24,9 @@ export interface ModelPage {
 
 const maskFor = maskCache();
 
-export async function modelPage(controller: Controller, history: History, name: string, now: number, usageOf?: UsageOf): Promise<ModelPage> {
+export async function modelPage(controller: Controller, history: History, name: string, now: number, usageOf?: UsageOf, statuses?: ModelStatus[]): Promise<ModelPage> {
   const runtime = controller.get(name); // 404 for an unknown model
-  const status = controller.status().models.find((s) => s.name === name && !s.removed)!;
+  const status = (statuses ?? controller.status().models).find((s) => s.name === name && !s.removed)!;
   const hub = controller.config;
   // Everything the config, the model and the hub's environment hold as secrets, as in its log.
   const mask = maskFor(runtime.config, () => [...configSecrets(hub), ...modelSecrets(runtime.config), ...inheritedSecrets()]);

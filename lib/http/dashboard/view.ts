@@ -7,6 +7,7 @@ import type { LoadProgress } from '../../scheduler/progress.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { History } from '../../scheduler/history.js';
 import type { GroupStatus, ModelStatus } from '../../scheduler/status.js';
+import type { GpuView } from '../../runtime/memory-monitor.js';
 import { buildTimeline, type Timeline } from './timeline.js';
 
 export interface ActionView {
@@ -42,6 +43,8 @@ export interface ModelView {
   uptime: string;
   exitCode: string;
   memoryText: string;
+  /** "declared 6GiB, measured 7.4GiB: the budget of group gpu0 may be overrun", or null. */
+  memoryWarning: string | null;
   inFlight: number;
   queued: number;
   requests: number;
@@ -77,6 +80,8 @@ export interface GroupView {
   bars: BarView[];
   /** Under contention: who waits and since when, who loads next and why not yet (empty otherwise). */
   queue: string[];
+  /** Its measured total exceeds its max_memory. */
+  warning: string | null;
 }
 
 export interface SummaryView {
@@ -154,7 +159,8 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
     port: s.kind === 'remote' ? 'remote' : s.port === null ? '—' : String(s.port),
     uptime: s.process === 'running' && s.started_at ? ago(now - Date.parse(s.started_at)) : '—',
     exitCode: s.last_exit_code === null ? '—' : String(s.last_exit_code),
-    memoryText: `${s.memory_bytes ? formatBytes(s.memory_bytes) : 'none'} declared${rss === undefined ? '' : ` · ${formatBytes(rss)} measured`}`,
+    memoryText: memoryText(s, rss),
+    memoryWarning: s.memory_warning ?? null,
     inFlight: s.in_flight,
     queued: s.queued,
     requests: s.requests,
@@ -200,10 +206,22 @@ function bar(label: string, used: number, max: number | null, text: string, meas
   return { label, text, percent, measuredPercent, full: max !== null && used >= max };
 }
 
+/** "6GiB declared · 5.1GiB measured now (GPU 4.8GiB) · peak 7.4GiB · estimated 6.3GiB". */
+function memoryText(s: ModelStatus, rss: number | undefined): string {
+  const parts = [`${s.memory_bytes ? formatBytes(s.memory_bytes) : 'none'} declared`];
+  if (rss !== undefined) parts.push(`${formatBytes(rss)} measured${s.gpu_bytes ? ` (GPU ${formatBytes(s.gpu_bytes)})` : ''}`);
+  const m = s.memory_measured;
+  if (m) parts.push(`peak ${formatBytes(m.bytes)}${m.gpu_bytes ? ' GPU' : ''} over ${m.loads} ${m.loads === 1 ? 'load' : 'loads'}`);
+  const e = s.memory_estimate;
+  if (e && 'bytes' in e) parts.push(`estimated ${formatBytes(e.bytes)} (${e.context} tokens)`);
+  return parts.join(' · ');
+}
+
 function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
   const members = models.filter((m) => g.models.includes(m.name) && m.process === 'running' && m.memory !== 'unloaded');
   const rss = members.map((m) => m.rss_bytes ?? undefined);
-  const measured = rss.length && rss.every((r) => r !== undefined) ? rss.reduce<number>((a, b) => a + b!, 0) : undefined;
+  // The memory monitor's total (GPU memory where a model holds any) where it runs, else the members' RSS.
+  const measured = g.measured_bytes !== undefined ? (members.length ? g.measured_bytes : undefined) : rss.length && rss.every((r) => r !== undefined) ? rss.reduce<number>((a, b) => a + b!, 0) : undefined;
   const of = (n: number | null, f: (n: number) => string) => (n === null ? ', no limit' : ` of ${f(n)}`);
   return {
     name: g.name,
@@ -223,10 +241,26 @@ function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
       ...(g.waiting ?? []).map((w) => `${w.model}: ${w.count} waiting, oldest ${(w.oldest_wait_ms / 1000).toFixed(1)} s`),
       ...(g.next ? [`next: ${g.next}${g.why ? ` — ${g.why}` : ''}`] : []),
     ],
+    warning: g.memory_warning ?? null,
   };
 }
 
-export function summaryView(controller: Controller, models: ModelStatus[], groups: GroupStatus[], origin: string, now: number): SummaryView {
+/** A GPU as a group-like box: its memory bar, and which models hold how much. */
+function gpuView(gpu: GpuView): GroupView {
+  const used = gpu.used_bytes ?? 0;
+  const of = gpu.total_bytes === null ? '' : ` of ${formatBytes(gpu.total_bytes)}`;
+  const held = gpu.models.reduce((n, m) => n + m.bytes, 0);
+  return {
+    name: `gpu${gpu.index}`,
+    title: `GPU ${gpu.index}`,
+    policy: gpu.name,
+    bars: [bar('memory', used, gpu.total_bytes, gpu.used_bytes === null ? 'used memory unknown' : `${formatBytes(used)} used${of}`)],
+    queue: [...gpu.models.map((m) => `${m.model}: ${formatBytes(m.bytes)}`), ...(used > held && gpu.used_bytes !== null ? [`other processes: ${formatBytes(used - held)}`] : [])],
+    warning: null,
+  };
+}
+
+export function summaryView(controller: Controller, models: ModelStatus[], groups: GroupStatus[], origin: string, now: number, gpus: GpuView[] = []): SummaryView {
   const count = (label: string, f: (m: ModelStatus) => boolean) => ({ label, value: models.filter(f).length });
   return {
     version: VERSION,
@@ -242,7 +276,7 @@ export function summaryView(controller: Controller, models: ModelStatus[], group
       { label: 'queued', value: models.reduce((n, m) => n + m.queued, 0) },
     ],
     // The whole-hub row only when it says something the groups do not.
-    groups: groups.filter((g) => g.name !== '*' || g.max_memory_bytes !== null || groups.length === 1).map((g) => groupView(g, models)),
+    groups: [...groups.filter((g) => g.name !== '*' || g.max_memory_bytes !== null || groups.length === 1).map((g) => groupView(g, models)), ...gpus.map(gpuView)],
     shuttingDown: controller.shuttingDown,
   };
 }
