@@ -18,6 +18,8 @@ import { processTree, residentBytes } from './resident.js';
 export const OVER_DECLARED = 0.1;
 const SAMPLE_EVERY_MS = 5000;
 const FRESH_MS = 1000;
+/** How long after a load it is measured. */
+const AFTER_LOAD_MS = 200;
 
 /** What the monitor needs to know of a model (the scheduler's actors have it). */
 export interface WatchedModel {
@@ -131,7 +133,9 @@ export class MemoryMonitor {
   noteTransition(t: { model: string; axis: string; to: string }): void {
     if (t.axis !== 'memory' || t.to !== 'loaded') return;
     this.loads.set(t.model, (this.loads.get(t.model) ?? 0) + 1);
-    void this.sample(true);
+    // Not at once: the requests that waited for this load are being forwarded right now, and reading
+    // the process trees would sit in their way (the weights have settled a moment later anyway).
+    setTimeout(() => void this.sample(true), AFTER_LOAD_MS).unref();
   }
 
   /**
