@@ -4,7 +4,7 @@
 // request that passes the same filters as it finishes, until Ctrl-C.
 import { stringify } from 'csv-stringify/sync';
 import type { RequestSummary } from '../scheduler/request-summary.js';
-import { COLUMNS, tokensPerSecond, type LoggedRequest } from '../http/request-log.js';
+import { COLUMNS, loggedRequest, type LoggedRequest } from '../http/request-log.js';
 import type { Args } from './commands.js';
 import { errorMessage, type HubClient } from './client.js';
 import { CliError } from './errors.js';
@@ -64,26 +64,7 @@ async function follow(client: HubClient, model: string | null, query: URLSearchP
 
 /** An event's summary as the log shows it (the log's own rows come from the API in this shape). */
 function fromSummary(s: RequestSummary): LoggedRequest {
-  return {
-    id: s.id,
-    time: new Date(Date.now() - s.ms).toISOString(),
-    model: s.model ?? null,
-    route: `${s.method} ${s.path}`,
-    key: s.key ?? null,
-    status: s.status,
-    queue_ms: s.queue_ms ?? null,
-    swap_ms: s.swap_ms ?? null,
-    cold_start_ms: s.cold_start_ms ?? null,
-    ttft_ms: s.ttfb_ms ?? null,
-    ms: s.ms,
-    tokens_in: s.tokens_in ?? null,
-    tokens_out: s.tokens_out ?? null,
-    tokens_per_s: tokensPerSecond(s),
-    bytes_in: s.bytes_in ?? null,
-    bytes_out: s.bytes_out ?? null,
-    cut: s.cut ?? null,
-    captured: false,
-  };
+  return loggedRequest(s, Date.now() - s.ms, false);
 }
 
 interface Printer {

@@ -140,27 +140,7 @@ export class RequestLog {
   }
 
   private shown(kept: Kept): LoggedRequest {
-    const s = kept.summary;
-    return {
-      id: s.id,
-      time: new Date(kept.at).toISOString(),
-      model: s.model ?? null,
-      route: `${s.method} ${s.path}`,
-      key: s.key ?? null,
-      status: s.status,
-      queue_ms: s.queue_ms ?? null,
-      swap_ms: s.swap_ms ?? null,
-      cold_start_ms: s.cold_start_ms ?? null,
-      ttft_ms: s.ttfb_ms ?? null,
-      ms: s.ms,
-      tokens_in: s.tokens_in ?? null,
-      tokens_out: s.tokens_out ?? null,
-      tokens_per_s: tokensPerSecond(s),
-      bytes_in: s.bytes_in ?? null,
-      bytes_out: s.bytes_out ?? null,
-      cut: s.cut ?? null,
-      captured: this.captureOf(kept) !== undefined,
-    };
+    return loggedRequest(kept.summary, kept.at, this.captureOf(kept) !== undefined);
   }
 
   /** A new size keeps the newest requests that fit. */
@@ -196,4 +176,28 @@ export function tokensPerSecond(s: Pick<RequestSummary, 'tokens_out' | 'ms' | 'q
   if (!s.tokens_out) return null;
   const busyMs = s.ms - (s.queue_ms ?? 0) - (s.cold_start_ms ?? 0);
   return busyMs > 0 ? Math.round((s.tokens_out / busyMs) * 10_000) / 10 : null;
+}
+
+/** A request as the log shows it: its summary, when it began (ms since the epoch), whether bodies were kept. */
+export function loggedRequest(s: RequestSummary, at: number, captured: boolean): LoggedRequest {
+  return {
+    id: s.id,
+    time: new Date(at).toISOString(),
+    model: s.model ?? null,
+    route: `${s.method} ${s.path}`,
+    key: s.key ?? null,
+    status: s.status,
+    queue_ms: s.queue_ms ?? null,
+    swap_ms: s.swap_ms ?? null,
+    cold_start_ms: s.cold_start_ms ?? null,
+    ttft_ms: s.ttfb_ms ?? null,
+    ms: s.ms,
+    tokens_in: s.tokens_in ?? null,
+    tokens_out: s.tokens_out ?? null,
+    tokens_per_s: tokensPerSecond(s),
+    bytes_in: s.bytes_in ?? null,
+    bytes_out: s.bytes_out ?? null,
+    cut: s.cut ?? null,
+    captured,
+  };
 }
