@@ -1,0 +1,291 @@
+// keep_cache for llama-server: its slots' KV cache (the prompts it has already evaluated) written to
+// files before the hub stops the process, and read back into the next process before it gets its
+// first request, so a conversation that comes back after a swap is not evaluated again.
+//
+// llama-server does the work (`POST /slots/{id}?action=save|restore` with a file name inside its
+// --slot-save-path); the hub picks the slots, names the files and bounds them. Nothing here throws:
+// a save or restore that fails is reported in the result, the caller logs it, and the model serves
+// cold. A cache is only worth restoring into the process it came from, so each folder records the
+// launch settings its files were saved under; other settings remove them (prepareSlotCache).
+//
+// Files, in the model's folder: `slot-<generation>-<slot id>.bin` (one save writes one generation and
+// then removes the older ones) and `launch.json`. Nothing else in the folder is touched.
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { keepCacheDir } from '../config/keep-cache.js';
+import type { KeepCache, ModelConfig } from '../config/types.js';
+import { probe, type Endpoint } from './adapter.js';
+
+/** What a start needs from keep_cache, worked out once per start (prepareSlotCache). */
+export interface SlotCache extends KeepCache {
+  model: string;
+  /** A digest of the launch settings (argv, env, cwd, the model file's size and time) the process runs with. */
+  launch: string;
+}
+
+export interface SlotResult {
+  /** Slots whose cache was written (saveSlots) or read back (restoreSlots); 0 when none. */
+  count: number;
+  /** Tokens in them. */
+  tokens: number;
+  /** How long it took, in ms. */
+  ms: number;
+  /** What went wrong, for the log: set when some or all of it failed. */
+  error?: string;
+}
+
+export interface SlotOptions {
+  /** The whole save or restore must finish within this (each call gets what is left). Default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface PreparedSlotCache {
+  /** Absent when keep_cache is off, or the folder could not be made (then `error` says why). */
+  cache?: SlotCache;
+  /** Arguments to append to the command (`--slot-save-path <dir>` when the hub adds it); [] otherwise. */
+  args: string[];
+  /** Files removed because they were saved under other launch settings. */
+  cleared: number;
+  error?: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+/** GET /slots is a small JSON list: answered at once by a server that is up. */
+const LIST_TIMEOUT_MS = 10_000;
+const SLOT_FILE = /^slot-(\d+)-(\d+)\.bin$/;
+const LAUNCH_FILE = 'launch.json';
+
+/**
+ * Before each start of a model with keep_cache: makes its folder (llama-server refuses a
+ * --slot-save-path that does not exist), removes files saved under other launch settings, and says
+ * what to append to the command. Never throws: when the folder cannot be made the model starts
+ * without the flag (cold, nothing saved) and `error` says why.
+ */
+export async function prepareSlotCache(config: ModelConfig): Promise<PreparedSlotCache> {
+  const keep = config.keepCache;
+  if (!keep) return { args: [], cleared: 0 };
+  const launch = await launchDigest(config);
+  try {
+    await mkdir(keep.dir, { recursive: true });
+    const recorded = await readFile(join(keep.dir, LAUNCH_FILE), 'utf8').then((t) => (JSON.parse(t) as { launch?: unknown }).launch, () => undefined);
+    let cleared = 0;
+    if (recorded !== launch) {
+      cleared = (await removeSlotFiles(keep.dir, () => true)).length;
+      await writeFile(join(keep.dir, LAUNCH_FILE), JSON.stringify({ model: config.name, launch }) + '\n');
+    }
+    return { cache: { ...keep, model: config.name, launch }, args: keep.addsFlag ? ['--slot-save-path', keep.dir] : [], cleared };
+  } catch (err) {
+    return { args: [], cleared: 0, error: `keep_cache: cannot use ${keep.dir} (${(err as Error).message}); ${config.name} starts without saving its cache` };
+  }
+}
+
+/**
+ * Before the hub stops the process: writes the slots that hold a prompt, the most recently used
+ * first, at most keep_cache_max of them; then removes the files of earlier saves. When nothing could
+ * be saved the earlier files stay (they still describe a prefix of what the process held).
+ */
+export async function saveSlots(endpoint: Endpoint, cache: SlotCache, options: SlotOptions = {}): Promise<SlotResult> {
+  const started = Date.now();
+  const deadline = started + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  const result: SlotResult = { count: 0, tokens: 0, ms: 0 };
+  const done = (error?: string) => Object.assign(result, { ms: Date.now() - started }, error ? { error: `saving ${cache.model}'s slots: ${error}` } : {});
+  const slots = await listSlots(endpoint, deadline);
+  if ('error' in slots) return done(slots.error);
+  // Later than every file there, also when the clock went back.
+  const earlier = await slotFiles(cache.dir).catch(() => [] as SlotFile[]);
+  const generation = Math.max(Date.now(), ...earlier.map((f) => f.generation + 1));
+  const errors: string[] = [];
+  for (const slot of byRecentUse(slots.list)) {
+    if (result.count >= cache.max) break;
+    const filename = `slot-${generation}-${slot.id}.bin`;
+    const answer = await slotAction(endpoint, slot.id, 'save', filename, deadline);
+    if ('error' in answer) {
+      errors.push(answer.error);
+      if (answer.fatal) break;
+      continue;
+    }
+    const saved = Number(answer.body.n_saved ?? 0);
+    if (saved > 0) {
+      result.count++;
+      result.tokens += saved;
+    } else {
+      await rm(join(cache.dir, filename), { force: true }).catch(() => {}); // an empty slot: nothing worth a file
+    }
+  }
+  if (result.count > 0) await removeSlotFiles(cache.dir, (f) => f.generation !== generation).catch((err: Error) => errors.push(`removing earlier files: ${err.message}`));
+  return done(errors.length ? errors.join('; ') : undefined);
+}
+
+/**
+ * After the process is ready and before its first request: reads the last save back into the
+ * slots (each into the slot it came from where that exists). A file llama-server refuses is
+ * removed, so that it does not fail every start.
+ */
+export async function restoreSlots(endpoint: Endpoint, cache: SlotCache, options: SlotOptions = {}): Promise<SlotResult> {
+  const started = Date.now();
+  const deadline = started + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  const result: SlotResult = { count: 0, tokens: 0, ms: 0 };
+  const done = (error?: string) => Object.assign(result, { ms: Date.now() - started }, error ? { error: `restoring ${cache.model}'s slots: ${error}` } : {});
+  let files: SlotFile[];
+  try {
+    files = await slotFiles(cache.dir);
+  } catch (err) {
+    return done(`cannot read ${cache.dir}: ${(err as Error).message}`);
+  }
+  const last = Math.max(0, ...files.map((f) => f.generation));
+  files = files.filter((f) => f.generation === last).sort((a, b) => a.slot - b.slot).slice(0, cache.max);
+  if (!files.length) return done();
+  const slots = await listSlots(endpoint, deadline);
+  if ('error' in slots) return done(slots.error);
+  const errors: string[] = [];
+  for (const [file, slot] of assignSlots(files, slots.list.map((s) => s.id))) {
+    const answer = await slotAction(endpoint, slot, 'restore', file.name, deadline);
+    if ('error' in answer) {
+      errors.push(answer.error);
+      if (answer.fatal) break;
+      if (answer.status === 400) await rm(join(cache.dir, file.name), { force: true }).catch(() => {});
+      continue;
+    }
+    const restored = Number(answer.body.n_restored ?? 0);
+    if (restored > 0) {
+      result.count++;
+      result.tokens += restored;
+    }
+  }
+  return done(errors.length ? errors.join('; ') : undefined);
+}
+
+/**
+ * Removes a model's saved slots (and its folder under state_dir when that is left empty): for the
+ * caller when the model's launch settings change, keep_cache is turned off, or the model is removed.
+ * Pass the config the files were saved under. Never throws; returns how many files went.
+ */
+export async function clearSavedCache(stateDir: string, config: ModelConfig): Promise<{ removed: number; error?: string }> {
+  const own = keepCacheDir(stateDir, config.name);
+  const dirs = [...new Set([config.keepCache?.dir, own].filter((d): d is string => d !== undefined))];
+  let removed = 0;
+  const errors: string[] = [];
+  for (const dir of dirs) {
+    try {
+      removed += (await removeSlotFiles(dir, () => true)).length;
+      await rm(join(dir, LAUNCH_FILE), { force: true });
+      if (dir === own) await rmdir(dir).catch(() => {}); // only when empty: nothing of anyone else's is removed
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(`${dir}: ${(err as Error).message}`);
+    }
+  }
+  return errors.length ? { removed, error: `removing ${config.name}'s saved cache: ${errors.join('; ')}` } : { removed };
+}
+
+/** One line for the log: what a save or restore did. */
+export function describeSlotResult(op: 'saved' | 'restored', r: SlotResult): string {
+  const what = `${op} ${r.count} slot${r.count === 1 ? '' : 's'} (${r.tokens} tokens) in ${r.ms} ms`;
+  return r.error ? `${what}; ${r.error}${op === 'restored' ? ' (the model serves cold)' : ''}` : what;
+}
+
+interface Slot {
+  id: number;
+  /** llama-server numbers tasks in order: the slot that ran the latest one was used last. */
+  idTask?: number;
+}
+
+async function listSlots(endpoint: Endpoint, deadline: number): Promise<{ list: Slot[] } | { error: string }> {
+  const timeoutMs = Math.min(LIST_TIMEOUT_MS, deadline - Date.now());
+  if (timeoutMs <= 0) return { error: 'out of time before listing the slots' };
+  try {
+    const res = await probe(endpoint, '/slots', { timeoutMs });
+    if (res.status !== 200) return { error: `GET /slots answered ${res.status}: ${res.body.slice(0, 200)}` };
+    const body = JSON.parse(res.body) as unknown;
+    if (!Array.isArray(body)) return { error: 'GET /slots did not answer a list' };
+    return { list: body.filter((s) => Number.isInteger(s?.id)).map((s) => ({ id: s.id as number, idTask: Number.isInteger(s.id_task) ? (s.id_task as number) : undefined })) };
+  } catch (err) {
+    return { error: `GET /slots: ${(err as Error).message}` };
+  }
+}
+
+const byRecentUse = (slots: Slot[]): Slot[] => [...slots].sort((a, b) => (b.idTask ?? -1) - (a.idTask ?? -1) || a.id - b.id);
+
+type ActionAnswer = { body: Record<string, unknown> } | { error: string; status?: number; fatal: boolean };
+
+/** One save or restore. `fatal`: the server is gone, out of time, or cannot do slot actions at all. */
+async function slotAction(endpoint: Endpoint, slot: number, action: 'save' | 'restore', filename: string, deadline: number): Promise<ActionAnswer> {
+  const timeoutMs = deadline - Date.now();
+  if (timeoutMs <= 0) return { error: `out of time before slot ${slot}`, fatal: true };
+  try {
+    const res = await probe(endpoint, `/slots/${slot}?action=${action}`, { method: 'POST', body: { filename }, timeoutMs });
+    if (res.status < 200 || res.status >= 300) {
+      return { error: `slot ${slot}: POST /slots/${slot}?action=${action} answered ${res.status}: ${errorText(res.body)}`, status: res.status, fatal: res.status === 501 || res.status === 404 };
+    }
+    return { body: JSON.parse(res.body) as Record<string, unknown> };
+  } catch (err) {
+    return { error: `slot ${slot}: ${(err as Error).message}`, fatal: true };
+  }
+}
+
+/** llama-server's error envelope's message, else the start of the body. */
+function errorText(body: string): string {
+  try {
+    const message = (JSON.parse(body) as { error?: { message?: unknown } }).error?.message;
+    if (typeof message === 'string') return message;
+  } catch {
+    // not JSON: shown as it is
+  }
+  return body.slice(0, 200);
+}
+
+interface SlotFile {
+  name: string;
+  generation: number;
+  slot: number;
+}
+
+async function slotFiles(dir: string): Promise<SlotFile[]> {
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  return names.flatMap((name) => {
+    const m = SLOT_FILE.exec(name);
+    return m ? [{ name, generation: Number(m[1]), slot: Number(m[2]) }] : [];
+  });
+}
+
+async function removeSlotFiles(dir: string, which: (f: SlotFile) => boolean): Promise<SlotFile[]> {
+  const gone = (await slotFiles(dir)).filter(which);
+  for (const f of gone) await rm(join(dir, f.name), { force: true });
+  return gone;
+}
+
+/** Each file into the slot it was saved from when the new process has that slot, else into a free one. */
+function assignSlots(files: SlotFile[], ids: number[]): Array<[SlotFile, number]> {
+  const free = new Set(ids);
+  const pairs: Array<[SlotFile, number]> = [];
+  const rest: SlotFile[] = [];
+  for (const f of files) {
+    if (free.delete(f.slot)) pairs.push([f, f.slot]);
+    else rest.push(f);
+  }
+  for (const f of rest) {
+    const id = free.values().next();
+    if (id.done) break;
+    free.delete(id.value);
+    pairs.push([f, id.value]);
+  }
+  return pairs;
+}
+
+/**
+ * What a saved cache depends on: the command, its environment and folder, and the model file the
+ * command names (-m/--model), by size and modification time, so that a file replaced in place also
+ * counts as a change.
+ */
+async function launchDigest(config: ModelConfig): Promise<string> {
+  const argv = config.argv ?? [];
+  const at = argv.findIndex((a) => a === '-m' || a === '--model' || a.startsWith('--model='));
+  const file = at < 0 ? undefined : argv[at].startsWith('--model=') ? argv[at].slice('--model='.length) : argv[at + 1];
+  const st = file ? await stat(resolve(config.cwd ?? process.cwd(), file)).catch(() => undefined) : undefined;
+  const model = st ? { size: st.size, mtimeMs: st.mtimeMs } : null;
+  const settings = { backend: config.backend, argv, env: config.env, cwd: config.cwd ?? null, model };
+  return createHash('sha256').update(JSON.stringify(settings)).digest('hex');
+}
