@@ -95,13 +95,13 @@ export async function saveSlots(endpoint: Endpoint, cache: SlotCache, options: S
   // Later than every file there, also when the clock went back.
   const earlier = await slotFiles(cache.dir).catch(() => [] as SlotFile[]);
   const generation = Math.max(Date.now(), ...earlier.map((f) => f.generation + 1));
-  const errors: string[] = [];
+  const errors: Failure[] = [];
   for (const slot of byRecentUse(slots.list)) {
     if (result.count >= cache.max) break;
     const filename = `slot-${generation}-${slot.id}.bin`;
     const answer = await slotAction(endpoint, slot.id, 'save', filename, deadline);
     if ('error' in answer) {
-      errors.push(answer.error);
+      errors.push({ slot: slot.id, text: answer.error });
       if (answer.fatal) break;
       continue;
     }
@@ -113,8 +113,10 @@ export async function saveSlots(endpoint: Endpoint, cache: SlotCache, options: S
       await rm(join(cache.dir, filename), { force: true }).catch(() => {}); // an empty slot: nothing worth a file
     }
   }
-  if (result.count > 0) await removeSlotFiles(cache.dir, (f) => f.generation !== generation).catch((err: Error) => errors.push(`removing earlier files: ${err.message}`));
-  return done(errors.length ? errors.join('; ') : undefined);
+  if (result.count > 0) await removeSlotFiles(cache.dir, (f) => f.generation !== generation).catch((err: Error) => errors.push({ text: `removing earlier files: ${err.message}` }));
+  // llama-server says only "Unable to save slot" when it cannot write the file.
+  const unwritable = errors.some((e) => /answered 5\d\d/.test(e.text)) ? ` (check that ${cache.dir} exists and llama-server can write there)` : '';
+  return done(errors.length ? joinFailures(errors) + unwritable : undefined);
 }
 
 /**
@@ -138,11 +140,11 @@ export async function restoreSlots(endpoint: Endpoint, cache: SlotCache, options
   if (!files.length) return done();
   const slots = await listSlots(endpoint, deadline);
   if ('error' in slots) return done(slots.error);
-  const errors: string[] = [];
+  const errors: Failure[] = [];
   for (const [file, slot] of assignSlots(files, slots.list.map((s) => s.id))) {
     const answer = await slotAction(endpoint, slot, 'restore', file.name, deadline);
     if ('error' in answer) {
-      errors.push(answer.error);
+      errors.push({ slot, text: `${answer.error} (${file.name})` });
       if (answer.fatal) break;
       if (answer.status === 400) await rm(join(cache.dir, file.name), { force: true }).catch(() => {});
       continue;
@@ -153,7 +155,7 @@ export async function restoreSlots(endpoint: Endpoint, cache: SlotCache, options
       result.tokens += restored;
     }
   }
-  return done(errors.length ? errors.join('; ') : undefined);
+  return done(errors.length ? joinFailures(errors) : undefined);
 }
 
 /**
@@ -211,16 +213,28 @@ type ActionAnswer = { body: Record<string, unknown> } | { error: string; status?
 /** One save or restore. `fatal`: the server is gone, out of time, or cannot do slot actions at all. */
 async function slotAction(endpoint: Endpoint, slot: number, action: 'save' | 'restore', filename: string, deadline: number): Promise<ActionAnswer> {
   const timeoutMs = deadline - Date.now();
-  if (timeoutMs <= 0) return { error: `out of time before slot ${slot}`, fatal: true };
+  if (timeoutMs <= 0) return { error: 'out of time: the whole save or restore took longer than its timeout', fatal: true };
   try {
     const res = await probe(endpoint, `/slots/${slot}?action=${action}`, { method: 'POST', body: { filename }, timeoutMs });
     if (res.status < 200 || res.status >= 300) {
-      return { error: `slot ${slot}: POST /slots/${slot}?action=${action} answered ${res.status}: ${errorText(res.body)}`, status: res.status, fatal: res.status === 501 || res.status === 404 };
+      return { error: `POST /slots/{id}?action=${action} answered ${res.status}: ${errorText(res.body)}`, status: res.status, fatal: res.status === 501 || res.status === 404 };
     }
     return { body: JSON.parse(res.body) as Record<string, unknown> };
   } catch (err) {
-    return { error: `slot ${slot}: ${(err as Error).message}`, fatal: true };
+    return { error: `POST /slots/{id}?action=${action}: ${(err as Error).message}`, fatal: true };
   }
+}
+
+interface Failure {
+  slot?: number;
+  text: string;
+}
+
+/** "slots 0, 2: <what went wrong>; slot 3: <something else>": each distinct failure once. */
+function joinFailures(failures: Failure[]): string {
+  const slotsBy = new Map<string, number[]>();
+  for (const f of failures) slotsBy.set(f.text, [...(slotsBy.get(f.text) ?? []), ...(f.slot === undefined ? [] : [f.slot])]);
+  return [...slotsBy].map(([text, ids]) => (ids.length ? `slot${ids.length > 1 ? 's' : ''} ${ids.join(', ')}: ${text}` : text)).join('; ');
 }
 
 /** llama-server's error envelope's message, else the start of the body. */
