@@ -9,7 +9,9 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { clearSavedCache, describeSlotResult, prepareSlotCache, restoreSlots, saveSlots } from '../lib/backends/llama-slots.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { clearSavedCache, describeSlotResult, prepareSlotCache, restoreSlots, saveSlots, type SlotCache } from '../lib/backends/llama-slots.js';
 import { resolveCommand } from '../lib/config/command.js';
 import { ConfigError } from '../lib/config/errors.js';
 import { parseConfig } from '../lib/config/load.js';
@@ -203,4 +205,49 @@ t.test('a real llama-server: slots saved, the server replaced, restored, the pro
   t.match(await restoreSlots({ base: two.base }, two.cache), { count: 0, tokens: 0, error: undefined }, 'no folder: nothing to restore, no error');
   mkdirSync(folder);
   await two.stop();
+});
+
+t.test('a server with many slots, one that cannot save, one that never answers: bounded, no exception', async (t) => {
+  const dir = tempDir(t);
+  const posted: number[] = [];
+  const tasks: Record<number, number> = { 3: 7, 10: 9, 45: 20 };
+  let mode: 'ok' | 'no-path' | 'silent' = 'ok';
+  const server = createServer((req, res) => {
+    if (req.url === '/slots') {
+      // Each entry as llama-server writes it, ~2 KiB of settings (with LoRA ids that must not be taken for slots): 48 of them pass 64 KiB.
+      const entry = (id: number) => ({ id, n_ctx: 2048, is_processing: false, ...(tasks[id] !== undefined ? { id_task: tasks[id] } : {}), params: { lora: [{ id: 99, scale: 1 }], pad: 'x'.repeat(2000) } });
+      return res.end(JSON.stringify(Array.from({ length: 48 }, (_, id) => entry(id))));
+    }
+    const slot = Number(/^\/slots\/(\d+)\?action=save$/.exec(req.url ?? '')?.[1]);
+    posted.push(slot);
+    if (mode === 'silent') return; // never answers
+    if (mode === 'no-path') return void res.writeHead(501).end(JSON.stringify({ error: { code: 501, message: 'This server does not support slots action. Start it with `--slot-save-path`' } }));
+    res.end(JSON.stringify({ id_slot: slot, n_saved: tasks[slot] !== undefined ? 100 : 0 }));
+  });
+  server.keepAliveTimeout = 1;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const endpoint = { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  const cache: SlotCache = { model: 'many', dir, max: 4, addsFlag: true, launch: 'x' };
+
+  const saved = await saveSlots(endpoint, cache);
+  t.match(saved, { count: 2, tokens: 200, error: undefined }, 'the two slots with a prompt before the cut of the long list');
+  t.same(posted.slice(0, 2), [10, 3], 'the most recently used first');
+  t.notOk(posted.includes(99) || posted.includes(45), 'no LoRA id taken for a slot; the slot past the cut is left out');
+  t.ok(posted.length > 20 && posted.length < 48, `the ${posted.length} slots read are all tried: keep_cache_max counts the saved ones`);
+
+  mode = 'no-path';
+  posted.length = 0;
+  const refused = await saveSlots(endpoint, cache);
+  t.match(refused, { count: 0, error: "saving many's slots: slot 10: POST /slots/{id}?action=save answered 501: This server does not support slots action. Start it with `--slot-save-path`" });
+  t.equal(posted.length, 1, 'a server that cannot save is asked once');
+
+  mode = 'silent';
+  const started = Date.now();
+  const silent = await saveSlots(endpoint, cache, { timeoutMs: 2000 });
+  t.match(silent, { count: 0, error: /^saving many's slots: slot 10: POST \/slots\/\{id\}\?action=save: no answer from .* within \d+ms$/ });
+  t.ok(Date.now() - started < 10_000, 'the timeout holds');
 });

@@ -15,7 +15,7 @@ import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/pr
 import { join, resolve } from 'node:path';
 import { keepCacheDir } from '../config/keep-cache.js';
 import type { KeepCache, ModelConfig } from '../config/types.js';
-import { probe, type Endpoint } from './adapter.js';
+import { MAX_PROBE_BODY, probe, type Endpoint } from './adapter.js';
 
 /** What a start needs from keep_cache, worked out once per start (prepareSlotCache). */
 export interface SlotCache extends KeepCache {
@@ -198,12 +198,33 @@ async function listSlots(endpoint: Endpoint, deadline: number): Promise<{ list: 
   try {
     const res = await probe(endpoint, '/slots', { timeoutMs });
     if (res.status !== 200) return { error: `GET /slots answered ${res.status}: ${res.body.slice(0, 200)}` };
-    const body = JSON.parse(res.body) as unknown;
+    let body: unknown;
+    try {
+      body = JSON.parse(res.body);
+    } catch (err) {
+      if (Buffer.byteLength(res.body) < MAX_PROBE_BODY - 4) throw err;
+      const list = slotsOfCutList(res.body);
+      return list.length ? { list } : { error: `GET /slots answered more than ${MAX_PROBE_BODY} bytes, in which no slot could be read` };
+    }
     if (!Array.isArray(body)) return { error: 'GET /slots did not answer a list' };
     return { list: body.filter((s) => Number.isInteger(s?.id)).map((s) => ({ id: s.id as number, idTask: Number.isInteger(s.id_task) ? (s.id_task as number) : undefined })) };
   } catch (err) {
     return { error: `GET /slots: ${(err as Error).message}` };
   }
+}
+
+/**
+ * The slots of a /slots answer cut at MAX_PROBE_BODY (each slot carries its sampling settings, ~2 KiB,
+ * so a server with dozens of slots answers more): the slots whose entry begins before the cut, read
+ * by the way llama-server writes an entry, `{"id":N,"n_ctx":…` with its `id_task` inside. Slots after
+ * the cut are left out of this save.
+ */
+function slotsOfCutList(text: string): Slot[] {
+  const starts = [...text.matchAll(/\{"id":(\d+),"n_ctx":/g)];
+  return starts.map((m, i) => {
+    const task = /"id_task":(\d+)/.exec(text.slice(m.index, starts[i + 1]?.index));
+    return { id: Number(m[1]), idTask: task ? Number(task[1]) : undefined };
+  });
 }
 
 const byRecentUse = (slots: Slot[]): Slot[] => [...slots].sort((a, b) => (b.idTask ?? -1) - (a.idTask ?? -1) || a.id - b.id);
