@@ -93,6 +93,10 @@ t.test('the folder is prepared before a start: made, checked against the launch 
   t.same(readdirSync(folder).sort(), ['launch.json', 'notes.txt'], 'nothing but the hub\'s own files is touched');
   t.not(again.cache?.launch, first.cache?.launch);
 
+  writeFileSync(join(folder, 'launch.json'), '{ cut sho');
+  writeFileSync(join(folder, 'slot-101-0.bin'), 'kv');
+  const unreadable = await prepareSlotCache(changed);
+  t.match(unreadable, { cleared: 1, error: undefined }, 'an unreadable record counts as other settings, and does not stop keep_cache');
   writeFileSync(join(folder, 'slot-101-0.bin'), 'kv');
   writeFileSync(join(dir, 'm.gguf'), 'other weights, same path');
   t.equal((await prepareSlotCache(changed)).cleared, 1, 'a model file replaced in place counts as a change');

@@ -5,24 +5,15 @@
 // llama-server does the work (`POST /slots/{id}?action=save|restore` with a file name inside its
 // --slot-save-path); the hub picks the slots, names the files and bounds them. Nothing here throws:
 // a save or restore that fails is reported in the result, the caller logs it, and the model serves
-// cold. A cache is only worth restoring into the process it came from, so each folder records the
-// launch settings its files were saved under; other settings remove them (prepareSlotCache).
-//
-// Files, in the model's folder: `slot-<generation>-<slot id>.bin` (one save writes one generation and
-// then removes the older ones) and `launch.json`. Nothing else in the folder is touched.
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { keepCacheDir } from '../config/keep-cache.js';
-import type { KeepCache, ModelConfig } from '../config/types.js';
+// cold. A cache is only worth restoring into a process launched the same way, so each folder records
+// the launch settings its files were saved under (llama-slot-files.ts, which also makes the folder).
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { MAX_PROBE_BODY, probe, type Endpoint } from './adapter.js';
+import { removeSlotFiles, slotFiles, type SlotCache, type SlotFile } from './llama-slot-files.js';
 
-/** What a start needs from keep_cache, worked out once per start (prepareSlotCache). */
-export interface SlotCache extends KeepCache {
-  model: string;
-  /** A digest of the launch settings (argv, env, cwd, the model file's size and time) the process runs with. */
-  launch: string;
-}
+// What the caller needs besides saving and restoring, in one import.
+export { clearSavedCache, prepareSlotCache, type PreparedSlotCache, type SlotCache } from './llama-slot-files.js';
 
 export interface SlotResult {
   /** Slots whose cache was written (saveSlots) or read back (restoreSlots); 0 when none. */
@@ -40,46 +31,9 @@ export interface SlotOptions {
   timeoutMs?: number;
 }
 
-export interface PreparedSlotCache {
-  /** Absent when keep_cache is off, or the folder could not be made (then `error` says why). */
-  cache?: SlotCache;
-  /** Arguments to append to the command (`--slot-save-path <dir>` when the hub adds it); [] otherwise. */
-  args: string[];
-  /** Files removed because they were saved under other launch settings. */
-  cleared: number;
-  error?: string;
-}
-
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** GET /slots is a small JSON list: answered at once by a server that is up. */
 const LIST_TIMEOUT_MS = 10_000;
-const SLOT_FILE = /^slot-(\d+)-(\d+)\.bin$/;
-const LAUNCH_FILE = 'launch.json';
-
-/**
- * Before each start of a model with keep_cache: makes its folder (llama-server refuses a
- * --slot-save-path that does not exist), removes files saved under other launch settings, and says
- * what to append to the command. Never throws: when the folder cannot be made the model starts
- * without the flag (cold, nothing saved) and `error` says why.
- */
-export async function prepareSlotCache(config: ModelConfig): Promise<PreparedSlotCache> {
-  const keep = config.keepCache;
-  if (!keep) return { args: [], cleared: 0 };
-  const launch = await launchDigest(config);
-  try {
-    await mkdir(keep.dir, { recursive: true });
-    const recorded = await readFile(join(keep.dir, LAUNCH_FILE), 'utf8').then((t) => (JSON.parse(t) as { launch?: unknown }).launch, () => undefined);
-    let cleared = 0;
-    if (recorded !== launch) {
-      cleared = (await removeSlotFiles(keep.dir, () => true)).length;
-      await writeFile(join(keep.dir, LAUNCH_FILE), JSON.stringify({ model: config.name, launch }) + '\n');
-    }
-    return { cache: { ...keep, model: config.name, launch }, args: keep.addsFlag ? ['--slot-save-path', keep.dir] : [], cleared };
-  } catch (err) {
-    return { args: [], cleared: 0, error: `keep_cache: cannot use ${keep.dir} (${(err as Error).message}); ${config.name} starts without saving its cache` };
-  }
-}
-
 /**
  * Before the hub stops the process: writes the slots that hold a prompt, the most recently used
  * first, at most keep_cache_max of them; then removes the files of earlier saves. When nothing could
@@ -156,28 +110,6 @@ export async function restoreSlots(endpoint: Endpoint, cache: SlotCache, options
     }
   }
   return done(errors.length ? joinFailures(errors) : undefined);
-}
-
-/**
- * Removes a model's saved slots (and its folder under state_dir when that is left empty): for the
- * caller when the model's launch settings change, keep_cache is turned off, or the model is removed.
- * Pass the config the files were saved under. Never throws; returns how many files went.
- */
-export async function clearSavedCache(stateDir: string, config: ModelConfig): Promise<{ removed: number; error?: string }> {
-  const own = keepCacheDir(stateDir, config.name);
-  const dirs = [...new Set([config.keepCache?.dir, own].filter((d): d is string => d !== undefined))];
-  let removed = 0;
-  const errors: string[] = [];
-  for (const dir of dirs) {
-    try {
-      removed += (await removeSlotFiles(dir, () => true)).length;
-      await rm(join(dir, LAUNCH_FILE), { force: true });
-      if (dir === own) await rmdir(dir).catch(() => {}); // only when empty: nothing of anyone else's is removed
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(`${dir}: ${(err as Error).message}`);
-    }
-  }
-  return errors.length ? { removed, error: `removing ${config.name}'s saved cache: ${errors.join('; ')}` } : { removed };
 }
 
 /** One line for the log: what a save or restore did. */
@@ -269,29 +201,6 @@ function errorText(body: string): string {
   return body.slice(0, 200);
 }
 
-interface SlotFile {
-  name: string;
-  generation: number;
-  slot: number;
-}
-
-async function slotFiles(dir: string): Promise<SlotFile[]> {
-  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [] as string[];
-    throw err;
-  });
-  return names.flatMap((name) => {
-    const m = SLOT_FILE.exec(name);
-    return m ? [{ name, generation: Number(m[1]), slot: Number(m[2]) }] : [];
-  });
-}
-
-async function removeSlotFiles(dir: string, which: (f: SlotFile) => boolean): Promise<SlotFile[]> {
-  const gone = (await slotFiles(dir)).filter(which);
-  for (const f of gone) await rm(join(dir, f.name), { force: true });
-  return gone;
-}
-
 /** Each file into the slot it was saved from when the new process has that slot, else into a free one. */
 function assignSlots(files: SlotFile[], ids: number[]): Array<[SlotFile, number]> {
   const free = new Set(ids);
@@ -308,19 +217,4 @@ function assignSlots(files: SlotFile[], ids: number[]): Array<[SlotFile, number]
     pairs.push([f, id.value]);
   }
   return pairs;
-}
-
-/**
- * What a saved cache depends on: the command, its environment and folder, and the model file the
- * command names (-m/--model), by size and modification time, so that a file replaced in place also
- * counts as a change.
- */
-async function launchDigest(config: ModelConfig): Promise<string> {
-  const argv = config.argv ?? [];
-  const at = argv.findIndex((a) => a === '-m' || a === '--model' || a.startsWith('--model='));
-  const file = at < 0 ? undefined : argv[at].startsWith('--model=') ? argv[at].slice('--model='.length) : argv[at + 1];
-  const st = file ? await stat(resolve(config.cwd ?? process.cwd(), file)).catch(() => undefined) : undefined;
-  const model = st ? { size: st.size, mtimeMs: st.mtimeMs } : null;
-  const settings = { backend: config.backend, argv, env: config.env, cwd: config.cwd ?? null, model };
-  return createHash('sha256').update(JSON.stringify(settings)).digest('hex');
 }
