@@ -34,7 +34,22 @@ export function llamaStage(line: string): LoadStage | undefined {
  * carry the name clients asked for. A wrapper (`sh -c ...`) is left alone: it must pass the alias.
  */
 export function withAlias(argv: string[], name: string): string[] {
-  if (!/^llama-server/.test(basename(argv[0]))) return argv;
+  if (!runsLlamaServer(argv)) return argv;
   if (argv.some((a) => a === '-a' || a === '--alias' || a.startsWith('--alias='))) return argv;
   return [...argv, '--alias', name];
+}
+
+/** The command's program is llama-server itself (by name or path), not a wrapper around it. */
+export const runsLlamaServer = (argv: readonly string[]): boolean => /^llama-server/.test(basename(argv[0]));
+
+/**
+ * The folder a command passes as `--slot-save-path DIR` or `--slot-save-path=DIR` (anywhere in its
+ * arguments, so a wrapper that hands its arguments on is understood too), as written; else undefined.
+ */
+export function slotSavePathOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--slot-save-path' && i + 1 < argv.length) return argv[i + 1];
+    if (argv[i].startsWith('--slot-save-path=')) return argv[i].slice('--slot-save-path='.length);
+  }
+  return undefined;
 }

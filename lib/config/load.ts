@@ -20,6 +20,7 @@ import { ConfigTooLarge, duplicateKeys, readConfigText } from './yaml-file.js';
 import { checkNameClashes, nameProblem } from './names.js';
 import { withAlias } from '../backends/llama-cpp.js';
 import { launchProblems } from './launch.js';
+import { checkKeepCacheDirs, keepCacheOf } from './keep-cache.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
 const DEFAULT_STATE_DIR = '~/.local/state/modelhub';
@@ -164,6 +165,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     const m = model(name, merged, own, base, at, problem, refused);
     m.apiKeys = modelKeys(name, own, merged, m.group ? groups[m.group] : undefined);
     m.params = paramsPolicy(merged.params, own.params !== undefined ? at : ['defaults'], problem);
+    m.keepCache = keepCacheOf(m, merged, own, stateDir, at, problem);
     if (m.group !== undefined && !groups[m.group] && !refused(['groups', m.group])) {
       const guess = didYouMean(m.group, Object.keys(groups));
       const known = Object.keys(groups);
@@ -177,6 +179,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     models[name] = m;
   }
   checkNameClashes(Object.values(models), problem);
+  checkKeepCacheDirs(Object.values(models), problem);
   assignPorts(models, file.ports?.start ?? DEFAULT_PORTS_START, previousPorts, problem);
 
   const auth = authConfig(file.auth, problem);

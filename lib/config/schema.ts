@@ -11,6 +11,8 @@ export const ON_FULL = ['evict', 'reject', 'wait'] as const;
 export const TRANSLATE_MODES = ['auto', 'always', 'never'] as const;
 /** The request log's largest size (log.requests): about 1 KiB each, so at most ~100 MiB. */
 export const MAX_LOGGED_REQUESTS = 100_000;
+/** keep_cache_max's upper bound: more slots than any llama-server is run with. */
+export const MAX_KEEP_CACHE_FILES = 256;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 const annotate = <T extends TSchema>(schema: T, expected: string): T => Object.assign(schema, { expected });
@@ -75,6 +77,9 @@ const modelProperties = {
   log: Opt(Obj({ capture: Opt(Bool()) }, 'an object with capture')),
   // A streaming request to a cold model is answered at once, with the load's progress in its stream.
   progress: Opt(OneOf(PROGRESS_MODES)),
+  // llama-cpp only: the slots' KV cache is saved before a stop and restored after the next start.
+  keep_cache: Opt(Bool()),
+  keep_cache_max: Opt(Int(1, MAX_KEEP_CACHE_FILES)),
 };
 
 export const ModelSchema = Obj(modelProperties, 'a model: an object with cmd or url');

@@ -50,6 +50,18 @@ export interface ModelConfig {
   capture: boolean;
   /** A streaming request that must wait for a load gets its progress in the stream (off by default). */
   progress: ProgressMode;
+  /** keep_cache (llama-cpp with cmd only): where llama-server's slots are saved across a stop; absent when off. */
+  keepCache?: KeepCache;
+}
+
+/** backends/llama-slots.ts saves and restores the slots; config/keep-cache.ts works this out. */
+export interface KeepCache {
+  /** Absolute folder of the slot files: the command's own --slot-save-path, else `<state_dir>/kv-cache/<encoded name>`. */
+  dir: string;
+  /** true: the command sets no --slot-save-path, and the hub adds `--slot-save-path <dir>` when it starts it. */
+  addsFlag: boolean;
+  /** keep_cache_max: at most this many slots are saved (the most recently used first). */
+  max: number;
 }
 
 export type ProgressMode = 'off' | 'comments' | 'reasoning';
