@@ -26,6 +26,7 @@ groups:
 models:
   tiny-a: { backend: llama-cpp, group: cpu, aliases: [tiny], cmd: ${cmd('a.gguf')} }
   tiny-b: { backend: llama-cpp, group: cpu, cmd: ${cmd('b.gguf')} }
+  tiny-k: { backend: llama-cpp, group: cpu, keep_cache: true, cmd: ${cmd('a.gguf')} }
 `);
   const status = (name: string) => h.hub.controller.status().models.find((m) => m.name === name)!;
 
@@ -63,4 +64,21 @@ models:
 
   const unload = await postJson(`${h.origin}/hub/api/models/tiny-b/unload`, {});
   t.match(unload.body, { process: 'stopped', memory: 'unloaded' }, 'operator unload stops it too');
+
+  // keep_cache: a long prompt's KV cache survives a swap (saved before the stop, restored before the
+  // next first request), so the same conversation one turn later is not evaluated again.
+  type Answer = { timings: { prompt_n: number; cache_n: number } };
+  const complete = async (prompt: string) => {
+    const res = await postJson(`${h.origin}/upstream/tiny-k/completion`, { prompt, n_predict: 2, cache_prompt: true });
+    t.equal(res.status, 200);
+    return res.body as Answer;
+  };
+  const long = Array.from({ length: 30 }, (_, i) => `the user of the hub is a model and it is test ${i % 3 ? 'one' : 'two'} of the world`).join(' ');
+  const cold = await complete(long);
+  t.ok(cold.timings.prompt_n > 300, `the first time, the whole prompt is evaluated (${cold.timings.prompt_n} tokens)`);
+  t.equal((await postJson(`${h.base}/chat/completions`, { model: 'tiny-b', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 })).status, 200);
+  t.match(status('tiny-k'), { process: 'stopped' }, 'tiny-k was swapped out for tiny-b');
+  const warm = await complete(`${long} and the next turn of the user`);
+  t.ok(warm.timings.cache_n >= cold.timings.prompt_n - 2, `after the swap the prompt came from the restored cache (cache_n ${warm.timings.cache_n})`);
+  t.ok(warm.timings.prompt_n < 20, `only the new turn was evaluated (prompt_n ${warm.timings.prompt_n} against ${cold.timings.prompt_n})`);
 });

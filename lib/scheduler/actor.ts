@@ -16,6 +16,7 @@ import type { LastError, Transition } from './context.js';
 import type { MemoryState, ProcessState } from './machine.js';
 import { showUrl } from './show-url.js';
 import { ProgressWatch, type LoadProgress } from './progress.js';
+import { SlotKeeper } from './slot-keeper.js';
 import { planSpawn, type SpawnPlan } from './spawn-plan.js';
 import { admitsAtOnce, idleDeadline, isCounted, isMoving, isReady, newModelState, requestsWaiting, wantsCapacity, type ModelState, type TimerName, type WaitPolicy, type WaiterKind } from './state.js';
 import { step, type ActorEffect, type ActorEvent, type Outcome, type Waited } from './step.js';
@@ -88,6 +89,7 @@ export class ModelActor {
   private readonly pending = new Map<number, Pending>();
 
   private readonly loadWatch: ProgressWatch;
+  private readonly slots = new SlotKeeper(() => this.name, (message) => this.ctx.notice(message));
 
   constructor(config: ModelConfig, policy: WaitPolicy, private readonly ctx: ActorContext) {
     this.s = newModelState(config, this.hasMemoryControlFor(config), policy, modelLogFile(ctx.logDir, config.name));
@@ -418,6 +420,7 @@ export class ModelActor {
     } catch (err) {
       plan = { error: `${(err as Error).message}; fix that and send the request again` };
     }
+    if (!('error' in plan) && this.s.config.keepCache) plan.spec.argv = [...plan.spec.argv, ...(await this.slots.prepare(this.s.config))];
     if (this.cancelledSpawns.delete(gen)) return this.send({ type: 'exited', gen, exit: { code: null, signal: 'SIGTERM' }, tail: [] });
     let handle: ProcessHandle;
     try {
@@ -453,8 +456,16 @@ export class ModelActor {
 
   private terminate(gen: number): void {
     const child = this.child;
-    if (child?.gen === gen && !child.handle.exit) void child.handle.stop(this.s.config.stopTimeoutMs);
-    else if (child?.gen !== gen) this.cancelledSpawns.add(gen); // still being prepared: it will not be spawned
+    if (child?.gen === gen && !child.handle.exit) {
+      const stopMs = this.s.config.stopTimeoutMs;
+      if (!this.s.config.keepCache) return void child.handle.stop(stopMs);
+      // keep_cache: the slots are saved first, within half of stop_timeout (the stop's own bound
+      // covers both), then the process gets what is left to exit.
+      const began = this.ctx.driver.clock.now();
+      void this.slots.save({ base: this.target, agent: this.agent }, gen, stopMs / 2).finally(() => {
+        if (!child.handle.exit) void child.handle.stop(Math.max(0, stopMs - (this.ctx.driver.clock.now() - began)));
+      });
+    } else if (child?.gen !== gen) this.cancelledSpawns.add(gen); // still being prepared: it will not be spawned
   }
 
   private async probe(gen: number, delayMs: number): Promise<void> {
@@ -479,7 +490,10 @@ export class ModelActor {
     }
     if (this.s.proc.gen !== gen || this.s.proc.process !== 'starting') return;
     this.lastProbe = { at: clock.now(), outputChunks: child?.outputChunks };
-    const ready = await this.adapter.isReady({ base: this.target, agent: this.agent }, this.backendModel).catch(() => false);
+    const endpoint = { base: this.target, agent: this.agent };
+    const ready = await this.adapter.isReady(endpoint, this.backendModel).catch(() => false);
+    // keep_cache: the saved slots go back in before the first request is let through.
+    if (ready && this.s.config.keepCache) await this.slots.restore(endpoint, gen, this.s.startDeadline - clock.now());
     this.send({ type: 'probed', gen, ready });
   }
 
