@@ -68,8 +68,8 @@ models:
   // keep_cache: a long prompt's KV cache survives a swap (saved before the stop, restored before the
   // next first request), so the same conversation one turn later is not evaluated again.
   type Answer = { timings: { prompt_n: number; cache_n: number } };
-  const complete = async (prompt: string) => {
-    const res = await postJson(`${h.origin}/upstream/tiny-k/completion`, { prompt, n_predict: 2, cache_prompt: true });
+  const complete = async (prompt: string, model = 'tiny-k') => {
+    const res = await postJson(`${h.origin}/upstream/${model}/completion`, { prompt, n_predict: 2, cache_prompt: true });
     t.equal(res.status, 200);
     return res.body as Answer;
   };
@@ -81,4 +81,10 @@ models:
   const warm = await complete(`${long} and the next turn of the user`);
   t.ok(warm.timings.cache_n >= cold.timings.prompt_n - 2, `after the swap the prompt came from the restored cache (cache_n ${warm.timings.cache_n})`);
   t.ok(warm.timings.prompt_n < 20, `only the new turn was evaluated (prompt_n ${warm.timings.prompt_n} against ${cold.timings.prompt_n})`);
+
+  // The same model file without keep_cache evaluates it all again after a swap.
+  await complete(long, 'tiny-a');
+  t.equal((await postJson(`${h.base}/chat/completions`, { model: 'tiny-b', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 })).status, 200);
+  const again = await complete(`${long} and the next turn of the user`, 'tiny-a');
+  t.ok(again.timings.prompt_n > 300, `without keep_cache the whole prompt is evaluated again (prompt_n ${again.timings.prompt_n})`);
 });
