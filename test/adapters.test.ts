@@ -47,6 +47,32 @@ t.test('vllm: sleep mode via /sleep, /wake_up, /is_sleeping', async (t) => {
   t.same(seen, ['GET /health', 'POST /sleep?level=1', 'GET /is_sleeping', 'POST /wake_up', 'GET /is_sleeping']);
 });
 
+t.test('vllm: memory_release level2 sleeps at level 2, through the hub; the config refuses it where there are no levels', async (t) => {
+  const { parseConfig } = await import('../lib/config/load.js');
+  const { Controller } = await import('../lib/scheduler/controller.js');
+  const { realDriver } = await import('../lib/runtime/driver.js');
+  const { endpoint, seen } = await fake(t, (req, _body, res) => {
+    const route = `${req.method} ${req.url}`;
+    if (route === 'GET /health') return json(res, 200, {});
+    if (route.startsWith('POST /sleep')) return json(res, 200, {});
+    if (route === 'GET /is_sleeping') return json(res, 200, { is_sleeping: true });
+    json(res, 404, {});
+  });
+  const port = new URL(endpoint.base).port;
+  // The fake stands in for a running vLLM: a remote url has no memory control, so the model is managed
+  // with a command that never runs (the fake already listens on its port).
+  const config = parseConfig(`state_dir: /tmp/modelhub-release\nmodels:\n  deep: { backend: vllm, memory_release: level2, url: "${endpoint.base}" }\n  light: { backend: vllm, port: ${port}, cmd: "true" }\n`, '/tmp/hub.yaml');
+  t.equal(config.models.deep.memoryRelease, 'level2');
+  t.equal(config.models.light.memoryRelease, undefined, 'level 1 unless said');
+  const c = new Controller(config, { driver: realDriver, hubCommand: ['hub'] });
+  t.teardown(() => c.shutdown());
+  await adapterFor('vllm').memory!.unload(endpoint, c.get('deep').backendModel);
+  await adapterFor('vllm').memory!.unload(endpoint, c.get('light').backendModel);
+  t.same(seen.filter((r) => r.startsWith('POST /sleep')), ['POST /sleep?level=2', 'POST /sleep?level=1'], 'each model sleeps at its own level');
+  t.throws(() => parseConfig(`models:\n  l: { backend: llama-cpp, memory_release: level2, cmd: "llama-server --port \${PORT}" }\n`, '/tmp/hub.yaml'), /models\.l\.memory_release: only vllm \(and demo\) models have sleep levels/);
+  t.throws(() => parseConfig(`models:\n  v: { backend: vllm, memory_release: level3, cmd: "vllm serve m --port \${PORT}" }\n`, '/tmp/hub.yaml'), /models\.v\.memory_release: expected one of level1, level2/);
+});
+
 t.test('vllm: a failed call rejects with what the server said', async (t) => {
   const { endpoint } = await fake(t, (_req, _body, res) => json(res, 404, { detail: 'Not Found' }));
   await t.rejects(adapterFor('vllm').memory!.unload(endpoint, model), /POST \/sleep\?level=1 answered 404: \{"detail":"Not Found"\}/);

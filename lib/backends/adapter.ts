@@ -21,6 +21,8 @@ export interface BackendModel {
   /** The model's id on the backend (served_model, else the hub name). */
   id: string;
   healthPath?: string;
+  /** vLLM's sleep level for an unload (memory_release); 1 when not set. */
+  sleepLevel?: 1 | 2;
 }
 
 /**

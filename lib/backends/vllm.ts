@@ -1,5 +1,6 @@
 // vLLM (`vllm serve ... --enable-sleep-mode`, with VLLM_SERVER_DEV_MODE=1 so the endpoints exist):
-//   POST /sleep?level=1  offloads the weights to CPU RAM and frees the KV cache (GPU memory freed)
+//   POST /sleep?level=1  offloads the weights to CPU RAM and frees the KV cache (GPU memory freed);
+//                        level=2 discards the weights too (host RAM freed; the wake reads them again)
 //   POST /wake_up        brings them back
 //   GET  /is_sleeping    {"is_sleeping": bool}   (read-only: /upstream may call it)
 // Dev mode also has POST /collective_rpc, which runs any worker method, sleep and wake_up included:
@@ -9,7 +10,7 @@ import { control, getJsonFrom, readyByPaths, tqdmStage, type BackendAdapter, typ
 
 export const sleepMode: MemoryControl = {
   paths: ['/sleep', '/wake_up', '/collective_rpc'],
-  unload: async (endpoint) => void (await control(endpoint, '/sleep?level=1')),
+  unload: async (endpoint, model) => void (await control(endpoint, `/sleep?level=${model.sleepLevel ?? 1}`)),
   load: async (endpoint) => void (await control(endpoint, '/wake_up')),
   isLoaded: async (endpoint) => !(await getJsonFrom<{ is_sleeping: boolean }>(endpoint, '/is_sleeping')).is_sleeping,
 };

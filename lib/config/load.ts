@@ -166,6 +166,11 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     m.apiKeys = modelKeys(name, own, merged, m.group ? groups[m.group] : undefined);
     m.params = paramsPolicy(merged.params, own.params !== undefined ? at : ['defaults'], problem);
     m.keepCache = keepCacheOf(m, merged, own, stateDir, at, problem);
+    if (merged.memory_release !== undefined) {
+      // Only vLLM's sleep API has levels (the demo backend speaks it too); elsewhere it would do nothing.
+      if (m.backend === 'vllm' || m.backend === 'demo') m.memoryRelease = merged.memory_release;
+      else if (own.memory_release !== undefined) problem([...at, 'memory_release'], `only vllm (and demo) models have sleep levels; backend ${m.backend} frees memory its own way: remove memory_release`);
+    }
     if (m.group !== undefined && !groups[m.group] && !refused(['groups', m.group])) {
       const guess = didYouMean(m.group, Object.keys(groups));
       const known = Object.keys(groups);

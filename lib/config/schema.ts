@@ -78,6 +78,9 @@ const modelProperties = {
   // A streaming request to a cold model is answered at once, with the load's progress in its stream.
   progress: Opt(OneOf(PROGRESS_MODES)),
   // llama-cpp only: the slots' KV cache is saved before a stop and restored after the next start.
+  // vLLM's sleep level when the hub unloads the model: level1 keeps the weights in CPU RAM (fast
+  // wake), level2 discards them (frees host RAM too; the wake reads them again).
+  memory_release: Opt(OneOf(['level1', 'level2'] as const)),
   keep_cache: Opt(Bool()),
   keep_cache_max: Opt(Int(1, MAX_KEEP_CACHE_FILES)),
 };

@@ -52,6 +52,8 @@ export interface ModelConfig {
   progress: ProgressMode;
   /** keep_cache (llama-cpp with cmd only): where llama-server's slots are saved across a stop; absent when off. */
   keepCache?: KeepCache;
+  /** memory_release (vLLM, and the demo backend that speaks its API): the sleep level of an unload. */
+  memoryRelease?: 'level1' | 'level2';
 }
 
 /** backends/llama-slots.ts saves and restores the slots; config/keep-cache.ts works this out. */

@@ -56,6 +56,8 @@ export interface DemoStats {
   rss: number;
   /** How long the last POST /sleep and POST /wake_up took inside this server, in ms (null: none yet). */
   last_sleep_ms: number | null;
+  /** The level the last POST /sleep asked for (vLLM's: 1 keeps the weights in RAM, 2 discards them). */
+  last_sleep_level: number | null;
   last_wake_ms: number | null;
   /** How long the last model request took inside this server, from its arrival to its last byte. */
   last_answer_ms: number | null;
@@ -66,7 +68,7 @@ const now = () => performance.timeOrigin + performance.now();
 export function startDemoServer(o: DemoOptions): Promise<Server> {
   const arena = new Arena();
   let state: State = 'loading';
-  const stats = { started_at: performance.timeOrigin, ready_at: null as number | null, requests: 0, aborted: 0, rejected: 0, tokens: 0, last_sleep_ms: null as number | null, last_wake_ms: null as number | null, last_answer_ms: null as number | null };
+  const stats = { started_at: performance.timeOrigin, ready_at: null as number | null, requests: 0, aborted: 0, rejected: 0, tokens: 0, last_sleep_ms: null as number | null, last_sleep_level: null as number | null, last_wake_ms: null as number | null, last_answer_ms: null as number | null };
   const say = (msg: string) => process.stdout.write(`demo-model ${o.model}: ${msg}\n`);
 
   const finishLoading = () => {
@@ -143,6 +145,7 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
           const began = performance.now();
           arena.free();
           state = 'sleeping';
+          stats.last_sleep_level = Number(url.searchParams.get('level') ?? 1);
           stats.last_sleep_ms = performance.now() - began;
           say('sleeping, memory freed');
         }

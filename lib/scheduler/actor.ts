@@ -190,7 +190,8 @@ export class ModelActor {
     return this.ctx.driver.adapter(this.s.config);
   }
   get backendModel(): BackendModel {
-    return { id: this.s.config.servedModel ?? this.name, healthPath: this.s.config.health.path };
+    const c = this.s.config;
+    return { id: c.servedModel ?? this.name, healthPath: c.health.path, sleepLevel: c.memoryRelease === 'level2' ? 2 : undefined };
   }
   get target(): string {
     return this.s.config.url ?? `http://127.0.0.1:${this.s.config.port}`;
