@@ -255,3 +255,23 @@ t.test('a server with many slots, one that cannot save, one that never answers: 
   t.match(silent, { count: 0, error: /^saving many's slots: slot 10: POST \/slots\/\{id\}\?action=save: no answer from .* within \d+ms$/ });
   t.ok(Date.now() - started < 10_000, 'the timeout holds');
 });
+
+t.test('a reload that removes the model, or turns keep_cache off, removes its saved slots', async (t) => {
+  const { Controller } = await import('../lib/scheduler/controller.js');
+  const { fakeDriver } = await import('./support/fake-driver.js');
+  const dir = tempDir(t);
+  const stateDir = join(dir, 'state');
+  const text = (models: string) => `state_dir: ${stateDir}\nmodels:\n${models}`;
+  const model = (name: string, keep: boolean) => `  ${name}: { backend: llama-cpp, ${keep ? 'keep_cache: true, ' : ''}cmd: "llama-server -m /m.gguf --port \${PORT}" }\n`;
+  const before = parseConfig(text(model('gone', true) + model('off', true) + model('kept', true)), join(dir, 'hub.yaml'));
+  const c = new Controller(before, { driver: fakeDriver(), hubCommand: ['hub'], stateDir });
+  t.teardown(() => c.shutdown());
+  for (const name of ['gone', 'off', 'kept']) {
+    mkdirSync(before.models[name].keepCache!.dir, { recursive: true });
+    writeFileSync(join(before.models[name].keepCache!.dir, `slot-1-0.bin`), 'kv');
+  }
+  c.applyConfig(parseConfig(text(model('off', false) + model('kept', true)), join(dir, 'hub.yaml')));
+  const files = (name: string) => (existsSync(before.models[name].keepCache!.dir) ? readdirSync(before.models[name].keepCache!.dir).filter((f) => f.endsWith('.bin')) : []);
+  await waitFor('the removed and the turned-off models\' files to go', () => files('gone').length === 0 && files('off').length === 0, 10_000);
+  t.same(files('kept'), ['slot-1-0.bin'], 'a model that keeps keep_cache keeps its files');
+});

@@ -11,6 +11,7 @@ import { HubError } from '../errors.js';
 import type { Driver } from '../runtime/driver.js';
 import { ModelActor, type Lease } from './actor.js';
 import type { Transition } from './context.js';
+import { clearSavedCache } from '../backends/llama-slots.js';
 import { Coordinators } from './coordinators.js';
 import { LoadHistory } from './load-history.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
@@ -252,6 +253,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     // Compared with what the models really run (a port moved at a start lives in the model's state).
     const running: HubConfig = { ...this.config, models: Object.fromEntries(this.all().map((m) => [m.name, m.intendedConfig])) };
     const diff = diffConfigs(running, next);
+    this.dropSavedCaches(running, next, diff);
     this.config = next;
     for (const name of diff.removed) {
       const m = this.models.get(name)!;
@@ -265,6 +267,17 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     this.coordinators.replan();
     void this.preload();
     return diff;
+  }
+
+  /** keep_cache files of a model that is gone, or whose keep_cache was turned off, are removed. */
+  private dropSavedCaches(before: HubConfig, next: HubConfig, diff: ConfigDiff): void {
+    const stateDir = this.options.stateDir;
+    if (!stateDir) return;
+    for (const name of Object.keys(before.models)) {
+      const was = before.models[name];
+      if (!was.keepCache || (!diff.removed.includes(name) && next.models[name]?.keepCache)) continue;
+      void clearSavedCache(stateDir, was).then((r) => r.error && this.emit('notice', r.error));
+    }
   }
 
   /**
