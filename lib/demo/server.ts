@@ -143,8 +143,8 @@ export function startDemoServer(o: DemoOptions): Promise<Server> {
       case 'POST /sleep':
         if (state === 'ready') {
           const began = performance.now();
-          arena.free();
           state = 'sleeping';
+          await arena.release();
           stats.last_sleep_level = Number(url.searchParams.get('level') ?? 1);
           stats.last_sleep_ms = performance.now() - began;
           say('sleeping, memory freed');
