@@ -19,6 +19,7 @@ import { trustProxies } from './forwarded.js';
 import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { openaiRoutes } from './openai-routes.js';
+import { ModelStats } from './model-stats.js';
 import { RequestLog } from './request-log.js';
 import { requestLogRoutes } from './request-log-routes.js';
 import { wasCutForStalling } from './stall.js';
@@ -48,6 +49,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   // Listens to the controller from now on, so that the preload's transitions are counted too.
   const metrics = new HubMetrics(controller);
   const requests = new RequestLog(controller);
+  const stats = new ModelStats(controller);
   // First: what a trusted reverse proxy says about the client (https, its address) is read before anything asks.
   app.use(trustProxies(() => controller.config));
 
@@ -92,7 +94,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     }
   });
 
-  const hubPages = dashboard(controller, actions, (model) => metrics.usageFor(model));
+  const hubPages = dashboard(controller, actions, (model) => ({ ...metrics.usageFor(model), recent: stats.recent(model), series: stats.series(model) }));
   const config = () => controller.config;
   const openai = openaiRoutes(controller);
 
@@ -135,7 +137,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
   const control = controlRoutes(controller, actions);
   app.use(control.routes());
-  app.use(metricsRoutes(metrics).routes());
+  app.use(metricsRoutes(metrics, stats).routes());
   app.use(hubPages.routes);
   app.use(requestLogRoutes(controller, requests).routes());
   return app;

@@ -3,6 +3,8 @@
 import { formatBytes } from '../../config/units.js';
 import { VERSION } from '../../paths.js';
 import type { ModelUsage } from '../metrics.js';
+import type { MinuteSeries, RecentStats } from '../model-stats.js';
+import { statsView, type StatsView } from './stats-view.js';
 import type { LoadProgress } from '../../scheduler/progress.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { History } from '../../scheduler/history.js';
@@ -47,6 +49,8 @@ export interface ModelView {
   requests: number;
   /** Errors, tokens and cold starts since the hub started, in a line. */
   servedText: string;
+  /** Throughput and latency over the last 5 minutes and hour, with the last hour's sparkline. */
+  stats: StatsView;
   lastUsed: string;
   lastUsedAt: string | null;
   idle: { label: string; at: string; text: string } | null;
@@ -114,8 +118,8 @@ export function ago(ms: number): string {
 
 export const modelUrl = (name: string) => `/hub/models/${encodeURIComponent(name)}`;
 
-/** What a model served since the hub started (the same counts as /hub/api/usage). */
-export type UsageOf = (model: string) => ModelUsage | undefined;
+/** What a model served since the hub started (the same counts as /hub/api/usage), and lately. */
+export type UsageOf = (model: string) => (ModelUsage & { recent?: RecentStats; series?: MinuteSeries }) | undefined;
 
 export function modelView(s: ModelStatus, controller: Controller, history: History, now: number, usageOf: UsageOf = () => undefined): ModelView {
   const m = controller.holders().find((x) => x.name === s.name && x.retired === s.removed);
@@ -134,6 +138,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
   if (s.removed) notes.push('removed from the config; stops once its requests finish');
   if (!s.admitting && !s.removed) notes.push('not admitting new requests right now');
   const reason = change?.reason ?? 'no change since the hub started';
+  const usage = usageOf(s.name);
   return {
     name: s.name,
     url: modelUrl(s.name),
@@ -158,7 +163,8 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
     inFlight: s.in_flight,
     queued: s.queued,
     requests: s.requests,
-    servedText: servedText(usageOf(s.name)),
+    servedText: servedText(usage),
+    stats: statsView(usage?.recent, usage?.series),
     lastUsed: s.last_used ? `${ago(now - Date.parse(s.last_used))} ago` : 'never',
     lastUsedAt: s.last_used,
     idle:
