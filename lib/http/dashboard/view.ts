@@ -25,6 +25,13 @@ export interface ModelView {
   aliases: string[];
   backend: string;
   remote: boolean;
+  /** Its group's name, '' when in none. */
+  group: string;
+  /** What it holds now: measured resident memory where known, else the declared memory while loaded, else 0 (the table sorts by it). */
+  memoryBytes: number;
+  memoryShort: string;
+  /** Name, aliases, backend and group, lower case: what the search box looks in. */
+  search: string;
   process: string;
   memory: string;
   /** Shapes that tell the states apart without colour (filled, hollow, half, cross). */
@@ -146,6 +153,10 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
     aliases: s.aliases,
     backend: s.backend,
     remote: s.kind === 'remote',
+    group: s.group ?? '',
+    memoryBytes: rss ?? (s.memory === 'loaded' ? s.memory_bytes : 0),
+    memoryShort: rss !== undefined ? `${formatBytes(rss)} measured` : s.memory === 'loaded' && s.memory_bytes ? `${formatBytes(s.memory_bytes)} declared` : '—',
+    search: [s.name, ...s.aliases, s.backend, s.group ?? ''].join(' ').toLowerCase(),
     process: s.process,
     memory: s.process === 'stopped' || s.process === 'failed' ? 'unloaded' : s.memory,
     processSymbol: SYMBOL[s.process] ?? '?',
@@ -208,6 +219,7 @@ function bar(label: string, used: number, max: number | null, text: string, meas
 
 function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
   const members = models.filter((m) => g.models.includes(m.name) && m.process === 'running' && m.memory !== 'unloaded');
+  const loadedNow = members.filter((m) => m.memory === 'loaded').length;
   const rss = members.map((m) => m.rss_bytes ?? undefined);
   const measured = rss.length && rss.every((r) => r !== undefined) ? rss.reduce<number>((a, b) => a + b!, 0) : undefined;
   const of = (n: number | null, f: (n: number) => string) => (n === null ? ', no limit' : ` of ${f(n)}`);
@@ -216,7 +228,9 @@ function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
     title: g.name === '*' ? 'whole hub' : `group ${g.name}`,
     policy: g.name === '*' ? '' : `when full: ${g.on_full}`,
     bars: [
-      bar('loaded', g.loaded, g.max_loaded, `${g.loaded} loaded${of(g.max_loaded, String)}`),
+      // The bar is what the budget counts (models holding or taking memory); its words split it the way
+      // the hub's counts do, from the same snapshot, so "loaded" means one thing on the page.
+      bar('loaded', g.loaded, g.max_loaded, `${loadedNow} loaded${g.loaded > loadedNow ? ` + ${g.loaded - loadedNow} loading or unloading` : ''}${of(g.max_loaded, String)}`),
       bar(
         'memory',
         g.memory_bytes,
@@ -258,7 +272,7 @@ const count = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ?
 const msText = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 function servedText(u: ModelUsage | undefined): string {
-  if (!u || u.requests === 0) return 'nothing yet';
+  if (!u || (u.requests === 0 && u.cold_starts === 0)) return 'nothing yet';
   const parts = [`${u.errors} ${u.errors === 1 ? 'error' : 'errors'}`, `${count(u.tokens_in)} in / ${count(u.tokens_out)} out tokens`];
   if (u.cold_starts) parts.push(`${u.cold_starts} cold ${u.cold_starts === 1 ? 'start' : 'starts'} (avg ${msText(u.cold_start_ms_total / u.cold_starts)})`);
   return parts.join(' · ');
