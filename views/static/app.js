@@ -402,8 +402,9 @@ async function followLog(pre) {
         if (done) break;
         const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
         const text = decoder.decode(value, { stream: true });
-        // The stream starts with the same last lines the page showed: replace them, then append.
-        pre.textContent = first ? text : pre.textContent + text;
+        // The stream starts with the same last lines the page showed: replace them, then append
+        // (a stream opened with tail=0, data-format="json", only appends).
+        pre.textContent = first && !pre.dataset.format ? text : pre.textContent + (first && pre.textContent && !pre.textContent.endsWith('\n') ? '\n' : '') + text;
         first = false;
         if (pre.textContent.length > MAX_LOG_CHARS) pre.textContent = pre.textContent.slice(-MAX_LOG_CHARS / 2);
         if (atEnd) pre.scrollTop = pre.scrollHeight;
