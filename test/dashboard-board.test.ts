@@ -99,7 +99,7 @@ t.test('the board without JavaScript', async (t) => {
     t.match(row, /running<\/span>.*loaded<\/span>/s);
     t.match(row, /<td>2<\/td>/, 'its requests');
     t.match(row, /<button class="btn btn-small btn-unload" type="submit" data-action="unload" aria-label="Unload beta">Unload<\/button>/, 'buttons name their model');
-    t.match(row, /class="spark"/, 'and its sparkline');
+    t.match(row, /class="spark"[\s\S]*?<\/svg>[\d.]+ tok\/s · TTFT \d+ ms<\/td>/, 'its sparkline and the last 5 minutes in a few words');
 
     const fragment = (await getJson(`${h.origin}/hub/fragments/models/beta?view=table`)).body;
     t.match(fragment.card, /^<tr class="model-row" data-model="beta"/, 'the table view\'s live update is a row');

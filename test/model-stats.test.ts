@@ -99,6 +99,8 @@ t.test('the card line, its tooltip and the sparkline points', async (t) => {
   stats.add(req({ ttfb_ms: 1500, ms: 2000, tokens_out: 10 }));
   const v = statsView(stats.recent('m'), stats.series('m'));
   t.equal(v.line, '5 min: 1 req · 5 tok/s · TTFT 1.50 s / 1.50 s');
+  t.equal(v.short, '5 tok/s · TTFT 1.50 s', 'the table view\'s cell');
+  t.equal(quiet.short, '—', 'a quiet 5 minutes in the table');
   t.match(v.title, /last 5 min: 1 req · 5 tok\/s · first token p50 1\.50 s, p95 1\.50 s · duration p50 2\.00 s, p95 2\.00 s\nlast hour: 2 req/);
   t.same(v.rows.map((r) => r.window), ['last 5 min', 'last hour']);
   const spark = v.spark!;

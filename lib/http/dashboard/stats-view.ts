@@ -22,6 +22,8 @@ export interface Sparkline {
 export interface StatsView {
   /** The card's line: the last 5 minutes, or the last hour when the last 5 minutes were quiet. */
   line: string;
+  /** The table view's cell: the last 5 minutes in a few words, '—' when they were quiet. */
+  short: string;
   /** Both windows in full (the line's tooltip). */
   title: string;
   rows: StatsRow[];
@@ -43,7 +45,7 @@ function words(name: keyof typeof LABEL, w: WindowStats): string {
 }
 
 export function statsView(recent: RecentStats | undefined, series: MinuteSeries | undefined): StatsView {
-  if (!recent) return { line: 'no requests in the last hour', title: '', rows: [], spark: null };
+  if (!recent) return { line: 'no requests in the last hour', short: '—', title: '', rows: [], spark: null };
   const shown = recent['5m'].requests ? '5m' : '1h';
   const w = recent[shown];
   const compact = [`${w.requests} req`, ...(w.tokens_per_s !== null ? [`${w.tokens_per_s} tok/s`] : []), ...(w.ttft_ms ? [`TTFT ${pair(w.ttft_ms)}`] : [])];
@@ -57,6 +59,7 @@ export function statsView(recent: RecentStats | undefined, series: MinuteSeries 
   }));
   return {
     line: recent['1h'].requests ? `${shown === '5m' ? '5 min' : '1 h'}: ${compact.join(' · ')}` : 'no requests in the last hour',
+    short: recent['5m'].requests ? [recent['5m'].tokens_per_s !== null ? `${recent['5m'].tokens_per_s} tok/s` : `${recent['5m'].requests} req`, ...(recent['5m'].ttft_ms ? [`TTFT ${ms(recent['5m'].ttft_ms.p50)}`] : [])].join(' · ') : '—',
     title: `${words('5m', recent['5m'])}\n${words('1h', recent['1h'])}\n(TTFT and duration: p50 / p95)`,
     rows,
     spark: series && recent['1h'].requests ? sparkline(series) : null,
