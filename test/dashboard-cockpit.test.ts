@@ -54,8 +54,11 @@ t.test('the cockpit in chromium', async (t) => {
 
   t.test('sixty models: ready fast, one keystroke narrows them, filters and the table view', async (t) => {
     const { page, errors } = await open();
+    let boards = 0;
+    page.on('request', (r) => { if (r.url().includes('/hub/fragments/')) boards++; });
     await page.goto(`${h.origin}/hub`);
     await page.locator('#live[data-state="live"]').waitFor();
+    t.equal(boards, 0, 'nothing is fetched again right after the page loads');
     const ready = await page.evaluate(() => { const n = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming; return n.domContentLoadedEventEnd - n.startTime; });
     t.comment(`62 models: DOMContentLoaded after ${ready.toFixed(0)} ms (budget 500 ms on a quiet machine)`);
     t.ok(ready < 1500, 'the page is ready quickly (a wide margin for a busy machine)');
@@ -76,11 +79,12 @@ t.test('the cockpit in chromium', async (t) => {
     t.match(page.url(), /state=running/);
 
     // A model that starts while filtered out appears, live, without fetching the board again.
-    let boards = 0;
-    page.on('request', (r) => { if (r.url().includes('/hub/fragments/board')) boards++; });
+    const fetched: string[] = [];
+    page.on('request', (r) => { if (r.url().includes('/hub/fragments/')) fetched.push(new URL(r.url()).pathname); });
     t.equal((await chat(h.origin, 'qwen2.5-7b-q4')).status, 200);
     await card(page, 'qwen2.5-7b-q4').locator('xpath=self::*[not(@hidden)]').waitFor();
-    t.equal(boards, 0, 'one card\'s fragment, not the board');
+    t.notOk(fetched.includes('/hub/fragments/board'), 'one card\'s fragment, not the board');
+    t.ok(fetched.every((p) => p === '/hub/fragments/models/qwen2.5-7b-q4'), `only that model's card: ${[...new Set(fetched)].join(', ')}`);
 
     // The table view, from the view switch (it keeps the filter), and a sort by header.
     await Promise.all([page.waitForURL(/view=table/), page.click('[data-view-link="table"]')]);

@@ -306,7 +306,11 @@ const cancelling = new Set();
 // ---- live events -------------------------------------------------------------------------------
 
 let source;
+let connectedOnce = false;
 let retryMs = 1000;
+
+/** Whether a model's state in a snapshot differs from what its card shows. */
+const moved = (el, m) => el.dataset.process !== m.process || el.dataset.memory !== (m.process === 'stopped' || m.process === 'failed' ? 'unloaded' : m.memory) || m.in_flight > 0 || m.queued > 0;
 let laggedAt = -Infinity;
 
 function connect(text = 'connecting…') {
@@ -318,10 +322,14 @@ function connect(text = 'connecting…') {
     setLive('live', 'live');
   });
   source.addEventListener('status', (e) => {
-    // A fresh snapshot (first connection, or after a drop): redraw everything, since events were missed.
+    // A fresh snapshot. After a drop, events were missed: redraw everything. On the first connection the
+    // page was just rendered: only the cards whose state moved in between are fetched, not the board.
     const { models } = JSON.parse(e.data);
+    const first = !connectedOnce;
+    connectedOnce = true;
     if (onModelPage) models.forEach((m) => cardOf(m.name) && refresh(m.name, 0));
-    else void redrawBoard();
+    else if (!first || models.some((m) => !cardOf(m.name))) void redrawBoard();
+    else for (const m of models) if (moved(cardOf(m.name), m)) refresh(m.name, 0);
   });
   source.addEventListener('transition', (e) => {
     const t = JSON.parse(e.data);
