@@ -19,21 +19,13 @@ import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
 import { serveStatic } from './static.js';
 import { board, boardQuery } from './board-query.js';
 import { LEGEND, seconds } from './timeline.js';
-import { hubLogFile } from '../../config/names.js';
-import { prettyLines } from '../../log.js';
-import { tailLines } from '../../runtime/log-tail.js';
-import { configSecrets, inheritedSecrets, maskCache } from '../../secrets.js';
-import { bulk, bulkTargets, isBulk, type BulkAction } from '../bulk.js';
+import { toolPages } from './tool-pages.js';
 import { modelUrl, modelView, summaryView, type UsageOf } from './view.js';
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
 type Action = (typeof ACTIONS)[number];
 const DONE: Record<Action, string> = { start: 'started', stop: 'stopped', load: 'loaded', unload: 'unloaded' };
 const DOING: Record<Action, string> = { start: 'starting', stop: 'stopping', load: 'loading', unload: 'unloading' };
-
-const BULK_LABEL: Record<BulkAction, string> = { stop: 'Stop all', unload: 'Unload all' };
-const HUB_LOG_LINES = 300;
-const maskHubLog = maskCache();
 
 /** A form waits this long for its action; a longer start goes on, and the page shows its progress. */
 const FORM_WAIT_MS = 15_000;
@@ -190,32 +182,7 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
     ctx.redirect(`${back}?flash=${flashes.put(flash)}`);
   });
 
-  // Stop all / Unload all: a confirm page that names the models, then its form (no script needed).
-  router.get('/bulk/:action', async (ctx) => {
-    const { action } = ctx.params;
-    if (!isBulk(action)) return; // 404 page
-    await ctx.render('confirm', page(ctx, { title: `${BULK_LABEL[action]} · modelhub`, action, label: BULK_LABEL[action], models: bulkTargets(controller, action) }));
-  });
-
-  router.post('/bulk/:action', async (ctx) => {
-    const { action } = ctx.params;
-    if (!isBulk(action)) return; // 404 page
-    const result = await bulk(controller, action);
-    const done = result.models.map((m) => m.model);
-    const flash: Flash = result.failed.length
-      ? { kind: 'error', text: `${BULK_LABEL[action]}: ${result.failed.length} of ${done.length + result.failed.length} model(s) failed.`, details: [...result.failed.map((f) => `${f.model}: ${f.error}`), ...(done.length ? [`${DONE[action]}: ${done.join(', ')}`] : [])] }
-      : { kind: 'ok', text: done.length ? `${BULK_LABEL[action]}: ${done.length} model(s) ${DONE[action]}.` : `${BULK_LABEL[action]}: no model needed it.`, details: done.length ? [done.join(', ')] : [] };
-    ctx.status = 303;
-    ctx.redirect(`/hub?flash=${flashes.put(flash)}`);
-  });
-
-  // The hub's own log, as `hub logs --hub` prints it (the same file and masking as GET /hub/api/logs).
-  router.get('/log', async (ctx) => {
-    const config = controller.config;
-    const mask = maskHubLog(config, () => [...configSecrets(config), ...inheritedSecrets()]);
-    const { text } = await tailLines(actions.hubLog ?? hubLogFile(config.log.dir), HUB_LOG_LINES);
-    await ctx.render('hub-log', page(ctx, { title: 'Hub log · modelhub', lines: prettyLines(mask(text)), followUrl: '/hub/api/logs?tail=0&follow=1&format=text' }));
-  });
+  toolPages(router, controller, actions, (ctx, extra) => page(ctx, extra), flashes);
 
   router.post('/reload', (ctx) => {
     let flash: Flash;
