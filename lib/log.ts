@@ -45,6 +45,17 @@ export function prettyLine(record: Record<string, unknown>): string {
   return `${time} ${level} ${msg}${fields ? ` ${fields}` : ''}\n`;
 }
 
+/** JSON log lines as lines for people (prettyLine); a line that is not JSON stays as it is. */
+export function prettyLines(text: string): string {
+  return text.replace(/[^\n]+/g, (line) => {
+    try {
+      return prettyLine(JSON.parse(line) as Record<string, unknown>).trimEnd();
+    } catch {
+      return line;
+    }
+  });
+}
+
 const SKIP_NONE = new Set<string>();
 const REQUEST_FIELDS = new Set(['method', 'path', 'model', 'status', 'ms', 'ttfb_ms', 'cold_start_ms', 'queue_ms', 'bytes_in', 'bytes_out', 'tokens_in', 'tokens_out']);
 

@@ -1,5 +1,6 @@
 // `hub status [names..]`: the table of models and the group usage, or per-model usage (--usage), or
 // the API's own JSON (--json). Read-only: GET /hub/api/status and GET /hub/api/usage.
+import type { Percentiles, RecentStats } from '../http/model-stats.js';
 import type { ModelStatus } from '../scheduler/status.js';
 import type { HubClient } from './client.js';
 import { errorMessage } from './client.js';
@@ -46,7 +47,7 @@ export async function status(a: Args): Promise<number> {
   return EXIT.ok;
 }
 
-interface Usage { model: string; requests: number; errors: number; tokens_in: number | null; tokens_out: number | null; cold_starts: number; cold_start_ms_total: number; cold_start_waits?: number }
+interface Usage { model: string; requests: number; errors: number; tokens_in: number | null; tokens_out: number | null; cold_starts: number; cold_start_ms_total: number; cold_start_waits?: number; recent?: RecentStats }
 
 async function usage(client: HubClient, names: string[], json: boolean): Promise<number> {
   const answer = await client.call('GET', '/hub/api/usage');
@@ -64,5 +65,21 @@ async function usage(client: HubClient, names: string[], json: boolean): Promise
     table.push([u.model, String(u.requests), String(u.errors), n(u.tokens_in), n(u.tokens_out), String(u.cold_starts), u.cold_starts ? span(u.cold_start_ms_total / u.cold_starts) : '-', String(u.cold_start_waits ?? 0)]);
   }
   say.composed(`${render(table)}\n`);
+  if (rows.some((u) => u.recent)) say.composed(`${render(recentTable(rows))}\n`);
   return EXIT.ok;
+}
+
+/** The last 5 minutes and hour per model: tokens/s, time to first token and duration (p50 / p95). */
+function recentTable(rows: Usage[]) {
+  const table = plainTable(['MODEL', 'WINDOW', 'REQUESTS', 'ERRORS', 'TOKENS/S', 'FIRST TOKEN P50/P95', 'DURATION P50/P95']);
+  const lat = (ms: number) => (ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(2)}s`);
+  const pair = (p: Percentiles | null) => (p ? `${lat(p.p50)} / ${lat(p.p95)}` : '-');
+  for (const u of rows) {
+    if (!u.recent) continue;
+    for (const [name, label] of [['5m', 'last 5 min'], ['1h', 'last hour']] as const) {
+      const w = u.recent[name];
+      table.push([u.model, label, String(w.requests), String(w.errors), w.tokens_per_s === null ? '-' : String(w.tokens_per_s), pair(w.ttft_ms), pair(w.duration_ms)]);
+    }
+  }
+  return table;
 }

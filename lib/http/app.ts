@@ -20,6 +20,7 @@ import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { registerMemoryMetrics } from './memory-metrics.js';
 import { openaiRoutes } from './openai-routes.js';
+import { ModelStats } from './model-stats.js';
 import { RequestLog } from './request-log.js';
 import { requestLogRoutes } from './request-log-routes.js';
 import { wasCutForStalling } from './stall.js';
@@ -53,6 +54,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     const groups = () => [...Object.values(controller.config.groups), { name: '*', maxMemory: controller.config.maxMemory }];
     registerMemoryMetrics(metrics.register, actions.memory, () => Object.keys(controller.config.models), groups);
   }
+  const stats = new ModelStats(controller);
   // First: what a trusted reverse proxy says about the client (https, its address) is read before anything asks.
   app.use(trustProxies(() => controller.config));
 
@@ -97,7 +99,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     }
   });
 
-  const hubPages = dashboard(controller, actions, (model) => metrics.usageFor(model));
+  const hubPages = dashboard(controller, actions, (model) => ({ ...metrics.usageFor(model), recent: stats.recent(model), series: stats.series(model) }));
   const config = () => controller.config;
   const openai = openaiRoutes(controller);
 
@@ -140,7 +142,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
   const control = controlRoutes(controller, actions);
   app.use(control.routes());
-  app.use(metricsRoutes(metrics).routes());
+  app.use(metricsRoutes(metrics, stats).routes());
   app.use(hubPages.routes);
   app.use(requestLogRoutes(controller, requests).routes());
   return app;

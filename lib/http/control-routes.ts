@@ -5,6 +5,7 @@ import type { Context } from 'koa';
 import { ConfigError } from '../config/errors.js';
 import { hubLogFile } from '../config/names.js';
 import { HubError, plural } from '../errors.js';
+import { prettyLines } from '../log.js';
 import { VERSION } from '../paths.js';
 import { followFile, tailLines } from '../runtime/log-tail.js';
 import type { Controller } from '../scheduler/controller.js';
@@ -14,6 +15,7 @@ import { configSecrets, inheritedSecrets, LineMasker, maskCache, modelSecrets, t
 import type { HubState } from './app.js';
 import { withMemory } from './memory-status.js';
 import type { MemoryMonitor } from '../runtime/memory-monitor.js';
+import { bulk } from './bulk.js';
 import { findModel } from './model-lookup.js';
 import { Subscriber } from './subscriber.js';
 
@@ -92,6 +94,10 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
     ctx.body = { models: names.map((name) => ({ model: name, action: 'load', process: controller.get(name).process, memory: controller.get(name).memory })) };
   });
 
+  // Every model at once (lib/http/bulk.ts): 200 with what was done and what failed.
+  router.post('/stop-all', async (ctx) => { ctx.body = await bulk(controller, 'stop'); });
+  router.post('/unload-all', async (ctx) => { ctx.body = await bulk(controller, 'unload'); });
+
   router.post('/reload', (ctx) => {
     try {
       ctx.body = actions.reload();
@@ -117,9 +123,11 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
   });
 
   // The hub's own log (JSON lines), for `hub logs --hub`.
+  // ?format=text: as lines for people (the dashboard's Hub log page follows it so).
   router.get('/logs', async (ctx) => {
     const config = controller.config;
-    await serveLog(ctx, actions.hubLog ?? hubLogFile(config.log.dir), maskFor(config, () => [...configSecrets(config), ...inheritedSecrets()]));
+    const mask = maskFor(config, () => [...configSecrets(config), ...inheritedSecrets()]);
+    await serveLog(ctx, actions.hubLog ?? hubLogFile(config.log.dir), ctx.query.format === 'text' ? (text) => prettyLines(mask(text)) : mask);
   });
 
   return router;

@@ -9,6 +9,7 @@ import type { Controller, LoadEvent, RequestSummary } from '../scheduler/control
 import type { Transition } from '../scheduler/context.js';
 import type { HubState } from './app.js';
 import { backendMetrics } from './backend-metrics.js';
+import type { ModelStats } from './model-stats.js';
 
 const PREFIX = 'modelhub_';
 /** Seconds: from a cached reply on loopback (5 ms) to a long generation (5 min). */
@@ -298,14 +299,16 @@ export class HubMetrics {
 
 const zeroUsage = (): Omit<ModelUsage, 'model'> => ({ requests: 0, errors: 0, cold_starts: 0, cold_start_ms_total: 0, cold_start_waits: 0, tokens_in: 0, tokens_out: 0 });
 
-export function metricsRoutes(metrics: HubMetrics): Router<HubState> {
+export function metricsRoutes(metrics: HubMetrics, stats?: ModelStats): Router<HubState> {
   const router = new Router<HubState>();
   router.get('/metrics', async (ctx) => {
     ctx.body = await metrics.text();
     ctx.set('content-type', metrics.register.contentType);
   });
   router.get('/hub/api/usage', (ctx) => {
-    ctx.body = metrics.usageReport();
+    const report = metrics.usageReport();
+    // Since the hub started, then the last 5 minutes and hour (model-stats.ts).
+    ctx.body = stats ? { ...report, models: report.models.map((u) => ({ ...u, recent: stats.recent(u.model) })) } : report;
   });
   return router;
 }

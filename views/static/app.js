@@ -3,6 +3,8 @@
 // /hub/api/events live (the server renders each card again as a fragment, so it looks the same);
 // times tick; the model page follows the log. No framework, no build step.
 
+import { applyFilter, matches } from './board.js';
+
 const board = document.getElementById('board');
 const live = document.getElementById('live');
 const toasts = document.getElementById('toasts');
@@ -36,7 +38,9 @@ function setLive(state, text) {
   live.querySelector('.live-text').textContent = text;
 }
 
-const cardOf = (name) => [...document.querySelectorAll('article.model')].find((el) => el.dataset.model === name);
+/** A model's card, or its row in the table view. */
+const cardOf = (name) => [...document.querySelectorAll('article.model, tr.model-row')].find((el) => el.dataset.model === name);
+const boardView = () => document.getElementById('models')?.dataset.view ?? 'cards';
 
 function tick() {
   const now = Date.now();
@@ -65,6 +69,11 @@ function sessionGone(res) {
 }
 
 let ended = false;
+
+// A logout in one tab ends the others' at once (the hub's stream tells them too, within a second).
+const tabs = 'BroadcastChannel' in window ? new BroadcastChannel('modelhub-session') : null;
+tabs?.addEventListener('message', (e) => { if (e.data === 'logged-out' && board) sessionEnded(); });
+document.addEventListener('submit', (e) => { if (e.target instanceof HTMLFormElement && e.target.matches('form.logout')) tabs?.postMessage('logged-out'); });
 
 /**
  * The session is gone (the hub restarted, a logout in another tab, a reload that changed the admin
@@ -99,16 +108,41 @@ function refresh(name, delay = 120) {
   }, delay));
 }
 
+/** Where focus was inside an element about to be redrawn, as a selector that finds its like in the new one. */
+function focusKey(el) {
+  if (el.matches('button[data-action]')) return `button[data-action="${el.dataset.action}"]`;
+  if (el.matches('summary')) return 'summary';
+  if (el.matches('a[href]')) return `a[href="${CSS.escape(el.getAttribute('href'))}"]`;
+  return null;
+}
+
+/** Actions started from a focused button, by model: focus goes back to the button (or its card) after redraws. */
+const focusAfter = new Map();
+
 function swap(old, html) {
   const tpl = document.createElement('template');
   tpl.innerHTML = html; // server-rendered and escaped by the server's templates
   const next = tpl.content.firstElementChild;
   if (!next) return;
+  // Keep the keyboard where it was: a redraw must not drop focus to the page's top, nor close what was open.
+  const active = document.activeElement;
+  const model = old.dataset.model;
+  const wanted = focusAfter.get(model);
+  const hadFocus = (active && active !== document.body && old.contains(active)) || (wanted && wanted.until > Date.now() && (!active || active === document.body));
+  const key = active && old.contains(active) ? focusKey(active) : wanted ? `button[data-action="${wanted.action}"]` : null;
+  const open = new Set([...old.querySelectorAll('details[open]')].map((d) => d.dataset.key ?? ''));
   old.replaceWith(next);
+  for (const d of next.querySelectorAll('details')) if (open.has(d.dataset.key ?? '')) d.open = true;
+  if (next.matches('article.model, tr.model-row')) next.hidden = !matches(next);
   enhance(next);
   for (const form of next.querySelectorAll('form[data-api]')) {
     const button = form.querySelector('button');
     if (pending.has(`${next.dataset.model} ${button?.dataset.action}`)) disable(button, true);
+  }
+  if (hadFocus) {
+    const target = key && next.querySelector(key);
+    if (target && !target.disabled) target.focus({ preventScroll: true });
+    else next.focus({ preventScroll: true });
   }
   tick();
 }
@@ -117,7 +151,8 @@ async function redraw(name) {
   const card = cardOf(name);
   if (!card && !onModelPage) return redrawBoard(); // a model added by a reload
   if (!card) return;
-  const res = await fetch(`/hub/fragments/models/${encodeURIComponent(name)}${onModelPage ? '?from=model' : ''}`, { headers: { accept: 'application/json' } });
+  const query = onModelPage ? '?from=model' : boardView() === 'table' ? '?view=table' : '';
+  const res = await fetch(`/hub/fragments/models/${encodeURIComponent(name)}${query}`, { headers: { accept: 'application/json' } });
   if (sessionGone(res)) return;
   if (res.status === 404 && !onModelPage) return redrawBoard(); // removed by a reload
   if (!res.ok) return;
@@ -130,9 +165,18 @@ async function redraw(name) {
 
 async function redrawBoard() {
   if (!board || onModelPage) return;
-  const res = await fetch('/hub/fragments/board', { headers: { accept: 'text/html' } });
+  const res = await fetch(`/hub/fragments/board${location.search}`, { headers: { accept: 'text/html' } });
   if (sessionGone(res) || !res.ok) return;
-  board.innerHTML = await res.text(); // the server's own rendering of the same partials
+  // The server's own rendering of the same partials: the summary and the models, each swapped whole
+  // (the search box between them keeps what is being typed).
+  const tpl = document.createElement('template');
+  tpl.innerHTML = await res.text();
+  for (const id of ['summary', 'models']) {
+    const fresh = tpl.content.getElementById(id);
+    const current = document.getElementById(id);
+    if (fresh && current) current.replaceWith(fresh);
+  }
+  applyFilter();
   enhance(board);
   tick();
 }
@@ -156,15 +200,21 @@ document.addEventListener('submit', async (event) => {
   const key = `${model} ${action}`;
   if (pending.has(key)) return;
   pending.add(key);
+  if (model && document.activeElement === button) focusAfter.set(model, { action, until: Infinity });
+  // A Stop while this page's own Start (or Load) of the model runs cancels it: one message says so.
+  const cancels = action === 'stop' && (pending.has(`${model} start`) ? 'start' : pending.has(`${model} load`) ? 'load' : '');
+  if (cancels) cancelling.add(model);
   disable(button, true);
   const started = performance.now();
   try {
     const res = await fetch(form.dataset.api, { method: 'POST', headers: { accept: 'application/json' } });
     if (sessionGone(res)) return;
     if (!res.ok) {
+      if ((action === 'start' || action === 'load') && cancelling.delete(model)) return; // the Stop's message says it
       toast(`${model ? `Could not ${action} ${model}` : 'Could not reload the config'}: ${await errorText(res)}`, 'error');
       return;
     }
+    if (action === 'start' || action === 'load') cancelling.delete(model);
     const body = await res.json();
     const took = ((performance.now() - started) / 1000).toFixed(1);
     if (form.dataset.kind === 'reload') {
@@ -172,21 +222,30 @@ document.addEventListener('submit', async (event) => {
       toast(changed.length ? `Config reloaded. ${changed.join('; ')}.` : 'Config reloaded: nothing changed.');
       void redrawBoard();
     } else {
-      toast(`${model} ${DONE[action] ?? action} in ${took} s: process ${body.process}, memory ${body.memory}.`);
+      toast(`${model} ${DONE[action] ?? action} in ${took} s: process ${body.process}, memory ${body.memory}.${cancels ? ` The ${cancels} under way was cancelled.` : ''}`);
     }
   } catch (err) {
     toast(`The hub did not answer (${err.message}); is it still running?`, 'error');
   } finally {
     pending.delete(key);
     disable(button, false);
+    const f = model && focusAfter.get(model);
+    if (f && f.action === action) f.until = Date.now() + 3000; // the redraws that follow keep it
     if (model) refresh(model, 0);
   }
 });
 
+/** Models whose Start or Load this page is cancelling with a Stop. */
+const cancelling = new Set();
+
 // ---- live events -------------------------------------------------------------------------------
 
 let source;
+let connectedOnce = false;
 let retryMs = 1000;
+
+/** Whether a model's state in a snapshot differs from what its card shows. */
+const moved = (el, m) => el.dataset.process !== m.process || el.dataset.memory !== (m.process === 'stopped' || m.process === 'failed' ? 'unloaded' : m.memory) || m.in_flight > 0 || m.queued > 0;
 let laggedAt = -Infinity;
 
 function connect(text = 'connecting…') {
@@ -198,16 +257,22 @@ function connect(text = 'connecting…') {
     setLive('live', 'live');
   });
   source.addEventListener('status', (e) => {
-    // A fresh snapshot (first connection, or after a drop): redraw everything, since events were missed.
+    // A fresh snapshot. After a drop, events were missed: redraw everything. On the first connection the
+    // page was just rendered: only the cards whose state moved in between are fetched, not the board.
     const { models } = JSON.parse(e.data);
+    const first = !connectedOnce;
+    connectedOnce = true;
     if (onModelPage) models.forEach((m) => cardOf(m.name) && refresh(m.name, 0));
-    else void redrawBoard();
+    else if (!first || models.some((m) => !cardOf(m.name))) void redrawBoard();
+    else for (const m of models) if (moved(cardOf(m.name), m)) refresh(m.name, 0);
   });
   source.addEventListener('transition', (e) => {
     const t = JSON.parse(e.data);
     refresh(t.model);
     if (onModelPage && cardOf(t.model)) addTransitionRow(t);
   });
+  // The hub ends the stream with this once the session is gone (a logout elsewhere, new admin keys).
+  source.addEventListener('unauthorized', () => sessionEnded());
   source.addEventListener('progress', (e) => {
     // A start or wake-up under way: the card shows its stage and bar (at most a few redraws a second).
     refresh(JSON.parse(e.data).model, 250);
@@ -280,8 +345,9 @@ async function followLog(pre) {
         if (done) break;
         const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
         const text = decoder.decode(value, { stream: true });
-        // The stream starts with the same last lines the page showed: replace them, then append.
-        pre.textContent = first ? text : pre.textContent + text;
+        // The stream starts with the same last lines the page showed: replace them, then append
+        // (a stream opened with tail=0, data-format="json", only appends).
+        pre.textContent = first && !pre.dataset.format ? text : pre.textContent + (first && pre.textContent && !pre.textContent.endsWith('\n') ? '\n' : '') + text;
         first = false;
         if (pre.textContent.length > MAX_LOG_CHARS) pre.textContent = pre.textContent.slice(-MAX_LOG_CHARS / 2);
         if (atEnd) pre.scrollTop = pre.scrollHeight;
@@ -320,6 +386,7 @@ if (log) {
   log.scrollTop = log.scrollHeight;
   void followLog(log);
 }
+applyFilter();
 if (board) connect();
 // The request log page follows the same events with its own small script.
 if (document.getElementById('requests')) void import('/hub/static/requests.js');

@@ -18,7 +18,9 @@ import { withMemory } from '../memory-status.js';
 import { LoginThrottle } from './login-throttle.js';
 import { SESSION_COOKIE, Sessions, setSessionCookie } from './sessions.js';
 import { serveStatic } from './static.js';
+import { board, boardQuery } from './board-query.js';
 import { LEGEND, seconds } from './timeline.js';
+import { toolPages } from './tool-pages.js';
 import { modelUrl, modelView, summaryView, type UsageOf } from './view.js';
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
@@ -159,11 +161,15 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
 
   // Status with the memory monitor's figures (measured, estimated, warnings, GPUs).
   const status = () => withMemory(controller.status(), actions.memory);
-
-  router.get('/', async (ctx) => {
+  /** The summary and the board of one status snapshot: the counts, the group bars and the cards agree. */
+  const boardData = async (ctx: Context) => {
     const { models, groups, gpus } = await status();
     const t = now();
-    await ctx.render('index', page(ctx, { title: 'modelhub', summary: summaryView(controller, models, groups, originOf(ctx), t, gpus), models: models.map((s) => modelView(s, controller, history, t, usageOf)) }));
+    return { summary: summaryView(controller, models, groups, originOf(ctx), t, gpus), board: board(models.map((s) => modelView(s, controller, history, t, usageOf)), boardQuery(ctx.query)), legend: LEGEND };
+  };
+
+  router.get('/', async (ctx) => {
+    await ctx.render('index', page(ctx, { title: 'modelhub', ...(await boardData(ctx)) }));
   });
 
   router.get('/models/:name', async (ctx) => {
@@ -179,6 +185,8 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
     ctx.redirect(`${back}?flash=${flashes.put(flash)}`);
   });
 
+  toolPages(router, controller, actions, (ctx, extra) => page(ctx, extra), flashes);
+
   router.post('/reload', (ctx) => {
     let flash: Flash;
     try {
@@ -193,10 +201,8 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
 
   // Fragments for the page's script: the same partials as the page, so a live update looks the same.
   router.get('/fragments/board', async (ctx) => {
-    const { models, groups, gpus } = await status();
-    const t = now();
     ctx.type = 'html';
-    ctx.body = renderView('partials/board', { summary: summaryView(controller, models, groups, originOf(ctx), t, gpus), models: models.map((s) => modelView(s, controller, history, t, usageOf)), legend: LEGEND });
+    ctx.body = renderView('partials/board', await boardData(ctx));
   });
 
   router.get('/fragments/models/:name', async (ctx) => {
@@ -204,8 +210,10 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
     const t = now();
     const s = models.find((m) => m.name === ctx.params.name && !m.removed) ?? models.find((m) => m.name === ctx.params.name);
     if (!s) throw new HubError('not_found', `there is no model named "${ctx.params.name}"; configured models: ${controller.names().join(', ')}`);
+    const m = modelView(s, controller, history, t, usageOf);
     ctx.body = {
-      card: renderView('partials/model-card', { m: modelView(s, controller, history, t, usageOf), from: ctx.query.from === 'model' ? 'model' : '' }),
+      // The table view's row, or the card (on the board or the model's page).
+      card: ctx.query.view === 'table' ? renderView('partials/model-row', { m }) : renderView('partials/model-card', { m, from: ctx.query.from === 'model' ? 'model' : '' }),
       summary: renderView('partials/summary', { summary: summaryView(controller, models, groups, originOf(ctx), t, gpus) }),
     };
   });

@@ -1,12 +1,12 @@
 // The data of a model's own page (/hub/models/{name}): its card, its effective config with secrets
 // masked, its recent transitions with their reasons, its last errors and the end of its log.
-import type { ModelConfig } from '../../config/types.js';
 import { tailLines } from '../../runtime/log-tail.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { ModelStatus } from '../../scheduler/status.js';
 import type { History, RecordedError } from '../../scheduler/history.js';
 import type { Transition } from '../../scheduler/context.js';
 import { configSecrets, inheritedSecrets, maskCache, modelSecrets } from '../../secrets.js';
+import { modelYaml } from './config-yaml.js';
 import { modelView, type ModelView, type UsageOf } from './view.js';
 
 const LOG_LINES = 200;
@@ -36,16 +36,10 @@ export async function modelPage(controller: Controller, history: History, name: 
   return {
     title: `${name} · modelhub`,
     m: modelView(status, controller, history, now, usageOf),
-    config: effectiveConfig(runtime.config, mask),
+    config: modelYaml(runtime.config, mask),
     transitions: history.transitions(name).slice(-TRANSITIONS_SHOWN).reverse(),
     errors: errors.reverse(),
     log: mask(text),
     logUrl: `/hub/api/models/${encodeURIComponent(name)}/logs?tail=${LOG_LINES}&follow=1`,
   };
 }
-
-/** The model's normalized config as JSON, every string masked (value by value, like `hub check --json`). */
-function effectiveConfig(config: ModelConfig, mask: (s: string) => string): string {
-  return JSON.stringify(config, (_k, v: unknown) => (v === Infinity ? null : typeof v === 'string' ? mask(v) : v), 2);
-}
-

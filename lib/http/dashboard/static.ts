@@ -9,6 +9,7 @@ import { VIEWS_DIR } from './render.js';
 
 const FILES: Record<string, string> = {
   'app.js': 'text/javascript; charset=utf-8',
+  'board.js': 'text/javascript; charset=utf-8',
   'requests.js': 'text/javascript; charset=utf-8',
   'style.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',

@@ -29,7 +29,12 @@ export interface Timeline {
   periods: Period[];
   marks: Mark[];
   counts: Record<MarkKind, number>;
-  /** Average cold start (process start to loaded), in ms, or null when there was none. */
+  /**
+   * Cold starts in the window: starts (process start to loaded) and wake-ups (loads into a running
+   * process), one per start however many requests waited, as the served line and /hub/api/usage count them.
+   */
+  coldStarts: number;
+  /** Their average duration, in ms, or null when there was none. */
   coldStartAvgMs: number | null;
   /** Evicted and brought back at least twice within the window: the model is swapping in and out. */
   thrashing: boolean;
@@ -92,8 +97,8 @@ export const MARK_PATH: Record<MarkKind, string> = {
 export const LEGEND = {
   periods: (['loaded', 'unloaded', 'busy', 'stopped', 'failed'] as const).map((kind) => ({ kind, label: LABEL[kind], shape: PERIOD_SHAPE[kind] })),
   marks: [
-    { kind: 'cold-start', label: 'cold start', path: MARK_PATH['cold-start'] },
-    { kind: 'load', label: 'load into a running process', path: MARK_PATH.load },
+    { kind: 'cold-start', label: 'cold start: a start', path: MARK_PATH['cold-start'] },
+    { kind: 'load', label: 'cold start: a wake-up (load into a running process)', path: MARK_PATH.load },
     { kind: 'eviction', label: 'eviction', path: MARK_PATH.eviction },
     { kind: 'crash', label: 'crash or failed start', path: MARK_PATH.crash },
   ],
@@ -164,7 +169,10 @@ export function buildTimeline(transitions: Transition[], current: State, now: nu
       if (coldFrom !== undefined) {
         coldStarts.push(at - coldFrom);
         mark('cold-start', at, `cold start, ${seconds(at - coldFrom)} (${t.reason})`);
-      } else if (loadFrom !== undefined) mark('load', at, `loaded in ${seconds(at - loadFrom)} (${t.reason})`);
+      } else if (loadFrom !== undefined) {
+        coldStarts.push(at - loadFrom);
+        mark('load', at, `wake-up, loaded in ${seconds(at - loadFrom)} (${t.reason})`);
+      }
       if (evicted) returns++;
       evicted = false;
       coldFrom = loadFrom = undefined;
@@ -185,6 +193,7 @@ export function buildTimeline(transitions: Transition[], current: State, now: nu
     periods,
     marks,
     counts,
+    coldStarts: coldStarts.length,
     coldStartAvgMs: coldStarts.length ? coldStarts.reduce((a, b) => a + b, 0) / coldStarts.length : null,
     thrashing: returns >= 2,
     from: new Date(start).toISOString(),

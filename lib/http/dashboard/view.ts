@@ -3,6 +3,8 @@
 import { formatBytes } from '../../config/units.js';
 import { VERSION } from '../../paths.js';
 import type { ModelUsage } from '../metrics.js';
+import type { MinuteSeries, RecentStats } from '../model-stats.js';
+import { statsView, type StatsView } from './stats-view.js';
 import type { LoadProgress } from '../../scheduler/progress.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { History } from '../../scheduler/history.js';
@@ -24,6 +26,13 @@ export interface ModelView {
   aliases: string[];
   backend: string;
   remote: boolean;
+  /** Its group's name, '' when in none. */
+  group: string;
+  /** What it holds now: measured resident memory where known, else the declared memory while loaded, else 0 (the table sorts by it). */
+  memoryBytes: number;
+  memoryShort: string;
+  /** Name, aliases, backend and group, lower case: what the search box looks in. */
+  search: string;
   process: string;
   memory: string;
   /** Shapes that tell the states apart without colour (filled, hollow, half, cross). */
@@ -50,6 +59,8 @@ export interface ModelView {
   requests: number;
   /** Errors, tokens and cold starts since the hub started, in a line. */
   servedText: string;
+  /** Throughput and latency over the last 5 minutes and hour, with the last hour's sparkline. */
+  stats: StatsView;
   lastUsed: string;
   lastUsedAt: string | null;
   idle: { label: string; at: string; text: string } | null;
@@ -119,8 +130,8 @@ export function ago(ms: number): string {
 
 export const modelUrl = (name: string) => `/hub/models/${encodeURIComponent(name)}`;
 
-/** What a model served since the hub started (the same counts as /hub/api/usage). */
-export type UsageOf = (model: string) => ModelUsage | undefined;
+/** What a model served since the hub started (the same counts as /hub/api/usage), and lately. */
+export type UsageOf = (model: string) => (ModelUsage & { recent?: RecentStats; series?: MinuteSeries }) | undefined;
 
 export function modelView(s: ModelStatus, controller: Controller, history: History, now: number, usageOf: UsageOf = () => undefined): ModelView {
   const m = controller.holders().find((x) => x.name === s.name && x.retired === s.removed);
@@ -139,6 +150,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
   if (s.removed) notes.push('removed from the config; stops once its requests finish');
   if (!s.admitting && !s.removed) notes.push('not admitting new requests right now');
   const reason = change?.reason ?? 'no change since the hub started';
+  const usage = usageOf(s.name);
   return {
     name: s.name,
     url: modelUrl(s.name),
@@ -146,6 +158,10 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
     aliases: s.aliases,
     backend: s.backend,
     remote: s.kind === 'remote',
+    group: s.group ?? '',
+    memoryBytes: rss ?? (s.memory === 'loaded' ? s.memory_bytes : 0),
+    memoryShort: rss !== undefined ? `${formatBytes(rss)} measured` : s.memory === 'loaded' && s.memory_bytes ? `${formatBytes(s.memory_bytes)} declared` : '—',
+    search: [s.name, ...s.aliases, s.backend, s.group ?? ''].join(' ').toLowerCase(),
     process: s.process,
     memory: s.process === 'stopped' || s.process === 'failed' ? 'unloaded' : s.memory,
     processSymbol: SYMBOL[s.process] ?? '?',
@@ -164,7 +180,8 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
     inFlight: s.in_flight,
     queued: s.queued,
     requests: s.requests,
-    servedText: servedText(usageOf(s.name)),
+    servedText: servedText(usage),
+    stats: statsView(usage?.recent, usage?.series),
     lastUsed: s.last_used ? `${ago(now - Date.parse(s.last_used))} ago` : 'never',
     lastUsedAt: s.last_used,
     idle:
@@ -219,6 +236,7 @@ function memoryText(s: ModelStatus, rss: number | undefined): string {
 
 function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
   const members = models.filter((m) => g.models.includes(m.name) && m.process === 'running' && m.memory !== 'unloaded');
+  const loadedNow = members.filter((m) => m.memory === 'loaded').length;
   const rss = members.map((m) => m.rss_bytes ?? undefined);
   // The memory monitor's total (GPU memory where a model holds any) where it runs, else the members' RSS.
   const measured = g.measured_bytes !== undefined ? (members.length ? g.measured_bytes : undefined) : rss.length && rss.every((r) => r !== undefined) ? rss.reduce<number>((a, b) => a + b!, 0) : undefined;
@@ -228,7 +246,9 @@ function groupView(g: GroupStatus, models: ModelStatus[]): GroupView {
     title: g.name === '*' ? 'whole hub' : `group ${g.name}`,
     policy: g.name === '*' ? '' : `when full: ${g.on_full}`,
     bars: [
-      bar('loaded', g.loaded, g.max_loaded, `${g.loaded} loaded${of(g.max_loaded, String)}`),
+      // The bar is what the budget counts (models holding or taking memory); its words split it the way
+      // the hub's counts do, from the same snapshot, so "loaded" means one thing on the page.
+      bar('loaded', g.loaded, g.max_loaded, `${loadedNow} loaded${g.loaded > loadedNow ? ` + ${g.loaded - loadedNow} loading or unloading` : ''}${of(g.max_loaded, String)}`),
       bar(
         'memory',
         g.memory_bytes,
@@ -286,7 +306,7 @@ const count = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ?
 const msText = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 function servedText(u: ModelUsage | undefined): string {
-  if (!u || u.requests === 0) return 'nothing yet';
+  if (!u || (u.requests === 0 && u.cold_starts === 0)) return 'nothing yet';
   const parts = [`${u.errors} ${u.errors === 1 ? 'error' : 'errors'}`, `${count(u.tokens_in)} in / ${count(u.tokens_out)} out tokens`];
   if (u.cold_starts) parts.push(`${u.cold_starts} cold ${u.cold_starts === 1 ? 'start' : 'starts'} (avg ${msText(u.cold_start_ms_total / u.cold_starts)})`);
   return parts.join(' · ');
