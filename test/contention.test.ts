@@ -351,6 +351,27 @@ t.test('readiness: a line of output from the backend makes the probe come at onc
   silent.value?.release('answered');
 });
 
+t.test("readiness: an adapter's ready line is readiness itself, with no probe; any other line only brings the probe", async (t) => {
+  const slowProbes = `{ backend: vllm, cmd: "fake --port \${PORT} --model \${MODEL}", health: { interval: 2s } }`;
+  const s = setup(t, `models:\n  announces: ${slowProbes}\n  chatty: ${slowProbes}\n`);
+  // Both would answer their probes "not ready" (held): only the ready line can bring one up.
+  s.driver.hold('announces');
+  s.driver.hold('chatty');
+  const announces = s.use('announces');
+  s.use('chatty');
+  await s.clock.advance(100);
+  s.driver.live('chatty')!.print('loading the weights\n');
+  s.driver.live('announces')!.print('some log line\nfake ready\n');
+  await s.clock.advance(10);
+  t.equal(s.state('announces'), 'running/loaded', 'the ready line made it ready although its probe would say no');
+  t.ok(announces.done, 'and its request was admitted');
+  t.equal(s.state('chatty'), 'starting/unloaded', 'another line only makes the hub probe, and the probe says not yet');
+  announces.value?.release('answered');
+  s.driver.release('chatty');
+  await s.clock.advance(2100);
+  t.equal(s.state('chatty'), 'running/loaded');
+});
+
 t.test('a request that leaves while its model starts: the model comes up, holds no grant, and idles out', async (t) => {
   const s = setup(t, `models:\n  a: { backend: vllm, cmd: "fake --port \${PORT} --model \${MODEL}", idle: { unload_after: 2s, stop_after: 4s } }\n`);
   s.driver.behaviour('a').readyAfterMs = 1000;

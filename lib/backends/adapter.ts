@@ -68,6 +68,12 @@ export interface BackendAdapter {
   readonly apis?: { readonly responses?: ApiSupport; readonly messages?: ApiSupport };
   /** One readiness probe: resolves true when the server can take requests now. */
   isReady(endpoint: Endpoint, model: BackendModel): Promise<boolean>;
+  /**
+   * A line the server prints only once it serves requests, where it has one that can be trusted:
+   * seeing it is readiness, without the probe's round trip. Servers that announce "listening"
+   * before their model is loaded must not set it (they are probed).
+   */
+  readonly readyLine?: RegExp;
   /** Absent for backends whose memory cannot be freed without stopping them (then "unload" means stop). */
   readonly memory?: MemoryControl;
 }

@@ -9,4 +9,6 @@ export const demoAdapter: BackendAdapter = {
   isReady: (endpoint, model) => readyByPaths(endpoint, [model.healthPath ?? '/health']),
   memory: sleepMode,
   progress: tqdmStage,
+  // Printed after its load finished and /health turned 200 (lib/demo/server.ts).
+  readyLine: /^demo-model .+: ready on port \d+$/m,
 };

@@ -36,7 +36,7 @@ export class ChildProcess {
   exit?: ExitInfo;
   private readonly tail: string[] = [];
   private partial = '';
-  private outputListeners: (() => void)[] = [];
+  private outputListeners: ((text: string) => void)[] = [];
   private readonly outputTaps = new Set<(text: string) => void>();
   outputChunks = 0;
   private readonly log: BoundedWriter;
@@ -63,8 +63,8 @@ export class ChildProcess {
       stampers.push(stamper);
       stream.on('data', (chunk: Buffer) => {
         this.outputChunks++;
-        if (this.outputListeners.length > 0) this.notifyOutput();
         const text = chunk.toString('utf8');
+        if (this.outputListeners.length > 0) this.notifyOutput(text);
         for (const tap of this.outputTaps) tap(text);
         this.remember(text);
         // Over the bound, drop the chunk before spending any work on it (a flood costs the least).
@@ -109,15 +109,15 @@ export class ChildProcess {
     return () => this.outputTaps.delete(listener);
   }
 
-  onNextOutput(listener: () => void): () => void {
+  onNextOutput(listener: (text: string) => void): () => void {
     this.outputListeners.push(listener);
     return () => { this.outputListeners = this.outputListeners.filter((l) => l !== listener); };
   }
 
-  private notifyOutput(): void {
+  private notifyOutput(text: string): void {
     const listeners = this.outputListeners;
     this.outputListeners = [];
-    for (const listener of listeners) listener();
+    for (const listener of listeners) listener(text);
   }
 
   /** The last lines the process printed (stdout and stderr interleaved). */

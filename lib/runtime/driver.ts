@@ -15,7 +15,7 @@ export interface ProcessHandle {
   stop(timeoutMs: number): Promise<ExitInfo>;
   /** Calls `listener` once, at the next output the process prints (a server says "listening" when it is
    *  ready, so a readiness probe then sees it at once); returns a function that cancels it. */
-  onNextOutput?(listener: () => void): () => void;
+  onNextOutput?(listener: (text: string) => void): () => void;
   /** Every piece of output from now on, until the returned function is called (the load's progress). */
   onOutput?(listener: (text: string) => void): () => void;
   /** How many chunks of output the process has printed so far. */

@@ -471,6 +471,7 @@ export class ModelActor {
 
   private async probe(gen: number, delayMs: number): Promise<void> {
     const clock = this.ctx.driver.clock;
+    let announced = false;
     const child = this.child?.gen === gen ? this.child.handle : undefined;
     if (delayMs > 0) {
       // Probe when the delay is up, or as soon as the backend prints something: servers announce that
@@ -479,11 +480,13 @@ export class ModelActor {
       const earliest = (this.lastProbe?.at ?? -Infinity) + PROBE_SPACING_MS;
       const soon = () => Math.min(delayMs, Math.max(0, earliest - clock.now()));
       const printedSinceLastProbe = child?.outputChunks !== undefined && child.outputChunks !== this.lastProbe?.outputChunks;
+      const readyLine = this.adapter.readyLine;
       await new Promise<void>((resolve) => {
         let timer = clock.after(printedSinceLastProbe ? soon() : delayMs, () => { cancel?.(); resolve(); });
-        const cancel = printedSinceLastProbe ? undefined : child?.onNextOutput?.(() => {
+        const cancel = printedSinceLastProbe ? undefined : child?.onNextOutput?.((text) => {
           timer.cancel();
-          const wait = soon();
+          if (readyLine?.test(text)) announced = true;
+          const wait = announced ? 0 : soon();
           if (wait > 0) timer = clock.after(wait, resolve);
           else resolve(); // a timer of 0 still costs the next turn of timers (~1 ms): look now
         });
@@ -492,7 +495,13 @@ export class ModelActor {
     if (this.s.proc.gen !== gen || this.s.proc.process !== 'starting') return;
     this.lastProbe = { at: clock.now(), outputChunks: child?.outputChunks };
     const endpoint = { base: this.target, agent: this.agent };
-    const ready = await this.adapter.isReady(endpoint, this.backendModel).catch(() => false);
+    // A server that printed its ready line is ready: no round trip to ask it. The line may also come
+    // while a probe is on its way (a probe is sent every health.interval while it loads): whichever
+    // says ready first.
+    const line = announced ? undefined : readyLineOf(child, this.adapter.readyLine);
+    const asked = this.adapter.isReady(endpoint, this.backendModel).catch(() => false);
+    const ready = announced || (await (line ? Promise.race([asked, line.seen]) : asked));
+    line?.cancel();
     // keep_cache: the saved slots go back in before the first request is let through.
     if (ready && this.s.config.keepCache) await this.slots.restore(endpoint, gen, this.s.startDeadline - clock.now());
     this.send({ type: 'probed', gen, ready });
@@ -522,4 +531,17 @@ export class ModelActor {
     }
     this.send({ type: 'memory-done', gen, op, error });
   }
+}
+
+/** Resolves true when the child prints a line matching `pattern` (other output is waited past). */
+function readyLineOf(child: ProcessHandle | undefined, pattern: RegExp | undefined): { seen: Promise<boolean>; cancel(): void } | undefined {
+  if (!child?.onNextOutput || !pattern) return undefined;
+  let cancel = () => {};
+  const seen = new Promise<boolean>((resolve) => {
+    const wait = () => {
+      cancel = child.onNextOutput!((text) => (pattern.test(text) ? resolve(true) : wait()));
+    };
+    wait();
+  });
+  return { seen, cancel: () => cancel() };
 }

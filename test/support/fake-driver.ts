@@ -36,7 +36,7 @@ export class FakeProcess implements ProcessHandle {
   loaded = true;
   signals: string[] = [];
   outputChunks = 0;
-  private outputListeners: Array<() => void> = [];
+  private outputListeners: Array<(text: string) => void> = [];
   private readonly outputTaps = new Set<(text: string) => void>();
   private resolveExit!: (e: ExitInfo) => void;
 
@@ -48,7 +48,7 @@ export class FakeProcess implements ProcessHandle {
   logTail(): string[] {
     return [`fake ${this.model} log`];
   }
-  onNextOutput(listener: () => void): () => void {
+  onNextOutput(listener: (text: string) => void): () => void {
     this.outputListeners.push(listener);
     return () => { this.outputListeners = this.outputListeners.filter((l) => l !== listener); };
   }
@@ -62,7 +62,7 @@ export class FakeProcess implements ProcessHandle {
     for (const tap of this.outputTaps) tap(text);
     const listeners = this.outputListeners;
     this.outputListeners = [];
-    for (const l of listeners) l();
+    for (const l of listeners) l(text);
   }
   /** Simulates the process dying on its own. */
   crash(code = 1): void {
@@ -144,6 +144,7 @@ export function fakeDriver(options: { memoryControl?: (m: ModelConfig) => boolea
   const withMemory: BackendAdapter = {
     kind: 'fake',
     progress: tqdmStage, // reads what a test prints the way vLLM's bars are read
+    readyLine: /^fake ready$/m, // a line a test prints to say it serves (no probe needed)
     isReady: async (endpoint) => {
       const p = find(endpoint.base);
       return Boolean(p && !held.has(p.model) && p.behaviour.failsToStart === undefined && clock.now() >= p.spawnedAt + p.behaviour.readyAfterMs);
