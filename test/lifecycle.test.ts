@@ -230,7 +230,7 @@ t.test('hub serve: SIGHUP reloads; SIGTERM drains in-flight streams, refuses new
   // SIGHUP reloads the config file.
   writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nports: { start: ${portsStart} }\nmodels:\n  slow: { backend: demo, cmd: "${demo('--token-rate 20')}" }\n  extra: { backend: demo, cmd: "${demo()}" }\n`);
   hub.child.kill('SIGHUP');
-  await waitFor('the SIGHUP reload', () => hub.output().includes('SIGHUP: config reloaded (added: extra)'));
+  await waitFor('the SIGHUP reload', () => hub.output().includes('SIGHUP: config reloaded (added: extra)'), 30_000);
   t.equal((await chat(`${url}/v1`, 'extra')).status, 200, 'the added model answers');
 
   const res = await fetch(`${url}/v1/chat/completions`, {
