@@ -92,6 +92,34 @@ t.test('progress in the stream', async (t) => {
     t.match((message.content[0] as { text: string }).text, /^Hello from cold/, 'Anthropic SDK messages.stream');
   });
 
+  t.test('reasoning on Messages and Responses: the load as a thinking block / reasoning item, then the answer, one well-formed stream', async (t) => {
+    await h.hub.controller.stop('thinker');
+    const anthropic = new Anthropic({ baseURL: h.origin, apiKey: 'unused', maxRetries: 0 });
+    const message = await anthropic.messages.stream({ model: 'thinker', max_tokens: 5, messages: [{ role: 'user', content: 'Hi' }] }).finalMessage();
+    t.equal(message.content[0].type, 'thinking', 'Messages: a thinking block first');
+    t.match((message.content[0] as { thinking: string }).thinking, /modelhub: loading thinker \d+% .*: Loading demo weights/, 'with the load in it');
+    t.equal(message.content[1].type, 'text', 'then the answer as its own block');
+    t.match((message.content[1] as { text: string }).text, /^Hello from thinker/);
+    t.ok(message.usage.output_tokens > 0, 'the backend\'s usage reaches the client');
+
+    await h.hub.controller.stop('thinker');
+    const events = await h.client.responses.create({ model: 'thinker', input: 'Say hi', stream: true, max_output_tokens: 5 });
+    let reasoning = '';
+    let text = '';
+    let final: OpenAI.Responses.Response | undefined;
+    const created: string[] = [];
+    for await (const e of events) {
+      if (e.type === 'response.created') created.push(e.response.id);
+      if (e.type === 'response.reasoning_summary_text.delta') reasoning += e.delta;
+      if (e.type === 'response.output_text.delta') text += e.delta;
+      if (e.type === 'response.completed' || e.type === 'response.incomplete') final = e.response;
+    }
+    t.equal(created.length, 1, 'Responses: one response.created');
+    t.match(reasoning, /modelhub: loading thinker .*Loading demo weights/, 'the load as the reasoning summary');
+    t.match(text, /^Hello from thinker/, 'then the answer');
+    t.ok(final && ['completed', 'incomplete'].includes(final.status!), `the stream ends with the response (${final?.status})`);
+  });
+
   t.test('a start that fails after the stream began ends it with the in-band error', async (t) => {
     const err = await streamedText(h.client, 'broken').then(() => undefined, (e: unknown) => e);
     t.type(err, OpenAI.APIError, 'the openai SDK raises the in-band error');

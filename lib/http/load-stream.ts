@@ -3,9 +3,9 @@
 // carries the load's progress, then the backend's own stream follows in the same response.
 // - `comments`: SSE comment lines (`: modelhub: loading qwen-7b 45% (1.2 s of ~2.6 s)`), which every
 //   SSE parser skips; they also keep idle proxies (nginx's 60 s read timeout) from cutting a long load.
-// - `reasoning`: Chat Completions chunks whose delta is `reasoning_content`, shown by chat UIs that
-//   display a model's thinking. Other APIs get comments (their streams must begin with their own
-//   opening event, which only the backend sends).
+// - `reasoning`: shown by chat UIs that display a model's thinking, in each API's own shape: Chat
+//   Completions chunks whose delta is `reasoning_content`; a `thinking` block on Messages; a
+//   `reasoning` output item on Responses (reasoning-prefix.ts). Legacy Completions get comments.
 // A start that fails after the stream began ends it with the API's in-band error event.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProgressMode } from '../config/types.js';
@@ -15,6 +15,7 @@ import type { ModelActor } from '../scheduler/actor.js';
 import { inBandError } from './anthropic-errors.js';
 import type { HeldBody } from './body.js';
 import type { Takeover } from './proxy.js';
+import { messagesPrefix, responsesPrefix, type ReasoningPrefix } from './reasoning-prefix.js';
 
 /** The routes whose answers are SSE streams when the body says `"stream": true`. */
 const STREAMING_ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/messages']);
@@ -37,7 +38,7 @@ export function progressModeFor(req: IncomingMessage, path: string, m: ModelActo
   } catch {
     return undefined;
   }
-  return mode === 'reasoning' && path !== '/v1/chat/completions' ? 'comments' : mode;
+  return mode === 'reasoning' && path === '/v1/completions' ? 'comments' : mode;
 }
 
 const opened = new WeakSet<ServerResponse>();
@@ -55,19 +56,26 @@ export class LoadStream {
     if (p.model === this.m.name) this.report(p);
   };
 
+  /** Messages and Responses: the API's own opening and reasoning events (reasoning-prefix.ts). */
+  private readonly prefix?: ReasoningPrefix;
+
   constructor(
     private readonly res: ServerResponse,
     private readonly path: string,
     private readonly m: ModelActor,
     private readonly controller: Controller,
     private readonly mode: 'comments' | 'reasoning',
-  ) {}
+  ) {
+    if (mode === 'reasoning' && path === '/v1/messages') this.prefix = messagesPrefix(m.name);
+    if (mode === 'reasoning' && path === '/v1/responses') this.prefix = responsesPrefix(m.name);
+  }
 
   /** Sends the head at once and follows the model's load until close(). */
   open(): void {
     const res = this.res;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', 'x-hub-model': this.m.name, 'x-hub-progress': this.mode });
     opened.add(res);
+    if (this.prefix) this.write(this.prefix.open());
     // The head is out: what answers later (the proxy's pass-through, a translation) writes only the body.
     res.writeHead = (() => res) as unknown as ServerResponse['writeHead'];
     res.setHeader = (() => res) as unknown as ServerResponse['setHeader'];
@@ -107,7 +115,13 @@ export class LoadStream {
       }),
       respond: (proxyRes, res) => {
         const status = proxyRes.statusCode ?? 502;
-        if (status >= 200 && status < 300) return t.respond(proxyRes, res);
+        if (status >= 200 && status < 300) {
+          if (this.prefix) {
+            this.write(this.prefix.close());
+            this.prefix.follow(res); // the answer, native or translated, follows the hub's part
+          }
+          return t.respond(proxyRes, res);
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         proxyRes.on('data', (c: Buffer) => {
@@ -132,6 +146,7 @@ export class LoadStream {
   private say(text: string, important: boolean): void {
     if (this.mode === 'comments') return this.comment(text);
     if (!important && Date.now() - this.lastWrite < REASONING_EVERY_MS) return;
+    if (this.prefix) return this.write(this.prefix.line(text));
     const delta: Record<string, string> = { reasoning_content: `${text}\n` };
     if (this.first) delta.role = 'assistant';
     this.first = false;
