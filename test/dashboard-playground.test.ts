@@ -1,8 +1,8 @@
 // The model page's playground: POST /hub/api/models/{name}/chat forwards a chat to that model the way
 // /v1 does (streamed from the demo backend, counted in the request log), only for a session or an
-// admin key, never for another site's page; and in a real browser (Debian's chromium through
-// playwright-core) the page streams the answer, then tokens/s and the cold start. With
-// HUB_SCREENSHOTS=1 it saves the playground and the request log page.
+// admin key (an open dashboard does not stand in for API keys), never for another site's page; and in
+// a real browser (Debian's chromium through playwright-core) the page streams the answer, then
+// tokens/s and the cold start. With HUB_SCREENSHOTS=1 it saves the playground and the request log page.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -61,6 +61,18 @@ t.test('POST /hub/api/models/{name}/chat', async (t) => {
   t.equal(bad.status, 400, 'malformed JSON is refused before anything starts');
   t.match((await bad.json()).error.message, /not valid JSON/);
   t.equal((await fetch(url, { headers: admin })).status, 405, 'GET says to POST');
+});
+
+t.test('a dashboard without admin keys does not stand in for API keys', async (t) => {
+  const open = await startTestHub(t, `models:\n  free: { backend: demo, cmd: "${demo()}" }\n  keyed: { backend: demo, cmd: "${demo()}", api_keys: [sk-keyed-model-3141592] }\n`);
+  t.equal((await post(`${open.origin}/hub/api/models/free/chat`, {})).status, 200, 'no keys anywhere: the open dashboard tries a model without keys');
+  const keyed = await post(`${open.origin}/hub/api/models/keyed/chat`, {});
+  t.equal(keyed.status, 401, 'but not a model with keys of its own');
+  t.match((await keyed.json()).error.message, /needs an API key/);
+  const apiOnly = await startTestHub(t, `auth: { api_keys: [${API}] }\nmodels:\n  free: { backend: demo, cmd: "${demo()}" }\n`);
+  const refused = await post(`${apiOnly.origin}/hub/api/models/free/chat`, {});
+  t.equal(refused.status, 401, 'API keys but no admin keys: refused');
+  t.match((await refused.json()).error.message, /auth\.admin_keys/);
 });
 
 t.test('the playground in chromium', async (t) => {

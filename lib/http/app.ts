@@ -144,7 +144,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.use(requireKey(() => controller.config.auth, hubPages.hasSession));
 
   // Before the control API, whose POST /hub/api/models/{name}/{action} would call "chat" no action.
-  app.use(playgroundRoutes(forwarder).routes());
+  app.use(playgroundRoutes(forwarder, () => controller.config.auth).routes());
   const control = controlRoutes(controller, actions);
   app.use(control.routes());
   app.use(metricsRoutes(metrics, stats).routes());
