@@ -19,7 +19,8 @@ import { trustProxies } from './forwarded.js';
 import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { registerMemoryMetrics } from './memory-metrics.js';
-import { openaiRoutes } from './openai-routes.js';
+import { createForwarder, openaiRoutes } from './openai-routes.js';
+import { playgroundRoutes } from './playground-routes.js';
 import { ModelStats } from './model-stats.js';
 import { RequestLog } from './request-log.js';
 import { requestLogRoutes } from './request-log-routes.js';
@@ -101,7 +102,9 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
   const hubPages = dashboard(controller, actions, (model) => ({ ...metrics.usageFor(model), recent: stats.recent(model), series: stats.series(model) }));
   const config = () => controller.config;
-  const openai = openaiRoutes(controller);
+  // One forwarder (and so one body budget) for /v1 and the dashboard's playground.
+  const forwarder = createForwarder(controller);
+  const openai = openaiRoutes(controller, forwarder);
 
   // Model traffic takes one lean path: the same checks as below (browsers, key, text/plain, the
   // upstream guard) run in one pass, then its routes, without the dashboard's and control API's layers.
@@ -140,6 +143,8 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.use(hubPages.session); // the dashboard's login, logout and static files
   app.use(requireKey(() => controller.config.auth, hubPages.hasSession));
 
+  // Before the control API, whose POST /hub/api/models/{name}/{action} would call "chat" no action.
+  app.use(playgroundRoutes(forwarder, () => controller.config.auth).routes());
   const control = controlRoutes(controller, actions);
   app.use(control.routes());
   app.use(metricsRoutes(metrics, stats).routes());

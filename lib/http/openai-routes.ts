@@ -10,7 +10,7 @@ import { BodyBudget } from './body-budget.js';
 import { readBody } from './body.js';
 import { forward } from './proxy.js';
 import { findModel } from './model-lookup.js';
-import { jsonModel, multipartModel } from './request-model.js';
+import { fixedModel, jsonModel, multipartModel, writeModel } from './request-model.js';
 import { planTranslation, takeoverFor } from './translation.js';
 import { mayUse } from './auth.js';
 import type { HeldBody } from './body.js';
@@ -18,7 +18,17 @@ import { applyParams } from './params.js';
 import { LoadStream, progressModeFor } from './load-stream.js';
 import type { HubState } from './app.js';
 
-export function openaiRoutes(controller: Controller): Router<HubState> {
+/** Forwards one request to a model (see createForwarder); `fixed` names the model instead of the body. */
+export type Routed = (ctx: Context & { state: HubState }, fixed?: FixedRoute) => Promise<void>;
+
+/** A route whose URL names the model (the dashboard's playground): the body's `model` is written over. */
+export interface FixedRoute {
+  model: string;
+  /** The OpenAI path the request stands for, and the backend's path (e.g. /v1/chat/completions). */
+  apiPath: string;
+}
+
+export function openaiRoutes(controller: Controller, routed: Routed = createForwarder(controller)): Router<HubState> {
   const router = new Router<HubState>();
 
   router.get('/v1/models', (ctx) => {
@@ -32,59 +42,9 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
     ctx.body = modelEntry(id, lookup(controller, id, ctx.state), controller.startedAt);
   });
 
-  // Request bodies held in memory, hub-wide (limits.max_body_total).
-  const budget = new BodyBudget(() => controller.config.limits.maxBodyTotalBytes);
-
-  const routed = async (ctx: Context & { state: HubState }) => {
-    const limits = controller.config.limits;
-    const contentType = ctx.get('content-type');
-    // Multipart bodies are forwarded byte for byte; JSON ones too, unless served_model rewrites `model`.
-    const multipart = contentType.toLowerCase().startsWith('multipart/form-data');
-    const finder = multipart ? multipartModel(contentType) : jsonModel();
-    const body = await readBody(ctx.req, { maxBytes: limits.maxBodyBytes, idleTimeoutMs: limits.bodyTimeoutMs, budget }, finder.write);
-    try {
-      const found = await finder.result(body);
-      const m = lookup(controller, found.model, ctx.state);
-      const served = m.config.servedModel;
-      if (served !== undefined && served !== found.model && found.span) body.splice(found.span.start, found.span.end, Buffer.from(JSON.stringify(served)));
-      if (m.config.params !== undefined && !multipart) applyParams(body, m.config.params);
-      ctx.state.model = m.name;
-      if (m.config.capture) capture(ctx, body, multipart);
-      // Responses or Messages for a backend without them: refused now if it cannot be translated.
-      const plan = planTranslation(m, ctx.path, body);
-      let lease = controller.acquireNow(m);
-      let stream: LoadStream | undefined;
-      if (!lease) {
-        // Must wait for a load: a streaming client that asked for it gets the progress in its stream.
-        const mode = progressModeFor(ctx.req, ctx.path, m, body);
-        if (mode) {
-          ctx.respond = false;
-          stream = new LoadStream(ctx.res, ctx.path, m, controller, mode);
-          stream.open();
-        }
-        try {
-          lease = await acquireWhileConnected(controller, m, ctx);
-        } catch (err) {
-          if (!stream) throw err;
-          stream.fail(err);
-          await finished(ctx.res).catch(() => {});
-          return;
-        }
-        stream?.close();
-      }
-      ctx.state.coldStartMs = lease.coldStartMs;
-      ctx.state.queueMs = lease.queueMs;
-      ctx.state.swapMs = lease.swapMs;
-      ctx.respond = false;
-      const translation = plan && takeoverFor(plan, m, ctx.req.url ?? ctx.path, body);
-      const takeover = stream ? stream.takeover(translation, body, ctx.req.url ?? ctx.path) : translation;
-      await forward(ctx.req, ctx.res, lease, { body, meter: ctx.state.meter, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs, takeover });
-    } finally {
-      body.release(); // forward() already did once the backend answered
-    }
-  };
-  router.post(/^\/v1\/.+/, routed);
-  router.post('/rerank', routed);
+  const routedByBody = (ctx: Context & { state: HubState }) => routed(ctx);
+  router.post(/^\/v1\/.+/, routedByBody);
+  router.post('/rerank', routedByBody);
   // Everything under /v1 but the model list is a POST: say so, rather than "nothing here".
   router.all(/^\/v1\/.+|^\/rerank$/, (ctx) => {
     if (ctx.method === 'POST') return;
@@ -107,6 +67,68 @@ export function openaiRoutes(controller: Controller): Router<HubState> {
   });
 
   return router;
+}
+
+/**
+ * The gateway's forwarding, shared by every route that carries model traffic (/v1, /rerank, and the
+ * dashboard's playground): read the body, find the model, apply its policy, wait for it (admission),
+ * forward to its backend; the request log and metrics count it like any other.
+ */
+export function createForwarder(controller: Controller): Routed {
+  // Request bodies held in memory, hub-wide (limits.max_body_total).
+  const budget = new BodyBudget(() => controller.config.limits.maxBodyTotalBytes);
+
+  const routed: Routed = async (ctx, fixed) => {
+    const limits = controller.config.limits;
+    const contentType = ctx.get('content-type');
+    // Multipart bodies are forwarded byte for byte; JSON ones too, unless served_model rewrites `model`.
+    const multipart = !fixed && contentType.toLowerCase().startsWith('multipart/form-data');
+    const finder = fixed ? fixedModel(fixed.model) : multipart ? multipartModel(contentType) : jsonModel();
+    const apiPath = fixed?.apiPath ?? ctx.path;
+    const body = await readBody(ctx.req, { maxBytes: limits.maxBodyBytes, idleTimeoutMs: limits.bodyTimeoutMs, budget }, finder.write);
+    try {
+      const found = await finder.result(body);
+      const m = lookup(controller, found.model, ctx.state);
+      const served = m.config.servedModel;
+      if (served !== undefined && served !== found.model && found.span) body.splice(found.span.start, found.span.end, Buffer.from(JSON.stringify(served)));
+      if (fixed) writeModel(body, served ?? m.name);
+      if (m.config.params !== undefined && !multipart) applyParams(body, m.config.params);
+      ctx.state.model = m.name;
+      if (m.config.capture) capture(ctx, body, multipart);
+      // Responses or Messages for a backend without them: refused now if it cannot be translated.
+      const plan = planTranslation(m, apiPath, body);
+      let lease = controller.acquireNow(m);
+      let stream: LoadStream | undefined;
+      if (!lease) {
+        // Must wait for a load: a streaming client that asked for it gets the progress in its stream.
+        const mode = progressModeFor(ctx.req, apiPath, m, body);
+        if (mode) {
+          ctx.respond = false;
+          stream = new LoadStream(ctx.res, apiPath, m, controller, mode);
+          stream.open();
+        }
+        try {
+          lease = await acquireWhileConnected(controller, m, ctx);
+        } catch (err) {
+          if (!stream) throw err;
+          stream.fail(err);
+          await finished(ctx.res).catch(() => {});
+          return;
+        }
+        stream?.close();
+      }
+      ctx.state.coldStartMs = lease.coldStartMs;
+      ctx.state.queueMs = lease.queueMs;
+      ctx.state.swapMs = lease.swapMs;
+      ctx.respond = false;
+      const translation = plan && takeoverFor(plan, m, fixed?.apiPath ?? ctx.req.url ?? ctx.path, body);
+      const takeover = stream ? stream.takeover(translation, body, fixed?.apiPath ?? ctx.req.url ?? ctx.path) : translation;
+      await forward(ctx.req, ctx.res, lease, { body, path: fixed?.apiPath, meter: ctx.state.meter, requestId: ctx.state.requestId, stallTimeoutMs: limits.stallTimeoutMs, takeover });
+    } finally {
+      body.release(); // forward() already did once the backend answered
+    }
+  };
+  return routed;
 }
 
 /**

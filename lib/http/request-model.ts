@@ -82,3 +82,27 @@ export function multipartModel(contentType: string): ModelFinder {
 
 const modelRequired = () =>
   new HubError('model_required', 'the request has no "model" (a string naming one of the models at GET /v1/models); add it to the body', { param: 'model' });
+
+/**
+ * For a route whose URL names the model (the dashboard's playground): the body is still checked as
+ * JSON, but its `model`, if any, does not choose; writeModel puts the right one in once it is known.
+ */
+export function fixedModel(model: string): ModelFinder {
+  const scanner = new JsonModelScanner();
+  return {
+    write: (slice) => scanner.write(slice),
+    result: async () => {
+      const scan = scanner.end();
+      if (!scan.valid) throw new HubError('invalid_json', `the request body is not valid JSON (${scan.message}); send a JSON object such as {"messages": [...], "stream": true}`);
+      if (!scan.object) throw new HubError('invalid_json', 'the request body must be a JSON object such as {"messages": [...], "stream": true}');
+      return { model };
+    },
+  };
+}
+
+/** Sets the body's `model` (what the backend is asked for: its served_model, or the model's name). */
+export function writeModel(body: HeldBody, model: string): void {
+  const fields = JSON.parse(body.concat().toString('utf8')) as Record<string, unknown>;
+  fields.model = model;
+  body.splice(0, body.length, Buffer.from(JSON.stringify(fields)));
+}

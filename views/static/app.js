@@ -390,5 +390,6 @@ applyFilter();
 if (board) connect();
 // The request log page follows the same events with its own small script.
 if (document.getElementById('requests')) void import('/hub/static/requests.js');
+if (document.getElementById('playground-form')) void import('/hub/static/playground.js');
 setInterval(tick, 1000);
 tick();

@@ -20,6 +20,8 @@ export interface ModelPage {
   errors: RecordedError[];
   log: string;
   logUrl: string;
+  /** Where the playground posts its chat (playground-routes.ts). */
+  playgroundUrl: string;
 }
 
 const maskFor = maskCache();
@@ -41,5 +43,6 @@ export async function modelPage(controller: Controller, history: History, name: 
     errors: errors.reverse(),
     log: mask(text),
     logUrl: `/hub/api/models/${encodeURIComponent(name)}/logs?tail=${LOG_LINES}&follow=1`,
+    playgroundUrl: `/hub/api/models/${encodeURIComponent(name)}/chat`,
   };
 }
