@@ -60,7 +60,6 @@ if (process.env.BENCH_ONLY === 'proxy' || process.env.BENCH_ONLY === 'bodies') {
   await hub.controller.start('plain');
   if (process.env.BENCH_ONLY === 'proxy') await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
   else await bodiesBench(hub.origin, 'plain');
-await streamsBench();
   await hub.close();
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);
