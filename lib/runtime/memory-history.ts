@@ -1,8 +1,8 @@
 // What each model was measured to hold, remembered across hub restarts in `<state_dir>/memory.json`:
 // the peak of each of its last few loads (host RSS of its process tree and GPU memory of its pids).
 // A model whose launch command changes starts afresh: a new model file or context is a new size.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readJsonFile, writeJsonFile } from './json-file.js';
+import { join } from 'node:path';
 
 /** Loads remembered per model. */
 export const KEEP_LOADS = 5;
@@ -45,15 +45,11 @@ export class MemoryHistory {
 
   constructor(stateDir?: string) {
     this.file = stateDir && join(stateDir, 'memory.json');
-    if (!this.file) return;
-    try {
-      const raw = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, Partial<Entry>>;
-      for (const [name, e] of Object.entries(raw)) {
-        const loads = Array.isArray(e.loads) ? e.loads.filter(validPeak).slice(-KEEP_LOADS) : [];
-        if (typeof e.launch === 'string' && loads.length) this.entries.set(name, { launch: e.launch, loads });
-      }
-    } catch {
-      // absent or unreadable: start afresh (measurements come back with the next loads)
+    // Absent or unreadable: start afresh (measurements come back with the next loads).
+    const raw = (readJsonFile(this.file) ?? {}) as Record<string, Partial<Entry> | null>;
+    for (const [name, e] of Object.entries(raw)) {
+      const loads = Array.isArray(e?.loads) ? e.loads.filter(validPeak).slice(-KEEP_LOADS) : [];
+      if (typeof e?.launch === 'string' && loads.length) this.entries.set(name, { launch: e.launch, loads });
     }
   }
 
@@ -107,15 +103,7 @@ export class MemoryHistory {
   }
 
   private save(): void {
-    if (!this.file) return;
-    try {
-      mkdirSync(dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.entries)));
-      renameSync(tmp, this.file);
-    } catch {
-      // a read-only state dir costs only the memory across restarts
-    }
+    writeJsonFile(this.file, Object.fromEntries(this.entries)); // a read-only state dir costs only the memory across restarts
   }
 }
 

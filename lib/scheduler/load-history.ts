@@ -1,8 +1,8 @@
 // How long each model took to come up, remembered across hub restarts in `<state_dir>/load-times.json`:
 // the last few start times (spawn to ready) and wake times (a memory load). The coordinator weighs
 // an eviction by what bringing the model back is expected to cost; status shows the figures.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readJsonFile, writeJsonFile } from '../runtime/json-file.js';
+import { join } from 'node:path';
 
 const KEEP = 8;
 /** Assumed for a model never seen coming up: a typical small model's cold start. */
@@ -19,13 +19,9 @@ export class LoadHistory {
 
   constructor(stateDir?: string) {
     this.file = stateDir && join(stateDir, 'load-times.json');
-    if (!this.file) return;
-    try {
-      const raw = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, Partial<Entry>>;
-      for (const [name, e] of Object.entries(raw)) this.entries.set(name, { start: numbers(e.start), wake: numbers(e.wake) });
-    } catch {
-      // absent or unreadable: start afresh (it is only a hint)
-    }
+    // Absent or unreadable: start afresh (it is only a hint).
+    const raw = (readJsonFile(this.file) ?? {}) as Record<string, Partial<Entry> | null>;
+    for (const [name, e] of Object.entries(raw)) this.entries.set(name, { start: numbers(e?.start), wake: numbers(e?.wake) });
   }
 
   record(name: string, what: 'start' | 'wake', ms: number): void {
@@ -48,15 +44,7 @@ export class LoadHistory {
   }
 
   private save(): void {
-    if (!this.file) return;
-    try {
-      mkdirSync(dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.entries)));
-      renameSync(tmp, this.file);
-    } catch {
-      // a read-only state dir costs only the hint
-    }
+    writeJsonFile(this.file, Object.fromEntries(this.entries)); // a read-only state dir costs only the hint
   }
 }
 
