@@ -12,14 +12,14 @@ export function describeTransition(t: Transition): string {
 }
 
 /** "m: Loading demo weights 50% (1.2 s of ~2.4 s)": a load under way, as a line. */
-export function describeProgress(p: LoadProgress): string {
+function describeProgress(p: LoadProgress): string {
   const percent = p.fraction === null ? '' : ` ${Math.floor(p.fraction * 100)}%`;
   const total = p.eta_ms === null ? '' : ` of ~${seconds(p.elapsed_ms + p.eta_ms)}`;
   return visible(`${p.model}: ${p.stage}${percent} (${seconds(p.elapsed_ms)}${total})`);
 }
 
 /** The same with a bar in front, for a terminal: "[########--------] m: …". */
-export function progressBar(p: LoadProgress, width = 20): string {
+function progressBar(p: LoadProgress, width = 20): string {
   const filled = p.fraction === null ? 0 : Math.round(Math.min(1, Math.max(0, p.fraction)) * width);
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${describeProgress(p)}`;
 }

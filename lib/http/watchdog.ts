@@ -2,7 +2,7 @@
 // client stopped reading), instead of a timer armed, refreshed and cleared per request and per chunk:
 // a request only writes its deadline into a field, and a tick every WATCH_TICK_MS looks at those that
 // are watched. A deadline is met within one tick, far below the second-scale limits it enforces.
-export const WATCH_TICK_MS = 100;
+const WATCH_TICK_MS = 100;
 
 export interface Watch {
   /** performance.now() after which it is overdue; Infinity while paused. */

@@ -20,7 +20,7 @@ export interface LoadProgress {
 }
 
 /** At most this often per model (a progress bar redraws ten times a second). */
-export const PROGRESS_EVERY_MS = 250;
+const PROGRESS_EVERY_MS = 250;
 /** Without news from the backend, the estimate is sent again this often. */
 const TICK_MS = 500;
 /** A line longer than this without an end is not a progress line: its start is dropped. */
