@@ -111,7 +111,8 @@ t.test('the dashboard in chromium', async (t) => {
     await page.goto(`${h.origin}/hub`);
     await page.locator('#live[data-state="live"]').waitFor();
     await page.evaluate(() => { (window as unknown as { __same: boolean }).__same = true; });
-    const box = await card(page, 'toggle').boundingBox();
+    // Measured once the card is on the page (a live redraw may be replacing it at that moment).
+    const box = await waitFor('the card to be drawn', () => card(page, 'toggle').boundingBox(), 10_000);
     // Hold the API call until the button has been seen disabled.
     let release!: () => void;
     const held = new Promise<void>((resolve) => { release = resolve; });
@@ -127,8 +128,8 @@ t.test('the dashboard in chromium', async (t) => {
     await card(page, 'toggle').locator('xpath=self::*[@data-memory="loaded"]').waitFor();
     t.equal(hub.get('toggle').memory, 'loaded');
     t.equal(await page.evaluate(() => (window as unknown as { __same?: boolean }).__same), true, 'no navigation happened');
-    const after = await card(page, 'toggle').boundingBox();
-    t.equal(after!.height, box!.height, 'the row kept its height');
+    const after = await waitFor('the card to be drawn', () => card(page, 'toggle').boundingBox(), 10_000);
+    t.equal(after.height, box.height, 'the row kept its height');
     await page.locator('form[data-kind="reload"] button').click();
     await page.locator('.toast', { hasText: 'Config reloaded: nothing changed.' }).waitFor();
     t.pass('Reload config from the page says what it changed');

@@ -200,7 +200,14 @@ function choose(w: Slot, held: readonly Slot[], pool: readonly Slot[], rule: Gro
     chosen.push(v);
     rest = rest.filter((h) => h.key !== v.key);
   }
-  return fits(w, rest, rule, hubMaxMemory).ok ? chosen : undefined;
+  if (!fits(w, rest, rule, hubMaxMemory).ok) return undefined;
+  // The order is by cost, not size: a cheap small model may have been taken before a large one that
+  // alone makes room. Give back every victim whose room turns out not to be needed.
+  for (const v of [...chosen]) {
+    const others = chosen.filter((c) => c !== v);
+    if (fits(w, held.filter((h) => !others.some((c) => c.key === h.key)), rule, hubMaxMemory).ok) chosen.splice(chosen.indexOf(v), 1);
+  }
+  return chosen;
 }
 
 /** Whether taking `v` out helps with a budget that is still short for `w`. */
