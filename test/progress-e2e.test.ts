@@ -24,7 +24,9 @@ t.test('progress of a cold start: events, status, dashboard card, CLI', async (t
   let sawOnCard = false;
   let sawInStatus = false;
   const watching = (async () => {
-    while (!stream.includes('"to":"running"')) {
+    // Sampled until the model is up (the stream says so), with a deadline rather than for ever.
+    const deadline = Date.now() + 60_000;
+    while (!stream.includes('"to":"running"') && Date.now() < deadline) {
       const status = (await (await fetch(`${setup.origin}/hub/api/status`)).json()) as { models: Array<{ name: string; progress: { stage: string } | null }> };
       if (status.models.find((m) => m.name === 'slow')?.progress?.stage === 'Loading demo weights') sawInStatus = true;
       if (/class="load"[^>]*title="Loading demo weights \d+%/.test(await (await fetch(`${setup.origin}/hub`)).text())) sawOnCard = true;
