@@ -3,7 +3,7 @@
 // backend. A load under way is shown as a bar on a terminal and as a line per stage into a pipe.
 import logUpdate from 'log-update';
 import type { Transition } from '../scheduler/context.js';
-import type { LoadProgress } from '../scheduler/progress.js';
+import { howFar, type LoadProgress } from '../scheduler/progress.js';
 import { say, visible } from './output.js';
 
 /** "demo-small memory loaded → unloaded (evicted for demo-large (operator))". */
@@ -13,9 +13,7 @@ export function describeTransition(t: Transition): string {
 
 /** "m: Loading demo weights 50% (1.2 s of ~2.4 s)": a load under way, as a line. */
 function describeProgress(p: LoadProgress): string {
-  const percent = p.fraction === null ? '' : ` ${Math.floor(p.fraction * 100)}%`;
-  const total = p.eta_ms === null ? '' : ` of ~${seconds(p.elapsed_ms + p.eta_ms)}`;
-  return visible(`${p.model}: ${p.stage}${percent} (${seconds(p.elapsed_ms)}${total})`);
+  return visible(`${p.model}: ${p.stage}${howFar(p)}`);
 }
 
 /** The same with a bar in front, for a terminal: "[########--------] m: …". */
@@ -24,7 +22,6 @@ function progressBar(p: LoadProgress, width = 20): string {
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${describeProgress(p)}`;
 }
 
-const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 /**
  * Shows loads as they go: on a terminal one bar per model, redrawn in place (other lines go above it);

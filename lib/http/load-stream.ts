@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProgressMode } from '../config/types.js';
 import { HubError } from '../errors.js';
 import type { Controller, LoadProgress } from '../scheduler/controller.js';
+import { howFar } from '../scheduler/progress.js';
 import type { ModelActor } from '../scheduler/actor.js';
 import { inBandError } from './anthropic-errors.js';
 import type { HeldBody } from './body.js';
@@ -135,9 +136,7 @@ export class LoadStream {
   }
 
   private report(p: LoadProgress): void {
-    const percent = p.fraction === null ? '' : ` ${Math.floor(p.fraction * 100)}%`;
-    const total = p.eta_ms === null ? '' : ` of ~${seconds(p.elapsed_ms + p.eta_ms)}`;
-    const text = `modelhub: loading ${this.m.name}${percent} (${seconds(p.elapsed_ms)}${total}): ${p.stage}`;
+    const text = `modelhub: loading ${this.m.name}${howFar(p)}: ${p.stage}`;
     const newStage = p.stage !== this.lastStage;
     this.lastStage = p.stage;
     this.say(text, newStage);

@@ -150,3 +150,11 @@ export class ProgressWatch {
     return { model: this.host.model, what: run.what, stage, fraction: fraction === undefined ? null : Math.round(fraction * 1000) / 1000, eta_ms: round(eta), elapsed_ms: Math.round(elapsed), source };
   }
 }
+
+/** " 45% (1.2 s of ~2.6 s)": how far a load is, as the CLI, the dashboard and in-stream progress say it. */
+export function howFar(p: LoadProgress): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const percent = p.fraction === null ? '' : ` ${Math.floor(p.fraction * 100)}%`;
+  const total = p.eta_ms === null ? '' : ` of ~${s(p.elapsed_ms + p.eta_ms)}`;
+  return `${percent} (${s(p.elapsed_ms)}${total})`;
+}

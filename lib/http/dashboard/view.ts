@@ -5,7 +5,7 @@ import { VERSION } from '../../paths.js';
 import type { ModelUsage } from '../metrics.js';
 import type { MinuteSeries, RecentStats } from '../model-stats.js';
 import { statsView, type StatsView } from './stats-view.js';
-import type { LoadProgress } from '../../scheduler/progress.js';
+import { howFar } from '../../scheduler/progress.js';
 import type { Controller } from '../../scheduler/controller.js';
 import type { History } from '../../scheduler/history.js';
 import type { GroupStatus, ModelStatus } from '../../scheduler/status.js';
@@ -154,7 +154,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
   return {
     name: s.name,
     url: modelUrl(s.name),
-    load: s.progress && { fraction: s.progress.fraction, text: loadText(s.progress) },
+    load: s.progress && { fraction: s.progress.fraction, text: `${s.progress.stage}${howFar(s.progress)}` },
     aliases: s.aliases,
     backend: s.backend,
     remote: s.kind === 'remote',
@@ -312,9 +312,3 @@ function servedText(u: ModelUsage | undefined): string {
   return parts.join(' · ');
 }
 
-/** "Loading weights 45% · 1.2 s of ~2.6 s": where a start or wake-up is. */
-function loadText(p: LoadProgress): string {
-  const percent = p.fraction === null ? '' : ` ${Math.floor(p.fraction * 100)}%`;
-  const total = p.eta_ms === null ? '' : ` of ~${((p.elapsed_ms + p.eta_ms) / 1000).toFixed(1)} s`;
-  return `${p.stage}${percent} · ${(p.elapsed_ms / 1000).toFixed(1)} s${total}`;
-}
