@@ -77,10 +77,18 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
     stateDir: config.stateDir,
     hubCommand: HUB_COMMAND,
     log: { warn, info: (message) => log.info(message) },
+    gpusRead: () => controller.gpusChanged(),
   });
   controller.on('transition', (t) => memory.noteTransition(t));
   // memory: auto models are planned with what the monitor measured (or estimated).
   controller.sizeOf = (name) => memory.sizeOf(name);
+  // Models with gpus: are placed on the devices listed, or with gpus: auto on what nvidia-smi reports
+  // (read once before the first request can need it).
+  controller.gpuRooms = () => memory.gpuRooms();
+  if (config.gpus?.auto) {
+    await memory.sample(true);
+    if (!memory.gpuRooms().length) warn('gpus: auto found no GPU (nvidia-smi is not on PATH, or did not answer): models with gpus: are refused until it does; install the NVIDIA driver, or list the devices under gpus');
+  }
   if (options.onTransition) controller.on('transition', options.onTransition);
   controller.on('bug', (message) => log.error(`internal error, please report it: ${message}`));
   controller.on('notice', (message) => {

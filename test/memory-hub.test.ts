@@ -2,7 +2,7 @@
 // on PATH that this test controls: the over-declared and over-budget warnings (log once, status,
 // /metrics), measurements kept across a hub restart, and the live GPU view with memory attributed to
 // a model through its process tree.
-import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bunyan from 'bunyan';
 import t from 'tap';
@@ -11,29 +11,14 @@ import { startHub, type RunningHub } from '../lib/hub.js';
 import { processTree } from '../lib/runtime/resident.js';
 import { hub as hub_ } from './cli-support.js';
 import { freePortRange, getJson, postJson, tempDir, waitFor } from './helpers.js';
+import { fakeNvidiaSmi } from './support/fake-nvidia-smi.js';
 import { writeTinyGguf } from './support/tiny-gguf.js';
 
 const MiB = 2 ** 20;
-const smiDir = tempDir(t);
-// The fake: answers each query with the file the test wrote, or fails while `fail` exists; logs each run.
-writeFileSync(
-  join(smiDir, 'nvidia-smi'),
-  `#!/bin/sh
-echo "$1" >> "${smiDir}/calls"
-if [ -f "${smiDir}/fail" ]; then echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver." >&2; exit 9; fi
-case "$1" in
-  --query-gpu=*) cat "${smiDir}/gpus.csv" ;;
-  --query-compute-apps=*) cat "${smiDir}/apps.csv" ;;
-  *) exit 2 ;;
-esac
-`,
-);
-chmodSync(join(smiDir, 'nvidia-smi'), 0o755);
-process.env.PATH = `${smiDir}:${process.env.PATH}`;
+const smi = fakeNvidiaSmi(t);
 const GPUS = 'GPU-aaaa';
-writeFileSync(join(smiDir, 'gpus.csv'), `0, ${GPUS}, NVIDIA Fake 24, 24564, 3000\n1, GPU-bbbb, NVIDIA Fake, Two, [N/A], [N/A]\n`);
-writeFileSync(join(smiDir, 'apps.csv'), '');
-const calls = () => (existsSync(join(smiDir, 'calls')) ? readFileSync(join(smiDir, 'calls'), 'utf8').split('\n').filter(Boolean).length : 0);
+smi.devices(`0, ${GPUS}, NVIDIA Fake 24, 24564, 3000\n1, GPU-bbbb, NVIDIA Fake, Two, [N/A], [N/A]\n`);
+const calls = smi.calls;
 
 /** A hub in this process whose log records are kept. */
 async function hubWith(t: { teardown(fn: () => unknown): void }, dir: string, yaml: string): Promise<{ hub: RunningHub; records: Array<{ level: number; msg: string }> }> {
@@ -147,7 +132,7 @@ t.test('the GPU view from a fake nvidia-smi: devices, and a model holding memory
   const shell = (await getJson(`${hub.origin}/hub/api/status`)).body.models[0].pid as number;
   const child = processTree(shell)[1];
   t.ok(child, 'the backend is the shell\'s child');
-  writeFileSync(join(smiDir, 'apps.csv'), `${GPUS}, ${child}, 1500\n${GPUS}, 999999, 700\nGPU-bbbb, ${child}, [N/A]\n`);
+  smi.apps(`${GPUS}, ${child}, 1500\n${GPUS}, 999999, 700\nGPU-bbbb, ${child}, [N/A]\n`);
   const status = await waitFor('the model on the GPU', async () => {
     const s = (await getJson(`${hub.origin}/hub/api/status`)).body;
     return s.models[0].gpu_bytes === 1500 * MiB ? s : undefined;
@@ -182,8 +167,8 @@ t.test('the GPU view from a fake nvidia-smi: devices, and a model holding memory
   t.ok(calls() - before <= 2 * (Math.ceil(seconds) + 1), `${calls() - before} nvidia-smi runs for 30 reads in ${seconds.toFixed(1)} s`);
 
   // nvidia-smi starts failing: the view goes, with one warning however many reads.
-  writeFileSync(join(smiDir, 'fail'), '');
-  t.teardown(() => rmSync(join(smiDir, 'fail'), { force: true }));
+  smi.failing(true);
+  t.teardown(() => smi.failing(false));
   await waitFor('the GPU view to go', async () => (await getJson(`${hub.origin}/hub/api/status`)).body.gpus.length === 0);
   for (let i = 0; i < 5; i++) await getJson(`${hub.origin}/hub/api/status`);
   t.equal(warnings(records, /^nvidia-smi failed \(.*couldn't communicate with the NVIDIA driver/).length, 1, 'one warning, with nvidia-smi\'s own words');

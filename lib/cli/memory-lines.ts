@@ -31,6 +31,8 @@ function gpuLine(g: GpuView): string {
 export function memoryLines(models: ModelStatus[], groups: GroupStatus[], gpus: GpuView[] = []): MemoryLines {
   const info = models.flatMap((m) => modelLine(m) ?? []);
   info.push(...gpus.map(gpuLine));
+  // Where each placed model runs, and why there.
+  info.push(...models.flatMap((m) => (m.placement ? [`placement ${m.name}: ${m.placement}`] : [])));
   const warn = [
     ...models.flatMap((m) => (m.memory_warning ? [`model ${m.name}: ${m.memory_warning}`] : [])),
     ...groups.flatMap((g) => (g.memory_warning ? [g.memory_warning] : [])),

@@ -105,7 +105,7 @@ const MIN_ERROR_WIDTH = 12;
 const PIPE_ERROR_WIDTH = 60;
 
 /** Columns left out, in this order, while the table is wider than the terminal (--json has them all). */
-const DROPPED_FIRST = ['PORT', 'PID', 'GROUP', 'IN-FLIGHT/QUEUED', 'IDLE IN'];
+const DROPPED_FIRST = ['PORT', 'PID', 'GROUP', 'GPU', 'IN-FLIGHT/QUEUED', 'IDLE IN'];
 
 /**
  * The table of models. Given the terminal's width (`columns`), every line fits: the last error is
@@ -120,10 +120,12 @@ export function modelTable(models: ModelStatus[], c: Colors, now = Date.now(), c
     PID: m.pid === null ? '-' : String(m.pid),
     PORT: m.port === null ? '-' : String(m.port),
     GROUP: m.group === null ? '-' : visible(m.group),
+    GPU: m.gpus?.length ? m.gpus.join(',') : '-',
     'IN-FLIGHT/QUEUED': `${m.in_flight}/${m.queued}`,
     'IDLE IN': idleCell(m, now),
   }));
-  let shown = ['MODEL', 'PROCESS', 'MEMORY', 'PID', 'PORT', 'GROUP', 'IN-FLIGHT/QUEUED', 'IDLE IN'] as Array<keyof (typeof cells)[number]>;
+  // The GPU column only where some model is placed on GPUs (gpus: in hub.yaml).
+  let shown = ['MODEL', 'PROCESS', 'MEMORY', 'PID', 'PORT', 'GROUP', ...(models.some((m) => m.gpus) ? ['GPU'] : []), 'IN-FLIGHT/QUEUED', 'IDLE IN'] as Array<keyof (typeof cells)[number]>;
   const build = (error: (i: number) => string | undefined) => {
     const table = plainTable([...shown, ...(error(-1) !== undefined ? ['LAST ERROR'] : [])].map((h) => c.bold(h)));
     cells.forEach((row, i) => table.push([...shown.map((k) => row[k]), ...(error(i) !== undefined ? [error(i)!] : [])]));

@@ -20,6 +20,7 @@ import { ConfigTooLarge, duplicateKeys, readConfigText } from './yaml-file.js';
 import { checkNameClashes, nameProblem } from './names.js';
 import { withAlias } from '../backends/llama-cpp.js';
 import { launchProblems } from './launch.js';
+import { gpuConfigOf, gpuNeedOf } from './gpus.js';
 import { checkKeepCacheDirs, keepCacheOf } from './keep-cache.js';
 
 export const SLUG = /^[a-z0-9]+([._-][a-z0-9]+)*$/;
@@ -154,6 +155,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     };
   }
   const maxMemory = file.max_memory !== undefined ? parseSize(file.max_memory)! : Infinity;
+  const gpus = gpuConfigOf(file, problem);
 
   const models: Record<string, ModelConfig> = {};
   for (const [name, own] of Object.entries(file.models ?? {})) {
@@ -171,6 +173,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
       if (m.backend === 'vllm' || m.backend === 'demo') m.memoryRelease = merged.memory_release;
       else if (own.memory_release !== undefined) problem([...at, 'memory_release'], `only vllm (and demo) models have sleep levels; backend ${m.backend} frees memory its own way: remove memory_release`);
     }
+    m.gpus = gpuNeedOf(m, merged, own, gpus, at, problem);
     if (m.group !== undefined && !groups[m.group] && !refused(['groups', m.group])) {
       const guess = didYouMean(m.group, Object.keys(groups));
       const known = Object.keys(groups);
@@ -211,6 +214,7 @@ function normalize(file: HubFile, path: string, problems: RawProblem[], previous
     ports: { start: file.ports?.start ?? DEFAULT_PORTS_START },
     metrics: { backends: file.metrics?.backends ?? false },
     maxMemory,
+    gpus,
     groups,
     models,
   };

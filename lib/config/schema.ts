@@ -13,6 +13,9 @@ export const TRANSLATE_MODES = ['auto', 'always', 'never'] as const;
 export const MAX_LOGGED_REQUESTS = 100_000;
 /** keep_cache_max's upper bound: more slots than any llama-server is run with. */
 export const MAX_KEEP_CACHE_FILES = 256;
+/** A box has at most this many GPUs a model may span, with ids below MAX_GPU_ID. */
+export const MAX_GPUS = 64;
+export const MAX_GPU_ID = 1023;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 const annotate = <T extends TSchema>(schema: T, expected: string): T => Object.assign(schema, { expected });
@@ -83,6 +86,8 @@ const modelProperties = {
   memory_release: Opt(OneOf(['level1', 'level2'] as const)),
   keep_cache: Opt(Bool()),
   keep_cache_max: Opt(Int(1, MAX_KEEP_CACHE_FILES)),
+  // How many GPUs the model needs (the hub picks them), or which ones (docs/gpus.md).
+  gpus: Opt(annotate(Type.Union([Type.Integer({ minimum: 1, maximum: MAX_GPUS }), Type.Array(Type.Integer({ minimum: 0, maximum: MAX_GPU_ID }), { minItems: 1, maxItems: MAX_GPUS })]), 'a number of GPUs like 1, or a list of GPU ids like [0]')),
 };
 
 export const ModelSchema = Obj(modelProperties, 'a model: an object with cmd or url');
@@ -131,6 +136,12 @@ export const HubFileSchema = Obj(
     ports: Opt(Obj({ start: Opt(Port()) }, 'an object with start')),
     metrics: Opt(Obj({ backends: Opt(Bool()) }, 'an object with backends')),
     max_memory: Opt(Size()),
+    gpus: Opt(
+      annotate(
+        Type.Union([Type.Literal('auto'), Type.Array(Obj({ id: Int(0, MAX_GPU_ID), memory: Size() }, 'a GPU: an object with id and memory'), { maxItems: MAX_GPU_ID + 1 })]),
+        'auto, or a list of GPUs like [{ id: 0, memory: 24GiB }]',
+      ),
+    ),
     defaults: Opt(DefaultsSchema),
     groups: Opt(annotate(Type.Record(Type.String(), GroupSchema), 'a map of group name: group')),
     models: annotate(Type.Record(Type.String(), ModelSchema), 'a map of model name: model'),

@@ -54,6 +54,21 @@ export interface ModelConfig {
   keepCache?: KeepCache;
   /** memory_release (vLLM, and the demo backend that speaks its API): the sleep level of an unload. */
   memoryRelease?: 'level1' | 'level2';
+  /** gpus: the devices it needs (the coordinators place it and set CUDA_VISIBLE_DEVICES); absent: not placed. */
+  gpus?: GpuNeed;
+}
+
+/** A model's `gpus:`: any `count` devices, or exactly the ones in `only`. */
+export interface GpuNeed {
+  count: number;
+  only?: number[];
+}
+
+/** The hub's `gpus:`: found with nvidia-smi (`auto`), or listed with their memory. */
+export interface GpuConfig {
+  auto: boolean;
+  /** Listed devices (empty with auto: those come from nvidia-smi at run time). */
+  devices: Array<{ id: number; memory: number }>;
 }
 
 /** backends/llama-slots.ts saves and restores the slots; config/keep-cache.ts works this out. */
@@ -153,6 +168,8 @@ export interface HubConfig {
   metrics: { backends: boolean };
   /** Hub-wide memory budget in bytes; Infinity when not set. */
   maxMemory: number;
+  /** The devices models with `gpus:` are placed on; absent when the config lists none. */
+  gpus?: GpuConfig;
   groups: Record<string, GroupConfig>;
   /** In file order. */
   models: Record<string, ModelConfig>;

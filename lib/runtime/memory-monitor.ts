@@ -10,6 +10,7 @@
 import type { HubConfig, ModelConfig } from '../config/types.js';
 import { formatBytes } from '../config/units.js';
 import { estimateGguf, type EstimateResult } from './gguf-estimate.js';
+import type { GpuRoom } from '../scheduler/placement.js';
 import { GpuProbe, gpuBytesOf, type GpuSnapshot } from './gpu.js';
 import { footprint, MemoryHistory, type Measured } from './memory-history.js';
 import { processTree, residentBytes } from './resident.js';
@@ -62,6 +63,8 @@ export interface MemoryMonitorOptions {
   log: { warn(message: string): void; info(message: string): void };
   /** The GPU view (default: nvidia-smi on PATH). */
   gpu?: GpuProbe;
+  /** With `gpus: auto`, after each reading of the GPUs (models waiting for room look again). */
+  gpusRead?(): void;
 }
 
 /** What `launch` a measurement belongs to: a changed command, env or folder is a new model. */
@@ -153,8 +156,10 @@ export class MemoryMonitor {
   }
 
   private async measureAll(): Promise<void> {
-    const models = this.options.models().filter((m) => m.pid !== undefined && m.process !== 'stopped' && m.process !== 'failed');
     this.gpuSnapshot = await this.gpu.read();
+    // Listed after the GPU reading: a model spawned meanwhile is then counted as the hub's, not as
+    // another process's memory on its device.
+    const models = this.options.models().filter((m) => m.pid !== undefined && m.process !== 'stopped' && m.process !== 'failed');
     const live = new Map<string, LiveSample>();
     for (const m of models) {
       const pid = m.pid!;
@@ -171,6 +176,7 @@ export class MemoryMonitor {
     }
     this.live = live;
     this.checkGroups();
+    if (this.options.config().gpus?.auto) this.options.gpusRead?.();
   }
 
   private record(m: WatchedModel, pid: number, rss: number, gpu: number | null): void {
@@ -233,6 +239,22 @@ export class MemoryMonitor {
 
   groupOf(name: string): GroupMeasure | undefined {
     return this.groups.get(name);
+  }
+
+  /**
+   * The devices models with `gpus:` are placed on: with `gpus: auto` each GPU nvidia-smi reported,
+   * less what processes other than the hub's models hold on it; else the devices hub.yaml lists.
+   */
+  gpuRooms(): GpuRoom[] {
+    const gpus = this.options.config().gpus;
+    if (!gpus?.auto) return (gpus?.devices ?? []).map((d) => ({ ...d, foreign: 0 }));
+    const snap = this.gpuSnapshot;
+    if (!snap) return [];
+    return snap.devices.flatMap((d) => {
+      if (d.total === null) return []; // a device that does not tell its memory cannot be planned on
+      const ours = [...this.live.values()].reduce((n, s) => n + (s.perGpu.get(d.uuid) ?? 0), 0);
+      return [{ id: d.index, memory: d.total, foreign: Math.max(0, (d.used ?? 0) - ours) }];
+    });
   }
 
   /** Each GPU's memory and which models hold how much of it (empty without a GPU view). */

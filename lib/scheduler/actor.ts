@@ -239,6 +239,7 @@ export class ModelActor {
       idleDeadline: idleDeadline(s),
       loadMs: this.ctx.expectedLoadMs(s.name),
       startTimeoutMs: s.config.startTimeoutMs,
+      gpu: s.config.gpus && { ...s.config.gpus, on: s.placement?.devices, before: s.lastDevices },
     };
   }
 
@@ -451,6 +452,7 @@ export class ModelActor {
       logFile: this.logFile,
       adapter: this.adapter,
       backendModel: this.backendModel,
+      gpus: this.s.placement?.devices,
       movePort: (port: number) => this.send({ type: 'port-moved', port }),
     };
   }

@@ -12,6 +12,7 @@
 // yield until it has admitted them. The order is strict within a group: nobody overtakes the head.
 import type { OnFull } from '../config/types.js';
 import { formatBytes } from '../config/units.js';
+import { makeRoom, place, type GpuRoom, type Placement, type SlotGpu } from './placement.js';
 
 export interface Slot {
   key: string;
@@ -51,6 +52,8 @@ export interface Slot {
   /** What bringing it back is expected to cost (ms), from its load history. */
   loadMs: number;
   startTimeoutMs: number;
+  /** Models with `gpus:` (see placement.ts). */
+  gpu?: SlotGpu;
 }
 
 export interface GroupRule {
@@ -62,9 +65,9 @@ export interface GroupRule {
 }
 
 export type Decision =
-  | { kind: 'grant'; key: string }
+  | { kind: 'grant'; key: string; /** Models with `gpus:`: the devices it goes to, and why. */ placement?: Placement }
   | { kind: 'evict'; key: string; reason: string }
-  | { kind: 'refuse'; key: string; message: string; retryAfterMs: number };
+  | { kind: 'refuse'; key: string; message: string; retryAfterMs: number; /** Nothing a wait would change: a failed start, not a full hub. */ never?: boolean };
 
 /** Per group (and '*' for the hub): what waits, what loads next, and why it has not yet. */
 export interface GroupOutlook {
@@ -84,13 +87,14 @@ const REUSE_GRACE_MS = 250;
 /** Swap hold for models outside any group (only the hub budget constrains them). */
 const UNGROUPED_HOLD_MS = 0;
 
-export function plan(slots: readonly Slot[], groups: Readonly<Record<string, GroupRule>>, hubMaxMemory: number, now: number): Plan {
+export function plan(slots: readonly Slot[], groups: Readonly<Record<string, GroupRule>>, hubMaxMemory: number, now: number, gpus?: readonly GpuRoom[]): Plan {
   const out: Plan = { decisions: [], outlook: {} };
   const wake = (at: number) => (out.wakeAt = Math.min(out.wakeAt ?? Infinity, at));
   const holding = slots.filter((s) => s.counted);
   const wanting = slots.filter((s) => s.wants).sort((a, b) => (a.oldestAt ?? 0) - (b.oldestAt ?? 0) || (a.key < b.key ? -1 : 1));
   const blocked = new Set<string>(); // groups (and '*' for the hub budget) whose head waits
   const granted: Slot[] = [];
+  const behind = new Set<number>(); // GPUs an earlier model waits to be given
 
   for (const w of wanting) {
     const rule = w.group !== undefined ? groups[w.group] : undefined;
@@ -99,8 +103,11 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
     const held = [...holding, ...granted];
     const fit = fits(w, held, rule, hubMaxMemory);
     if (fit.ok) {
-      granted.push({ ...w, counted: true, moving: true }); // granted in this plan: about to load, not a victim
-      out.decisions.push({ kind: 'grant', key: w.key });
+      // A model with `gpus:` also needs devices with room (only the hub's coordinator passes them).
+      const spot = w.gpu && gpus ? onGpus(w, held, gpus, behind, rule?.swapHoldMs ?? UNGROUPED_HOLD_MS, now, out, wake) : undefined;
+      if (spot === null) continue;
+      granted.push({ ...w, counted: true, moving: true, gpu: spot ? { ...w.gpu!, on: spot.devices } : w.gpu }); // granted in this plan: about to load, not a victim
+      out.decisions.push({ kind: 'grant', key: w.key, ...(spot && { placement: spot }) });
       continue;
     }
     const policy = rule?.onFull ?? 'evict';
@@ -141,26 +148,7 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
       } else outlook(`waits for ${names(staying.filter((h) => h.moving))} to finish loading`);
       continue;
     }
-    const waitingFor: string[] = [];
-    const hold = rule?.swapHoldMs ?? UNGROUPED_HOLD_MS;
-    for (const v of chosen) {
-      // A model in use keeps admitting for swap_hold after the head began to wait; one that came up
-      // after that and serves at least as many clients as wait for the head keeps it from when it came
-      // up (so a model loaded for a batch also serves the agents that stay with it). A model idle for
-      // only a moment is between two requests of an agent: it counts as in use for a short grace.
-      const holdUntil = Math.max(w.oldestAt ?? now, v.demand >= w.demand ? (v.loadedAt ?? -Infinity) : -Infinity) + hold;
-      // The grace is for a model in a run of turns (it served two or more since it came up), not for
-      // one that answered a single request: that one gives way at once.
-      const graceEnd = v.servedSinceUp >= 2 ? (v.idleSince ?? -Infinity) + Math.min(hold, REUSE_GRACE_MS) : -Infinity;
-      const idle = !v.busy && v.owed === 0;
-      if (v.owed > 0) waitingFor.push(`${v.name} to serve the ${v.owed} request${v.owed === 1 ? '' : 's'} it was loaded for`);
-      else if (idle && !(now < graceEnd && now < holdUntil)) out.decisions.push({ kind: 'evict', key: v.key, reason: `evicted for ${w.name}: idle ${seconds(now - (v.idleSince ?? now))}, reload ~${seconds(v.loadMs)}` });
-      else if (now < holdUntil) {
-        const until = idle ? Math.min(graceEnd, holdUntil) : holdUntil;
-        wake(until);
-        waitingFor.push(`${v.name}, which keeps serving until ${new Date(until).toISOString()} (swap_hold)`);
-      } else out.decisions.push({ kind: 'evict', key: v.key, reason: `yielded to ${w.name}: its requests waited ${seconds(now - (w.oldestAt ?? now))}` });
-    }
+    const waitingFor = giveWay(w, chosen, rule?.swapHoldMs ?? UNGROUPED_HOLD_MS, now, out, wake);
     outlook(waitingFor.length ? `waits for ${waitingFor.join('; ')}` : 'room is being made');
   }
   for (const w of wanting) {
@@ -168,6 +156,73 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
     out.outlook[scope] ??= { next: w.name };
   }
   return out;
+}
+
+/**
+ * Devices for `w`, which fits its group and the hub's budget: its placement, or null when it has to
+ * wait (idle models on the chosen devices are evicted, busy ones yield after swap_hold) or is refused.
+ */
+function onGpus(w: Slot, held: Slot[], gpus: readonly GpuRoom[], behind: Set<number>, hold: number, now: number, out: Plan, wake: (at: number) => void): Placement | null {
+  const outlook = (why: string) => (out.outlook[w.group ?? '*'] ??= { next: w.name, why });
+  const spot = place(w, held, gpus, behind);
+  if (spot.kind === 'placed') return spot.placement;
+  if (spot.kind === 'never') {
+    out.decisions.push({ kind: 'refuse', key: w.key, message: `model ${w.name} cannot be placed on a GPU: ${spot.why}. Change its gpus or memory in hub.yaml (or the hub's gpus), or free the GPU`, retryAfterMs: 0, never: true });
+    return null;
+  }
+  if (spot.kind === 'behind') {
+    outlook('waits for a model ahead of it to be placed on a GPU');
+    return null;
+  }
+  const onGpu = held.filter((h) => h.key !== w.key && h.counted && h.gpu?.on?.length);
+  const leaving = onGpu.filter((h) => h.leaving);
+  if (leaving.length && place(w, held.filter((h) => !leaving.includes(h)), gpus, behind).kind === 'placed') {
+    outlook(`waits for ${names(leaving)} to free GPU memory`);
+    return null;
+  }
+  const staying = onGpu.filter((h) => !h.leaving);
+  const movable = staying.filter((h) => !h.pinned && !h.held && !h.moving);
+  const idle = movable.filter((h) => !h.busy && h.owed === 0).sort((a, b) => cost(a, now) - cost(b, now) || (a.idleSince ?? 0) - (b.idleSince ?? 0));
+  const busy = movable.filter((h) => h.busy || h.owed > 0).sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0));
+  const room = makeRoom(w, held, gpus, [...idle, ...busy], behind, (s) => cost(s, now));
+  if (!room) {
+    const moving = staying.filter((h) => h.moving);
+    if (moving.length) outlook(`waits for ${names(moving)} to finish loading`);
+    else out.decisions.push(refusal(w, held, `no GPU has room and the models on them are pinned or being loaded together by an operator (${names(staying)})`, now));
+    return null;
+  }
+  for (const id of room.devices) behind.add(id);
+  const where = ` on GPU ${room.devices.join(', ')}`;
+  const waitingFor = giveWay(w, room.victims, hold, now, out, wake, where);
+  outlook(waitingFor.length ? `waits for ${waitingFor.join('; ')}` : `room is being made${where}`);
+  return null;
+}
+
+/**
+ * Asks the models chosen to make room for `w` to give way: an idle one is evicted at once, a busy
+ * one keeps admitting until its swap_hold ends, then yields. Returns what `w` still waits for.
+ */
+function giveWay(w: Slot, chosen: readonly Slot[], hold: number, now: number, out: Plan, wake: (at: number) => void, where = ''): string[] {
+  const waitingFor: string[] = [];
+  for (const v of chosen) {
+    // A model in use keeps admitting for swap_hold after the head began to wait; one that came up
+    // after that and serves at least as many clients as wait for the head keeps it from when it came
+    // up (so a model loaded for a batch also serves the agents that stay with it). A model idle for
+    // only a moment is between two requests of an agent: it counts as in use for a short grace.
+    const holdUntil = Math.max(w.oldestAt ?? now, v.demand >= w.demand ? (v.loadedAt ?? -Infinity) : -Infinity) + hold;
+    // The grace is for a model in a run of turns (it served two or more since it came up), not for
+    // one that answered a single request: that one gives way at once.
+    const graceEnd = v.servedSinceUp >= 2 ? (v.idleSince ?? -Infinity) + Math.min(hold, REUSE_GRACE_MS) : -Infinity;
+    const idle = !v.busy && v.owed === 0;
+    if (v.owed > 0) waitingFor.push(`${v.name} to serve the ${v.owed} request${v.owed === 1 ? '' : 's'} it was loaded for`);
+    else if (idle && !(now < graceEnd && now < holdUntil)) out.decisions.push({ kind: 'evict', key: v.key, reason: `evicted for ${w.name}${where}: idle ${seconds(now - (v.idleSince ?? now))}, reload ~${seconds(v.loadMs)}` });
+    else if (now < holdUntil) {
+      const until = idle ? Math.min(graceEnd, holdUntil) : holdUntil;
+      wake(until);
+      waitingFor.push(`${v.name}, which keeps serving until ${new Date(until).toISOString()} (swap_hold)`);
+    } else out.decisions.push({ kind: 'evict', key: v.key, reason: `yielded to ${w.name}${where}: its requests waited ${seconds(now - (w.oldestAt ?? now))}` });
+  }
+  return waitingFor;
 }
 
 /** Whether `s` fits beside `held`, and if not, which budget is short: its group's or the hub's ('*'). */

@@ -14,6 +14,9 @@ export interface Transition {
   to: string;
   reason: Reason;
   at: string;
+  /** A start or wake-up of a model with `gpus:`: its devices, and why there. */
+  gpus?: number[];
+  placement?: string;
 }
 
 export interface LastError {
@@ -45,6 +48,8 @@ export interface ExecutedModel {
   readonly logFile: string;
   readonly adapter: BackendAdapter;
   readonly backendModel: BackendModel;
+  /** The GPUs it was placed on (models with `gpus:`): the child sees only these. */
+  readonly gpus?: readonly number[];
   /** Its auto-assigned port was taken: from now on it uses this one. */
   movePort(port: number): void;
 }

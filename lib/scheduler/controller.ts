@@ -16,6 +16,7 @@ import { Coordinators } from './coordinators.js';
 import { LoadHistory } from './load-history.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
 import type { LoadProgress } from './progress.js';
+import type { GpuRoom } from './placement.js';
 import type { WaitPolicy } from './state.js';
 import { modelStatus, groupStatus, type ModelStatus, type GroupStatus } from './status.js';
 
@@ -54,6 +55,11 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
   readonly startedAt: number;
   /** What `memory: auto` models measure (or are estimated) to hold; the hub's memory monitor provides it. */
   sizeOf: (name: string) => { bytes: number; source: 'measured' | 'estimated' } | undefined = () => undefined;
+  /**
+   * The GPUs models with `gpus:` are placed on: by default the devices hub.yaml lists; with
+   * `gpus: auto` the hub's memory monitor provides what nvidia-smi reports.
+   */
+  gpuRooms: () => readonly GpuRoom[] = () => (this.config.gpus?.devices ?? []).map((d) => ({ ...d, foreign: 0 }));
 
   constructor(
     public config: HubConfig,
@@ -64,7 +70,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     this.setMaxListeners(0);
     this.startedAt = options.driver.clock.now();
     this.loadTimes = new LoadHistory(options.stateDir);
-    this.coordinators = new Coordinators({ config: () => this.config, clock: options.driver.clock, holders: () => this.holders(), notice: (message) => this.emit('notice', message) });
+    this.coordinators = new Coordinators({ config: () => this.config, clock: options.driver.clock, holders: () => this.holders(), gpus: () => this.gpuRooms(), notice: (message) => this.emit('notice', message) });
     for (const m of Object.values(config.models)) this.add(m);
     this.indexIds();
   }
@@ -249,6 +255,11 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
    * stopped, launch changes applied once the model is idle (its old process serves until then),
    * policy changes applied live.
    */
+  /** What the GPUs hold changed (a fresh nvidia-smi reading): models waiting for room look again. */
+  gpusChanged(): void {
+    this.coordinators.replan();
+  }
+
   applyConfig(next: HubConfig): ConfigDiff {
     // Compared with what the models really run (a port moved at a start lives in the model's state).
     const running: HubConfig = { ...this.config, models: Object.fromEntries(this.all().map((m) => [m.name, m.intendedConfig])) };

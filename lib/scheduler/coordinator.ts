@@ -10,6 +10,7 @@ import { HubError } from '../errors.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { ModelActor } from './actor.js';
 import { plan, type GroupOutlook, type GroupRule, type Slot } from './capacity.js';
+import type { GpuRoom, Placement } from './placement.js';
 
 /** What makes a coordinator a group's or the hub's: whom it plans for, with which rules. */
 export interface Scope {
@@ -19,9 +20,9 @@ export interface Scope {
   wants(actor: ModelActor, now: number): boolean;
   /** The snapshots to plan over (its members and what holds the room they share); `wanting` want room. */
   slots(wanting: ReadonlySet<ModelActor>, now: number): { slots: Slot[]; byKey: Map<string, ModelActor> };
-  rules(config: HubConfig): { groups: Record<string, GroupRule>; hubMaxMemory: number };
-  /** A grant: to the actor itself, or on to the hub's coordinator when the hub's memory must agree. */
-  grant(actor: ModelActor, now: number): void;
+  rules(config: HubConfig): { groups: Record<string, GroupRule>; hubMaxMemory: number; gpus?: readonly GpuRoom[] };
+  /** A grant: to the actor itself (with its GPUs, if placed), or on to the hub's coordinator when the hub's memory or GPUs must agree. */
+  grant(actor: ModelActor, now: number, placement?: Placement): void;
   /** Called after each plan with the actors it granted (a group tells the hub which ones it passed on). */
   planned?(granted: ReadonlySet<ModelActor>): void;
 }
@@ -94,24 +95,24 @@ export class Coordinator {
       return;
     }
     const { slots, byKey } = this.scope.slots(this.wanting, now);
-    const { groups, hubMaxMemory } = this.scope.rules(this.host.config());
-    const result = plan(slots, groups, hubMaxMemory, now);
+    const { groups, hubMaxMemory, gpus } = this.scope.rules(this.host.config());
+    const result = plan(slots, groups, hubMaxMemory, now, gpus);
     this.outlook = result.outlook;
     this.outlookShown = Object.keys(result.outlook).length > 0;
     this.arm(result.wakeAt);
     const answered = new Set<ModelActor>();
-    const granted = new Set<ModelActor>();
+    const granted = new Map<ModelActor, Placement | undefined>();
     for (const d of result.decisions) {
       const actor = byKey.get(d.key);
       if (!actor) continue;
-      if (d.kind === 'grant') granted.add(actor);
+      if (d.kind === 'grant') granted.set(actor, d.placement);
       else if (d.kind === 'evict') actor.send({ type: 'down', to: 'unload', reason: d.reason, drainMs: Infinity });
-      else actor.send({ type: 'refused', error: new HubError('capacity_exhausted', d.message, { retryAfterMs: d.retryAfterMs }) });
+      else actor.send({ type: 'refused', error: d.never ? new HubError('model_start_failed', d.message) : new HubError('capacity_exhausted', d.message, { retryAfterMs: d.retryAfterMs }) });
       if (d.kind !== 'evict') answered.add(actor);
     }
     for (const a of this.wanting) if (!answered.has(a)) deferred.add(a);
-    this.scope.planned?.(granted);
-    for (const a of granted) this.scope.grant(a, now);
+    this.scope.planned?.(new Set(granted.keys()));
+    for (const [a, placement] of granted) this.scope.grant(a, now, placement);
   }
 
   private arm(at: number | undefined): void {

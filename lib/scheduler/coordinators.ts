@@ -1,15 +1,18 @@
 // The coordinators of a hub: one per group, and one for the hub's memory budget (which also serves
-// the models outside any group). A group's coordinator decides order and room among its members
+// the models outside any group, and places models with `gpus:` on devices). A group's coordinator
+// decides order and room among its members
 // alone: who loads next, who yields or is evicted within the group, who waits. When the hub has a
 // memory budget, a model its group would let in must also fit that budget: the group passes it on to
 // the hub's coordinator, which orders such candidates across groups by their oldest waiting request
-// and makes room by evicting idle models of any group. Each plans only when a model of its own scope
+// and makes room by evicting idle models of any group. Each GPU is such a budget too: a model with
+// `gpus:` is passed on the same way, and the hub's coordinator picks its devices (placement.ts). Each plans only when a model of its own scope
 // changes, so a busy group does not make every other group plan again.
 import type { HubConfig } from '../config/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { ModelActor } from './actor.js';
 import type { GroupOutlook, GroupRule } from './capacity.js';
 import { Coordinator, type Scope } from './coordinator.js';
+import type { GpuRoom, Placement } from './placement.js';
 import { wantsCapacity } from './state.js';
 
 export interface CoordinatorsHost {
@@ -17,6 +20,8 @@ export interface CoordinatorsHost {
   readonly clock: Clock;
   /** Every model that holds or may hold memory (removed ones still stopping included). */
   holders(): ModelActor[];
+  /** The GPUs models with `gpus:` are placed on, and what other processes hold of them. */
+  gpus(): readonly GpuRoom[];
   notice?(message: string): void;
 }
 
@@ -112,7 +117,7 @@ export class Coordinators {
       slots: (wanting, now) => {
         // Whatever holds memory counts against the budget, in any group; candidates want it.
         const budget = Number.isFinite(this.hubBudget());
-        const mine = this.host.holders().filter((a) => wanting.has(a) || (a.counted && (budget ? a.plannedMemory.bytes > 0 : a.config.group === undefined)));
+        const mine = this.host.holders().filter((a) => wanting.has(a) || (a.counted && (a.config.gpus !== undefined || (budget ? a.plannedMemory.bytes > 0 : a.config.group === undefined))));
         const slots = mine.map((a) => ({ ...a.slot(now), wants: wanting.has(a) }));
         return { slots, byKey: new Map(mine.map((a) => [a.key, a])) };
       },
@@ -120,21 +125,23 @@ export class Coordinators {
       rules: (config) => ({
         groups: Object.fromEntries(Object.keys(config.groups).map((g) => [g, { ...rule(config, g), maxLoaded: Infinity, maxMemory: Infinity }])),
         hubMaxMemory: config.maxMemory,
+        gpus: config.gpus ? this.host.gpus() : undefined,
       }),
-      grant: (a) => this.send(a),
+      grant: (a, _now, placement) => this.send(a, placement),
     };
   }
 
-  /** Whether a model its group lets in must also fit the hub's memory budget first. */
+  /** Whether a model its group lets in must also fit the hub's memory budget or be placed on GPUs first. */
   private needsHub(a: ModelActor): boolean {
+    if (a.config.gpus !== undefined) return true;
     if (!Number.isFinite(this.hubBudget())) return false;
     const planned = a.plannedMemory;
     return planned.bytes > 0 || planned.source === 'unknown';
   }
 
-  private send(a: ModelActor): void {
+  private send(a: ModelActor, placement?: Placement): void {
     if (a.plannedMemory.source === 'unknown') this.host.notice?.(`model ${a.name} has memory: auto and has not been measured yet: it is loaded only into an otherwise empty group, and planned with what it holds once measured`);
-    a.send({ type: 'granted', afterWait: this.deferred.delete(a) });
+    a.send({ type: 'granted', afterWait: this.deferred.delete(a), placement });
   }
 }
 

@@ -5,14 +5,14 @@ import type { HubConfig, ModelConfig } from '../config/types.js';
 export interface ConfigDiff {
   added: string[];
   removed: string[];
-  /** Launch settings changed (cmd, env, cwd, backend, url, port): restarted once idle. */
+  /** Launch settings changed (cmd, env, cwd, backend, url, port, gpus): restarted once idle. */
   restarted: string[];
   /** Only policy changed (idle, group, aliases, limits, …): applied live. */
   updated: string[];
   unchanged: string[];
 }
 
-const LAUNCH_KEYS = ['argv', 'env', 'cwd', 'backend', 'url', 'port', 'apiKey'] as const satisfies ReadonlyArray<keyof ModelConfig>;
+const LAUNCH_KEYS = ['argv', 'env', 'cwd', 'backend', 'url', 'port', 'apiKey', 'gpus'] as const satisfies ReadonlyArray<keyof ModelConfig>;
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 

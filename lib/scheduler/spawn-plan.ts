@@ -28,5 +28,11 @@ export async function planSpawn(model: ExecutedModel, ctx: ModelContext, reason:
   const values = { port: m.port!, model: m.name, hub: ctx.hubCommand };
   const argv = resolveCommand(m.argv!, values);
   const env = Object.fromEntries(Object.entries(m.env).map(([k, v]) => [k, resolveCommand([v], values)[0]]));
-  return { spec: { model: m.name, argv, env, cwd: m.cwd, logFile: model.logFile, banner: `modelhub starting ${m.name} (${reason}): ${argv.join(' ')}` } };
+  if (model.gpus) {
+    // The child sees only its devices, numbered as nvidia-smi numbers them (CUDA's own default order
+    // is fastest first, which can differ on a box with mixed GPUs).
+    env.CUDA_VISIBLE_DEVICES = model.gpus.join(',');
+    env.CUDA_DEVICE_ORDER ??= 'PCI_BUS_ID';
+  }
+  return { spec: { model: m.name, argv, env, cwd: m.cwd, logFile: model.logFile, banner: `modelhub starting ${m.name} (${reason})${model.gpus ? ` on GPU ${model.gpus.join(', ')}` : ''}: ${argv.join(' ')}` } };
 }

@@ -5,6 +5,7 @@
 import type { ModelConfig } from '../config/types.js';
 import type { HubError } from '../errors.js';
 import type { LastError } from './context.js';
+import type { Placement } from './placement.js';
 import { initialState, type MachineState } from './machine.js';
 
 /** Who waits for the model: a request (becomes in flight when admitted) or an operator action. */
@@ -49,6 +50,10 @@ export interface ModelState {
   closed: string[];
   /** Capacity granted by the coordinator, memory not loaded yet. */
   reserved: boolean;
+  /** Models with `gpus:`: the devices its process runs on (from its grant until it stops), and why. */
+  placement?: Placement;
+  /** The devices it ran on last time (placement is stable where it can be). */
+  lastDevices?: number[];
   /** When the current capacity grant came, if it had to wait for room (the swap time each waiter is told). */
   grantedAt?: number;
   inflight: number;

@@ -46,6 +46,10 @@ export interface ModelStatus {
   load_ms: { start_ms: number | null; wake_ms: number | null };
   /** A start or wake-up under way: its stage, fraction and time left; null otherwise. */
   progress: LoadProgress | null;
+  /** Models with `gpus:`: the devices its process runs on ([] while it is not placed); null for other models. */
+  gpus: number[] | null;
+  /** Why it was placed there ("placed on GPU 1: 18.2GiB free; GPU 0 holds qwen-32b"). */
+  placement: string | null;
   // Filled in by the hub's memory monitor (runtime/memory-monitor.ts) on /hub/api/status and the dashboard:
   /** GPU memory its process tree holds now; null without a GPU view or while its process is down. */
   gpu_bytes?: number | null;
@@ -96,6 +100,8 @@ export function modelStatus(m: ModelActor, now: number, loadTimes: LoadHistory):
     oldest_wait: iso(m.state.waiting[0]?.at),
     load_ms: loadTimes.of(m.name),
     progress: m.progress ?? null,
+    gpus: c.gpus ? (m.state.placement?.devices ?? []) : null,
+    placement: m.state.placement?.reason ?? null,
   };
 }
 

@@ -13,6 +13,7 @@ import type { ModelConfig } from '../config/types.js';
 import { HubError, plural } from '../errors.js';
 import type { ExitInfo } from '../runtime/child.js';
 import type { Transition } from './context.js';
+import type { Placement } from './placement.js';
 import { backoffMs, describeFailure, failureKind, failureKindReason } from './failure.js';
 import { transition, type Effect as MachineEffect, type MachineEvent } from './machine.js';
 import { admitsAtOnce, backingOff, deadlines, idleSteps, isCounted, isReady, isRemote, requestsWaiting, type Down, type ModelState, type TimerName, type WaitPolicy, type WaiterKind } from './state.js';
@@ -30,7 +31,7 @@ export type ActorEvent =
   /** A waiter gave up (its client left). */
   | { type: 'leave'; id: number }
   | { type: 'down'; to: 'unload' | 'stop'; reason: string; drainMs: number; force?: boolean; id?: number }
-  | { type: 'granted'; /** The model waited for room (it was not granted when it first asked). */ afterWait?: boolean }
+  | { type: 'granted'; /** The model waited for room (it was not granted when it first asked). */ afterWait?: boolean; placement?: Placement }
   | { type: 'refused'; error: HubError }
   | { type: 'spawned'; gen: number }
   | { type: 'spawn-failed'; gen: number; message: string }
@@ -122,6 +123,7 @@ function apply(d: ModelState, e: ActorEvent, now: number, fx: ActorEffect[]): vo
       // next plan, which sees nobody waiting, gives it to someone else).
       if (!d.waiting.length) return;
       d.reserved = true;
+      if (e.placement) d.placement = e.placement;
       // Only a grant that had to wait for room (others yielding or unloading) was a wait for a swap.
       d.grantedAt = e.afterWait ? now : undefined;
       d.owed = d.waiting.filter((w) => w.kind === 'request').map((w) => w.id);
@@ -426,9 +428,15 @@ function move(d: ModelState, event: MachineEvent, now: number, fx: ActorEffect[]
     if (d.inflight === 0) d.idleSince = now; // the idle clock of a model nobody uses starts when it comes up
   }
   if (after.process === 'failed' || after.process === 'stopped' || after.process === 'stopping') d.reserved = false;
+  if ((after.process === 'failed' || after.process === 'stopped') && d.placement) {
+    d.lastDevices = d.placement.devices; // the GPUs are free again; the next start prefers them
+    d.placement = undefined;
+  }
   const at = new Date(now).toISOString();
-  if (before.process !== after.process) fx.push({ kind: 'publish', transition: { model: d.name, axis: 'process', from: before.process, to: after.process, reason: emitReason, at } });
-  if (before.memory !== after.memory) fx.push({ kind: 'publish', transition: { model: d.name, axis: 'memory', from: before.memory, to: after.memory, reason: emitReason, at } });
+  // A start or wake-up says where it was placed and why.
+  const placed = d.placement && (after.process === 'starting' || after.memory === 'loading') ? { gpus: d.placement.devices, placement: d.placement.reason } : {};
+  if (before.process !== after.process) fx.push({ kind: 'publish', transition: { model: d.name, axis: 'process', from: before.process, to: after.process, reason: emitReason, at, ...placed } });
+  if (before.memory !== after.memory) fx.push({ kind: 'publish', transition: { model: d.name, axis: 'memory', from: before.memory, to: after.memory, reason: emitReason, at, ...placed } });
   for (const effect of result.effects) {
     if (effect.kind === 'terminate') d.killBoundAt = now + d.config.stopTimeoutMs + KILL_GRACE_MS;
     fx.push(effect);
