@@ -6,7 +6,8 @@
 //   never two live processes for one model; no live process after shutdown; no refused transition;
 //   every request and operator action settled, in bounded time, with a HubError if it failed;
 //   in-flight and queue counters back to zero; no model left mid-transition; no idle step dropped;
-//   group and hub budgets never exceeded; a busy model never evicted or idled out.
+//   group, hub and GPU budgets never exceeded (a, b, d and e are placed on two 7 GiB GPUs, d only
+//   on GPU 0); a busy model never evicted or idled out.
 // A reference model predicts, from the case's commands alone, what each request and action may end
 // with: a request for a model that no fault touched (no failing, stubborn or crashing backend, no
 // operator stop, no removal, no shutdown) must be served, and every error must be one the faults in
@@ -29,25 +30,27 @@ const GiB = 2 ** 30;
 const MODELS = ['a', 'b', 'c', 'd', 'p', 'e'] as const;
 const GROUP = { maxLoaded: 2, maxMemory: 12 * GiB };
 const HUB_MEMORY = 14 * GiB;
+const GPU_MEMORY = 7 * GiB;
 /** Longest a request or action may take to settle, in simulated time (durations are at most 60 s). */
 const BOUND_MS = 60 * 60_000;
 
 const fake = (name: string, extra: string) => `  ${name}: { cmd: "fake --port \${PORT} --model \${MODEL}", ${extra} }\n`;
 /** Reload variants: 0 base; 1 adds e (preloaded); 2 changes a's command; 3 changes b's idle policy and removes d. */
 function configText(variant: number): string {
-  const a = variant === 2 ? 'backend: vllm, group: gpu, memory: 6GiB, idle: { unload_after: 30s, stop_after: 90s }, cmd: "fake --port ${PORT} --model ${MODEL} --v2"' : 'backend: vllm, group: gpu, memory: 6GiB, idle: { unload_after: 30s, stop_after: 90s }';
+  const a = variant === 2 ? 'backend: vllm, group: gpu, memory: 6GiB, gpus: 1, idle: { unload_after: 30s, stop_after: 90s }, cmd: "fake --port ${PORT} --model ${MODEL} --v2"' : 'backend: vllm, group: gpu, memory: 6GiB, gpus: 1, idle: { unload_after: 30s, stop_after: 90s }';
   let text = `state_dir: /tmp/modelhub-model-test
 max_memory: 14GiB
+gpus: [{ id: 0, memory: 7GiB }, { id: 1, memory: 7GiB }]
 defaults: { start_timeout: 20s, stop_timeout: 5s, health: { interval: 1s } }
 groups: { gpu: { max_loaded: 2, max_memory: 12GiB, on_full: evict } }
 models:
 `;
   text += variant === 2 ? `  a: { ${a} }\n` : fake('a', a);
-  text += fake('b', `backend: vllm, group: gpu, memory: 6GiB, idle: ${variant === 3 ? '{ unload_after: 10s, stop_after: 50s }' : '{ unload_after: 40s, stop_after: 40s }'}`);
+  text += fake('b', `backend: vllm, group: gpu, memory: 6GiB, gpus: 1, idle: ${variant === 3 ? '{ unload_after: 10s, stop_after: 50s }' : '{ unload_after: 40s, stop_after: 40s }'}`);
   text += fake('c', 'backend: llama-cpp, group: gpu, memory: 4GiB, idle: { unload_after: 20s }');
-  if (variant !== 3) text += fake('d', 'backend: vllm, memory: 2GiB, max_concurrency: 1, max_queue: 2, idle: { unload_after: 60s, stop_after: 120s }');
+  if (variant !== 3) text += fake('d', 'backend: vllm, memory: 2GiB, gpus: [0], max_concurrency: 1, max_queue: 2, idle: { unload_after: 60s, stop_after: 120s }');
   text += fake('p', 'backend: vllm, memory: 1GiB, pinned: true');
-  if (variant === 1) text += fake('e', 'backend: vllm, group: gpu, memory: 2GiB, preload: true, idle: { unload_after: 15s, stop_after: 30s }');
+  if (variant === 1) text += fake('e', 'backend: vllm, group: gpu, memory: 2GiB, gpus: 1, preload: true, idle: { unload_after: 15s, stop_after: 30s }');
   return text;
 }
 
@@ -58,8 +61,9 @@ interface Track {
   kind: 'request' | 'operator';
   issuedAt: number;
   settledAt?: number;
-  /** The error code it ended with, if any. */
+  /** The error code it ended with, if any, and its message. */
   code?: string;
+  message?: string;
   /** Its client hung up before it was admitted (it may then end with bad_request, and nothing else changes). */
   left?: boolean;
 }
@@ -82,6 +86,7 @@ function settleTrack(w: World, track: Track, err?: unknown): void {
   if (!(err instanceof HubError)) w.violations.push(`${track.what} failed with a non-HubError: ${String((err as Error)?.stack ?? err)}`);
   else {
     track.code = err.code;
+    track.message = err.message;
     if (!ALLOWED.has(err.code)) w.violations.push(`${track.what} failed with ${err.code}: ${err.message}`);
   }
 }
@@ -128,6 +133,12 @@ function newWorld(): World {
     const hubMemory = holding.reduce((n, m) => n + m.memory_bytes, 0);
     if (inGroup.length > GROUP.maxLoaded || groupMemory > GROUP.maxMemory) w.violations.push(`group gpu over budget after ${tr.model} ${tr.axis} ${tr.from}->${tr.to}: ${inGroup.map((m) => m.name).join(', ')}`);
     if (hubMemory > HUB_MEMORY) w.violations.push(`hub over budget after ${tr.model} ${tr.axis} ${tr.from}->${tr.to}`);
+    // Each GPU holds at most its 7 GiB; each placed model is on as many devices as it asked for.
+    for (const id of [0, 1]) {
+      const on = holding.filter((m) => m.gpus?.includes(id));
+      if (on.reduce((n, m) => n + m.memory_bytes / m.gpus!.length, 0) > GPU_MEMORY) w.violations.push(`GPU ${id} over its memory after ${tr.model} ${tr.axis} ${tr.from}->${tr.to}: ${on.map((m) => m.name).join(', ')}`);
+    }
+    for (const m of holding) if (m.gpus && (m.gpus.length !== 1 || (m.name === 'd' && m.gpus[0] !== 0))) w.violations.push(`${m.name} holds memory on GPUs [${m.gpus.join(', ')}] after ${tr.model} ${tr.axis} ${tr.from}->${tr.to}`);
     const freeing = tr.to === 'unloading' || (tr.axis === 'process' && tr.to === 'stopping');
     if (freeing && (tr.reason.startsWith('evicted') || tr.reason === 'idle')) {
       const m = models.find((x) => x.name === tr.model);
@@ -248,7 +259,7 @@ async function finish(w: World, labels: readonly string[]): Promise<void> {
     const allowed = refuse(labels, track.model, track.kind);
     if (track.left) allowed.add('bad_request'); // its client hung up while it waited
     if (track.code !== undefined && !allowed.has(track.code)) {
-      w.violations.push(`${track.what} failed with ${track.code}, which nothing in this case explains (the reference allows ${[...allowed].join(', ') || 'no error'})`);
+      w.violations.push(`${track.what} failed with ${track.code} ("${track.message}"), which nothing in this case explains (the reference allows ${[...allowed].join(', ') || 'no error'})`);
     }
     if (track.settledAt === undefined) w.violations.push(`${track.what} (issued at +${track.issuedAt - Date.UTC(2026, 0, 1)}ms) never settled`);
     else if (track.settledAt - track.issuedAt > BOUND_MS) w.violations.push(`${track.what} took ${(track.settledAt - track.issuedAt) / 1000}s to settle`);

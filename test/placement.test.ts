@@ -91,6 +91,17 @@ t.test('a model leaving a device is waited for; pinned models are never victims'
   t.match(pinned.decisions, [{ kind: 'refuse', key: 'w', message: /pinned or being loaded together.*\(pin\)/ }]);
 });
 
+t.test('room made beside a model already leaving; a later model behind the head waits, never refused', async (t) => {
+  const rooms = gpus(7);
+  const leaving = slot('leaving', 4, { count: 1, on: [0] }, { leaving: true });
+  const idle = slot('idle', 2, { count: 1, on: [0] });
+  const p = run([slot('w', 6, { count: 1 }), leaving, idle], rooms);
+  t.same(evicted(p), ['idle'], 'what is leaving counts as gone: evicting the idle one as well makes room');
+  const q = run([slot('head', 6, { count: 1, only: [0] }, { oldestAt: 0 }), slot('next', 6, { count: 1, only: [0] }, { oldestAt: 1 }), slot('x', 6, { count: 1, on: [0] })], rooms);
+  t.same(evicted(q), ['x'], 'x makes room for the head');
+  t.notOk(q.decisions.some((d) => d.key === 'next'), 'the next one waits behind the head: no refusal');
+});
+
 t.test('stable placement: a model comes back to its device when that device has room', async (t) => {
   const rooms = gpus(24, 48);
   t.same(grants(run([slot('a', 10, { count: 1, before: [0] })], rooms)), { a: [0] }, 'GPU 0 again though GPU 1 has more free');

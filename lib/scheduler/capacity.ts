@@ -176,7 +176,8 @@ function onGpus(w: Slot, held: Slot[], gpus: readonly GpuRoom[], behind: Set<num
   }
   const onGpu = held.filter((h) => h.key !== w.key && h.counted && h.gpu?.on?.length);
   const leaving = onGpu.filter((h) => h.leaving);
-  if (leaving.length && place(w, held.filter((h) => !leaving.includes(h)), gpus, behind).kind === 'placed') {
+  const rest = held.filter((h) => !leaving.includes(h)); // what stays once those leaving are gone
+  if (leaving.length && place(w, rest, gpus, behind).kind === 'placed') {
     outlook(`waits for ${names(leaving)} to free GPU memory`);
     return null;
   }
@@ -184,7 +185,11 @@ function onGpus(w: Slot, held: Slot[], gpus: readonly GpuRoom[], behind: Set<num
   const movable = staying.filter((h) => !h.pinned && !h.held && !h.moving);
   const idle = movable.filter((h) => !h.busy && h.owed === 0).sort((a, b) => cost(a, now) - cost(b, now) || (a.idleSince ?? 0) - (b.idleSince ?? 0));
   const busy = movable.filter((h) => h.busy || h.owed > 0).sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0));
-  const room = makeRoom(w, held, gpus, [...idle, ...busy], behind, (s) => cost(s, now));
+  const room = makeRoom(w, rest, gpus, [...idle, ...busy], behind, (s) => cost(s, now));
+  if (room === 'behind') {
+    outlook('waits for a model ahead of it to be placed on a GPU');
+    return null;
+  }
   if (!room) {
     const moving = staying.filter((h) => h.moving);
     if (moving.length) outlook(`waits for ${names(moving)} to finish loading`);

@@ -131,13 +131,18 @@ function neverWhy(w: Slot, gpus: readonly GpuRoom[]): string {
 
 /**
  * When no set of devices has room: the set that costs least to clear and the models to evict from it
- * (taken from `pool` in its order, then any that turn out not to be needed given back). Undefined when
- * evicting all of `pool` would not make room on any set.
+ * (taken from `pool` in its order, then any that turn out not to be needed given back). 'behind' when
+ * room could only be made on devices a model ahead of it waits for; undefined when evicting all of
+ * `pool` would not make room on any set.
  */
-export function makeRoom(w: Slot, held: readonly Slot[], gpus: readonly GpuRoom[], pool: readonly Slot[], behind: ReadonlySet<number>, cost: (s: Slot) => number): { devices: number[]; victims: Slot[] } | undefined {
+export function makeRoom(w: Slot, held: readonly Slot[], gpus: readonly GpuRoom[], pool: readonly Slot[], behind: ReadonlySet<number>, cost: (s: Slot) => number): { devices: number[]; victims: Slot[] } | 'behind' | undefined {
   let best: { devices: number[]; victims: Slot[]; score: number[] } | undefined;
+  let skipped = false;
   for (const set of candidates(w, gpus)) {
-    if (set.some((id) => behind.has(id))) continue;
+    if (set.some((id) => behind.has(id))) {
+      skipped = true;
+      continue;
+    }
     const on = pool.filter((v) => placed(v, w) && v.gpu!.on!.some((id) => set.includes(id)));
     const fits = (victims: readonly Slot[]) => {
       const rest = held.filter((h) => !victims.includes(h));
@@ -155,7 +160,9 @@ export function makeRoom(w: Slot, held: readonly Slot[], gpus: readonly GpuRoom[
     const score = [victims.filter((v) => v.busy || v.owed > 0).length, victims.reduce((n, v) => n + cost(v), 0), victims.length, same(w.gpu!.before, set) ? 0 : 1, victims.reduce((n, v) => n + pool.indexOf(v), 0)];
     if (!best || less(score, best.score)) best = { devices: set, victims, score };
   }
-  return best && { devices: best.devices, victims: best.victims };
+  // Room could not be made elsewhere, but a model ahead of it is being given devices it could use.
+  if (!best) return skipped ? 'behind' : undefined;
+  return { devices: best.devices, victims: best.victims };
 }
 
 const less = (a: number[], b: number[]): boolean => {
