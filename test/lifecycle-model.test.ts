@@ -127,7 +127,9 @@ function newWorld(): World {
   c.on('bug', (message) => w.violations.push(`refused transition: ${message}`));
   c.on('transition', (tr) => {
     const models = c.status().models;
-    const holding = models.filter((m) => m.memory !== 'unloaded' || m.process === 'starting');
+    // A start cancelled or timed out holds its memory until its process has exited.
+    const unready = (m: (typeof models)[number]) => m.process === 'stopping' && m.started_at !== null && !(m.ready_at !== null && m.ready_at >= m.started_at);
+    const holding = models.filter((m) => m.memory !== 'unloaded' || m.process === 'starting' || unready(m));
     const inGroup = holding.filter((m) => m.group === 'gpu');
     const groupMemory = inGroup.reduce((n, m) => n + m.memory_bytes, 0);
     const hubMemory = holding.reduce((n, m) => n + m.memory_bytes, 0);

@@ -11,7 +11,7 @@ import { fakeNvidiaSmi } from './support/fake-nvidia-smi.js';
 
 const smi = fakeNvidiaSmi(t);
 // GPU 0: 24 GiB, GPU 1: 48 GiB, nothing used yet.
-const DEVICES = (used0: number) => `0, GPU-aaaa, Fake 24, 24576, ${used0}\n1, GPU-bbbb, Fake 48, 49152, 0\n`;
+const DEVICES = (used0: number, used1 = 0) => `0, GPU-aaaa, Fake 24, 24576, ${used0}\n1, GPU-bbbb, Fake 48, 49152, ${used1}\n`;
 smi.devices(DEVICES(0));
 
 const YAML = `gpus: auto
@@ -48,26 +48,38 @@ t.test('models go to the GPU with room, each child sees only its own, and the ne
   t.match(table.out, /\nbig\s+running\s.*\s1\s+0\/0/, 'big on GPU 1');
   t.match(table.out, /placement small: placed on GPU 0: 24GiB free; GPU 1 holds big/);
 
+  // The driver now reports what big holds (its own process, 30 GiB of GPU 1): the hub's, not another program's.
+  smi.devices(DEVICES(0, 30_720));
+  smi.apps(`GPU-bbbb, ${big.pid}, 30720\n`);
+  const seen = async (what: string, check: (rooms: Array<{ id: number; foreign: number }>) => boolean) =>
+    waitFor(what, async () => {
+      await h.hub.memory.sample(true); // the hub reads nvidia-smi at most once a second
+      return check(h.hub.memory.gpuRooms());
+    });
+  await seen('the reading with big in it', () => h.hub.memory.liveOf('big', big.pid)?.gpu === 30_720 * 2 ** 20);
+  t.same(h.hub.memory.gpuRooms().map((g) => g.foreign), [0, 0], "big's memory is not counted as another program's");
+
   // Another program takes 20 GiB of GPU 0. small, stopped and asked for again, cannot go back there.
   t.equal((await postJson(`${h.origin}/hub/api/models/small/stop`, {})).status, 200);
-  smi.devices(DEVICES(20_480));
-  smi.apps('GPU-aaaa, 999999, 20480\n');
-  // The hub reads nvidia-smi at most once a second: wait until it has seen the other program.
-  await waitFor('the other program seen on GPU 0', async () => {
-    await h.hub.memory.sample(true);
-    return h.hub.memory.gpuRooms().find((g) => g.id === 0)!.foreign > 0;
-  });
+  smi.devices(DEVICES(20_480, 30_720));
+  smi.apps(`GPU-aaaa, 999999, 20480\nGPU-bbbb, ${big.pid}, 30720\n`);
+  await seen('the other program on GPU 0', (rooms) => rooms[0].foreign === 20_480 * 2 ** 20);
+  // A reading that fails does not make the GPUs vanish: the last one that succeeded stands.
+  smi.failing(true);
+  await seen('a failed reading (the live GPU view is gone)', () => h.hub.memory.gpus().length === 0);
+  t.same(h.hub.memory.gpuRooms().map((g) => [g.id, g.foreign]), [[0, 20_480 * 2 ** 20], [1, 0]], 'placement still knows both GPUs');
   const answer = await h.client.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'hi' }] });
   t.ok(answer.choices[0].message.content, 'served');
   const moved = await modelOf(h.origin, 'small');
   t.same(moved.gpus, [1], 'GPU 1 has 18 GiB free, GPU 0 only 4');
   t.match(moved.placement, /^placed on GPU 1: 18GiB free; GPU 0 has 4GiB free$/);
   t.same(cudaEnv(moved.pid), { CUDA_VISIBLE_DEVICES: '1', CUDA_DEVICE_ORDER: 'PCI_BUS_ID' });
+  smi.failing(false);
   const card = await waitFor('the card with its GPU', async () => {
     const html = await (await fetch(`${h.origin}/hub`)).text();
     return /data-model="small"[\s\S]*?class="placement"/.test(html) ? html : undefined;
   });
-  t.match(card, /<dd class="placement" title="GPU 1 · placed on GPU 1: 18GiB free; GPU 0 has 4GiB free">/, 'the dashboard card says where and why');
+  t.match(card, /<dd class="placement" title="placed on GPU 1: 18GiB free; GPU 0 has 4GiB free">/, 'the dashboard card says where and why');
 });
 
 t.test('with gpus: auto and no GPU found, a model that needs one is refused at once, saying why', async (t) => {

@@ -60,7 +60,9 @@ t.test('four GPUs: pinned devices, two-GPU models split their memory', async (t)
   const rooms = gpus(24, 24, 80, 80);
   t.same(grants(run([slot('p', 10, { count: 1, only: [1] })], rooms)), { p: [1] }, 'gpus: [1] goes to 1 though 2 and 3 have more');
   t.same(grants(run([slot('tp', 140, { count: 2 })], rooms)), { tp: [2, 3] }, '70 GiB on each of the two 80 GiB devices');
-  t.same(grants(run([slot('tp', 40, { count: 2 }), slot('big', 70, { count: 1, on: [2] })], rooms)), { tp: [0, 1] }, 'with GPU 2 nearly full, the pair with most free on its smaller side');
+  t.same(grants(run([slot('tp', 40, { count: 2 }), slot('big', 70, { count: 1, on: [2] })], rooms)), { tp: [0, 3] }, 'GPU 2 nearly full: the two with the most free, 3 (80) and 0 (24, the lower id of a tie)');
+  t.same(grants(run([slot('tp', 100, { count: 2 }), slot('big', 70, { count: 1, on: [2] })], rooms)), {}, '50 GiB on each: only 3 could, so room is made');
+  t.same(evicted(run([slot('tp', 100, { count: 2 }), slot('big', 70, { count: 1, on: [2] })], rooms)), ['big'], 'on GPU 2, beside 3');
   const never = run([slot('huge', 200, { count: 2 })], rooms);
   t.match(never.decisions, [{ kind: 'refuse', key: 'huge', message: /cannot be placed on a GPU: it needs 100GiB on each of 2 GPUs/ }], 'a model no pair can hold is refused at once, saying why');
   t.match(run([slot('five', 1, { count: 5 })], rooms).decisions, [{ kind: 'refuse', message: /needs 5 GPUs and the hub has 4/ }]);
@@ -88,7 +90,7 @@ t.test('a model leaving a device is waited for; pinned models are never victims'
   t.same(p.decisions, [], 'nothing evicted or granted');
   t.match(p.outlook['*'], { next: 'w', why: /waits for leaving to free GPU memory/ });
   const pinned = run([slot('w', 20, { count: 1 }), slot('pin', 20, { count: 1, on: [0] }, { pinned: true })], rooms);
-  t.match(pinned.decisions, [{ kind: 'refuse', key: 'w', message: /pinned or being loaded together.*\(pin\)/ }]);
+  t.match(pinned.decisions, [{ kind: 'refuse', key: 'w', message: /no GPU it may use has room, and the models on them cannot be evicted \(pin: pinned, or being loaded together by an operator\)/ }]);
 });
 
 t.test('room made beside a model already leaving; a later model behind the head waits, never refused', async (t) => {
@@ -120,9 +122,12 @@ t.test('other processes on a device count against it (gpus: auto)', async (t) =>
 });
 
 t.test('memory: auto never measured: only onto a device nothing else is placed on', async (t) => {
-  const rooms = gpus(24, 24);
+  const rooms = gpus(48, 24);
   const p = run([slot('u', 0, { count: 1 }, { sizeUnknown: true }), slot('b', 2, { count: 1, on: [0] })], rooms);
-  t.same(grants(p), { u: [1] });
+  t.same(grants(p), { u: [1] }, 'GPU 0 has more free, but b is on it');
+  const beside = run([slot('x', 1, { count: 1, only: [1] }), slot('u', 0, { count: 1, on: [1] }, { sizeUnknown: true })], rooms);
+  t.same(grants(beside), {}, 'and nothing goes beside it: its size is unknown');
+  t.same(evicted(beside), ['u']);
 });
 
 // ---- hub.yaml -------------------------------------------------------------------------------------
@@ -151,6 +156,7 @@ t.test('gpus in hub.yaml: auto or a list; a model says how many or which', async
   env: { backend: llama-cpp, cmd: "x --port \${PORT}", gpus: 1, env: { CUDA_VISIBLE_DEVICES: "1" } }
   remote: { url: "http://gpu-box:8000", gpus: 1 }
   zero: ${model('1GiB', '0')}
+  nomem: { backend: llama-cpp, cmd: "x --port \${PORT}", gpus: 1 }
 `);
   t.match(bad.join('\n'), /gpus\[1\]\.id.*GPU 0 is listed twice/);
   t.match(bad.join('\n'), /models\.many\.gpus.*needs 3 GPUs, but gpus lists 2/);
@@ -161,6 +167,9 @@ t.test('gpus in hub.yaml: auto or a list; a model says how many or which', async
   t.match(bad.join('\n'), /models\.env\.env\.CUDA_VISIBLE_DEVICES.*the hub sets CUDA_VISIBLE_DEVICES/);
   t.match(bad.join('\n'), /models\.remote\.gpus.*only applies to models with cmd/);
   t.match(bad.join('\n'), /models\.zero\.gpus.*expected a number of GPUs like 1, or a list of GPU ids like \[0\]/);
+  t.match(bad.join('\n'), /models\.nomem\.gpus.*nomem has gpus but no memory: the hub places models by size; set memory:/);
+  const inherited = problems(`gpus: auto\ndefaults: { gpus: 1, memory: 2GiB }\nmodels:\n  own: { backend: llama-cpp, cmd: "x --port \${PORT}", env: { CUDA_VISIBLE_DEVICES: "0" } }\n`);
+  t.match(inherited.join('\n'), /models\.own\.env\.CUDA_VISIBLE_DEVICES.*the hub sets CUDA_VISIBLE_DEVICES for a model with gpus \(own\)/, 'gpus from defaults and its own CUDA_VISIBLE_DEVICES: an error, not a silent override');
   t.match(problems(`models:\n  a: ${model('1GiB', '1')}\n`).join('\n'), /models\.a\.gpus.*the hub lists no GPUs to place it on: add `gpus: auto`/);
   t.match(problems(`gpus: all\nmodels: {}\n`).join('\n'), /gpus.*expected auto, or a list of GPUs like \[\{ id: 0, memory: 24GiB \}\]/);
 });
@@ -185,7 +194,7 @@ function setup(t: { teardown(fn: () => unknown): void }, yaml: string, memoryCon
   };
   const ask = (name: string) => settled(c.acquire(c.get(name)).then((l) => l.release('answered')));
   const envOf = (name: string) => driver.spawned.filter((p) => p.model === name).at(-1)?.spec.env;
-  return { driver, c, transitions, ask, envOf, settled };
+  return { driver, c, clock, transitions, ask, envOf, settled };
 }
 
 const model = (memory: string, gpus: string, backend = 'llama-cpp') => `{ backend: ${backend}, cmd: "fake --port \${PORT}", memory: ${memory}, gpus: ${gpus} }`;
@@ -241,4 +250,22 @@ t.test('a model whose memory was released wakes on the device its process holds'
   t.equal(s.driver.spawned.filter((p) => p.model === 'a').length, 1, 'a woke in its process, not a new one');
   const wake = s.transitions.filter((x) => x.model === 'a' && x.to === 'loading').at(-1)!;
   t.match(wake.placement, /placed on GPU 0 \(its process is there\)/);
+});
+
+t.test('a start cancelled on a GPU keeps the device until its process has exited', async (t) => {
+  const s = setup(t, `gpus:\n  - { id: 0, memory: 24GiB }\nmodels:\n  a: ${model('20GiB', '[0]')}\n  b: ${model('20GiB', '[0]')}\n`);
+  Object.assign(s.driver.behaviour('a'), { readyAfterMs: 10_000, stopTakesMs: 6000 });
+  const first = s.c.acquire(s.c.get('a')).catch((err: Error) => err);
+  await s.clock.advance(2000);
+  const stopped = s.c.stop('a');
+  const second = s.ask('b');
+  await s.clock.advance(1000);
+  const a = s.driver.spawned.find((p) => p.model === 'a')!;
+  t.notOk(a.exit, "a's process is still exiting");
+  t.equal(s.driver.spawned.filter((p) => p.model === 'b').length, 0, 'b is not started beside it');
+  await second;
+  t.ok(a.exit, 'b was started only once a had exited');
+  t.ok(s.driver.spawned.find((p) => p.model === 'b')!.spawnedAt >= a.spawnedAt + 8000, 'at +8 s, not +2 s');
+  t.match(await first, { code: 'model_start_failed' });
+  await stopped;
 });

@@ -37,12 +37,16 @@ export function gpuNeedOf(m: ModelConfig, merged: ModelFile, own: ModelFile, hub
     problem(where, 'the hub lists no GPUs to place it on: add `gpus: auto` (or a list of devices) at the top of hub.yaml');
     return undefined;
   }
-  if (m.env.CUDA_VISIBLE_DEVICES !== undefined && mine) {
-    problem([...at, 'env', 'CUDA_VISIBLE_DEVICES'], 'the hub sets CUDA_VISIBLE_DEVICES for a model with gpus: remove it from env (or remove gpus to place the model by hand)');
+  if (own.env?.CUDA_VISIBLE_DEVICES !== undefined || (mine && m.env.CUDA_VISIBLE_DEVICES !== undefined)) {
+    const where = own.env?.CUDA_VISIBLE_DEVICES !== undefined ? [...at, 'env', 'CUDA_VISIBLE_DEVICES'] : ['defaults', 'env', 'CUDA_VISIBLE_DEVICES'];
+    problem(where, `the hub sets CUDA_VISIBLE_DEVICES for a model with gpus (${m.name}): remove it from env (or remove gpus to place the model by hand)`);
+  }
+  if (!m.memory && !m.memoryAuto) {
+    problem(mine ? where : [...at, 'memory'], `${m.name} has gpus but no memory: the hub places models by size; set memory: to what it holds (e.g. 20GiB), or memory: auto to use what it was measured to hold`);
   }
   const need: GpuNeed = typeof g === 'number' ? { count: g } : { count: g.length, only: [...g] };
   if (need.only && new Set(need.only).size !== need.only.length) problem(where, `lists a GPU twice (${need.only.join(', ')})`);
-  if (hub.auto) return need; // the devices are known once nvidia-smi answers: the hub checks then
+  if (hub.auto) return need; // the devices are known once nvidia-smi answers: a start that cannot be placed is refused then, saying why
   const ids = hub.devices.map((d) => d.id);
   const unknown = need.only?.filter((id) => !ids.includes(id)) ?? [];
   if (unknown.length) problem(where, `GPU ${unknown.join(', ')} is not listed under gpus (listed: ${ids.join(', ')})`);

@@ -10,7 +10,7 @@
 import type { HubConfig, ModelConfig } from '../config/types.js';
 import { formatBytes } from '../config/units.js';
 import { estimateGguf, type EstimateResult } from './gguf-estimate.js';
-import type { GpuRoom } from '../scheduler/placement.js';
+import { listedRooms, type GpuRoom } from '../scheduler/placement.js';
 import { GpuProbe, gpuBytesOf, type GpuSnapshot } from './gpu.js';
 import { footprint, MemoryHistory, type Measured } from './memory-history.js';
 import { processTree, residentBytes } from './resident.js';
@@ -29,6 +29,10 @@ export interface WatchedModel {
   readonly process: string;
   readonly memory: string;
   readonly config: ModelConfig;
+  /** Models with `gpus:`: the devices it was placed on (while its process lives). */
+  readonly gpus?: readonly number[];
+  /** The size it is planned with (its share on each of its GPUs is this over their number). */
+  readonly plannedMemory: { bytes: number };
 }
 
 export interface LiveSample {
@@ -76,6 +80,8 @@ export class MemoryMonitor {
   private live = new Map<string, LiveSample>(); // by model name
   private groups = new Map<string, GroupMeasure>();
   private gpuSnapshot?: GpuSnapshot;
+  /** The GPUs' room as of the last reading that succeeded (gpus: auto). */
+  private rooms: GpuRoom[] = [];
   private lastSample = 0;
   private sampling?: Promise<void>;
   /** Per model, how many times its memory became loaded: with the pid, what tells one load from the next. */
@@ -176,6 +182,7 @@ export class MemoryMonitor {
     }
     this.live = live;
     this.checkGroups();
+    if (this.gpuSnapshot) this.rooms = this.roomsOf(this.gpuSnapshot, models);
     if (this.options.config().gpus?.auto) this.options.gpusRead?.();
   }
 
@@ -242,17 +249,32 @@ export class MemoryMonitor {
   }
 
   /**
-   * The devices models with `gpus:` are placed on: with `gpus: auto` each GPU nvidia-smi reported,
-   * less what processes other than the hub's models hold on it; else the devices hub.yaml lists.
+   * The devices models with `gpus:` are placed on: with `gpus: auto` each GPU of the last reading
+   * that succeeded (a failed or slow one does not make the GPUs vanish), less what other programs
+   * hold on it; else the devices hub.yaml lists.
    */
   gpuRooms(): GpuRoom[] {
     const gpus = this.options.config().gpus;
-    if (!gpus?.auto) return (gpus?.devices ?? []).map((d) => ({ ...d, foreign: 0 }));
-    const snap = this.gpuSnapshot;
-    if (!snap) return [];
+    return gpus?.auto ? this.rooms : listedRooms(gpus);
+  }
+
+  /**
+   * Each device's room from a reading (gpus: auto). What other programs hold is what the device has
+   * in use less what the hub's placed models hold there: where a model's own use cannot be told
+   * (the driver does not say per process, or its workers are not its children), at least its
+   * planned share once it is loaded, so that it is not counted twice. Models without `gpus:` are
+   * not placed, so their memory counts as other programs'.
+   */
+  private roomsOf(snap: GpuSnapshot, models: readonly WatchedModel[]): GpuRoom[] {
     return snap.devices.flatMap((d) => {
       if (d.total === null) return []; // a device that does not tell its memory cannot be planned on
-      const ours = [...this.live.values()].reduce((n, s) => n + (s.perGpu.get(d.uuid) ?? 0), 0);
+      let ours = 0;
+      for (const m of models) {
+        if (!m.gpus?.includes(d.index)) continue;
+        const measured = this.live.get(m.name)?.perGpu.get(d.uuid) ?? 0;
+        const loaded = m.process === 'running' && m.memory === 'loaded';
+        ours += loaded ? Math.max(measured, m.plannedMemory.bytes / m.gpus.length) : measured;
+      }
       return [{ id: d.index, memory: d.total, foreign: Math.max(0, (d.used ?? 0) - ours) }];
     });
   }

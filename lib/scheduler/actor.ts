@@ -208,6 +208,11 @@ export class ModelActor {
     return pid === undefined || this.process === 'stopped' ? undefined : this.ctx.driver.residentBytes?.(pid);
   }
 
+  /** Models with `gpus:`: the devices its process runs on (from its grant until it stops). */
+  get gpus(): readonly number[] | undefined {
+    return this.s.placement?.devices;
+  }
+
   /** The size the coordinators plan with (see ActorContext.plannedMemory). */
   get plannedMemory(): PlannedMemory {
     return this.ctx.plannedMemory(this.s.config);
@@ -230,7 +235,7 @@ export class ModelActor {
       demand: s.inflight + requestsWaiting(s),
       owed: s.owed.length,
       moving: isMoving(s),
-      leaving: s.down !== undefined,
+      leaving: s.down !== undefined || s.proc.process === 'stopping',
       pinned: s.config.pinned,
       held: s.held,
       loadedAt: s.upAt,

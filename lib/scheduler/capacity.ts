@@ -12,7 +12,7 @@
 // yield until it has admitted them. The order is strict within a group: nobody overtakes the head.
 import type { OnFull } from '../config/types.js';
 import { formatBytes } from '../config/units.js';
-import { makeRoom, place, type GpuRoom, type Placement, type SlotGpu } from './placement.js';
+import { devicesText, gpuChoices, makeRoom, place, type GpuRoom, type Placement, type SlotGpu } from './placement.js';
 
 export interface Slot {
   key: string;
@@ -104,7 +104,7 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
     const fit = fits(w, held, rule, hubMaxMemory);
     if (fit.ok) {
       // A model with `gpus:` also needs devices with room (only the hub's coordinator passes them).
-      const spot = w.gpu && gpus ? onGpus(w, held, gpus, behind, rule?.swapHoldMs ?? UNGROUPED_HOLD_MS, now, out, wake) : undefined;
+      const spot = w.gpu && gpus ? onGpus(w, held, gpus, behind, rule, now, out, wake) : undefined;
       if (spot === null) continue;
       granted.push({ ...w, counted: true, moving: true, gpu: spot ? { ...w.gpu!, on: spot.devices } : w.gpu }); // granted in this plan: about to load, not a victim
       out.decisions.push({ kind: 'grant', key: w.key, ...(spot && { placement: spot }) });
@@ -133,10 +133,7 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
       outlook(`waits for ${names(relevant.filter((h) => h.leaving))} to free their memory`);
       continue;
     }
-    const candidates = staying.filter((h) => !h.pinned && !h.held && !h.moving);
-    const idle = candidates.filter((h) => !h.busy && h.owed === 0).sort((a, b) => cost(a, now) - cost(b, now) || (a.idleSince ?? 0) - (b.idleSince ?? 0));
-    const busy = candidates.filter((h) => h.busy || h.owed > 0).sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0));
-    const chosen = choose(w, rest, [...idle, ...busy], rule, hubMaxMemory);
+    const chosen = choose(w, rest, evictionOrder(staying, now), rule, hubMaxMemory);
     if (!chosen) {
       const stuck = staying.filter((h) => !h.moving);
       if (staying.length && stuck.length === staying.length && stuck.every((h) => h.pinned || h.held)) {
@@ -161,46 +158,78 @@ export function plan(slots: readonly Slot[], groups: Readonly<Record<string, Gro
 /**
  * Devices for `w`, which fits its group and the hub's budget: its placement, or null when it has to
  * wait (idle models on the chosen devices are evicted, busy ones yield after swap_hold) or is refused.
+ * Its group's on_full applies to a GPU without room as to the group's own budget.
  */
-function onGpus(w: Slot, held: Slot[], gpus: readonly GpuRoom[], behind: Set<number>, hold: number, now: number, out: Plan, wake: (at: number) => void): Placement | null {
+function onGpus(w: Slot, held: Slot[], gpus: readonly GpuRoom[], behind: Set<number>, rule: GroupRule | undefined, now: number, out: Plan, wake: (at: number) => void): Placement | null {
   const outlook = (why: string) => (out.outlook[w.group ?? '*'] ??= { next: w.name, why });
   const spot = place(w, held, gpus, behind);
   if (spot.kind === 'placed') return spot.placement;
   if (spot.kind === 'never') {
-    out.decisions.push({ kind: 'refuse', key: w.key, message: `model ${w.name} cannot be placed on a GPU: ${spot.why}. Change its gpus or memory in hub.yaml (or the hub's gpus), or free the GPU`, retryAfterMs: 0, never: true });
+    const advice = gpus.length ? "Change its gpus or memory in hub.yaml (or the hub's gpus), or free the GPU" : 'Check that nvidia-smi answers (the NVIDIA driver is loaded), or list the devices under gpus in hub.yaml';
+    out.decisions.push({ kind: 'refuse', key: w.key, message: `model ${w.name} cannot be placed on a GPU: ${spot.why}. ${advice}`, retryAfterMs: 0, never: true });
     return null;
   }
   if (spot.kind === 'behind') {
     outlook('waits for a model ahead of it to be placed on a GPU');
     return null;
   }
-  const onGpu = held.filter((h) => h.key !== w.key && h.counted && h.gpu?.on?.length);
-  const leaving = onGpu.filter((h) => h.leaving);
+  const policy = rule?.onFull ?? 'evict';
+  if (policy === 'reject') {
+    out.decisions.push(refusal(w, held, 'no GPU it may use has room and its group\'s on_full policy is reject', now));
+    return null;
+  }
+  const ids = new Set(gpuChoices(w, gpus));
+  const onMine = held.filter((h) => h.key !== w.key && h.counted && h.gpu?.on?.some((id) => ids.has(id)));
+  const keep = (models: readonly Slot[]) => models.forEach((h) => h.gpu!.on!.forEach((id) => ids.has(id) && behind.add(id)));
+  if (policy === 'wait') {
+    const deadline = (w.oldestAt ?? now) + w.startTimeoutMs;
+    if (now >= deadline) out.decisions.push(refusal(w, held, `no GPU it may use had room within start_timeout (${w.startTimeoutMs / 1000}s)`, now));
+    else {
+      wake(deadline);
+      keep(onMine);
+      outlook('waits for room on a GPU (on_full: wait)');
+    }
+    return null;
+  }
+  const leaving = onMine.filter((h) => h.leaving);
   const rest = held.filter((h) => !leaving.includes(h)); // what stays once those leaving are gone
-  if (leaving.length && place(w, rest, gpus, behind).kind === 'placed') {
+  const after = leaving.length ? place(w, rest, gpus, behind) : undefined;
+  if (after?.kind === 'placed') {
+    for (const id of after.placement.devices) behind.add(id); // kept for it while they empty
     outlook(`waits for ${names(leaving)} to free GPU memory`);
     return null;
   }
-  const staying = onGpu.filter((h) => !h.leaving);
-  const movable = staying.filter((h) => !h.pinned && !h.held && !h.moving);
-  const idle = movable.filter((h) => !h.busy && h.owed === 0).sort((a, b) => cost(a, now) - cost(b, now) || (a.idleSince ?? 0) - (b.idleSince ?? 0));
-  const busy = movable.filter((h) => h.busy || h.owed > 0).sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0));
-  const room = makeRoom(w, rest, gpus, [...idle, ...busy], behind, (s) => cost(s, now));
+  const staying = onMine.filter((h) => !h.leaving);
+  const room = makeRoom(w, rest, gpus, evictionOrder(staying, now), behind, (s) => cost(s, now));
   if (room === 'behind') {
     outlook('waits for a model ahead of it to be placed on a GPU');
     return null;
   }
   if (!room) {
     const moving = staying.filter((h) => h.moving);
-    if (moving.length) outlook(`waits for ${names(moving)} to finish loading`);
-    else out.decisions.push(refusal(w, held, `no GPU has room and the models on them are pinned or being loaded together by an operator (${names(staying)})`, now));
+    if (moving.length) {
+      keep(moving);
+      outlook(`waits for ${names(moving)} to finish loading`);
+    } else {
+      const fixed = staying.filter((h) => h.pinned || h.held);
+      const asleep = w.gpu!.on?.length ? `; model ${w.name}'s process is on ${devicesText(w.gpu!.on)} with its memory released: stop it to have it placed anew` : '';
+      out.decisions.push(refusal(w, held, `no GPU it may use has room, and the models on them cannot be evicted (${names(fixed)}: pinned, or being loaded together by an operator)${asleep}`, now));
+    }
     return null;
   }
   for (const id of room.devices) behind.add(id);
-  const where = ` on GPU ${room.devices.join(', ')}`;
-  const waitingFor = giveWay(w, room.victims, hold, now, out, wake, where);
+  const where = ` on ${devicesText(room.devices)}`;
+  const waitingFor = giveWay(w, room.victims, rule?.swapHoldMs ?? UNGROUPED_HOLD_MS, now, out, wake, where);
   outlook(waitingFor.length ? `waits for ${waitingFor.join('; ')}` : `room is being made${where}`);
   return null;
+}
+
+/** Who may be evicted, in the order they are: idle ones cheapest to bring back first, then busy ones. */
+function evictionOrder(staying: readonly Slot[], now: number): Slot[] {
+  const candidates = staying.filter((h) => !h.pinned && !h.held && !h.moving);
+  const idle = candidates.filter((h) => !h.busy && h.owed === 0).sort((a, b) => cost(a, now) - cost(b, now) || (a.idleSince ?? 0) - (b.idleSince ?? 0));
+  const busy = candidates.filter((h) => h.busy || h.owed > 0).sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0));
+  return [...idle, ...busy];
 }
 
 /**

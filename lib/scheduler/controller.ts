@@ -16,7 +16,7 @@ import { Coordinators } from './coordinators.js';
 import { LoadHistory } from './load-history.js';
 import { diffConfigs, type ConfigDiff } from './reload.js';
 import type { LoadProgress } from './progress.js';
-import type { GpuRoom } from './placement.js';
+import { listedRooms, type GpuRoom } from './placement.js';
 import type { WaitPolicy } from './state.js';
 import { modelStatus, groupStatus, type ModelStatus, type GroupStatus } from './status.js';
 
@@ -59,7 +59,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
    * The GPUs models with `gpus:` are placed on: by default the devices hub.yaml lists; with
    * `gpus: auto` the hub's memory monitor provides what nvidia-smi reports.
    */
-  gpuRooms: () => readonly GpuRoom[] = () => (this.config.gpus?.devices ?? []).map((d) => ({ ...d, foreign: 0 }));
+  gpuRooms: () => readonly GpuRoom[] = () => listedRooms(this.config.gpus);
 
   constructor(
     public config: HubConfig,
@@ -250,16 +250,16 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     this.ids = ids;
   }
 
+  /** What the GPUs hold changed (a fresh nvidia-smi reading): models waiting for room look again. */
+  gpusChanged(): void {
+    this.coordinators.gpusChanged();
+  }
+
   /**
    * Applies a new config: added models are registered (and preloaded), removed ones drained and
    * stopped, launch changes applied once the model is idle (its old process serves until then),
    * policy changes applied live.
    */
-  /** What the GPUs hold changed (a fresh nvidia-smi reading): models waiting for room look again. */
-  gpusChanged(): void {
-    this.coordinators.replan();
-  }
-
   applyConfig(next: HubConfig): ConfigDiff {
     // Compared with what the models really run (a port moved at a start lives in the model's state).
     const running: HubConfig = { ...this.config, models: Object.fromEntries(this.all().map((m) => [m.name, m.intendedConfig])) };

@@ -53,6 +53,11 @@ export class Coordinators {
     this.hub.replan();
   }
 
+  /** What the GPUs hold changed: only the hub's coordinator places models on them. */
+  gpusChanged(): void {
+    this.hub.replan();
+  }
+
   /** Per group (and '*' for the hub budget): what loads next, and why not yet. */
   get outlook(): Record<string, GroupOutlook> {
     const merged: Record<string, GroupOutlook> = { ...this.hub.outlook };

@@ -130,8 +130,14 @@ export const isRemote = (s: ModelState): boolean => s.config.url !== undefined;
 /** Running, loaded and taking new requests. */
 export const isReady = (s: ModelState): boolean => s.proc.process === 'running' && s.proc.memory === 'loaded' && s.closed.length === 0 && !s.down;
 
-/** Holds memory now or is about to: what capacity planning counts. */
-export const isCounted = (s: ModelState): boolean => !isRemote(s) && (s.reserved || s.proc.memory !== 'unloaded' || s.proc.process === 'starting');
+/**
+ * Holds memory now or is about to: what capacity planning counts. A start cancelled or timed out is
+ * counted until its process has exited: it may have loaded much of its weights by then.
+ */
+export const isCounted = (s: ModelState): boolean => !isRemote(s) && (s.reserved || s.proc.memory !== 'unloaded' || s.proc.process === 'starting' || stoppingUnready(s));
+
+/** Stopping a process that never became ready (a start cancelled or timed out). */
+const stoppingUnready = (s: ModelState): boolean => s.proc.process === 'stopping' && s.startedAt !== undefined && !(s.readyAt !== undefined && s.readyAt >= s.startedAt);
 
 /** Mid-start, mid-load or mid-unload: it cannot be chosen as a victim until that settles. */
 export const isMoving = (s: ModelState): boolean =>

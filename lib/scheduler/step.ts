@@ -294,7 +294,7 @@ function timer(d: ModelState, name: TimerName, now: number, fx: ActorEffect[]): 
     if (!late.length) return;
     d.waiting = d.waiting.filter((w) => !late.includes(w.id));
     const group = d.config.group ?? '';
-    const error = new HubError('capacity_exhausted', `model ${d.name} could not be served within max_wait (${d.policy.maxWaitMs / 1000}s) of group ${group}: the group's memory was busy with other models; retry, or raise groups.${group}.max_wait`, { retryAfterMs: 2000 });
+    const error = new HubError('capacity_exhausted', `model ${d.name} could not be served within max_wait (${d.policy.maxWaitMs / 1000}s) of group ${group}: the group's memory (or the GPUs it may use) was busy with other models; retry, or raise groups.${group}.max_wait`, { retryAfterMs: 2000 });
     fx.push({ kind: 'reject', ids: late, error });
   } else if (name === 'kill-bound' && d.killBoundAt !== undefined && now >= d.killBoundAt) {
     move(d, { type: 'exit-overdue', gen: d.proc.gen }, now, fx, 'did not exit after SIGKILL');

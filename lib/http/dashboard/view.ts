@@ -54,7 +54,7 @@ export interface ModelView {
   memoryText: string;
   /** "declared 6GiB, measured 7.4GiB: the budget of group gpu0 may be overrun", or null. */
   memoryWarning: string | null;
-  /** Models with `gpus:`: where it runs and why ("GPU 1 · placed on GPU 1: 18.2GiB free; …"); null for others. */
+  /** Models with `gpus:`: where it runs and why ("placed on GPU 1: 18.2GiB free; …"); null for others. */
   placement: string | null;
   inFlight: number;
   queued: number;
@@ -179,7 +179,7 @@ export function modelView(s: ModelStatus, controller: Controller, history: Histo
     exitCode: s.last_exit_code === null ? '—' : String(s.last_exit_code),
     memoryText: memoryText(s, rss),
     memoryWarning: s.memory_warning ?? null,
-    placement: s.gpus === null ? null : s.placement ? `GPU ${s.gpus.join(', ')} · ${s.placement}` : 'not placed (placed on a GPU when it starts)',
+    placement: s.gpus === null ? null : (s.placement ?? 'not placed (placed on a GPU when it starts)'),
     inFlight: s.in_flight,
     queued: s.queued,
     requests: s.requests,
