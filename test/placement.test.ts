@@ -104,6 +104,22 @@ t.test('room made beside a model already leaving; a later model behind the head 
   t.notOk(q.decisions.some((d) => d.key === 'next'), 'the next one waits behind the head: no refusal');
 });
 
+t.test("the waiting model's group decides: on_full reject refuses, wait waits without evicting; a device being emptied is kept", async (t) => {
+  const rooms = gpus(24);
+  const rule = (onFull: 'evict' | 'reject' | 'wait') => ({ g: { name: 'g', maxLoaded: Infinity, maxMemory: Infinity, onFull, swapHoldMs: 0 } });
+  const x = slot('x', 20, { count: 1, on: [0] });
+  const reject = plan([slot('w', 20, { count: 1 }, { group: 'g' }), x], rule('reject'), Infinity, 10_000, rooms);
+  t.match(reject.decisions, [{ kind: 'refuse', key: 'w', message: /on_full policy is reject/ }]);
+  const wait = plan([slot('w', 20, { count: 1 }, { group: 'g' }), x], rule('wait'), Infinity, 10_000, rooms);
+  t.same(wait.decisions, [], 'nothing evicted');
+  t.equal(wait.wakeAt, 60_000, 'looks again at its start_timeout');
+  const late = plan([slot('w', 20, { count: 1 }, { group: 'g' }), x], rule('wait'), Infinity, 60_000, rooms);
+  t.match(late.decisions, [{ kind: 'refuse', message: /within start_timeout/ }]);
+  const leaving = slot('leaving', 18, { count: 1, on: [0] }, { leaving: true });
+  const kept = run([slot('head', 20, { count: 1, only: [0] }, { oldestAt: 0 }), slot('later', 5, { count: 1 }, { oldestAt: 1 }), leaving], rooms);
+  t.same(grants(kept), {}, 'later (5 GiB, which fits beside the leaving one) does not take the device head waits for');
+});
+
 t.test('stable placement: a model comes back to its device when that device has room', async (t) => {
   const rooms = gpus(24, 48);
   t.same(grants(run([slot('a', 10, { count: 1, before: [0] })], rooms)), { a: [0] }, 'GPU 0 again though GPU 1 has more free');
