@@ -4,21 +4,13 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import t from 'tap';
-import { ConfigError } from '../lib/config/errors.js';
+import { configProblems } from './support/config-problems.js';
 import { withAlias } from '../lib/backends/llama-cpp.js';
 import { parseConfig } from '../lib/config/load.js';
 import { fileNameOf, MAX_NAME_LENGTH, modelLogFile, nameOfFile, nameProblem } from '../lib/config/names.js';
 import { demo, getJson, postJson, startTestHub, waitFor } from './helpers.js';
 
-function problems(yaml: string): string[] {
-  try {
-    parseConfig(yaml, '/etc/modelhub/hub.yaml');
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message.split('\n');
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 t.test('which names are names', async (t) => {
   for (const good of ['llama3.2:3b', 'Qwen2.5-7B-Instruct', 'org/model', 'hf.co/org/Model-GGUF:Q4_K_M', 'modèle-ü', '模型', 'a'.repeat(MAX_NAME_LENGTH), '...', 'a%20b']) {

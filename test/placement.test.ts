@@ -4,7 +4,7 @@
 // back to its device, sleeping models that wake where their process is, the reason in transitions
 // and status. The hub with a fake nvidia-smi is in placement-hub.test.ts.
 import t from 'tap';
-import { ConfigError } from '../lib/config/errors.js';
+import { configProblems } from './support/config-problems.js';
 import { parseConfig } from '../lib/config/load.js';
 import { plan, type Slot } from '../lib/scheduler/capacity.js';
 import { Controller } from '../lib/scheduler/controller.js';
@@ -148,15 +148,7 @@ t.test('memory: auto never measured: only onto a device nothing else is placed o
 
 // ---- hub.yaml -------------------------------------------------------------------------------------
 
-function problems(yaml: string): string[] {
-  try {
-    parseConfig(yaml, '/etc/modelhub/hub.yaml');
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message.split('\n');
-    throw err;
-  }
-  throw new Error('expected the config to be rejected');
-}
+const problems = configProblems;
 
 t.test('gpus in hub.yaml: auto or a list; a model says how many or which', async (t) => {
   const c = parseConfig(`gpus:\n  - { id: 0, memory: 24GiB }\n  - { id: 1, memory: 48GiB }\nmodels:\n  a: ${model('10GiB', '1')}\n  b: ${model('40GiB', '[1]')}\n  c: ${model('40GiB', '2')}\n  d: { backend: llama-cpp, cmd: "x --port \${PORT}" }\n`, '/tmp/hub.yaml');
