@@ -101,7 +101,9 @@ export function createForwarder(controller: Controller): Routed {
       let stream: LoadStream | undefined;
       if (!lease) {
         // Must wait for a load: a streaming client that asked for it gets the progress in its stream.
-        const mode = progressModeFor(ctx.req, apiPath, m, body);
+        // The scan's `stream` holds unless params rewrote the body; a multipart body never streams.
+        const streams = multipart ? false : m.config.params !== undefined ? undefined : found.stream;
+        const mode = progressModeFor(ctx.req, apiPath, m, body, streams);
         if (mode) {
           ctx.respond = false;
           stream = new LoadStream(ctx.res, apiPath, m, controller, mode);
