@@ -1,24 +1,46 @@
 // Large bodies and the event loop: 10 uploads of 30 MiB at once (chat requests with a base64 image, and
 // bodies of `[{},{},…]`, the scanner's worst case; from another process), while that process times
 // GET /health every 20 ms. The hub runs in this process, so monitorEventLoopDelay here is the hub's
-// event loop.
+// event loop. Its stalls are split into time the hub waited for a core and the rest, beside the same
+// figures of an idle process over the same time (loop-stalls.ts): on this 2-core machine the client,
+// the hub and the backend compete for the cores, and the machine alone stalls any process.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { startUploads, type Upload } from '../test/support/uploader.js';
+import { runUploads, startUploads, type Upload } from '../test/support/uploader.js';
+import { idleProbe, StallWatch, type Stall } from './loop-stalls.js';
 
 const KINDS: Upload['kind'][] = ['image', 'empties'];
 
 export async function bodiesBench(origin: string, model: string): Promise<void> {
+  // First a few small uploads of each kind and a /health: the figure is about large bodies, not about
+  // the first requests a fresh hub serves (compiling their path holds the loop for 20-40 ms of CPU, and
+  // Node loads its fetch classes on the first JSON answer, which Koa's body setter looks up).
+  await (await fetch(`${origin}/health`)).text();
+  await runUploads({ origin, uploads: KINDS.flatMap((kind) => [1, 2].map(() => ({ path: '/v1/chat/completions', kind, model, mib: 1 }))) });
   const uploads: Upload[] = Array.from({ length: 10 }, (_, i) => ({ path: '/v1/chat/completions', kind: KINDS[i % KINDS.length], model, mib: 30 }));
   const run = startUploads({ origin, health: true, uploads });
   await run.ready;
+  const probe = await idleProbe();
   const delay = monitorEventLoopDelay({ resolution: 5 });
   delay.enable();
+  const watch = StallWatch.start();
   const report = await run.go();
+  watch?.stop();
   delay.disable();
+  const idle = await probe.stop();
   const stalledMs = delay.max / 1e6 - 5; // what the loop was late by beyond its 5 ms resolution
   const answered = report.outcomes.filter((o) => o.status === 200).length;
   const others = report.outcomes.filter((o) => o.status !== 200).map((o) => o.code ?? o.error ?? String(o.status));
   console.log(`10 concurrent 30 MiB uploads (from another process), ${answered} answered 200${others.length ? ` (others: ${others.join(', ')})` : ''}`);
+  // What the hub said, once per distinct message: a failure here must be explainable from the output.
+  const said = new Set(report.outcomes.filter((o) => o.status !== 200).map((o) => (o.body as { error?: { message?: string } } | undefined)?.error?.message ?? o.error ?? ''));
+  for (const message of said) if (message) console.log(`    ${message}`);
   console.log(`  longest event-loop stall ${stalledMs.toFixed(1)} ms (budget <= 10 ms${stalledMs > 10 ? ': OVER BUDGET' : ''})   event-loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms`);
+  const split = (label: string, w: { longest?: Stall; busiest?: Stall }) => {
+    if (!w.longest || !w.busiest) return;
+    console.log(`    ${label}: longest stall ${w.longest.ms.toFixed(1)} ms (${w.longest.waitingMs.toFixed(1)} ms of it ready but waiting for a core, ${(w.longest.atMs / 1000).toFixed(1)} s in); ` +
+      `most not spent waiting for a core: ${w.busiest.ownMs.toFixed(1)} ms of a ${w.busiest.ms.toFixed(1)} ms stall (${(w.busiest.atMs / 1000).toFixed(1)} s in)`);
+  };
+  if (watch) split('the hub', watch);
+  split('an idle process beside it (the machine alone)', idle);
   console.log(`  GET /health meanwhile: ${report.health.answers} answers, slowest ${report.health.slowestMs.toFixed(1)} ms`);
 }

@@ -22,6 +22,7 @@ import { streamsBench } from './streams.js';
 // BENCH_ONLY=contention runs just the contention figures (they take a minute or two); BENCH_ONLY=proxy
 // just the proxy overhead; BENCH_ONLY=bodies the 30 MiB uploads; BENCH_ONLY=scale the 500-model figures;
 // BENCH_ONLY=startup the cold start, cold burst and swap figures; BENCH_ONLY=streams the 1,000 SSE streams.
+// BENCH_ONLY=proxy,bodies runs both on one hub, in that order, as the full run does.
 if (process.env.BENCH_ONLY === 'contention') {
   await contentionBench();
   process.exit(0);
@@ -56,10 +57,11 @@ writeFileSync(
     `groups:\n  sleepers: { max_loaded: 1 }\n  restarters: { max_loaded: 1 }\n`,
 );
 const hub = await startHub(loadConfig(join(dir, 'hub.yaml')), { log: silentLogger() });
-if (process.env.BENCH_ONLY === 'proxy' || process.env.BENCH_ONLY === 'bodies') {
+const only = new Set(process.env.BENCH_ONLY?.split(','));
+if (only.size && [...only].every((part) => part === 'proxy' || part === 'bodies')) {
   await hub.controller.start('plain');
-  if (process.env.BENCH_ONLY === 'proxy') await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
-  else await bodiesBench(hub.origin, 'plain');
+  if (only.has('proxy')) await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
+  if (only.has('bodies')) await bodiesBench(hub.origin, 'plain');
   await hub.close();
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);

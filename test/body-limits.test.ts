@@ -10,7 +10,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t from 'tap';
 import { ConfigError } from '../lib/config/errors.js';
 import { parseConfig } from '../lib/config/load.js';
-import { SMALL_BODY_BYTES } from '../lib/http/body.js';
+import { HeldBody, SMALL_BODY_BYTES } from '../lib/http/body.js';
+import { BodyBudget } from '../lib/http/body-budget.js';
 import { demo, startTestHub, waitFor } from './helpers.js';
 import { startUploads } from './support/uploader.js';
 
@@ -293,6 +294,18 @@ models:
     t.ok(health.answers >= 5, '/health was answered all along');
     t.ok(health.slowestMs < 1500, `/health answered within ${health.slowestMs} ms (< 1.5 s)`);
   });
+});
+
+t.test('the start of a held body is copied from its chunks, across their boundaries', async (t) => {
+  // What log.capture keeps: only the first bytes are copied, never the whole body.
+  const body = new HeldBody([Buffer.from('{"mo'), Buffer.from('del":"a"'), Buffer.from(',"x":1}')], 19, new BodyBudget(() => 1024), 0);
+  t.equal(body.head(0).toString(), '');
+  t.equal(body.head(3).toString(), '{"m', 'within the first chunk');
+  t.equal(body.head(4).toString(), '{"mo', 'exactly the first chunk');
+  t.equal(body.head(9).toString(), '{"model":', 'across a boundary');
+  t.equal(body.head(100).toString(), '{"model":"a","x":1}', 'a bound past the end gives the whole body');
+  body.splice(9, 12, Buffer.from('"served-name"'));
+  t.equal(body.head(22).toString(), '{"model":"served-name"', 'after a served_model rewrite, the body as forwarded');
 });
 
 t.test('limits config: defaults, validation with the path', async (t) => {

@@ -1,7 +1,8 @@
 // The skip-scanner that finds a JSON body's top-level `model` (lib/http/json-scan.ts), checked
 // against JSON.parse: the same verdict (valid or not, an object or not, the same `model`) for fixed
 // cases, for generated documents with random whitespace, and for random corruptions of them, however
-// the bytes are split into chunks; and value offsets that a served_model rewrite can splice at.
+// the bytes are split into chunks; and value offsets that a served_model rewrite can splice at. Also
+// whether the top-level "stream" is true (load progress in the stream asks for it).
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
@@ -19,7 +20,7 @@ function scan(bytes: Buffer, cuts: number[] = []): ScanResult {
 }
 
 /** What JSON.parse says about the same bytes, in the scanner's terms. */
-function reference(bytes: Buffer): { valid: boolean; object?: boolean; model?: unknown; hasModel?: boolean } {
+function reference(bytes: Buffer): { valid: boolean; object?: boolean; model?: unknown; hasModel?: boolean; stream?: boolean } {
   let value: unknown;
   try {
     value = JSON.parse(bytes.toString('utf8'));
@@ -27,14 +28,14 @@ function reference(bytes: Buffer): { valid: boolean; object?: boolean; model?: u
     return { valid: false };
   }
   const object = value !== null && typeof value === 'object' && !Array.isArray(value);
-  return { valid: true, object, hasModel: object && Object.hasOwn(value as object, 'model'), model: object ? (value as { model?: unknown }).model : undefined };
+  return { valid: true, object, hasModel: object && Object.hasOwn(value as object, 'model'), model: object ? (value as { model?: unknown }).model : undefined, stream: object && (value as { stream?: unknown }).stream === true };
 }
 
 function agrees(bytes: Buffer, result: ScanResult): boolean {
   const ref = reference(bytes);
   if (result.valid !== ref.valid) return false;
   if (!result.valid || !ref.object) return !result.valid || result.object === ref.object;
-  if (!result.object) return false;
+  if (!result.object || result.stream !== ref.stream) return false;
   if (!ref.hasModel) return result.span === undefined;
   if (typeof ref.model !== 'string') return result.span !== undefined && result.span.model === undefined;
   return result.span?.model === ref.model;
@@ -46,6 +47,8 @@ const CASES = [
   '{"a":"\u0001"}', '01', '1.', '1e', '1e+', '.5', '{"a":[]} x', '"str"', '{"model":"ünïcødé 😀"}', '{"model":"\\ud83d\\ude00"}',
   '{"a":{"b":[[],{}]},"model":"z"}', '{,}', '{"a" 1}', '[1 2]', '{"a":"\\x"}', '{"a":"\\u12g4"}', '{"model":""}', '{"model":null}',
   '{"model":{"model":"no"}}', '{}', '[]', '{"a":1}}', '[[[]]', '{"model":"a"}\n', '\ufeff{"model":"bom"}', '{"model":"a",}', 'true false',
+  '{"model":"s","stream":true}', '{"stream":true,"model":"s","stream":false}', '{"stream":false,"stream":true}', '{"stream":"true"}',
+  '{"\u0073tream":true}', '{"a":{"stream":true}}', '{"stream":1}', '{"stream":tru}', '{"stream":null}',
 ];
 
 t.test('fixed cases agree with JSON.parse at every split point', async (t) => {
@@ -68,7 +71,7 @@ t.test('error messages name the problem and its position', async (t) => {
 // may or may not have a top-level "model".
 const documents = fc
   .tuple(
-    fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 4 }), { maxKeys: 5 }),
+    fc.dictionary(fc.oneof(fc.string({ maxLength: 6 }), fc.constant('stream')), fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.boolean()), { maxKeys: 5 }),
     fc.option(fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }), fc.jsonValue({ maxDepth: 2 })), { nil: undefined }),
     fc.nat(4),
     fc.boolean(),

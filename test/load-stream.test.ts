@@ -17,6 +17,7 @@ models:
   thinker: { backend: demo, progress: reasoning, cmd: "${demo('--load-time 1500ms --max-tokens 6')}" }
   plain: { backend: demo, cmd: "${demo('--load-time 500ms --max-tokens 6')}" }
   broken: { backend: demo, progress: comments, cmd: "${demo('--load-time 1500ms --fail-start 3')}" }
+  streamer: { backend: demo, progress: comments, params: { set: { stream: true } }, cmd: "${demo('--load-time 500ms --max-tokens 6')}" }
 `;
 
 const ask = { messages: [{ role: 'user' as const, content: 'Hello!' }], max_tokens: 6 };
@@ -70,6 +71,25 @@ t.test('progress in the stream', async (t) => {
     const json = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'cold', ...ask }) });
     t.equal(json.headers.get('content-type'), 'application/json', 'a request that does not stream is not turned into a stream');
     t.ok(json.headers.get('x-hub-cold-start-ms'), 'and keeps its cold-start header');
+  });
+
+  t.test('"stream" is read where the body scan found it, in large bodies too, and after params rewrote the body', async (t) => {
+    // Over 64 KiB, the body is scanned in paced slices; the last top-level "stream" counts, as in JSON.parse.
+    const padding = 'x'.repeat(256 * 1024);
+    // A JSON text whose top-level "stream" comes twice, `last` last (an object literal cannot say that).
+    const big = async (first: boolean, last: boolean) => {
+      await h.hub.controller.stop('cold');
+      const body = JSON.stringify({ stream: first, model: 'cold', metadata: { padding, stream: first }, ...ask }).replace(/}$/, `,"stream":${last}}`);
+      const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      return { type: res.headers.get('content-type'), text: await res.text() };
+    };
+    const streamed = await big(false, true);
+    t.match(streamed.text, /^: modelhub: waiting for cold to load\n\n/, 'a large streaming request gets the progress');
+    const plain = await big(true, false);
+    t.equal(plain.type, 'application/json', 'a large request whose last top-level "stream" is false is not turned into a stream');
+    await h.hub.controller.stop('streamer');
+    const set = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'streamer', ...ask }) });
+    t.match(await set.text(), /^: modelhub: waiting for streamer to load\n\n/, 'params that set stream: true make it a streaming request');
   });
 
   t.test('reasoning: chat UIs see the load as reasoning_content, then the answer', async (t) => {

@@ -3,6 +3,7 @@
 // did-you-mean.
 import { Settings } from 'typebox/system';
 import Value from 'typebox/value';
+import { Compile, type Validator } from 'typebox/compile';
 import type { TSchema } from 'typebox';
 import { HubFileSchema } from './schema.js';
 import { didYouMean } from './errors.js';
@@ -24,7 +25,17 @@ interface RawError {
 // TypeBox stops after 8 errors by default; a config check should report them all.
 Settings.Set({ maxErrors: 10_000 });
 
+/**
+ * The schema compiled to one check function, built on first use. A valid config (nearly every load
+ * and reload) is then checked without walking it for errors: Value.Errors over 500 models takes
+ * ~30-80 ms and allocates ~10 MB, and that garbage alone grows V8's young generation for good (the
+ * hub's idle memory was 16 MB larger with 500 models for it). The compiled check takes ~1 ms.
+ */
+let compiled: Validator | undefined;
+
 export function schemaProblems(doc: unknown): RawProblem[] {
+  compiled ??= Compile(HubFileSchema);
+  if (compiled.Check(doc)) return [];
   const problems = new Map<string, RawProblem>();
   const add = (segments: string[], message: string) => {
     const key = segments.join('\0');

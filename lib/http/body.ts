@@ -76,6 +76,18 @@ export class HeldBody {
     this.bytes += replacement.length - (end - start);
   }
 
+  /** The first `n` bytes (or the whole body, if shorter), copying only those. */
+  head(n: number): Buffer {
+    const kept: Buffer[] = [];
+    let left = n;
+    for (const part of this.parts) {
+      if (left <= 0) break;
+      kept.push(part.length <= left ? part : part.subarray(0, left));
+      left -= part.length;
+    }
+    return Buffer.concat(kept);
+  }
+
   /** The whole body in one buffer: only for small bodies (an error message). */
   concat(): Buffer {
     return Buffer.concat(this.parts);

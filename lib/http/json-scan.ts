@@ -24,7 +24,7 @@ export interface ModelSpan {
 
 export type ScanResult =
   | { valid: false; message: string }
-  | { valid: true; object: boolean; span?: ModelSpan };
+  | { valid: true; object: boolean; span?: ModelSpan; stream: boolean };
 
 // States between bytes.
 const VALUE = 0, VALUE_OR_END = 1, KEY_OR_END = 2, KEY = 3, COLON = 4, AFTER = 5, STRING = 6, ESCAPE = 7, UNICODE = 8, NUMBER = 9, LITERAL = 10, DONE = 11, FAILED = 12;
@@ -58,6 +58,9 @@ export class JsonModelScanner {
   private capturedBytes = 0;
   private captureFrom = 0;
   private keyIsModel = false;
+  private keyIsStream = false;
+  /** The last top-level "stream" value was the literal true (what load progress in the stream asks for). */
+  private stream = false;
   private modelStart = 0;
   private span?: ModelSpan;
 
@@ -118,7 +121,7 @@ export class JsonModelScanner {
     if (this.state === NUMBER && NUMBER_ENDS[this.numberState] && this.depth === 0) this.state = DONE;
     if (this.state === FAILED) return { valid: false, message: this.error! };
     if (this.state !== DONE) return { valid: false, message: 'Unexpected end of JSON input' };
-    return { valid: true, object: this.top === 0x7b, span: this.span };
+    return { valid: true, object: this.top === 0x7b, span: this.span, stream: this.stream };
   }
 
   /** A byte outside strings, numbers and literals. */
@@ -157,6 +160,8 @@ export class JsonModelScanner {
     if (this.depth === 0) this.top = c;
     const isModel = this.keyIsModel && this.depth === 1;
     this.keyIsModel = false;
+    if (this.keyIsStream && this.depth === 1) this.stream = c === 0x74; // a `t` is `true`, or the scan fails
+    this.keyIsStream = false;
     if (isModel && c !== 0x22) this.span = { model: undefined, start: this.offset + i, end: -1 };
     if (c === 0x22) this.startString(isModel ? 2 : 0, i);
     else if (c === 0x7b) this.push(OBJECT);
@@ -186,7 +191,9 @@ export class JsonModelScanner {
     const raw = Buffer.concat(this.captured);
     this.captured = [];
     if (role === 1) {
-      this.keyIsModel = this.capturedBytes <= KEY_CAP && decode(raw) === 'model';
+      const key = this.capturedBytes <= KEY_CAP ? decode(raw) : undefined;
+      this.keyIsModel = key === 'model';
+      this.keyIsStream = key === 'stream';
       this.state = COLON;
       return;
     }

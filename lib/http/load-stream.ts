@@ -28,14 +28,17 @@ const REASONING_EVERY_MS = 1000;
 /**
  * The mode for this request: the client's `x-hub-progress` header (off, comments, reasoning) over the
  * model's `progress`, and only for a streaming request on a streaming route. Read only on the slow
- * path (the model is not ready), so parsing the body costs nothing on the hot path.
+ * path (the model is not ready). `stream` comes from the scan that found `model` (a 30 MiB body parsed
+ * whole held the event loop for it), unless the body was rewritten since.
  */
-export function progressModeFor(req: IncomingMessage, path: string, m: ModelActor, body: HeldBody): Exclude<ProgressMode, 'off'> | undefined {
+export function progressModeFor(req: IncomingMessage, path: string, m: ModelActor, body: HeldBody, stream?: boolean): Exclude<ProgressMode, 'off'> | undefined {
   const asked = String(req.headers['x-hub-progress'] ?? '').trim().toLowerCase();
   const mode = asked === 'off' || asked === 'comments' || asked === 'reasoning' ? asked : m.config.progress;
   if (mode === 'off' || !STREAMING_ROUTES.has(path)) return undefined;
+  // `stream` as the body scan found it; parsed here only when the body was rewritten since (params).
   try {
-    if ((JSON.parse(body.concat().toString('utf8')) as { stream?: unknown }).stream !== true) return undefined;
+    const streaming = stream ?? (JSON.parse(body.concat().toString('utf8')) as { stream?: unknown }).stream === true;
+    if (!streaming) return undefined;
   } catch {
     return undefined;
   }

@@ -15,6 +15,8 @@ export interface FoundModel {
   model: string;
   /** JSON only: the byte range of the `model` value, where a served_model rewrite goes. */
   span?: { start: number; end: number };
+  /** JSON only: the top-level "stream" is true (undefined: not a JSON body). */
+  stream?: boolean;
 }
 
 export interface ModelFinder {
@@ -46,7 +48,7 @@ export function jsonModel(): ModelFinder {
       if (!scan.object) throw new HubError('invalid_json', 'the request body must be a JSON object with a "model" field');
       const model = scan.span?.model;
       if (model === undefined || model === '') throw modelRequired();
-      return { model, span: scan.span };
+      return { model, span: scan.span, stream: scan.stream };
     },
   };
 }
@@ -95,7 +97,7 @@ export function fixedModel(model: string): ModelFinder {
       const scan = scanner.end();
       if (!scan.valid) throw new HubError('invalid_json', `the request body is not valid JSON (${scan.message}); send a JSON object such as {"messages": [...], "stream": true}`);
       if (!scan.object) throw new HubError('invalid_json', 'the request body must be a JSON object such as {"messages": [...], "stream": true}');
-      return { model };
+      return { model, stream: scan.stream };
     },
   };
 }

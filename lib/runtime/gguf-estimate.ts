@@ -17,7 +17,6 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../config/types.js';
 import { resolveCommand } from '../config/command.js';
 import { kvCacheBytes, runtimeMarginBytes } from '../init/estimate.js';
-import { readGgufInfo } from '../init/gguf-info.js';
 
 /** Bytes per element of each KV cache type llama-server takes (block types: block bytes / 32 elements). */
 export const CACHE_TYPE_BYTES: Record<string, number> = {
@@ -95,6 +94,9 @@ export async function estimateGguf(model: ModelConfig, hubCommand: readonly stri
   try {
     const files = modelFiles(path);
     const weights = files.reduce((n, f) => n + statSync(f).size, 0);
+    // Imported here: the GGUF reader (@huggingface/gguf, ~2 MB of heap) is only needed for a llama-cpp
+    // model with a local file, and a hub without one should not carry it.
+    const { readGgufInfo } = await import('../init/gguf-info.js');
     const info = await readGgufInfo(files[0], statSync(files[0]).size, { split: files.length > 1 });
     if (!info.attention) return { error: `the header of ${path} lacks the attention shape (block_count, head_count, embedding_length) a KV-cache estimate needs` };
     const asked = ctxText === undefined ? 0 : Number(ctxText);
