@@ -75,7 +75,11 @@ export class ModelActor {
   /** Unique among all actors, also across reloads (a model removed and added back is a new actor). */
   readonly key = `${++serial}`;
   /** Keep-alive connections to the current child; replaced whenever a child is gone. */
-  agent = new Agent({ keepAlive: true });
+  get agent(): Agent {
+    return (this.connections ??= new Agent({ keepAlive: true }));
+  }
+  /** Made on first use: a hub with hundreds of models that are never started keeps no Agent for them. */
+  private connections?: Agent;
   private s: ModelState;
   private mailbox: ActorEvent[] = [];
   private stepping = false;
@@ -374,8 +378,8 @@ export class ModelActor {
       case 'memory':
         return void this.callMemory(effect.op, effect.gen);
       case 'drop-connections':
-        this.agent.destroy(); // in-flight requests see the connection drop and get backend_unavailable
-        this.agent = new Agent({ keepAlive: true });
+        this.connections?.destroy(); // in-flight requests see the connection drop and get backend_unavailable
+        this.connections = undefined;
         return;
       case 'probe':
         return void this.probe(effect.gen, effect.delayMs);
