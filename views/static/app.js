@@ -99,8 +99,6 @@ function sessionEnded() {
 
 /** Redraws to come, by model: when, and its timer. */
 const timers = new Map();
-/** When each model's card was last fetched. */
-const drawnAt = new Map();
 
 /** Redraws a model's card soon; bursts of events for one model become one fetch (the soonest asked for). */
 function refresh(name, delay = 120) {
@@ -110,19 +108,26 @@ function refresh(name, delay = 120) {
   if (pending) clearTimeout(pending.timer);
   timers.set(name, { at, timer: setTimeout(() => {
     timers.delete(name);
-    drawnAt.set(name, Date.now());
     void redraw(name);
   }, delay) });
 }
 
 /**
  * A finished request changes a card's counters only. The first after a quiet spell shows at once;
- * under steady traffic a card is fetched again at most every REQUEST_REDRAW_MS (a fetch a second per
- * busy model would cost more than the rest of the page's live updates together). State changes and
- * load progress still redraw at once.
+ * under steady traffic a card is fetched again for its requests at most every REQUEST_REDRAW_MS (a
+ * fetch a second per busy model cost more than the rest of the page's live updates together). State
+ * changes and load progress still redraw at once.
  */
 const REQUEST_REDRAW_MS = 10_000;
-const refreshAfterRequest = (name) => refresh(name, Math.max(400, (drawnAt.get(name) ?? -Infinity) + REQUEST_REDRAW_MS - Date.now()));
+/** When each model's card is (or was last) redrawn for its requests. */
+const requestRedrawAt = new Map();
+function refreshAfterRequest(name) {
+  const now = Date.now();
+  const last = requestRedrawAt.get(name) ?? -Infinity;
+  const at = last > now ? last : Math.max(now + 400, last + REQUEST_REDRAW_MS);
+  requestRedrawAt.set(name, at);
+  refresh(name, at - now); // a redraw already due sooner (a state change) takes this request along
+}
 
 /** Where focus was inside an element about to be redrawn, as a selector that finds its like in the new one. */
 function focusKey(el) {
