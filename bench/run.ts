@@ -2,7 +2,8 @@
 // Today: cold-start overhead (first byte minus the backend's own time to ready), the 1,000-request
 // cold burst, model swaps in a max_loaded: 1 group by sleep/wake vs by restart, proxy
 // throughput/latency against a bare Node http.request pipe proxy and the backend itself, and the
-// contention benchmark (contention.ts: agents over more models than fit, swap_hold 0 vs default).
+// contention benchmark (contention.ts: agents over more models than fit, swap_hold 0 vs default), and
+// the dashboard with 60 models in headless chromium (dashboard.ts: page ready, live update bytes).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -14,6 +15,7 @@ import { HUB_COMMAND } from '../lib/paths.js';
 import { startHub } from '../lib/hub.js';
 import { silentLogger } from '../lib/log.js';
 import { contentionBench } from './contention.js';
+import { dashboardBench } from './dashboard.js';
 import { bodiesBench } from './bodies.js';
 import { proxyBench } from './proxy.js';
 import { scaleBench } from './scale.js';
@@ -21,7 +23,8 @@ import { streamsBench } from './streams.js';
 
 // BENCH_ONLY=contention runs just the contention figures (they take a minute or two); BENCH_ONLY=proxy
 // just the proxy overhead; BENCH_ONLY=bodies the 30 MiB uploads; BENCH_ONLY=scale the 500-model figures;
-// BENCH_ONLY=startup the cold start, cold burst and swap figures; BENCH_ONLY=streams the 1,000 SSE streams.
+// BENCH_ONLY=startup the cold start, cold burst and swap figures; BENCH_ONLY=streams the 1,000 SSE streams;
+// BENCH_ONLY=dashboard the dashboard's page load and live updates with 60 models (headless chromium).
 // BENCH_ONLY=proxy,bodies runs both on one hub, in that order, as the full run does.
 if (process.env.BENCH_ONLY === 'contention') {
   await contentionBench();
@@ -29,6 +32,10 @@ if (process.env.BENCH_ONLY === 'contention') {
 }
 if (process.env.BENCH_ONLY === 'streams') {
   await streamsBench();
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY === 'dashboard') {
+  await dashboardBench();
   process.exit(0);
 }
 if (process.env.BENCH_ONLY === 'scale') {
@@ -187,4 +194,5 @@ await streamsBench();
 await hub.close();
 rmSync(dir, { recursive: true, force: true });
 await scaleBench();
+await dashboardBench();
 await contentionBench();

@@ -111,7 +111,9 @@ t.test('the dashboard in chromium', async (t) => {
     await page.goto(`${h.origin}/hub`);
     await page.locator('#live[data-state="live"]').waitFor();
     await page.evaluate(() => { (window as unknown as { __same: boolean }).__same = true; });
-    // Measured once the card is on the page (a live redraw may be replacing it at that moment).
+    // Measured once the card is on the page (a live redraw may be replacing it at that moment), and in
+    // view: a card off screen is not laid out yet (it has a stand-in height until it is).
+    await card(page, 'toggle').scrollIntoViewIfNeeded();
     const box = await waitFor('the card to be drawn', () => card(page, 'toggle').boundingBox(), 10_000);
     // Hold the API call until the button has been seen disabled.
     let release!: () => void;

@@ -1,17 +1,19 @@
 // The /hub dashboard over plain HTTP (no browser): the timeline and history it is drawn from, forms
 // without JavaScript (POST → 303 → a flash shown once), reload with its diff, escaping, masked
-// config, the login with a session cookie, and cross-origin refusals. Browser behaviour:
+// config, the login with a session cookie, cross-origin refusals, compression and the fragments'
+// summary tag. Browser behaviour:
 // dashboard-browser.test.ts.
 import { EventEmitter } from 'node:events';
 import { request } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import t from 'tap';
 import { History } from '../lib/scheduler/history.js';
 import type { Transition } from '../lib/scheduler/context.js';
 import { buildTimeline, PERIOD_SHAPE } from '../lib/http/dashboard/timeline.js';
 import { renderView } from '../lib/http/dashboard/render.js';
-import { demo, startTestHub, waitFor } from './helpers.js';
+import { demo, PACKAGE_ROOT, startTestHub, waitFor } from './helpers.js';
 
 const HOSTILE = `<script>alert("x")</script>`;
 const QUOTED = `it's"quoted"&<b>bold</b>`; // aliases hold no whitespace
@@ -31,6 +33,16 @@ function rawGet(url: string, headers: Record<string, string>): Promise<{ status:
     request(url, { headers: { ...html, ...headers } }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (c: string) => { body += c; }).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    }).on('error', reject).end();
+  });
+}
+
+/** A GET with exactly these headers (fetch would unpack a compressed body), its body as bytes. */
+function rawBytes(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    request(url, { headers: { ...html, ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers as Record<string, string | undefined>, body: Buffer.concat(chunks) }));
     }).on('error', reject).end();
   });
 }
@@ -218,6 +230,51 @@ t.test('dashboard without keys', async (t) => {
     t.match(await (await fetch(url('/hub/fragments/board'))).text(), /data-model="other"/);
     t.equal((await fetch(url('/hub/static/app.js'))).headers.get('content-type'), 'text/javascript; charset=utf-8');
     t.equal((await fetch(url('/hub/static/../hub.yaml'))).status, 404, 'only the listed files');
+  });
+
+  t.test('a card\'s fragment leaves the summary out while it is the one the page shows', async (t) => {
+    const first = await (await fetch(url('/hub/fragments/models/m'))).json();
+    t.match(first.summaryTag, /^[\w-]{16}$/, 'the summary comes with a tag');
+    const same = await (await fetch(url(`/hub/fragments/models/m?summary=${first.summaryTag}`))).json();
+    t.equal(same.summary, undefined, 'not sent again when the page says it shows that one');
+    t.equal(same.summaryTag, first.summaryTag);
+    t.match(same.card, /^<article class="model" data-model="m" /, 'the card still comes');
+    t.match((await (await fetch(url('/hub/fragments/models/m?summary=stale-tag'))).json()).summary, /id="summary"/, 'an unknown tag gets the summary');
+    await h.hub.controller.start('other');
+    const moved = await (await fetch(url(`/hub/fragments/models/m?summary=${first.summaryTag}`))).json();
+    t.not(moved.summaryTag, first.summaryTag, 'a model that started changes the tag');
+    t.match(moved.summary, /id="summary"/, 'and the new summary comes');
+    await h.hub.controller.stop('other'); // as the tests below expect it
+  });
+
+  t.test('pages, fragments and static files go compressed to a browser that accepts it; the API does not', async (t) => {
+    const page = await rawBytes(url('/hub'), {});
+    t.equal(page.headers['content-encoding'], undefined, 'not compressed when the client does not say it accepts it');
+    t.match(page.headers.vary, /accept-encoding/i);
+    for (const [encoding, unpack] of [['gzip', gunzipSync], ['br', brotliDecompressSync]] as const) {
+      const packed = await rawBytes(url('/hub'), { 'accept-encoding': `${encoding}, identity` });
+      t.equal(packed.headers['content-encoding'], encoding, `/hub as ${encoding}`);
+      const unpacked = unpack(packed.body);
+      t.match(unpacked.toString(), /^<!doctype html>[^]*data-model="other"[^]*<\/html>\n?$/, 'the whole page once unpacked');
+      t.ok(Math.abs(unpacked.length - page.body.length) < 100, `the same page, but for the times in it (${unpacked.length} and ${page.body.length} bytes)`);
+      t.ok(packed.body.length < page.body.length / 3, `${page.body.length} bytes became ${packed.body.length}`);
+      t.equal(Number(packed.headers['content-length']), packed.body.length);
+      t.match(packed.headers['content-type'], /^text\/html; charset=utf-8$/);
+      t.match(packed.headers['content-security-policy'], /frame-ancestors 'none'/, 'the page headers stay');
+    }
+    const chromeLike = { 'accept-encoding': 'gzip, deflate, br, zstd' };
+    const fragment = await rawBytes(url('/hub/fragments/models/m'), chromeLike);
+    t.equal(fragment.headers['content-encoding'], 'gzip', 'a card\'s fragment (JSON), in the first encoding the browser names');
+    t.match(JSON.parse(gunzipSync(fragment.body).toString()).card, /^<article class="model" data-model="m" /);
+    t.match(fragment.headers['content-type'], /^application\/json/);
+    const css = await rawBytes(url('/hub/static/style.css'), { 'accept-encoding': 'br' });
+    t.equal(css.headers['content-encoding'], 'br');
+    t.equal(brotliDecompressSync(css.body).toString(), readFileSync(join(PACKAGE_ROOT, 'views', 'static', 'style.css'), 'utf8'));
+    t.same((await rawBytes(url('/hub/static/style.css'), { 'accept-encoding': 'br' })).body, css.body, 'the same bytes the second time');
+    t.equal((await rawBytes(url('/hub/static/favicon.svg'), chromeLike)).headers['content-encoding'], undefined, 'under 1 KiB: sent as it is');
+    t.equal((await rawBytes(url('/hub/api/status'), chromeLike)).headers['content-encoding'], undefined, 'the control API is sent as it is');
+    t.equal((await rawBytes(url('/hub/nothing-here'), chromeLike)).status, 404, 'an error page still answers');
+    t.equal((await rawBytes(url('/hub'), { 'accept-encoding': 'br;q=0, gzip;q=0' })).headers['content-encoding'], undefined, 'refused encodings are not used');
   });
 
   t.test('Reload config shows the diff it applied; a broken config is refused in words', async (t) => {

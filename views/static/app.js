@@ -97,15 +97,36 @@ function sessionEnded() {
 
 // ---- redrawing cards from fragments ------------------------------------------------------------
 
+/** Redraws to come, by model: when, and its timer. */
 const timers = new Map();
 
-/** Redraws a model's card soon; bursts of events for one model become one fetch. */
+/** Redraws a model's card soon; bursts of events for one model become one fetch (the soonest asked for). */
 function refresh(name, delay = 120) {
-  if (timers.has(name)) return;
-  timers.set(name, setTimeout(() => {
+  const at = Date.now() + delay;
+  const pending = timers.get(name);
+  if (pending && pending.at <= at) return;
+  if (pending) clearTimeout(pending.timer);
+  timers.set(name, { at, timer: setTimeout(() => {
     timers.delete(name);
     void redraw(name);
-  }, delay));
+  }, delay) });
+}
+
+/**
+ * A finished request changes a card's counters only. The first after a quiet spell shows at once;
+ * under steady traffic a card is fetched again for its requests at most every REQUEST_REDRAW_MS (a
+ * fetch a second per busy model cost more than the rest of the page's live updates together). State
+ * changes and load progress still redraw at once.
+ */
+const REQUEST_REDRAW_MS = 10_000;
+/** When each model's card is (or was last) redrawn for its requests. */
+const requestRedrawAt = new Map();
+function refreshAfterRequest(name) {
+  const now = Date.now();
+  const last = requestRedrawAt.get(name) ?? -Infinity;
+  const at = last > now ? last : Math.max(now + 400, last + REQUEST_REDRAW_MS);
+  requestRedrawAt.set(name, at);
+  refresh(name, at - now); // a redraw already due sooner (a state change) takes this request along
 }
 
 /** Where focus was inside an element about to be redrawn, as a selector that finds its like in the new one. */
@@ -151,17 +172,25 @@ async function redraw(name) {
   const card = cardOf(name);
   if (!card && !onModelPage) return redrawBoard(); // a model added by a reload
   if (!card) return;
-  const query = onModelPage ? '?from=model' : boardView() === 'table' ? '?view=table' : '';
-  const res = await fetch(`/hub/fragments/models/${encodeURIComponent(name)}${query}`, { headers: { accept: 'application/json' } });
+  const query = new URLSearchParams(onModelPage ? { from: 'model' } : boardView() === 'table' ? { view: 'table' } : {});
+  // The summary comes only if it changed since the one shown.
+  if (summaryTag && document.getElementById('summary')) query.set('summary', summaryTag);
+  const res = await fetch(`/hub/fragments/models/${encodeURIComponent(name)}${String(query) ? `?${query}` : ''}`, { headers: { accept: 'application/json' } });
   if (sessionGone(res)) return;
   if (res.status === 404 && !onModelPage) return redrawBoard(); // removed by a reload
   if (!res.ok) return;
-  const { card: html, summary } = await res.json();
+  const { card: html, summary, summaryTag: tag } = await res.json();
   const current = cardOf(name);
   if (current) swap(current, html);
   const oldSummary = document.getElementById('summary');
-  if (oldSummary && summary) swap(oldSummary, summary);
+  if (oldSummary && summary) {
+    swap(oldSummary, summary);
+    summaryTag = tag ?? '';
+  }
 }
+
+/** The tag of the summary on the page, as the hub named it in a card's fragment ('' before the first). */
+let summaryTag = '';
 
 async function redrawBoard() {
   if (!board || onModelPage) return;
@@ -171,6 +200,7 @@ async function redrawBoard() {
   // (the search box between them keeps what is being typed).
   const tpl = document.createElement('template');
   tpl.innerHTML = await res.text();
+  summaryTag = ''; // the board's summary has no tag: the next card fragment brings one
   for (const id of ['summary', 'models']) {
     const fresh = tpl.content.getElementById(id);
     const current = document.getElementById(id);
@@ -279,7 +309,7 @@ function connect(text = 'connecting…') {
   });
   source.addEventListener('request', (e) => {
     const r = JSON.parse(e.data);
-    if (r.model) refresh(r.model, 400);
+    if (r.model) refreshAfterRequest(r.model);
   });
   source.addEventListener('lagging', () => {
     // The hub dropped this stream because the page fell behind, so events were lost: open a new one,

@@ -1,6 +1,7 @@
 // The /hub dashboard: server-rendered pages (views/), forms that work without JavaScript (POST →
 // 303 → flash), HTML fragments the page's script swaps in as events arrive, and the login. It is a
 // thin layer: every action is a controller call (or the hub's reload), as in the control API.
+import { createHash } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { ConfigError } from '../../config/errors.js';
@@ -11,6 +12,7 @@ import type { ConfigDiff } from '../../scheduler/reload.js';
 import type { HubState } from '../app.js';
 import { checkKey, realmIsOpen } from '../auth.js';
 import type { HubActions } from '../control-routes.js';
+import { compressBody } from './compress.js';
 import { Flashes, type Flash } from './flash.js';
 import { modelPage } from './model-page.js';
 import { renderView, viewsMiddleware } from './render.js';
@@ -21,7 +23,7 @@ import { serveStatic } from './static.js';
 import { board, boardQuery } from './board-query.js';
 import { LEGEND, seconds } from './timeline.js';
 import { toolPages } from './tool-pages.js';
-import { modelUrl, modelView, summaryView, type UsageOf } from './view.js';
+import { modelUrl, modelView, summaryView, type SummaryView, type UsageOf } from './view.js';
 
 const ACTIONS = ['start', 'stop', 'load', 'unload'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -35,7 +37,8 @@ const MAX_LOGIN_BODY = 4096;
 export interface Dashboard {
   /**
    * Mounted first: every /hub answer gets the framing and content policy headers (refusals too), and
-   * the dashboard's pages answer errors as HTML pages (401 → the login form).
+   * the dashboard's pages answer errors as HTML pages (401 → the login form); pages, fragments and
+   * static files leave compressed when the browser accepts it.
    */
   errors: Middleware;
   /** Mounted just before the key check: the login, the logout and the static files. */
@@ -85,7 +88,17 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
   const hasSession = (ctx: Context) => sessions.valid(ctx.cookies.get(SESSION_COOKIE), auth());
 
   const errors: Middleware = async (ctx, next) => {
-    if (underHub(ctx.path)) ctx.set(PAGE_HEADERS);
+    if (!underHub(ctx.path)) return next();
+    ctx.set(PAGE_HEADERS);
+    if (!/^\/hub\/api(\/|$)/i.test(ctx.path)) {
+      // Pages, fragments and static files, compressed for browsers that accept it (not the API).
+      await pageErrors(ctx, next);
+      return compressBody(ctx);
+    }
+    return next();
+  };
+
+  const pageErrors: Middleware = async (ctx, next) => {
     if (!isPage(ctx.path)) return next();
     try {
       await next();
@@ -211,10 +224,15 @@ export function dashboard(controller: Controller, actions: HubActions, usageOf: 
     const s = models.find((m) => m.name === ctx.params.name && !m.removed) ?? models.find((m) => m.name === ctx.params.name);
     if (!s) throw new HubError('not_found', `there is no model named "${ctx.params.name}"; configured models: ${controller.names().join(', ')}`);
     const m = modelView(s, controller, history, t, usageOf);
+    const summary = summaryView(controller, models, groups, originOf(ctx), t, gpus);
+    const tag = summaryTag(summary);
     ctx.body = {
       // The table view's row, or the card (on the board or the model's page).
       card: ctx.query.view === 'table' ? renderView('partials/model-row', { m }) : renderView('partials/model-card', { m, from: ctx.query.from === 'model' ? 'model' : '' }),
-      summary: renderView('partials/summary', { summary: summaryView(controller, models, groups, originOf(ctx), t, gpus) }),
+      // The summary only when it differs from the one the page says it shows (?summary=<its tag>):
+      // under steady traffic it rarely changes, and it was a third of each live update.
+      summaryTag: tag,
+      ...(ctx.query.summary === tag ? {} : { summary: renderView('partials/summary', { summary }) }),
     };
   });
 
@@ -255,6 +273,9 @@ export function diffFlash(diff: ConfigDiff): Flash {
   const changed = diff.added.length + diff.removed.length + diff.restarted.length + diff.updated.length;
   return { kind: 'ok', text: changed ? `Config reloaded: ${changed} model(s) changed.` : 'Config reloaded: nothing changed.', details };
 }
+
+/** Names a summary's content; not its uptime text, which the page keeps ticking by itself. */
+const summaryTag = (summary: SummaryView) => createHash('sha256').update(JSON.stringify({ ...summary, uptime: '' })).digest('base64url').slice(0, 16);
 
 /** The origin the browser used (what a client on that machine pastes). */
 const originOf = (ctx: Context) => `${ctx.protocol}://${ctx.host}`;
