@@ -106,6 +106,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
     }
     const diff = controller.applyConfig(next);
     void memory.refreshEstimates();
+    if (next.gpus?.auto) void memory.sample(true); // gpus: auto just added: read the devices now, not in 5 s
     applyTimeouts(server, next.limits);
     log.info(diff, 'config reloaded');
     return diff;

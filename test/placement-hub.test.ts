@@ -3,7 +3,7 @@
 // own environment (/proc/<pid>/environ). Free memory that changes (another process taking a GPU)
 // moves the next placement; `hub status` shows where each model runs and why; a hub that finds no
 // GPU refuses a model that needs one at once, saying why.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { hub as cli } from './cli-support.js';
 import { demo, getJson, postJson, startTestHub, waitFor } from './helpers.js';
@@ -94,4 +94,17 @@ t.test('with gpus: auto and no GPU found, a model that needs one is refused at o
   t.notOk(res.headers.get('retry-after'), 'no Retry-After for a start no wait would help');
   t.ok(Date.now() - started < 5000, 'at once');
   t.equal(h.spawns('small'), 0, 'nothing was started');
+});
+
+t.test('gpus: auto added by a reload: the devices are read and its models placed', async (t) => {
+  smi.devices(DEVICES(0));
+  smi.apps('');
+  const h = await startTestHub(t, 'models:\n  plain: { backend: demo, cmd: "' + demo() + '" }\n');
+  t.same(h.hub.memory.gpuRooms(), [], 'no GPUs before');
+  const path = `${h.dir}/hub.yaml`;
+  writeFileSync(path, readFileSync(path, 'utf8').replace('models:\n', `${YAML.split('\n')[0]}\nmodels:\n`) + YAML.split('\n').slice(2).join('\n'));
+  t.equal((await postJson(`${h.origin}/hub/api/reload`, {})).status, 200);
+  await waitFor('the GPUs read after the reload', () => h.hub.memory.gpuRooms().length === 2);
+  t.equal((await postJson(`${h.origin}/hub/api/models/small/start`, {})).status, 200, 'a model with gpus: starts right after the reload');
+  t.same((await modelOf(h.origin, 'small')).gpus, [1], 'on the 48 GiB GPU, the most free');
 });
