@@ -55,9 +55,10 @@ t.test('a model over its declared memory and a group over its budget are flagged
   const llama = `\n  est:\n    backend: llama-cpp\n    cmd: llama-server -m tiny.gguf -c 8192 -ctk q8_0 --port \${PORT}\n    cwd: ${dir}\n    memory: 1GiB\n`;
   const { hub, records } = await hubWith(t, dir, YAML + llama);
   t.equal((await postJson(`${hub.origin}/hub/api/models/big/load`, {})).status, 200);
-  const status = await waitFor('the warning in status', async () => {
+  const status = await waitFor('the warning and the estimate in status', async () => {
     const s = (await getJson(`${hub.origin}/hub/api/status`)).body;
-    return s.models[0].memory_warning ? s : undefined;
+    // The GGUF header is read in the background (its reader is loaded on first use): wait for both.
+    return s.models[0].memory_warning && s.models[1].memory_estimate ? s : undefined;
   });
   const big = status.models[0];
   const est = status.models[1];
