@@ -21,8 +21,9 @@ export class Meter {
   bytesOut = 0;
   /** ms from the request's start to the backend's first body byte. */
   ttfbMs?: number;
-  usage: Usage = {};
   private reader?: UsageReader;
+  private read?: Usage;
+  private ended = false;
   /** The start of the answer, for a model with log.capture (absent otherwise: nothing is kept). */
   private captured?: { chunks: Buffer[]; room: number };
 
@@ -63,7 +64,17 @@ export class Meter {
         this.captured.room -= part.length;
       }
     });
-    res.once('end', () => { if (this.reader) this.usage = this.reader.result(); });
+    res.once('end', () => { this.ended = true; });
+  }
+
+  /**
+   * The token usage the backend reported (empty if none, or if the answer did not end). Read from the
+   * kept bytes when first asked, which is after the answer went out: the 'end' listener above runs
+   * before the proxy's own, so parsing there held up the end of every response.
+   */
+  get usage(): Usage {
+    if (this.read === undefined) this.read = this.ended && this.reader ? this.reader.result() : {};
+    return this.read;
   }
 }
 
