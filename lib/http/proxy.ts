@@ -200,12 +200,14 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
     const send = (retry: boolean) => {
       const takeover = exchange.takeover;
       if (takeover) headers['content-length'] = String(takeover.length);
-      const target = takeover ? { target: targetWithPath(m.target, takeover.path), ignorePath: true, selfHandleResponse: true } : { target: m.target };
       const buffer = takeover ? takeover.body() : options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined;
+      const web = takeover
+        ? { target: targetWithPath(m.target, takeover.path), ignorePath: true, selfHandleResponse: true, agent: m.agent, buffer }
+        : { target: parsedTarget(m.target), agent: m.agent, buffer };
       proxy.web(
         req,
         res,
-        { ...target, agent: m.agent, buffer },
+        web,
         (err: NodeJS.ErrnoException) => {
           if (!retry && replayable && exchange.reusedSocket && !exchange.answered && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
             exchange.reusedSocket = false;
@@ -232,6 +234,20 @@ export function releaseOutcome(exchange: Pick<Exchange, 'healthy' | 'answered' |
   if (!exchange.healthy) return 'failed';
   if (!exchange.answered) return 'abandoned';
   return (exchange.status ?? 200) >= 500 ? 'failed' : 'answered';
+}
+
+/**
+ * A model's backend URL, parsed once: http-proxy-3 parses a target given as a string on every request
+ * (a URL object it takes as it is, and only reads).
+ */
+const parsedTargets = new Map<string, URL>();
+function parsedTarget(target: string): URL {
+  let url = parsedTargets.get(target);
+  if (!url) {
+    if (parsedTargets.size >= 1000) parsedTargets.clear(); // models come and go with reloads; a bound, not a leak
+    parsedTargets.set(target, (url = new URL(target)));
+  }
+  return url;
 }
 
 /** The backend's URL for a path: a remote model's own base path (http://box/api) is kept in front. */
