@@ -189,6 +189,29 @@ models:
     t.equal(escaped.json().body, '{"mod\\u0065l":"re\\u006eamed","model":7,"model":"backend-name"}', 'the last model counts, as in JSON.parse');
   });
 
+  t.test('a small body is read whether it came with its headers, comes after them in pieces, or stops', async (t) => {
+    const body = Buffer.from(JSON.stringify({ model: 'fast', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }));
+    const request = head('/v1/chat/completions', { 'content-type': 'application/json', 'content-length': body.length, connection: 'close' });
+    // With its headers, in one write: taken from the parser's buffer at once.
+    const together = rawClient(h.origin, request, body);
+    await together.closed;
+    t.match(together.received(), /^HTTP\/1\.1 200 /, 'in one piece with its headers');
+    // Headers first, then the body in two pieces a while later: read as it comes.
+    const later = rawClient(h.origin, request, Buffer.alloc(0));
+    t.teardown(() => later.socket.destroy());
+    await waitFor('the request head to be sent', () => later.socket.bytesWritten > 0);
+    setTimeout(() => later.socket.write(body.subarray(0, 10)), 100);
+    setTimeout(() => later.socket.write(body.subarray(10)), 200);
+    await later.closed;
+    t.match(later.received(), /^HTTP\/1\.1 200 /, 'after its headers, in two pieces');
+    t.match(later.received(), /"object":"chat\.completion"/);
+    // All but its last byte: dropped after body_timeout, as a large one is.
+    const cut = rawClient(h.origin, request, body.subarray(0, body.length - 1));
+    t.teardown(() => cut.socket.destroy());
+    await cut.closed;
+    t.match(cut.received(), /^HTTP\/1\.1 408 [^]*"code":"body_incomplete"/, 'one byte short: 408 body_incomplete');
+  });
+
   t.test('bodies at both sides of the small-body path arrive byte for byte, served_model spliced in', async (t) => {
     for (const size of [SMALL_BODY_BYTES - 100, SMALL_BODY_BYTES + 100]) {
       const text = `{"model":"renamed","input":"${'é'.repeat(Math.floor((size - 40) / 2))}"}`;

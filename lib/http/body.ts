@@ -126,6 +126,19 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits, sink?: 
     }
     reserved = declared;
   }
+  // Nearly every chat request: its few kilobytes came in with its headers, and all `declared` bytes of
+  // it already wait in the stream's buffer (Content-Length frames the body, so that is all of it): it
+  // is taken from there at once, without listeners, timers or a wait for 'end'. The request's handlers
+  // run inside the parser's call that read the headers; one microtask later it has parsed the rest.
+  if (small && reserved === declared && req.readableLength < declared) await undefined;
+  if (small && reserved === declared && req.readableLength === declared && !req.readableFlowing) {
+    const whole = declared === 0 ? undefined : (req.read() as Buffer | null);
+    if (declared === 0 || whole?.length === declared) {
+      if (whole) sink?.(whole);
+      return new HeldBody(whole ? [whole] : [], declared, budget, reserved);
+    }
+    if (whole) req.unshift(whole); // not all of it after all: read it the usual way
+  }
 
   return new Promise<HeldBody>((resolve, reject) => {
     const chunks: Buffer[] = [];
