@@ -19,7 +19,7 @@ import { trustProxies } from './forwarded.js';
 import { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { registerMemoryMetrics } from './memory-metrics.js';
-import { createForwarder, openaiRoutes } from './openai-routes.js';
+import { createForwarder, openaiRoutes, ROUTED_BY_BODY } from './openai-routes.js';
 import { playgroundRoutes } from './playground-routes.js';
 import { ModelStats } from './model-stats.js';
 import { RequestLog } from './request-log.js';
@@ -122,6 +122,9 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     key(ctx);
     textPlainCheck(ctx);
     upstream(ctx);
+    // Nearly all model traffic: the one route a POST under /v1 can match, taken without the router
+    // matching every route's pattern and composing a chain for it on each request.
+    if (ctx.method === 'POST' && ROUTED_BY_BODY.test(ctx.path)) return forwarder(ctx);
     return modelRoutes(ctx, next);
   });
 

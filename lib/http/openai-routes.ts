@@ -28,6 +28,9 @@ export interface FixedRoute {
   apiPath: string;
 }
 
+/** POSTs under /v1 are forwarded to the model their body names (and POST /rerank, by its own route). */
+export const ROUTED_BY_BODY = /^\/v1\/.+/;
+
 export function openaiRoutes(controller: Controller, routed: Routed = createForwarder(controller)): Router<HubState> {
   const router = new Router<HubState>();
 
@@ -43,7 +46,7 @@ export function openaiRoutes(controller: Controller, routed: Routed = createForw
   });
 
   const routedByBody = (ctx: Context & { state: HubState }) => routed(ctx);
-  router.post(/^\/v1\/.+/, routedByBody);
+  router.post(ROUTED_BY_BODY, routedByBody);
   router.post('/rerank', routedByBody);
   // Everything under /v1 but the model list is a POST: say so, rather than "nothing here".
   router.all(/^\/v1\/.+|^\/rerank$/, (ctx) => {
