@@ -10,12 +10,19 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const loadScript = fileURLToPath(new URL('./load.js', import.meta.url));
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 interface Load {
   rps: number;
   p50_ms: number;
   errors: number;
+}
+
+/** The median run by throughput and, separately, the median p50 (errors summed). */
+function median(runs: Load[]): Load {
+  const mid = <T>(xs: T[], by: (x: T) => number) => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)];
+  return { rps: mid(runs, (x) => x.rps).rps, p50_ms: mid(runs, (x) => x.p50_ms).p50_ms, errors: runs.reduce((n, x) => n + x.errors, 0) };
 }
 
 /** `hubOrigin` serves `model`, whose backend listens at `backend`. */
@@ -39,20 +46,31 @@ export async function proxyBench(hubOrigin: string, backend: string, model: stri
   const bareUrl = await url(bare);
   const aloneUrl = await url(alone);
   const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
-  const load = async (base: string, connections: number): Promise<Load> => {
-    const { stdout } = await run(process.execPath, [loadScript, `${base}/v1/chat/completions`, String(connections), String(SECONDS), body]);
+  const load = async (base: string, connections: number, seconds = SECONDS): Promise<Load> => {
+    const { stdout } = await run(process.execPath, [loadScript, `${base}/v1/chat/completions`, String(connections), String(seconds), body]);
     return JSON.parse(stdout) as Load;
   };
   const fmt = (x: Load) => `${x.rps.toFixed(0).padStart(6)} req/s  p50 ${x.p50_ms.toFixed(2)} ms${x.errors ? `  (${x.errors} errors)` : ''}`;
   const over = (bad: boolean) => (bad ? ': OVER BUDGET' : '');
 
-  console.log(`proxy overhead, small JSON chat request, ${SECONDS}s per figure (load generator in its own process)`);
+  // This machine's speed drifts from second to second (other work, the host): one run of each would
+  // compare a fast moment with a slow one. The pipe, the library and the hub take turns, ROUNDS times,
+  // and each figure is the median of its rounds.
+  console.log(`proxy overhead, small JSON chat request, ${ROUNDS} rounds of ${SECONDS}s per figure, medians (load generator in its own process)`);
+  // Each is warmed first, so that no figure is of code V8 has not optimized yet (the hub's first few
+  // thousand requests ran ~2x slower than its later ones).
+  for (const base of [backend, bareUrl, aloneUrl, hubOrigin]) await load(base, 32, 1);
   for (const connections of [1, 32]) {
     const direct = await load(backend, connections);
-    const pipe = await load(bareUrl, connections);
-    const proxyAlone = await load(aloneUrl, connections);
-    const viaHub = await load(hubOrigin, connections);
+    const runs: Record<'pipe' | 'alone' | 'hub', Load[]> = { pipe: [], alone: [], hub: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      runs.pipe.push(await load(bareUrl, connections));
+      runs.alone.push(await load(aloneUrl, connections));
+      runs.hub.push(await load(hubOrigin, connections));
+    }
+    const [pipe, proxyAlone, viaHub] = [median(runs.pipe), median(runs.alone), median(runs.hub)];
     console.log(`  ${String(connections).padStart(2)} conn  direct ${fmt(direct)} | bare pipe ${fmt(pipe)} | http-proxy-3 alone ${fmt(proxyAlone)} | hub ${fmt(viaHub)}`);
+    console.log(`          hub throughput per round ${runs.hub.map((x) => x.rps.toFixed(0)).join(' ')}, pipe ${runs.pipe.map((x) => x.rps.toFixed(0)).join(' ')}`);
     console.log(`          http-proxy-3 alone/bare throughput ${(proxyAlone.rps / pipe.rps).toFixed(2)}x (the library's own ceiling)`);
     const ratio = viaHub.rps / pipe.rps;
     const added = viaHub.p50_ms - pipe.p50_ms;
