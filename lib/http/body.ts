@@ -132,12 +132,9 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits, sink?: 
   // run inside the parser's call that read the headers; one microtask later it has parsed the rest.
   if (small && reserved === declared && req.readableLength < declared) await undefined;
   if (small && reserved === declared && req.readableLength === declared && !req.readableFlowing) {
-    const whole = declared === 0 ? undefined : (req.read() as Buffer | null);
-    if (declared === 0 || whole?.length === declared) {
-      if (whole) sink?.(whole);
-      return new HeldBody(whole ? [whole] : [], declared, budget, reserved);
-    }
-    if (whole) req.unshift(whole); // not all of it after all: read it the usual way
+    const parts = declared === 0 ? [] : [req.read() as Buffer]; // read() gives all that is buffered
+    for (const part of parts) sink?.(part);
+    return new HeldBody(parts, declared, budget, reserved);
   }
 
   return new Promise<HeldBody>((resolve, reject) => {
