@@ -195,4 +195,14 @@ t.test('a kept-alive connection the backend closed is retried once on a new one'
     t.equal(res.status, 200, `request ${i} answered`);
   }
   t.equal(answered, 4, 'each request reached the backend exactly once');
+  // Four at once leave four kept-alive connections, each of which the backend drops on its next use
+  // (as when a backend's keep-alive timeout closes every idle connection at the same moment): the
+  // retry must go out on a new connection, not on the next dropped one.
+  const burst = await Promise.all([1, 2, 3, 4].map(() => postJson(`${h.base}/chat/completions`, { model: 'flaky' })));
+  t.same(burst.map((r) => r.status), [200, 200, 200, 200], 'the burst answered (each on a new connection, or a retry)');
+  for (let i = 1; i <= 4; i++) {
+    const res = await postJson(`${h.base}/chat/completions`, { model: 'flaky' });
+    t.equal(res.status, 200, `request ${i} after the burst answered, with every kept-alive connection dropped`);
+  }
+  t.equal(answered, 12, 'each request reached the backend exactly once');
 });

@@ -194,7 +194,8 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
       resolve();
     });
     // A backend may close a kept-alive connection just as we reuse it (llama-server does after a
-    // stream); the request then never reached it, and is sent once more on a new connection.
+    // stream); the request then never reached it, and is sent once more on a new connection: one of
+    // its own, not the pool's next (a keep-alive timeout closes every idle connection at once).
     const bodyless = !options.body && !req.headers['transfer-encoding'] && !Number(req.headers['content-length']);
     const replayable = options.body !== undefined || bodyless;
     const send = (retry: boolean) => {
@@ -203,7 +204,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
       const buffer = takeover ? takeover.body() : options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined;
       const web = takeover
         ? { target: targetWithPath(m.target, takeover.path), ignorePath: true, selfHandleResponse: true, agent: m.agent, buffer }
-        : { target: parsedTarget(m.target), agent: m.agent, buffer };
+        : { target: parsedTarget(m.target), agent: retry ? false : m.agent, buffer };
       proxy.web(
         req,
         res,
