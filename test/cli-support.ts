@@ -26,7 +26,8 @@ export function hub(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: st
     child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
     child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`hub ${args.join(' ')} did not finish within ${options.timeoutMs ?? 30_000}ms:\n${out}${err}`)); }, options.timeoutMs ?? 30_000);
-    child.once('exit', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
+    // 'close', not 'exit': only then has all of its output been read (under load 'exit' comes first).
+    child.once('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
   });
 }
 
@@ -36,7 +37,7 @@ export function hubRunning(t: Teardown, args: string[], env: NodeJS.ProcessEnv =
   let out = '';
   child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code))); // with all its output read
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   return { child, output: () => out, exited };
 }
@@ -46,7 +47,7 @@ export function inPty(t: Teardown, command: string, env: NodeJS.ProcessEnv = {},
   const child = spawn('script', ['-qfec', `stty rows 40 cols ${cols}; exec ${command}`, '/dev/null'], { env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code))); // with all its output read
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   return { output: () => out, write: (s: string) => child.stdin.write(s), exited };
 }

@@ -28,7 +28,8 @@ export function spawnHub(t: Teardown, args: string[], env: NodeJS.ProcessEnv = {
   let out = '';
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // 'close' (after 'exit'): by then all of its output has been read.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
   // A hub still running at teardown gets SIGTERM first, so that it stops its backends; SIGKILL only if
   // it does not exit in time (which would leave them running).
   t.teardown(async () => {

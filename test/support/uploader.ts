@@ -123,7 +123,7 @@ export function startUploads(plan: Plan): { ready: Promise<void>; go(): Promise<
       out += c.toString();
       if (out.startsWith('ready\n')) onReady();
     });
-    child.once('exit', (code) => {
+    child.once('close', (code) => { // 'close': its whole output has been read by then
       const result = out.split('\n')[1];
       if (code === 0 && result) resolve(JSON.parse(result) as Report);
       else reject(new Error(`the uploader exited with ${code}: ${out}`));
