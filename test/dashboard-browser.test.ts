@@ -131,7 +131,9 @@ t.test('the dashboard in chromium', async (t) => {
     t.equal(hub.get('toggle').memory, 'loaded');
     t.equal(await page.evaluate(() => (window as unknown as { __same?: boolean }).__same), true, 'no navigation happened');
     const after = await waitFor('the card to be drawn', () => card(page, 'toggle').boundingBox(), 10_000);
-    t.equal(after.height, box.height, 'the row kept its height');
+    // A jump would be a line or more; a redrawn card's text (its figures change) may round to a
+    // fraction of a pixel differently (CI saw 360.375 then 360.92).
+    t.ok(Math.abs(after.height - box.height) < 2, `the row kept its height (${box.height} then ${after.height})`);
     await page.locator('form[data-kind="reload"] button').click();
     await page.locator('.toast', { hasText: 'Config reloaded: nothing changed.' }).waitFor();
     t.pass('Reload config from the page says what it changed');
