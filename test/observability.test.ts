@@ -216,3 +216,45 @@ t.test('the meter reads a JSON answer\'s usage from its tail, in any chunking, w
   t.same(read, { usage: { tokens_in: 7, tokens_out: 8 }, bytes: big.length }, 'a 1 MiB answer: its usage, every byte counted');
   t.same((await meter(answer('no usage'), 10)).usage, {}, 'an answer without usage adds nothing');
 });
+
+t.test('the meter reads a stream\'s usage from its first and last events, in any chunking, holding only a few', async (t) => {
+  /** Streams `text` cut every `cut` bytes (or at each event with cut 0) through a meter. */
+  const meter = async (text: string, cut: number) => {
+    const res = Object.assign(new PassThrough(), { headers: { 'content-type': 'text/event-stream' } });
+    const m = new Meter(performance.now());
+    m.watchResponse(res as unknown as IncomingMessage);
+    const ended = new Promise((r) => res.once('end', r));
+    let mostHeld = 0;
+    res.on('data', () => { mostHeld = Math.max(mostHeld, m.heldBytes); });
+    const pieces = cut === 0 ? text.split(/(?<=\n\n|\r\n\r\n)/) : Array.from({ length: Math.ceil(text.length / cut) }, (_, i) => text.slice(i * cut, (i + 1) * cut));
+    for (const piece of pieces) res.write(piece);
+    res.end();
+    await ended;
+    return { usage: m.usage, mostHeld, bytes: m.bytesOut };
+  };
+  const event = (data: object, name?: string) => `${name ? `event: ${name}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
+  const tokens = (n: number) => Array.from({ length: n }, (_, i) => event({ choices: [{ delta: { content: `token ${i}` } }], usage: null })).join('');
+  const chat = `${tokens(5000)}${event({ choices: [], usage: { prompt_tokens: 12, completion_tokens: 5000 } })}data: [DONE]\n\n`;
+  for (const cut of [0, 1, 7, 100, 4096]) {
+    const read = await meter(chat, cut);
+    t.same(read.usage, { tokens_in: 12, tokens_out: 5000 }, `chat completions, ${chat.length} bytes cut ${cut ? `every ${cut} bytes` : 'at each event'}`);
+    t.equal(read.bytes, chat.length, 'every byte counted');
+    t.ok(read.mostHeld <= 1024 + 3 * Math.max(cut, 200), `held at most ${read.mostHeld} bytes: the first event and the last few`);
+  }
+  const crlf = chat.replaceAll('\n\n', '\r\n\r\n');
+  t.same((await meter(crlf, 0)).usage, { tokens_in: 12, tokens_out: 5000 }, 'events ended by CRLF');
+  t.ok((await meter(crlf, 0)).mostHeld < 2048, 'and still only a few held');
+
+  const anthropic = event({ type: 'message_start', message: { usage: { input_tokens: 21, output_tokens: 1 } } }, 'message_start') +
+    Array.from({ length: 3000 }, (_, i) => event({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: `word ${i}` } }, 'content_block_delta')).join('') +
+    event({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 3000 } }, 'message_delta') + event({ type: 'message_stop' }, 'message_stop');
+  for (const cut of [0, 13]) t.same((await meter(anthropic, cut)).usage, { tokens_in: 21, tokens_out: 3000 }, `Anthropic: input from the first event, output from the last ones (cut ${cut})`);
+
+  const long = 'x'.repeat(200 * 1024);
+  const responses = event({ type: 'response.output_text.delta', delta: 'x' }) +
+    event({ type: 'response.completed', response: { id: 'r', output: [{ type: 'message', content: [{ type: 'output_text', text: long }] }], usage: { input_tokens: 8, output_tokens: 9 }, metadata: {} } });
+  const read = await meter(responses, 16 * 1024);
+  t.same(read.usage, { tokens_in: 8, tokens_out: 9 }, 'Responses: a response.completed longer than what is kept still gives its usage');
+  t.ok(read.mostHeld <= 64 * 1024 + 16 * 1024, `held at most ${read.mostHeld} bytes`);
+  t.same((await meter(tokens(300), 50)).usage, {}, 'a stream without usage adds nothing');
+});

@@ -1,14 +1,14 @@
 // What one proxied exchange cost: bytes each way, the time until the backend's first body byte, and
 // the token usage the backend reported. Usage is read without holding the answer: a JSON body only by
-// its last few kilobytes (the usage object ends it), a stream by its first and last few kilobytes —
-// enough for the events that carry usage (OpenAI's last chunk, Responses' `response.completed`,
-// Anthropic's `message_start` and `message_delta`).
+// its last few kilobytes (the usage object ends it), a stream by its first event and its last few —
+// the events that carry usage (OpenAI's last chunk, Responses' `response.completed`, Anthropic's
+// `message_start` and `message_delta`).
 import type { IncomingMessage } from 'node:http';
 import { createParser } from 'eventsource-parser';
 
-/** Kept of the start of a stream (Anthropic reports input tokens in its first event). */
+/** Kept of the start of a stream at most: its first event (Anthropic reports input tokens there). */
 const HEAD_BYTES = 16 * 1024;
-/** Kept of the end of a stream or of a long JSON answer. */
+/** Kept of the end of a long JSON answer, and of a stream's last events at most. */
 const TAIL_BYTES = 64 * 1024;
 
 export interface Usage {
@@ -67,6 +67,11 @@ export class Meter {
     res.once('end', () => { this.ended = true; });
   }
 
+  /** Bytes of the answer the meter holds now, to read its usage from (log.capture's aside). */
+  get heldBytes(): number {
+    return this.reader?.held ?? 0;
+  }
+
   /**
    * The token usage the backend reported (empty if none, or if the answer did not end). Read from the
    * kept bytes when first asked, which is after the answer went out: the 'end' listener above runs
@@ -81,6 +86,8 @@ export class Meter {
 interface UsageReader {
   push(chunk: Buffer): void;
   result(): Usage;
+  /** Bytes of the answer held now. */
+  readonly held: number;
 }
 
 /** The last `max` bytes of what was pushed, kept as chunks (no copying on each push). */
@@ -92,6 +99,9 @@ class Tail {
     this.chunks.push(chunk);
     this.size += chunk.length;
     while (this.chunks.length > 1 && this.size - this.chunks[0].length >= this.max) this.size -= this.chunks.shift()!.length;
+  }
+  get held(): number {
+    return this.size;
   }
   bytes(): Buffer {
     const all = Buffer.concat(this.chunks);
@@ -108,27 +118,67 @@ class JsonUsage implements UsageReader {
   push(chunk: Buffer): void {
     this.tail.push(chunk);
   }
+  get held(): number {
+    return this.tail.held;
+  }
   result(): Usage {
     return usageInText(this.tail.bytes().toString('utf8'));
   }
 }
 
+/**
+ * A stream by its first event and its last few: input tokens may come first (Anthropic's
+ * message_start), the final counts last (OpenAI's usage chunk just before [DONE], Anthropic's
+ * message_delta before message_stop, Responses' response.completed). The events between pass by:
+ * a long answer keeps a few events' chunks, not tens of kilobytes of them for every open stream.
+ */
 class StreamUsage implements UsageReader {
   private head: Buffer[] = [];
   private headSize = 0;
-  private readonly tail = new Tail(TAIL_BYTES);
-  private total = 0;
+  /** The first event is whole in the head (or the head is full): the rest goes to the tail. */
+  private headDone = false;
+  private tail: Buffer[] = [];
+  /** Event boundaries in each tail chunk (see boundariesIn). */
+  private marks: number[] = [];
+  private tailSize = 0;
+  private tailBoundaries = 0;
+  /** Whether bytes between the head and the tail were let go. */
+  private dropped = false;
+  /** The last two bytes seen, for a blank line split between two chunks. */
+  private last: [number, number] = [-1, -1];
+
   push(chunk: Buffer): void {
-    this.total += chunk.length;
-    if (this.headSize < HEAD_BYTES) {
+    if (!this.headDone) {
       const part = chunk.subarray(0, HEAD_BYTES - this.headSize);
-      this.head.push(part);
-      this.headSize += part.length;
-      if (part.length === chunk.length) return;
-      chunk = chunk.subarray(part.length);
+      const straddle = straddleEnd(part, this.last);
+      const end = straddle >= 0 ? straddle : firstBoundaryEnd(part);
+      const kept = end < 0 ? part : part.subarray(0, end);
+      this.last = lastTwo(kept, this.last);
+      this.head.push(kept);
+      this.headSize += kept.length;
+      this.headDone = end >= 0 || this.headSize >= HEAD_BYTES;
+      if (kept.length === chunk.length) return;
+      chunk = chunk.subarray(kept.length);
     }
+    const marks = boundariesIn(chunk, this.last);
+    this.last = lastTwo(chunk, this.last);
     this.tail.push(chunk);
+    this.marks.push(marks);
+    this.tailSize += chunk.length;
+    this.tailBoundaries += marks;
+    // Keep from the chunk holding the third boundary from the end: the last two events whole (and
+    // whatever follows them), however the stream was cut into chunks. And never more than TAIL_BYTES.
+    while (this.tail.length > 1 && (this.tailBoundaries - this.marks[0] >= 3 || this.tailSize - this.tail[0].length >= TAIL_BYTES)) {
+      this.tailSize -= this.tail.shift()!.length;
+      this.tailBoundaries -= this.marks.shift()!;
+      this.dropped = true;
+    }
   }
+
+  get held(): number {
+    return this.headSize + this.tailSize;
+  }
+
   result(): Usage {
     const found: Usage = {};
     const parser = createParser({
@@ -141,20 +191,58 @@ class StreamUsage implements UsageReader {
         }
       },
     });
-    if (this.total - this.headSize <= TAIL_BYTES) {
-      parser.feed(Buffer.concat([...this.head, this.tail.bytes()]).toString('utf8')); // nothing was dropped
+    const head = Buffer.concat(this.head).toString('utf8');
+    const tail = Buffer.concat(this.tail).toString('utf8');
+    if (!this.dropped) {
+      parser.feed(head + tail); // nothing was let go
     } else {
-      // The head up to its last complete event, then the tail from its first complete one.
-      const head = Buffer.concat(this.head).toString('utf8');
+      // The head's complete event, then the tail from its first complete boundary on.
       parser.feed(head.slice(0, lastBoundary(head)));
       parser.reset();
-      const tail = this.tail.bytes().toString('utf8');
       const start = /\r?\n\r?\n/.exec(tail);
       if (start) parser.feed(tail.slice(start.index + start[0].length));
     }
     parser.reset({ consume: true }); // a last event without its blank line still counts
+    // A last event longer than the tail (a Responses response.completed with a long output) has lost
+    // its start: its usage object, near its end, is still whole.
+    if (found.tokens_out === undefined) merge(found, usageInText(tail));
     return found;
   }
+}
+
+const [LF, CR] = [10, 13];
+
+/** Where the first event of `chunk` ends (just after its blank line), or -1. */
+function firstBoundaryEnd(chunk: Buffer): number {
+  const lf = chunk.indexOf('\n\n');
+  const crlf = chunk.indexOf('\n\r\n');
+  if (lf < 0 && crlf < 0) return -1;
+  return lf >= 0 && (crlf < 0 || lf < crlf) ? lf + 2 : crlf + 3;
+}
+
+/**
+ * Where a blank line begun in the bytes before `chunk` (`before`: their last two, most recent last;
+ * -1 where none) ends in it: just after the byte that completes it, or -1.
+ */
+function straddleEnd(chunk: Buffer, [p1, p0]: [number, number]): number {
+  const [c0, c1] = [chunk[0], chunk[1]];
+  if (p0 === LF && c0 === LF && p1 !== LF) return 1; // \n | \n (an \n\n wholly before was counted then)
+  if (p0 === LF && c0 === CR && c1 === LF) return 2; // \n | \r\n
+  if (p1 === LF && p0 === CR && c0 === LF) return 1; // \n\r | \n
+  return -1;
+}
+
+/** How many events end in `chunk` (blank lines, \n\n or \n\r\n, one begun before it included). */
+function boundariesIn(chunk: Buffer, before: [number, number]): number {
+  let n = straddleEnd(chunk, before) < 0 ? 0 : 1;
+  for (let i = chunk.indexOf('\n\n'); i >= 0; i = chunk.indexOf('\n\n', i + 2)) n++;
+  for (let i = chunk.indexOf('\n\r\n'); i >= 0; i = chunk.indexOf('\n\r\n', i + 3)) n++;
+  return n;
+}
+
+/** The last two bytes seen once `chunk` is seen after `before`. */
+function lastTwo(chunk: Buffer, before: [number, number]): [number, number] {
+  return chunk.length > 1 ? [chunk[chunk.length - 2], chunk[chunk.length - 1]] : chunk.length ? [before[1], chunk[0]] : before;
 }
 
 /** Where the last complete event of `text` ends (events end with a blank line, \n or \r\n). */
