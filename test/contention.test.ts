@@ -299,10 +299,12 @@ t.test('load times survive a restart of the hub (kept in state_dir); a damaged f
   t.equal(first.expected('m'), UNKNOWN_LOAD_MS, 'never seen: a default guess');
   for (const ms of [900, 1100, 1000]) first.record('m', 'start', ms);
   first.record('m', 'wake', 300);
+  await first.flush(); // written in the background
   const second = new LoadHistory(dir); // the next hub on the same state_dir
   t.same(second.of('m'), { start_ms: 1000, wake_ms: 300 }, 'medians read back');
   t.equal(second.expected('m'), 300, 'a wake-up is what bringing it back costs when it has memory control');
   for (let i = 0; i < 20; i++) second.record('m', 'start', 5000);
+  await second.flush();
   t.equal(new LoadHistory(dir).of('m').start_ms, 5000, 'only the last few are kept');
   writeFileSync(join(dir, 'load-times.json'), '{not json');
   t.equal(new LoadHistory(dir).expected('m'), UNKNOWN_LOAD_MS, 'a damaged file is ignored');

@@ -335,7 +335,7 @@ export class Controller extends EventEmitter<{ transition: [Transition]; request
     const drainMs = this.options.drainTimeoutMs ?? 30_000;
     const models = this.holders();
     for (const m of models) m.send({ type: 'shutdown' });
-    this.closed = Promise.all(models.filter((m) => !m.remote).map((m) => m.bringDown('stop', 'shutdown', drainMs, true).catch(() => {}))).then(() => {});
+    this.closed = Promise.all(models.filter((m) => !m.remote).map((m) => m.bringDown('stop', 'shutdown', drainMs, true).catch(() => {}))).then(() => this.loadTimes.flush());
     return this.closed;
   }
 

@@ -1,7 +1,7 @@
 // How long each model took to come up, remembered across hub restarts in `<state_dir>/load-times.json`:
 // the last few start times (spawn to ready) and wake times (a memory load). The coordinator weighs
 // an eviction by what bringing the model back is expected to cost; status shows the figures.
-import { readJsonFile, writeJsonFile } from '../runtime/json-file.js';
+import { JsonFileSaver, readJsonFile } from '../runtime/json-file.js';
 import { join } from 'node:path';
 
 const KEEP = 8;
@@ -15,12 +15,14 @@ interface Entry {
 
 export class LoadHistory {
   private entries = new Map<string, Entry>();
-  private readonly file?: string;
+  private readonly saver: JsonFileSaver;
 
   constructor(stateDir?: string) {
-    this.file = stateDir && join(stateDir, 'load-times.json');
+    const file = stateDir && join(stateDir, 'load-times.json');
+    // Written in the background: a start is recorded just as its first requests are let through.
+    this.saver = new JsonFileSaver(file, () => Object.fromEntries(this.entries));
     // Absent or unreadable: start afresh (it is only a hint).
-    const raw = (readJsonFile(this.file) ?? {}) as Record<string, Partial<Entry> | null>;
+    const raw = (readJsonFile(file) ?? {}) as Record<string, Partial<Entry> | null>;
     for (const [name, e] of Object.entries(raw)) this.entries.set(name, { start: numbers(e?.start), wake: numbers(e?.wake) });
   }
 
@@ -28,7 +30,12 @@ export class LoadHistory {
     const entry = this.entries.get(name) ?? { start: [], wake: [] };
     entry[what] = [...entry[what], Math.round(ms)].slice(-KEEP);
     this.entries.set(name, entry);
-    this.save();
+    this.saver.save();
+  }
+
+  /** Resolves once every recorded time is in the file (a hub that stops waits for it). */
+  flush(): Promise<void> {
+    return this.saver.flush();
   }
 
   /** What bringing the model back is expected to cost: its usual wake-up if it has one, else its usual start. */
@@ -41,10 +48,6 @@ export class LoadHistory {
   of(name: string): { start_ms: number | null; wake_ms: number | null } {
     const e = this.entries.get(name);
     return { start_ms: median(e?.start) ?? null, wake_ms: median(e?.wake) ?? null };
-  }
-
-  private save(): void {
-    writeJsonFile(this.file, Object.fromEntries(this.entries)); // a read-only state dir costs only the hint
   }
 }
 
