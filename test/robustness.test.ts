@@ -141,6 +141,9 @@ t.test('one in-process hub', async (t) => {
       'x-custom': 'hop-only',
       'proxy-authenticate': 'Basic realm="backend"',
       'x-end-to-end': 'kept',
+      'access-control-allow-origin': '*',
+      'access-control-allow-credentials': 'true',
+      vary: 'Accept-Encoding',
     });
     res.end('{"ok":true}');
   });
@@ -252,6 +255,18 @@ models:
     t.equal(res.headers['proxy-authenticate'], undefined);
     t.equal(res.headers['x-end-to-end'], 'kept');
     t.equal(res.headers['x-hub-model'], 'raw');
+    t.equal(res.headers['access-control-allow-origin'], undefined, "the backend's CORS headers are not passed on (the hub answers CORS)");
+    t.equal(res.headers['access-control-allow-credentials'], undefined);
+    t.match(res.headers.vary, /Accept-Encoding/, "the backend's Vary is");
+  });
+
+  t.test('an HTTP/1.0 client gets its answer and Connection: close, as Node would answer it', async (t) => {
+    const raw = await rawExchange(origin, 'GET /upstream/raw/anything HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n');
+    const [head, body] = raw.split('\r\n\r\n');
+    t.match(head, /^HTTP\/1\.1 200 /);
+    t.match(head, /\r\nconnection: close(\r\n|$)/i, "Connection: close, written by Node");
+    t.notMatch(head, /\r\nkeep-alive:/i, 'no Keep-Alive');
+    t.equal(body, '{"ok":true}', 'the whole answer, then the hub closes the connection');
   });
 
   t.test('a malformed %-escape in a path is a 400 with the envelope, never a 500', async (t) => {

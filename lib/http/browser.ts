@@ -167,13 +167,14 @@ export function textPlainCheck(ctx: Context): void {
   }
 }
 
+/** The hub owns CORS: a backend's own Access-Control-* headers (llama-server allows every origin) are not passed on. */
+export const isCorsHeader = (name: string): boolean => name.startsWith('access-control-');
+
 /**
- * For proxied answers (proxy.ts calls this before the backend's headers are copied onto `res`): the
- * hub owns CORS, so a backend's own Access-Control-* headers (llama-server allows every origin) are
- * dropped, and a backend's Vary is merged into the hub's instead of replacing it.
+ * For proxied answers (proxy.ts calls this before the backend's headers are copied onto `res`): a
+ * backend's Vary is merged into the hub's (Origin, for CORS) instead of replacing it.
  */
-export function keepHubCors(upstream: IncomingHttpHeaders, res: ServerResponse): void {
-  for (const name of Object.keys(upstream)) if (name.startsWith('access-control-')) delete upstream[name];
+export function mergeVary(upstream: IncomingHttpHeaders, res: ServerResponse): void {
   const ours = res.getHeader('vary');
   if (ours === undefined || upstream.vary === undefined) return;
   const fields = new Map<string, string>();

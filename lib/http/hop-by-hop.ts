@@ -9,12 +9,11 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 
 /**
  * The headers to pass on, copied in one pass (the message's own object is left as it is, and no
- * `delete` turns a hot object into a slow one): every hop-by-hop header and each one its Connection
- * header names is left out, and so is every name for which `leaveOut` says so.
+ * `delete` turns a hot object into a slow one) into `out`: every hop-by-hop header and each one its
+ * Connection header names is left out, and so is every name for which `leaveOut` says so.
  */
-export function forwardable(headers: IncomingHttpHeaders, leaveOut?: (name: string) => boolean): IncomingHttpHeaders {
+export function forwardable(headers: IncomingHttpHeaders, leaveOut?: (name: string) => boolean, out: IncomingHttpHeaders = {}): IncomingHttpHeaders {
   const listed = namedByConnection(headers);
-  const out: IncomingHttpHeaders = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || listed?.has(name) || leaveOut?.(name)) continue;
     out[name] = headers[name];

@@ -8,7 +8,7 @@ import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
 import type { Outcome } from '../scheduler/step.js';
 import { errorEnvelope, inBandError } from './anthropic-errors.js';
-import { keepHubCors } from './browser.js';
+import { isCorsHeader, mergeVary } from './browser.js';
 import { forwardable } from './hop-by-hop.js';
 import type { HeldBody } from './body.js';
 import type { Meter } from './meter.js';
@@ -66,6 +66,15 @@ const exchangeOf = (res: ServerResponse): Exchange | undefined => (res as Server
 
 const proxy = createProxyServer({ changeOrigin: true, xfwd: false });
 
+/**
+ * What the headers of an answer passed on inherit. http-proxy-3 adds a Connection header of its own
+ * (the client's, or keep-alive) where it finds none, which would override Node's handling of the
+ * client connection; it copies only enumerable headers. A Connection it finds (here) but never
+ * copies, and whose writes are ignored, leaves Connection and Keep-Alive to Node. Defined once:
+ * defining it on each answer's headers made every one of them a slow object.
+ */
+const ANSWER_HEADERS: object = Object.defineProperty({}, 'connection', { get: () => 'hop-by-hop', set: () => {}, enumerable: false });
+
 proxy.on('proxyReq', (proxyReq: ClientRequest, _req: IncomingMessage, res: ServerResponse) => {
   const exchange = exchangeOf(res);
   if (exchange) exchange.reusedSocket = proxyReq.reusedSocket;
@@ -89,11 +98,9 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: Serv
   exchange.taken = proxyRes;
   exchange.answered = true;
   exchange.status = proxyRes.statusCode;
-  const headers = forwardable(proxyRes.headers);
-  // http-proxy-3 would then add a Connection header of its own (the client's, or keep-alive), which
-  // overrides Node's handling of the client connection. It adds one only where there is none, and
-  // copies only enumerable headers: a hidden one keeps Connection (and Keep-Alive) Node's to write.
-  Object.defineProperty(headers, 'connection', { value: 'hop-by-hop', enumerable: false, writable: true, configurable: true });
+  // One pass: hop-by-hop headers and the backend's own CORS headers (the hub answers CORS) left out.
+  const headers = forwardable(proxyRes.headers, isCorsHeader, Object.create(ANSWER_HEADERS) as IncomingMessage['headers']);
+  mergeVary(headers, res);
   proxyRes.headers = headers;
   exchange.body?.release(); // the backend has it: no replay needs it any more
   exchange.meter?.watchResponse(proxyRes);
@@ -108,9 +115,6 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: Serv
     else res.destroy();
   });
 });
-
-// The hub answers CORS itself (browser.ts); a backend's own CORS headers must not override it.
-proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => keepHubCors(proxyRes.headers, res));
 
 // A takeover answers the client itself (http-proxy-3 pipes nothing for it), once the headers are clean.
 proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
