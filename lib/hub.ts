@@ -127,7 +127,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
       markClosed();
     })());
 
-  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close(), hubLog: options.hubLog, memory }), () => controller.config.limits, log);
+  const server = createHttpServer(createApp(controller, log, { reload, shutdown: () => void close(), hubLog: options.hubLog, memory }).handle, () => controller.config.limits, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {

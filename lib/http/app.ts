@@ -1,13 +1,11 @@
 // The hub's HTTP server: a Koa app whose middleware each do one job — request id and access log,
-// errors as the OpenAI envelope — then the routes. Where a request goes: openai-routes.ts.
-import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+// errors as the OpenAI envelope — then the routes; and, beside it, the gateway's own path for
+// POST /v1/…, which takes the same steps without the chain. Where a request goes: openai-routes.ts.
+import { createServer, type RequestListener, type Server } from 'node:http';
 import Koa from 'koa';
 import type { Limits } from '../config/types.js';
-import { HubError } from '../errors.js';
-import { errorEnvelope } from './anthropic-errors.js';
 import type { Logger } from '../log.js';
-import type { Controller, RequestSummary } from '../scheduler/controller.js';
+import type { Controller } from '../scheduler/controller.js';
 import { keyCheck, requireKey, type Scope } from './auth.js';
 import { checkFetchSite, checkHost, checkOrigin, fetchSiteCheck, hostCheck, originCheck, textPlainCheck } from './browser.js';
 import { answerClientError } from './client-error.js';
@@ -15,8 +13,8 @@ import { controlRoutes, type HubActions } from './control-routes.js';
 import { dashboard } from './dashboard/index.js';
 import { limitConnections, TIMEOUT_CHECK_MS } from './connections.js';
 import { continueOrRefuse } from './expect-continue.js';
-import { trustProxies } from './forwarded.js';
-import { Meter } from './meter.js';
+import { trustProxies, trustProxy } from './forwarded.js';
+import type { Meter } from './meter.js';
 import { HubMetrics, metricsRoutes } from './metrics.js';
 import { registerMemoryMetrics } from './memory-metrics.js';
 import { createForwarder, openaiRoutes, ROUTED_BY_BODY } from './openai-routes.js';
@@ -24,7 +22,7 @@ import { playgroundRoutes } from './playground-routes.js';
 import { ModelStats } from './model-stats.js';
 import { RequestLog } from './request-log.js';
 import { requestLogRoutes } from './request-log-routes.js';
-import { wasCutForStalling } from './stall.js';
+import { nothingHere, RequestRecorder, send } from './request-record.js';
 import { upstreamCheck } from './upstream-guard.js';
 
 export interface HubState {
@@ -45,7 +43,7 @@ export interface HubState {
   captured?: string;
 }
 
-export function createApp(controller: Controller, log: Logger, actions: HubActions): Koa<HubState> {
+export function createApp(controller: Controller, log: Logger, actions: HubActions): HubHttp {
   const app = new Koa<HubState>();
   app.silent = true;
   // Listens to the controller from now on, so that the preload's transitions are counted too.
@@ -59,26 +57,14 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   // First: what a trusted reverse proxy says about the client (https, its address) is read before anything asks.
   app.use(trustProxies(() => controller.config));
 
+  const recorder = new RequestRecorder(controller, log, metrics, requests);
   // Request id, and one log line per request once its response is over (streams included).
   app.use(async (ctx, next) => {
-    const started = performance.now();
-    const id = ctx.get('x-request-id') || randomUUID();
-    const path = ctx.path; // before the proxy rewrites req.url to the backend's path (/upstream/m/x -> /x)
-    ctx.state.requestId = id;
-    ctx.state.meter = new Meter(started);
-    ctx.set('x-request-id', id);
+    const opened = recorder.open(ctx);
     try {
       await next();
     } finally {
-      const summary = summarize(ctx, id, path, started);
-      // `hub watch` and open dashboards read the status over and over: at info, those reads would
-      // bury the requests that matter. They stay in the log at debug; failed ones stay at info.
-      if (isPolling(ctx.method, path, ctx.status)) log.debug(summary, 'request');
-      else log.info(summary, 'request');
-      if (summary.model) {
-        controller.noteRequest(summary);
-        if (ctx.state.captured !== undefined || ctx.state.meter.capturing) requests.attachCapture(summary, { request: ctx.state.captured, response: ctx.state.meter.capturedResponse() });
-      } else metrics.unrouted(summary);
+      recorder.close(ctx, opened);
     }
   });
 
@@ -87,16 +73,9 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
     const path = ctx.path; // before a proxy rewrite
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined && ctx.respond !== false) {
-        throw new HubError('not_found', `there is nothing at ${ctx.method} ${ctx.path}; the OpenAI API is under /v1 (try GET /v1/models)`);
-      }
+      if (ctx.status === 404 && ctx.body === undefined && ctx.respond !== false) throw nothingHere(ctx);
     } catch (err) {
-      const error = err instanceof HubError ? err : err instanceof URIError ? malformedPath(ctx.path) : internal(err, log, ctx.state.requestId);
-      if (ctx.res.headersSent) return void ctx.res.destroy();
-      ctx.respond = true;
-      ctx.status = error.status;
-      ctx.set(error.headers);
-      ctx.body = errorEnvelope(path, error);
+      recorder.fail(ctx, path, err);
     }
   });
 
@@ -113,21 +92,41 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   const fetchSite = fetchSiteCheck(config);
   const key = keyCheck(() => controller.config.auth, hubPages.hasSession);
   const upstream = upstreamCheck(controller);
-  const modelRoutes = openai.routes() as unknown as Koa.Middleware<HubState>;
-  app.use((ctx, next) => {
-    if (!isModelTraffic(ctx.path)) return next();
+  const checks = (ctx: Koa.ParameterizedContext<HubState>): 'answered' | undefined => {
     host(ctx);
-    if (origin(ctx) === 'answered') return; // a CORS preflight
+    if (origin(ctx) === 'answered') return 'answered'; // a CORS preflight
     fetchSite(ctx);
     key(ctx);
     textPlainCheck(ctx);
     upstream(ctx);
-    // Nearly all model traffic: the one route a POST under /v1 can match, taken without the router
-    // matching every route's pattern and composing a chain for it on each request.
+    return undefined;
+  };
+  const modelRoutes = openai.routes() as unknown as Koa.Middleware<HubState>;
+  app.use((ctx, next) => {
+    if (!isModelTraffic(ctx.path)) return next();
+    if (checks(ctx) === 'answered') return;
     if (ctx.method === 'POST' && ROUTED_BY_BODY.test(ctx.path)) return forwarder(ctx);
     return modelRoutes(ctx, next);
   });
 
+  // POST /v1/… (nearly all the traffic a hub sees) does not even take Koa's middleware chain: the
+  // same steps as the chain above (proxies, id and log line, checks, errors as the envelope) run in
+  // one function, on a Koa context of its own, without a promise per layer and Koa's watch for the
+  // response's end (see docs/architecture.md).
+  const modelPost = async (ctx: Koa.ParameterizedContext<HubState>): Promise<void> => {
+    trustProxy(ctx, config);
+    const opened = recorder.open(ctx);
+    try {
+      checks(ctx); // a POST is never a preflight
+      await forwarder(ctx);
+      if (ctx.respond !== false && !ctx.res.headersSent) throw nothingHere(ctx);
+    } catch (err) {
+      recorder.fail(ctx, opened.path, err);
+      send(ctx);
+    } finally {
+      recorder.close(ctx, opened);
+    }
+  };
   // The dashboard's pages answer their errors (these below included) as HTML pages.
   app.use(hubPages.errors);
 
@@ -153,47 +152,24 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.use(metricsRoutes(metrics, stats).routes());
   app.use(hubPages.routes);
   app.use(requestLogRoutes(controller, requests).routes());
-  return app;
-}
 
-/** The request log line (and `request` event) of one finished exchange: what it asked, what it cost. */
-function summarize(ctx: Koa.ParameterizedContext<HubState>, id: string, path: string, started: number): RequestSummary {
-  const { model, coldStartMs, queueMs, swapMs, meter, keyName } = ctx.state;
-  const proxied = ctx.respond === false;
-  const round = (ms: number | undefined) => (ms === undefined ? undefined : Math.round(ms));
-  return {
-    id,
-    method: ctx.method,
-    path,
-    model,
-    status: proxied ? ctx.res.statusCode : ctx.status,
-    ms: Math.round(performance.now() - started),
-    ttfb_ms: proxied ? round(meter.ttfbMs) : undefined,
-    cold_start_ms: round(coldStartMs),
-    queue_ms: round(queueMs),
-    swap_ms: round(swapMs),
-    bytes_in: proxied ? meter.bytesIn : (ctx.request.length ?? 0),
-    bytes_out: proxied ? meter.bytesOut : ctx.response.length,
-    // A response that ended before all of it was sent: the client left, or stopped reading and was cut.
-    cut: proxied && !ctx.res.writableFinished ? (wasCutForStalling(ctx.res) ? 'stalled' : 'closed early') : undefined,
-    tokens_in: meter.usage.tokens_in,
-    tokens_out: meter.usage.tokens_out,
-    key: keyName,
+  const chain = app.callback(); // after the last app.use: it composes what is there
+  const handle: RequestListener = (req, res) => {
+    if (req.method === 'POST' && isModelPost(req.url ?? '')) return void modelPost(app.createContext(req, res));
+    return chain(req, res);
   };
+  return { app, handle };
 }
 
-/** Routes decode their parameters; a %-escape that is not UTF-8 is the client's mistake, not ours. */
-const malformedPath = (path: string) =>
-  new HubError('bad_request', `the path ${path} has a malformed %-escape; percent-encode it as UTF-8 (e.g. encodeURIComponent)`);
-
-function internal(err: unknown, log: Logger, requestId: string): HubError {
-  log.error({ err, req_id: requestId }, 'unexpected error');
-  return new HubError('internal_error', `internal hub error: ${(err as Error).message}; this is a bug, please report it with the hub log`);
+/** The hub's HTTP side: its Koa app, and the server's request listener (which also serves POST /v1/… itself). */
+export interface HubHttp {
+  app: Koa<HubState>;
+  handle: RequestListener;
 }
 
-export function createHttpServer(app: Koa<HubState>, limits: () => Limits, log?: Logger): Server {
+export function createHttpServer(listener: RequestListener, limits: () => Limits, log?: Logger): Server {
   const server = createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_MS });
-  const handle = limitConnections(server, limits, app.callback());
+  const handle = limitConnections(server, limits, listener);
   server.on('request', handle);
   server.keepAliveTimeout = 65_000;
   server.on('clientError', answerClientError);
@@ -202,13 +178,14 @@ export function createHttpServer(app: Koa<HubState>, limits: () => Limits, log?:
   return server;
 }
 
+/** POST /v1/{anything} (before any query): the requests served outside Koa's chain. */
+function isModelPost(url: string): boolean {
+  const query = url.indexOf('?');
+  return ROUTED_BY_BODY.test(query < 0 ? url : url.slice(0, query));
+}
+
 /** /v1/…, /upstream/… and /rerank (any case: the router matches paths case-insensitively). */
 export function isModelTraffic(path: string): boolean {
   const p = path.length > 10 ? path.slice(0, 10).toLowerCase() : path.toLowerCase();
   return p.startsWith('/v1/') || p.startsWith('/upstream/') || p === '/rerank';
-}
-
-/** A successful read of the control API or of a dashboard fragment: what watchers repeat every few seconds. */
-export function isPolling(method: string, path: string, status: number): boolean {
-  return (method === 'GET' || method === 'HEAD') && status < 400 && (path.startsWith('/hub/api/') || path.startsWith('/hub/fragments/'));
 }

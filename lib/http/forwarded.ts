@@ -5,7 +5,7 @@
 // (ctx.protocol, ctx.secure, ctx.ip): the session cookie is Secure, the Origin check compares with
 // https://, the dashboard shows an https:// base URL, and the login throttle counts each client.
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { HubConfig } from '../config/types.js';
 
 type AuthConfig = HubConfig['auth'];
@@ -53,14 +53,18 @@ function forwardedClient(auth: AuthConfig, header: string): string | undefined {
 /** Must run before anything reads ctx.protocol, ctx.ip or ctx.cookies (they are cached). */
 export function trustProxies(config: () => HubConfig): Middleware {
   return async (ctx, next) => {
-    const { auth } = config();
-    if (isTrustedProxy(auth, ctx.req.socket.remoteAddress)) {
-      // The first value is the client's side (a proxy behind another one appends its own).
-      const proto = ctx.get('x-forwarded-proto').split(',')[0].trim().toLowerCase();
-      if (proto === 'https' || proto === 'http') Object.defineProperty(ctx.request, 'protocol', { value: proto, configurable: true });
-      const client = forwardedClient(auth, ctx.get('x-forwarded-for'));
-      if (client) ctx.request.ip = client;
-    }
+    trustProxy(ctx, config);
     await next();
   };
+}
+
+/** trustProxies for one request (the gateway's own path, outside Koa's chain). */
+export function trustProxy(ctx: Context, config: () => HubConfig): void {
+  const { auth } = config();
+  if (!isTrustedProxy(auth, ctx.req.socket.remoteAddress)) return;
+  // The first value is the client's side (a proxy behind another one appends its own).
+  const proto = ctx.get('x-forwarded-proto').split(',')[0].trim().toLowerCase();
+  if (proto === 'https' || proto === 'http') Object.defineProperty(ctx.request, 'protocol', { value: proto, configurable: true });
+  const client = forwardedClient(auth, ctx.get('x-forwarded-for'));
+  if (client) ctx.request.ip = client;
 }
