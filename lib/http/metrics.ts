@@ -9,6 +9,7 @@ import type { Controller, LoadEvent, RequestSummary } from '../scheduler/control
 import type { Transition } from '../scheduler/context.js';
 import type { HubState } from './app.js';
 import { backendMetrics } from './backend-metrics.js';
+import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from './metric-series.js';
 import type { ModelStats } from './model-stats.js';
 
 const PREFIX = 'modelhub_';
@@ -33,15 +34,13 @@ const ROUTES = new Set([
   '/rerank',
 ]);
 
-type CounterChild = ReturnType<Counter['labels']>;
-type HistogramChild = ReturnType<Histogram['labels']>;
-/** One model's and route's label children (see HubMetrics.perRoute). */
-interface RouteChildren {
-  requests(status: number): CounterChild;
-  duration: HistogramChild;
-  ttfb: HistogramChild;
-  tokensIn: CounterChild;
-  tokensOut: CounterChild;
+/** One model's and route's series (see HubMetrics.perRoute). */
+interface RouteSeries {
+  requests(status: number): CounterSeries;
+  duration: HistogramSeries;
+  ttfb: HistogramSeries;
+  tokensIn: CounterSeries;
+  tokensOut: CounterSeries;
 }
 
 /** The route label of a request path: bounded, with no model names in it. */
@@ -94,12 +93,12 @@ export interface ModelUsage {
 export class HubMetrics {
   readonly register = new Registry();
   private readonly usage = new Map<string, Omit<ModelUsage, 'model'>>();
-  private readonly children = new Map<string, RouteChildren>();
+  private readonly children = new Map<string, RouteSeries>();
   readonly since: number;
-  private readonly requests: Counter<'model' | 'route' | 'status'>;
-  private readonly duration: Histogram<'model' | 'route'>;
-  private readonly ttfb: Histogram<'model' | 'route'>;
-  private readonly tokens: Counter<'model' | 'direction'>;
+  private readonly requests: SeriesCounter<'model' | 'route' | 'status'>;
+  private readonly duration: SeriesHistogram<'model' | 'route'>;
+  private readonly ttfb: SeriesHistogram<'model' | 'route'>;
+  private readonly tokens: SeriesCounter<'model' | 'direction'>;
   private readonly crashes: Counter<'model'>;
   private readonly unroutedRequests: Counter<'route' | 'status'>;
   private readonly coldStarts: Counter<'model'>;
@@ -113,22 +112,22 @@ export class HubMetrics {
   constructor(private readonly controller: Controller) {
     this.since = controller.startedAt;
     const registers = [this.register];
-    this.requests = new Counter({ name: `${PREFIX}requests_total`, help: 'Requests routed to a model, by route and response status.', labelNames: ['model', 'route', 'status'], registers });
-    this.duration = new Histogram({
+    this.requests = new SeriesCounter({ name: `${PREFIX}requests_total`, help: 'Requests routed to a model, by route and response status.', labelNames: ['model', 'route', 'status'], registers });
+    this.duration = new SeriesHistogram({
       name: `${PREFIX}request_duration_seconds`,
       help: 'Time from receiving a request to the end of its response (streams included), cold starts and queueing included.',
       labelNames: ['model', 'route'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.ttfb = new Histogram({
+    this.ttfb = new SeriesHistogram({
       name: `${PREFIX}time_to_first_byte_seconds`,
       help: "Time from receiving a request to the backend's first body byte (the first token of a stream), cold starts and queueing included.",
       labelNames: ['model', 'route'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.tokens = new Counter({
+    this.tokens = new SeriesCounter({
       name: `${PREFIX}tokens_total`,
       help: 'Tokens the backends reported in their answers: direction="in" (prompt/input) or "out" (completion/output).',
       labelNames: ['model', 'direction'],
@@ -230,26 +229,33 @@ export class HubMetrics {
     this.usage.set(r.model, u);
   }
 
-  /**
-   * The label children of one model and route, kept: prom-client would otherwise hash the label set
-   * on every call, several times per request. Counters and histograms are never reset, so a kept child
-   * stays the one the registry reports.
-   */
-  private perRoute(model: string, route: string): RouteChildren {
+  /** The series of one model and route, made on its first request and kept (see metric-series.ts). */
+  private perRoute(model: string, route: string): RouteSeries {
     const key = `${model}\0${route}`;
     let per = this.children.get(key);
     if (!per) {
-      const statuses = new Map<number, CounterChild>();
+      const statuses = new Map<number, CounterSeries>();
+      const tokensIn = this.tokenSeries(model, 'in');
+      const tokensOut = this.tokenSeries(model, 'out');
       per = {
-        requests: (status: number) => statuses.get(status) ?? statuses.set(status, this.requests.labels({ model, route, status: String(status) })).get(status)!,
-        duration: this.duration.labels({ model, route }),
-        ttfb: this.ttfb.labels({ model, route }),
-        tokensIn: this.tokens.labels({ model, direction: 'in' }),
-        tokensOut: this.tokens.labels({ model, direction: 'out' }),
+        requests: (status: number) => statuses.get(status) ?? statuses.set(status, this.requests.series({ model, route, status: String(status) })).get(status)!,
+        duration: this.duration.series({ model, route }),
+        ttfb: this.ttfb.series({ model, route }),
+        tokensIn,
+        tokensOut,
       };
       this.children.set(key, per);
     }
     return per;
+  }
+
+  /** Tokens are by model alone: every route of a model shares its two series. */
+  private readonly tokensOf = new Map<string, CounterSeries>();
+  private tokenSeries(model: string, direction: 'in' | 'out'): CounterSeries {
+    const key = `${model}\0${direction}`;
+    let series = this.tokensOf.get(key);
+    if (!series) this.tokensOf.set(key, (series = this.tokens.series({ model, direction })));
+    return series;
   }
 
   /** A start or wake-up, counted once however many requests shared it. */
