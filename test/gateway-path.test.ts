@@ -47,6 +47,15 @@ t.test('POST /v1 on the gateway\'s own path: the same steps as the middleware ch
   const upper = await post('/V1/CHAT/COMPLETIONS');
   t.equal(upper.status, 404, 'another case takes the middleware chain, where no route has it');
   t.match(await upper.json(), { error: { code: 'not_found' } });
+  // A listener of the request event that throws: the answer is out already, and the hub goes on.
+  const faulty = () => { throw new Error('a listener with a bug'); };
+  h.hub.controller.on('request', faulty);
+  const answered = await post('/v1/chat/completions');
+  t.equal(answered.status, 200, 'the answer is not lost to a listener that throws');
+  await answered.text();
+  h.hub.controller.off('request', faulty);
+  t.equal((await post('/v1/chat/completions')).status, 200, 'and the next request is served');
+
   const get = await fetch(`${h.origin}/v1/chat/completions`);
   t.equal(get.status, 405, 'other methods take the chain too');
   t.equal(get.headers.get('allow'), 'POST');

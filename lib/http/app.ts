@@ -105,6 +105,8 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
   app.use((ctx, next) => {
     if (!isModelTraffic(ctx.path)) return next();
     if (checks(ctx) === 'answered') return;
+    // (A POST under /v1 comes here only with an absolute-form target, POST http://host/v1/…; the
+    // others are served by modelPost below.)
     if (ctx.method === 'POST' && ROUTED_BY_BODY.test(ctx.path)) return forwarder(ctx);
     return modelRoutes(ctx, next);
   });
@@ -127,6 +129,7 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
       recorder.close(ctx, opened);
     }
   };
+
   // The dashboard's pages answer their errors (these below included) as HTML pages.
   app.use(hubPages.errors);
 
@@ -155,7 +158,14 @@ export function createApp(controller: Controller, log: Logger, actions: HubActio
 
   const chain = app.callback(); // after the last app.use: it composes what is there
   const handle: RequestListener = (req, res) => {
-    if (req.method === 'POST' && isModelPost(req.url ?? '')) return void modelPost(app.createContext(req, res));
+    if (req.method === 'POST' && isModelPost(req.url ?? '')) {
+      // What Koa does with a throw it did not expect (a listener of the request's log line, say):
+      // log it and end the response, rather than leave a rejection nobody handles.
+      return void modelPost(app.createContext(req, res)).catch((err: unknown) => {
+        log.error({ err }, 'unexpected error after a request');
+        if (!res.writableEnded) res.destroy();
+      });
+    }
     return chain(req, res);
   };
   return { app, handle };
