@@ -35,8 +35,12 @@ export function writeJsonFile(file: string | undefined, value: unknown): boolean
  * blocking I/O done synchronously: on a cold start's path, before the waiting request goes through).
  * Writes never overlap; values asked for while one is under way make one more write, of the latest.
  */
+let savers = 0;
+
 export class JsonFileSaver {
   private dirty = false;
+  /** Its own temporary file: two savers of one file in one process (two hubs on one state_dir) never share one. */
+  private readonly tmp = `${process.pid}.${++savers}.tmp`;
   private writing?: Promise<void>;
 
   constructor(private readonly file: string | undefined, private readonly value: () => unknown) {}
@@ -58,7 +62,7 @@ export class JsonFileSaver {
       this.dirty = false;
       try {
         // No mkdir: state_dir is made at startup, and a folder removed since (a test's, say) stays removed.
-        const tmp = `${file}.${process.pid}.tmp`;
+        const tmp = `${file}.${this.tmp}`;
         await writeFile(tmp, JSON.stringify(this.value()));
         await rename(tmp, file);
       } catch {
