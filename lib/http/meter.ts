@@ -144,24 +144,25 @@ class StreamUsage implements UsageReader {
   private tailBoundaries = 0;
   /** Whether bytes between the head and the tail were let go. */
   private dropped = false;
-  /** The last two bytes seen, for a blank line split between two chunks. */
-  private last: [number, number] = [-1, -1];
+  /** The last two bytes seen (-1 before any), for a blank line split between two chunks. */
+  private p1 = -1;
+  private p0 = -1;
 
   push(chunk: Buffer): void {
     if (!this.headDone) {
       const part = chunk.subarray(0, HEAD_BYTES - this.headSize);
-      const straddle = straddleEnd(part, this.last);
+      const straddle = straddleEnd(part, this.p1, this.p0);
       const end = straddle >= 0 ? straddle : firstBoundaryEnd(part);
       const kept = end < 0 ? part : part.subarray(0, end);
-      this.last = lastTwo(kept, this.last);
+      this.remember(kept);
       this.head.push(kept);
       this.headSize += kept.length;
       this.headDone = end >= 0 || this.headSize >= HEAD_BYTES;
       if (kept.length === chunk.length) return;
       chunk = chunk.subarray(kept.length);
     }
-    const marks = boundariesIn(chunk, this.last);
-    this.last = lastTwo(chunk, this.last);
+    const marks = boundariesIn(chunk, this.p1, this.p0);
+    this.remember(chunk);
     this.tail.push(chunk);
     this.marks.push(marks);
     this.tailSize += chunk.length;
@@ -177,6 +178,12 @@ class StreamUsage implements UsageReader {
 
   get held(): number {
     return this.headSize + this.tailSize;
+  }
+
+  private remember(chunk: Buffer): void {
+    if (chunk.length > 1) this.p1 = chunk[chunk.length - 2];
+    else if (chunk.length === 1) this.p1 = this.p0;
+    if (chunk.length) this.p0 = chunk[chunk.length - 1];
   }
 
   result(): Usage {
@@ -221,28 +228,22 @@ function firstBoundaryEnd(chunk: Buffer): number {
 }
 
 /**
- * Where a blank line begun in the bytes before `chunk` (`before`: their last two, most recent last;
- * -1 where none) ends in it: just after the byte that completes it, or -1.
+ * Where a blank line begun in the bytes before `chunk` (the last two, p1 then p0; -1 where none)
+ * ends in it: just after the byte that completes it, or -1.
  */
-function straddleEnd(chunk: Buffer, [p1, p0]: [number, number]): number {
-  const [c0, c1] = [chunk[0], chunk[1]];
-  if (p0 === LF && c0 === LF && p1 !== LF) return 1; // \n | \n (an \n\n wholly before was counted then)
-  if (p0 === LF && c0 === CR && c1 === LF) return 2; // \n | \r\n
-  if (p1 === LF && p0 === CR && c0 === LF) return 1; // \n\r | \n
+function straddleEnd(chunk: Buffer, p1: number, p0: number): number {
+  if (p0 === LF && chunk[0] === LF && p1 !== LF) return 1; // \n | \n (an \n\n wholly before was counted then)
+  if (p0 === LF && chunk[0] === CR && chunk[1] === LF) return 2; // \n | \r\n
+  if (p1 === LF && p0 === CR && chunk[0] === LF) return 1; // \n\r | \n
   return -1;
 }
 
 /** How many events end in `chunk` (blank lines, \n\n or \n\r\n, one begun before it included). */
-function boundariesIn(chunk: Buffer, before: [number, number]): number {
-  let n = straddleEnd(chunk, before) < 0 ? 0 : 1;
+function boundariesIn(chunk: Buffer, p1: number, p0: number): number {
+  let n = straddleEnd(chunk, p1, p0) < 0 ? 0 : 1;
   for (let i = chunk.indexOf('\n\n'); i >= 0; i = chunk.indexOf('\n\n', i + 2)) n++;
   for (let i = chunk.indexOf('\n\r\n'); i >= 0; i = chunk.indexOf('\n\r\n', i + 3)) n++;
   return n;
-}
-
-/** The last two bytes seen once `chunk` is seen after `before`. */
-function lastTwo(chunk: Buffer, before: [number, number]): [number, number] {
-  return chunk.length > 1 ? [chunk[chunk.length - 2], chunk[chunk.length - 1]] : chunk.length ? [before[1], chunk[0]] : before;
 }
 
 /** Where the last complete event of `text` ends (events end with a blank line, \n or \r\n). */
