@@ -22,6 +22,7 @@ t.test('a scrape of the series is what prom-client writes for the same observati
 
   const labelSets = [{ model: 'a', route: '/v1/chat/completions' }, { model: 'b "quoted"\\', route: '/v1/embeddings' }, { model: 'a', route: 'other' }];
   const series = labelSets.map((labels) => oursHist.series(labels));
+  t.equal(oursHist.series({ route: '/v1/chat/completions', model: 'a' }), series[0], 'a label set asked for again (in any order) is the same series');
   const statuses = ['200', '404', '500'];
   const counters = labelSets.flatMap(({ model }) => statuses.map((status) => ({ labels: { model, status }, series: oursCount.series({ model, status }) })));
   // The same lines and values; the order of label sets is not the same (prom-client lists them by

@@ -7,6 +7,9 @@ import { Counter, Histogram, type CounterConfiguration, type HistogramConfigurat
 
 type Labels = Record<string, string>;
 
+/** One key per label set, whatever the order its labels were written in. */
+const keyOf = (labels: Labels) => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
+
 /** One label set's histogram: its count per bucket (the last one past every bound), sum and count. */
 export class HistogramSeries {
   readonly counts: number[];
@@ -28,7 +31,7 @@ export class HistogramSeries {
 
 /** A prom-client Histogram whose values are its series' (made with `series`, kept by the caller). */
 export class SeriesHistogram<T extends string> extends Histogram<T> {
-  private readonly all: HistogramSeries[] = [];
+  private readonly all = new Map<string, HistogramSeries>();
   private readonly bounds: number[];
   private readonly config: { name: string; help: string };
 
@@ -38,9 +41,11 @@ export class SeriesHistogram<T extends string> extends Histogram<T> {
     this.config = { name: config.name, help: config.help };
   }
 
+  /** The series of a label set: made on the first call, the same one after. */
   series(labels: Record<T, string>): HistogramSeries {
-    const s = new HistogramSeries(labels, this.bounds);
-    this.all.push(s);
+    const key = keyOf(labels);
+    let s = this.all.get(key);
+    if (!s) this.all.set(key, (s = new HistogramSeries(labels, this.bounds)));
     return s;
   }
 
@@ -48,7 +53,7 @@ export class SeriesHistogram<T extends string> extends Histogram<T> {
   async getForPromString() {
     const { name, help } = this.config;
     const values = [];
-    for (const s of this.all) {
+    for (const s of this.all.values()) {
       if (s.count === 0) continue; // as prom-client: a label set appears with its first observation
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {
@@ -73,7 +78,7 @@ export class SeriesHistogram<T extends string> extends Histogram<T> {
   override reset(): void {
     super.reset();
     // (prom-client's constructor calls reset, before this class's fields exist)
-    for (const s of this.all ?? []) {
+    for (const s of this.all?.values() ?? []) {
       s.counts.fill(0);
       s.sum = 0;
       s.count = 0;
@@ -96,29 +101,31 @@ export class CounterSeries {
 
 /** A prom-client Counter whose values are its series', handed to it when scraped (collect). */
 export class SeriesCounter<T extends string> extends Counter<T> {
-  private readonly all: CounterSeries[];
+  private readonly all: Map<string, CounterSeries>;
 
   constructor(config: CounterConfiguration<T>) {
-    const all: CounterSeries[] = [];
+    const all = new Map<string, CounterSeries>();
     super({
       ...config,
       collect() {
         Counter.prototype.reset.call(this); // prom-client's values only: the series are the counts
-        for (const s of all) if (s.touched) this.inc(s.labels as Partial<Record<T, string>>, s.value);
+        for (const s of all.values()) if (s.touched) this.inc(s.labels as Partial<Record<T, string>>, s.value);
       },
     });
     this.all = all;
   }
 
+  /** The series of a label set: made on the first call, the same one after. */
   series(labels: Record<T, string>): CounterSeries {
-    const s = new CounterSeries(labels);
-    this.all.push(s);
+    const key = keyOf(labels);
+    let s = this.all.get(key);
+    if (!s) this.all.set(key, (s = new CounterSeries(labels)));
     return s;
   }
 
   override reset(): void {
     super.reset();
-    for (const s of this.all ?? []) {
+    for (const s of this.all?.values() ?? []) {
       s.value = 0;
       s.touched = false;
     }

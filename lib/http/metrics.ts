@@ -235,27 +235,17 @@ export class HubMetrics {
     let per = this.children.get(key);
     if (!per) {
       const statuses = new Map<number, CounterSeries>();
-      const tokensIn = this.tokenSeries(model, 'in');
-      const tokensOut = this.tokenSeries(model, 'out');
       per = {
         requests: (status: number) => statuses.get(status) ?? statuses.set(status, this.requests.series({ model, route, status: String(status) })).get(status)!,
         duration: this.duration.series({ model, route }),
         ttfb: this.ttfb.series({ model, route }),
-        tokensIn,
-        tokensOut,
+        // Tokens are by model alone: every route of a model gets the same two series.
+        tokensIn: this.tokens.series({ model, direction: 'in' }),
+        tokensOut: this.tokens.series({ model, direction: 'out' }),
       };
       this.children.set(key, per);
     }
     return per;
-  }
-
-  /** Tokens are by model alone: every route of a model shares its two series. */
-  private readonly tokensOf = new Map<string, CounterSeries>();
-  private tokenSeries(model: string, direction: 'in' | 'out'): CounterSeries {
-    const key = `${model}\0${direction}`;
-    let series = this.tokensOf.get(key);
-    if (!series) this.tokensOf.set(key, (series = this.tokens.series({ model, direction })));
-    return series;
   }
 
   /** A start or wake-up, counted once however many requests shared it. */
