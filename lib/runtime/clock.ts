@@ -1,9 +1,11 @@
 // Time for the scheduler. Everything in the lifecycle reads the time and arms timers through a Clock
 // taken from the Driver, so the whole engine runs under a fake clock in tests (milliseconds of real
-// time for hours of simulated idling). Timers never keep the process alive.
+// time for hours of simulated idling).
 
 export interface Timer {
   cancel(): void;
+  /** Whether it keeps the process alive (it does until told otherwise); a clock may ignore this. */
+  hold?(on: boolean): void;
 }
 
 export interface Clock {
@@ -16,7 +18,7 @@ export const realClock: Clock = {
   now: () => Date.now(),
   after(ms, fn) {
     const t = setTimeout(fn, Math.max(0, ms));
-    return { cancel: () => clearTimeout(t) };
+    return { cancel: () => clearTimeout(t), hold: (on) => void (on ? t.ref() : t.unref()) };
   },
 };
 

@@ -63,6 +63,13 @@ export interface PlannedMemory {
   source: 'declared' | 'measured' | 'estimated' | 'unknown';
 }
 
+/** A timer the actor set, when it is due, and the deadline the state asks for now (none: undefined). */
+interface Armed {
+  timer: Timer;
+  at: number;
+  want: number | undefined;
+}
+
 interface Pending {
   resolve(value: Lease | undefined): void;
   reject(err: HubError): void;
@@ -89,7 +96,7 @@ export class ModelActor {
   private lastProbe?: { at: number; outputChunks: number | undefined };
   /** Generations whose terminate came while their spawn was still being prepared. */
   private cancelledSpawns = new Set<number>();
-  private readonly timers = new Map<TimerName, Timer>();
+  private readonly timers = new Map<TimerName, Armed>();
   private readonly pending = new Map<number, Pending>();
 
   private readonly loadWatch: ProgressWatch;
@@ -413,14 +420,34 @@ export class ModelActor {
   }
 
   private arm(name: TimerName, at: number | undefined): void {
-    this.timers.get(name)?.cancel();
+    const armed = this.timers.get(name);
+    // A deadline that moves later, or goes away, leaves its timer as it is: the timer looks again when
+    // it fires. The idle clock stops with each request and starts again with its answer, and moving
+    // the timer both times cost a clearTimeout and a setTimeout per request. A timer kept for no
+    // deadline stops keeping the process alive.
+    if (armed && (at === undefined || at >= armed.at)) {
+      armed.want = at;
+      armed.timer.hold?.(at !== undefined);
+      return;
+    }
+    armed?.timer.cancel();
     this.timers.delete(name);
-    if (at === undefined) return;
+    if (at !== undefined) this.setTimer(name, at);
+  }
+
+  private setTimer(name: TimerName, at: number): void {
     const clock = this.ctx.driver.clock;
-    this.timers.set(name, clock.after(at - clock.now(), () => {
-      this.timers.delete(name);
-      this.send({ type: 'timer', name });
-    }));
+    const armed: Armed = {
+      at,
+      want: at,
+      timer: clock.after(at - clock.now(), () => {
+        this.timers.delete(name);
+        if (armed.want === undefined) return;
+        if (armed.want > clock.now()) return this.setTimer(name, armed.want);
+        this.send({ type: 'timer', name });
+      }),
+    };
+    this.timers.set(name, armed);
   }
 
   private async spawn(gen: number): Promise<void> {
