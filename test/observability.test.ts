@@ -215,6 +215,20 @@ t.test('the meter reads a JSON answer\'s usage from its tail, in any chunking, w
   const read = await meter(big, 16 * 1024);
   t.same(read, { usage: { tokens_in: 7, tokens_out: 8 }, bytes: big.length }, 'a 1 MiB answer: its usage, every byte counted');
   t.same((await meter(answer('no usage'), 10)).usage, {}, 'an answer without usage adds nothing');
+  const later = JSON.stringify({ id: 'x', usage: { prompt_tokens: 5, completion_tokens: 6 }, hub_extra: { usage: 'not tokens' } });
+  t.same((await meter(later, 7)).usage, { tokens_in: 5, tokens_out: 6 }, 'a later "usage" key that is not the usage object is passed over');
+
+  // An answer that never ended (the backend or the client went away) counts no usage, even with its
+  // usage already in the bytes that came.
+  const res = Object.assign(new PassThrough(), { headers: { 'content-type': 'application/json' } });
+  const m = new Meter(performance.now());
+  m.watchResponse(res as unknown as IncomingMessage);
+  const arrived = new Promise((r) => res.once('data', r));
+  res.write(small);
+  await arrived;
+  res.destroy();
+  t.same(m.usage, {}, 'an answer cut off before its end: no usage');
+  t.equal(m.bytesOut, small.length, 'its bytes are counted');
 });
 
 t.test('the meter reads a stream\'s usage from its first and last events, in any chunking, holding only a few', async (t) => {

@@ -23,7 +23,8 @@ export class Meter {
   ttfbMs?: number;
   private reader?: UsageReader;
   private read?: Usage;
-  private ended = false;
+  /** The backend's answer: its usage is read only if it ended (arrived whole). */
+  private source?: IncomingMessage;
   /** The start of the answer, for a model with log.capture (absent otherwise: nothing is kept). */
   private captured?: { chunks: Buffer[]; room: number };
 
@@ -64,7 +65,7 @@ export class Meter {
         this.captured.room -= part.length;
       }
     });
-    res.once('end', () => { this.ended = true; });
+    this.source = res;
   }
 
   /** Bytes of the answer the meter holds now, to read its usage from (log.capture's aside). */
@@ -78,7 +79,7 @@ export class Meter {
    * before the proxy's own, so parsing there held up the end of every response.
    */
   get usage(): Usage {
-    if (this.read === undefined) this.read = this.ended && this.reader ? this.reader.result() : {};
+    if (this.read === undefined) this.read = this.source?.readableEnded && this.reader ? this.reader.result() : {};
     return this.read;
   }
 }
@@ -104,7 +105,7 @@ class Tail {
     return this.size;
   }
   bytes(): Buffer {
-    const all = Buffer.concat(this.chunks);
+    const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
     return all.subarray(Math.max(0, all.length - this.max));
   }
 }
@@ -122,7 +123,13 @@ class JsonUsage implements UsageReader {
     return this.tail.held;
   }
   result(): Usage {
-    return usageInText(this.tail.bytes().toString('utf8'));
+    // Decoded from the last "usage" key on (a few dozen bytes), not the whole tail: the whole tail only
+    // when that one was not the usage object.
+    const tail = this.tail.bytes();
+    const at = tail.lastIndexOf('"usage"');
+    if (at < 0) return {};
+    const last = usageInText(tail.toString('utf8', at));
+    return last.tokens_in !== undefined || last.tokens_out !== undefined ? last : usageInText(tail.toString('utf8'));
   }
 }
 
