@@ -18,7 +18,18 @@ export const wasCutForStalling = (res: ServerResponse): boolean => stalled.has(r
 
 export function cutWhenStalled(res: ServerResponse, source: Readable, stallMs: number): void {
   if (!(stallMs > 0) || res.destroyed) return;
-  // Watched (by the shared watchdog) only from the first pause: most answers never pause.
+  // Watched (by the shared watchdog) only from the first pause: most answers never pause, and pay one
+  // listener for it.
+  let watch: Watch | undefined;
+  source.on('pause', () => {
+    watch ??= watchStalls(res);
+    watch.dueAt = performance.now() + stallMs;
+    watchdog.add(watch);
+  });
+}
+
+/** The watch of an answer that paused: overdue unless a drain comes first. */
+function watchStalls(res: ServerResponse): Watch {
   const watch: Watch = {
     dueAt: Infinity,
     fire: () => {
@@ -27,18 +38,7 @@ export function cutWhenStalled(res: ServerResponse, source: Readable, stallMs: n
       res.destroy(); // 'close' follows: the slot is released, the backend request aborted
     },
   };
-  const arm = () => {
-    watch.dueAt = performance.now() + stallMs;
-    watchdog.add(watch);
-  };
-  const disarm = () => {
-    watch.dueAt = Infinity;
-  };
-  source.on('pause', arm);
-  res.on('drain', disarm);
-  res.once('close', () => {
-    watchdog.delete(watch);
-    source.off('pause', arm);
-    res.off('drain', disarm);
-  });
+  res.on('drain', () => { watch.dueAt = Infinity; });
+  res.once('close', () => watchdog.delete(watch));
+  return watch;
 }
