@@ -26,9 +26,13 @@ export function checkHost(config: CurrentConfig): Middleware {
 
 /** checkHost's test alone (throws the refusal), for the model-traffic path that runs every check in one pass. */
 export function hostCheck(config: CurrentConfig): (ctx: Context) => void {
+  // The Host the last request passed with, under that config: nearly every request sends the same one.
+  let passed: { header: string; config: HubConfig } | undefined;
   return (ctx) => {
-    const { listen, auth } = config();
-    const header = ctx.get('host');
+    const current = config();
+    const { listen, auth } = current;
+    const header = ctx.req.headers.host ?? '';
+    if (passed?.header === header && passed.config === current) return;
     if (header && isLoopbackHost(listen.host)) {
       const host = hostOfHeader(header);
       if (host === undefined || !(isLoopbackHost(host) || host === parseHostName(listen.host) || auth.allowedHosts.includes(host))) {
@@ -40,6 +44,7 @@ export function hostCheck(config: CurrentConfig): (ctx: Context) => void {
         );
       }
     }
+    passed = { header, config: current };
   };
 }
 

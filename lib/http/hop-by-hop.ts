@@ -23,8 +23,11 @@ export function forwardable(headers: IncomingHttpHeaders, leaveOut?: (name: stri
 
 /** Names the Connection headers list beyond the usual `keep-alive`/`close` (framing ones never count). */
 function namedByConnection(headers: IncomingHttpHeaders): Set<string> | undefined {
+  const connection = headers.connection;
+  const proxy = headers['proxy-connection'];
+  if (proxy === undefined && (connection === undefined || connection === 'keep-alive' || connection === 'close')) return undefined; // nearly every message
   let names: Set<string> | undefined;
-  for (const header of [headers.connection, headers['proxy-connection']]) {
+  for (const header of [connection, proxy]) {
     if (header === undefined) continue;
     const value = String(header);
     if (/^\s*(keep-alive|close)\s*$/i.test(value)) continue;

@@ -85,7 +85,7 @@ export function createForwarder(controller: Controller): Routed {
 
   const routed: Routed = async (ctx, fixed) => {
     const limits = controller.config.limits;
-    const contentType = ctx.get('content-type');
+    const contentType = ctx.req.headers['content-type'] ?? '';
     // Multipart bodies are forwarded byte for byte; JSON ones too, unless served_model rewrites `model`.
     const multipart = !fixed && contentType.toLowerCase().startsWith('multipart/form-data');
     const finder = fixed ? fixedModel(fixed.model) : multipart ? multipartModel(contentType) : jsonModel();

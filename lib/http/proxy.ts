@@ -3,7 +3,7 @@
 // Failures become backend_unavailable: a 502 before the answer started, an in-band SSE error after.
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { createProxyServer } from 'http-proxy-3';
+import { createProxyServer, type ProxyTarget } from 'http-proxy-3';
 import { HubError } from '../errors.js';
 import type { Lease } from '../scheduler/controller.js';
 import type { Outcome } from '../scheduler/step.js';
@@ -114,12 +114,8 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: Serv
     if (sse) res.end(inBandError(req.url, error));
     else res.destroy();
   });
-});
-
-// A takeover answers the client itself (http-proxy-3 pipes nothing for it), once the headers are clean.
-proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
-  const exchange = exchangeOf(res);
-  if (exchange?.takeover && exchange.taken === proxyRes) exchange.takeover.respond(proxyRes, res);
+  // A takeover answers the client itself (http-proxy-3 pipes nothing for it), now that the headers are clean.
+  exchange.takeover?.respond(proxyRes, res);
 });
 
 /** The backend's answer to the client as it is: what http-proxy-3 does when it pipes. */
@@ -242,17 +238,21 @@ export function releaseOutcome(exchange: Pick<Exchange, 'healthy' | 'answered' |
 }
 
 /**
- * A model's backend URL, parsed once: http-proxy-3 parses a target given as a string on every request
- * (a URL object it takes as it is, and only reads).
+ * A model's backend URL, parsed once, as plain fields: http-proxy-3 parses a target given as a string on
+ * every request, and reads a dozen fields of it (a URL's are getters that slice its href each time).
  */
-const parsedTargets = new Map<string, URL>();
-function parsedTarget(target: string): URL {
-  let url = parsedTargets.get(target);
-  if (!url) {
+type Target = Exclude<ProxyTarget, string | URL> & { pathname: string; search: string; href: string };
+const parsedTargets = new Map<string, Target>();
+function parsedTarget(target: string): Target {
+  let parsed = parsedTargets.get(target);
+  if (!parsed) {
     if (parsedTargets.size >= 1000) parsedTargets.clear(); // models come and go with reloads; a bound, not a leak
-    parsedTargets.set(target, (url = new URL(target)));
+    const url = new URL(target);
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    parsed = Object.freeze({ protocol: url.protocol, host: url.host, hostname: url.hostname, port, pathname: url.pathname, search: url.search, href: url.href });
+    parsedTargets.set(target, parsed);
   }
-  return url;
+  return parsed;
 }
 
 /** The backend's URL for a path: a remote model's own base path (http://box/api) is kept in front. */

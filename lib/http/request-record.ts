@@ -32,10 +32,10 @@ export class RequestRecorder {
   /** Gives the request its id (the client's x-request-id, or a new one) and its meter. */
   open(ctx: Ctx): Opened {
     const started = performance.now();
-    const id = ctx.get('x-request-id') || randomUUID();
+    const id = (ctx.req.headers['x-request-id'] as string | undefined) || randomUUID();
     ctx.state.requestId = id;
     ctx.state.meter = new Meter(started);
-    ctx.set('x-request-id', id);
+    ctx.res.setHeader('x-request-id', id);
     return { started, path: ctx.path };
   }
 
