@@ -134,6 +134,13 @@ t.test('one in-process hub', async (t) => {
   const raw = createServer((req, res) => {
     if (req.url !== '/health') seen = req.headers;
     req.resume();
+    if (req.url === '/chunked') {
+      // A status text, a repeated header, and a body in two chunks (Transfer-Encoding: chunked).
+      res.writeHead(207, 'Partly Fine', { 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'] });
+      res.write('one,');
+      setImmediate(() => res.end('two'));
+      return;
+    }
     res.writeHead(200, {
       'content-type': 'application/json',
       'keep-alive': 'timeout=5',
@@ -267,6 +274,29 @@ models:
     t.match(head, /\r\nconnection: close(\r\n|$)/i, "Connection: close, written by Node");
     t.notMatch(head, /\r\nkeep-alive:/i, 'no Keep-Alive');
     t.equal(body, '{"ok":true}', 'the whole answer, then the hub closes the connection');
+  });
+
+  t.test("the answer is relayed as the backend sent it: status text, repeated headers, chunks, reframed for HTTP/1.0", async (t) => {
+    const res = await new Promise<{ status?: number; message?: string; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${origin}/upstream/raw/chunked`, { agent: false }, (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => { body += c; });
+        r.once('end', () => resolve({ status: r.statusCode, message: r.statusMessage, headers: r.headers, body }));
+      });
+      req.once('error', reject);
+      req.end();
+    });
+    t.equal(res.status, 207);
+    t.equal(res.message, 'Partly Fine', 'the status text');
+    t.same(res.headers['set-cookie'], ['a=1', 'b=2'], 'both values of a repeated header');
+    t.equal(res.headers['transfer-encoding'], 'chunked');
+    t.equal(res.body, 'one,two');
+    const raw = await rawExchange(origin, 'GET /upstream/raw/chunked HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n');
+    const [head, body] = raw.split('\r\n\r\n');
+    t.match(head, /^HTTP\/1\.1 207 Partly Fine\r\n/);
+    t.notMatch(head, /transfer-encoding/i, 'no chunked framing for an HTTP/1.0 client');
+    t.equal(body, 'one,two', 'the body as it was, ended by the close');
   });
 
   t.test('a malformed %-escape in a path is a 400 with the envelope, never a 500', async (t) => {

@@ -49,23 +49,31 @@ export class Meter {
     req.on('data', (chunk: Buffer) => { this.bytesIn += chunk.length; });
   }
 
-  /** Watches the backend's answer as it passes through to the client. */
+  /** Watches the backend's answer as it passes through to the client (by a listener of its own). */
   watchResponse(res: IncomingMessage): void {
+    this.watch(res);
+    res.on('data', (chunk: Buffer) => this.count(chunk));
+  }
+
+  /** Takes the answer's headers; its body is then handed over chunk by chunk (count). */
+  watch(res: IncomingMessage): void {
     const type = String(res.headers['content-type'] ?? '').toLowerCase();
     const encoded = res.headers['content-encoding'] && res.headers['content-encoding'] !== 'identity';
     if (!encoded && type.includes('text/event-stream')) this.reader = new StreamUsage();
     else if (!encoded && type.includes('json')) this.reader = new JsonUsage();
-    res.on('data', (chunk: Buffer) => {
-      if (this.ttfbMs === undefined) this.ttfbMs = performance.now() - this.startedAt;
-      this.bytesOut += chunk.length;
-      this.reader?.push(chunk);
-      if (this.captured !== undefined && this.captured.room > 0) {
-        const part = chunk.subarray(0, this.captured.room);
-        this.captured.chunks.push(Buffer.from(part)); // a copy: the chunk's memory is the socket's
-        this.captured.room -= part.length;
-      }
-    });
     this.source = res;
+  }
+
+  /** One chunk of the answer's body, as it passes. */
+  count(chunk: Buffer): void {
+    if (this.ttfbMs === undefined) this.ttfbMs = performance.now() - this.startedAt;
+    this.bytesOut += chunk.length;
+    this.reader?.push(chunk);
+    if (this.captured !== undefined && this.captured.room > 0) {
+      const part = chunk.subarray(0, this.captured.room);
+      this.captured.chunks.push(Buffer.from(part)); // a copy: the chunk's memory is the socket's
+      this.captured.room -= part.length;
+    }
   }
 
   /** Bytes of the answer the meter holds now, to read its usage from (log.capture's aside). */

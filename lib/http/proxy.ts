@@ -1,4 +1,5 @@
-// Forwarding one request to a model's backend with http-proxy-3. The Koa middleware stays pending
+// Forwarding one request to a model's backend: sent with http-proxy-3, its answer relayed to the
+// client here (relay), or by a takeover (a translation). The forwarder stays pending
 // until the client's response closes, so the in-flight count covers the whole (streamed) answer.
 // Failures become backend_unavailable: a 502 before the answer started, an in-band SSE error after.
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
@@ -13,7 +14,8 @@ import { forwardable } from './hop-by-hop.js';
 import type { HeldBody } from './body.js';
 import type { Meter } from './meter.js';
 import { openedEarly } from './load-stream.js';
-import { cutWhenStalled } from './stall.js';
+import { cutWhenStalled, pausedAt } from './stall.js';
+import type { Watch } from './watchdog.js';
 
 interface Exchange {
   lease: Lease;
@@ -66,15 +68,6 @@ const exchangeOf = (res: ServerResponse): Exchange | undefined => (res as Server
 
 const proxy = createProxyServer({ changeOrigin: true, xfwd: false });
 
-/**
- * What the headers of an answer passed on inherit. http-proxy-3 adds a Connection header of its own
- * (the client's, or keep-alive) where it finds none, which would override Node's handling of the
- * client connection; it copies only enumerable headers. A Connection it finds (here) but never
- * copies, and whose writes are ignored, leaves Connection and Keep-Alive to Node. Defined once:
- * defining it on each answer's headers made every one of them a slow object.
- */
-const ANSWER_HEADERS: object = Object.defineProperty({}, 'connection', { get: () => 'hop-by-hop', set: () => {}, enumerable: false });
-
 proxy.on('proxyReq', (proxyReq: ClientRequest, _req: IncomingMessage, res: ServerResponse) => {
   const exchange = exchangeOf(res);
   if (exchange) exchange.reusedSocket = proxyReq.reusedSocket;
@@ -98,15 +91,14 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: Serv
   exchange.taken = proxyRes;
   exchange.answered = true;
   exchange.status = proxyRes.statusCode;
-  // One pass: hop-by-hop headers and the backend's own CORS headers (the hub answers CORS) left out.
-  const headers = forwardable(proxyRes.headers, isCorsHeader, Object.create(ANSWER_HEADERS) as IncomingMessage['headers']);
+  // One pass: hop-by-hop headers and the backend's own CORS headers (the hub answers CORS) left out,
+  // and its framing (Node frames the answer itself; HTTP/1.0 clients get no chunks).
+  const headers = forwardable(proxyRes.headers, notPassedOn);
   mergeVary(headers, res);
   proxyRes.headers = headers;
   exchange.body?.release(); // the backend has it: no replay needs it any more
-  exchange.meter?.watchResponse(proxyRes);
-  cutWhenStalled(res, proxyRes, exchange.stallTimeoutMs);
-  const sse = String(proxyRes.headers['content-type'] ?? '').includes('text/event-stream');
-  if (sse) proxyRes.headers['x-accel-buffering'] = 'no';
+  const sse = String(headers['content-type'] ?? '').includes('text/event-stream');
+  if (sse) headers['x-accel-buffering'] = 'no';
   proxyRes.once('close', () => {
     if (proxyRes.complete || res.destroyed || res.writableEnded) return; // finished, or the client left
     exchange.healthy = false; // the backend went away mid-answer
@@ -114,9 +106,48 @@ proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: Serv
     if (sse) res.end(inBandError(req.url, error));
     else res.destroy();
   });
-  // A takeover answers the client itself (http-proxy-3 pipes nothing for it), now that the headers are clean.
-  exchange.takeover?.respond(proxyRes, res);
+  if (exchange.takeover) {
+    // A takeover answers the client itself, now that the headers are clean.
+    exchange.meter?.watchResponse(proxyRes);
+    cutWhenStalled(res, proxyRes, exchange.stallTimeoutMs);
+    return exchange.takeover.respond(proxyRes, res);
+  }
+  relay(proxyRes, res, exchange);
 });
+
+const notPassedOn = (name: string): boolean => isCorsHeader(name) || name === 'transfer-encoding';
+
+/**
+ * The backend's answer to the client: its status and headers, then its body as it comes, paused while
+ * the client takes no more. What a pipe does, in one 'data' listener that also feeds the meter and
+ * sees each pause (for the stall watch): a pipe added and removed seven listeners per answer.
+ */
+function relay(proxyRes: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
+  if (!res.headersSent) {
+    res.statusCode = proxyRes.statusCode ?? 502;
+    if (proxyRes.statusMessage) res.statusMessage = proxyRes.statusMessage;
+    const headers = proxyRes.headers;
+    for (const name in headers) {
+      const value = headers[name];
+      if (value !== undefined) res.setHeader(name, value);
+    }
+  }
+  const meter = exchange.meter;
+  meter?.watch(proxyRes);
+  let stall: Watch | undefined;
+  let resumes = false;
+  proxyRes.on('data', (chunk: Buffer) => {
+    meter?.count(chunk);
+    if (res.write(chunk) || res.destroyed) return;
+    proxyRes.pause();
+    stall = pausedAt(res, exchange.stallTimeoutMs, stall);
+    if (!resumes) {
+      resumes = true;
+      res.on('drain', () => proxyRes.resume());
+    }
+  });
+  proxyRes.on('end', () => res.end());
+}
 
 /** The backend's answer to the client as it is: what http-proxy-3 does when it pipes. */
 export function passThrough(proxyRes: IncomingMessage, res: ServerResponse): void {
@@ -204,7 +235,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
       const buffer = takeover ? takeover.body() : options.body ? options.body.stream() : retry ? once(Buffer.alloc(0)) : undefined;
       const web = takeover
         ? { target: targetWithPath(m.target, takeover.path), ignorePath: true, selfHandleResponse: true, agent: m.agent, buffer }
-        : { target: parsedTarget(m.target), agent: retry ? false : m.agent, buffer };
+        : { target: parsedTarget(m.target), agent: retry ? false : m.agent, buffer, selfHandleResponse: true };
       proxy.web(
         req,
         res,
