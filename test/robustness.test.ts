@@ -131,8 +131,9 @@ t.test('one in-process hub', async (t) => {
 
   // A remote "model": records what reached it and answers with hop-by-hop headers of its own.
   let seen: IncomingHttpHeaders = {};
+  let seenPath = '';
   const raw = createServer((req, res) => {
-    if (req.url !== '/health') seen = req.headers;
+    if (req.url !== '/health') [seen, seenPath] = [req.headers, req.url ?? ''];
     req.resume();
     if (req.url === '/chunked') {
       // A status text, a repeated header, and a body in two chunks (Transfer-Encoding: chunked).
@@ -169,6 +170,7 @@ models:
   d: { backend: demo, cmd: "${demo()}" }
   free: { backend: demo, cmd: "${demo()}", upstream_control: true }
   raw: { url: "http://127.0.0.1:${rawPort}", api_key: ${REMOTE_KEY} }
+  rawapi: { url: "http://127.0.0.1:${rawPort}/api" }
   never: { backend: demo, cmd: "${demo('--never-ready')}", start_timeout: 1s }
 `);
   const { origin } = h;
@@ -274,6 +276,29 @@ models:
     t.match(head, /\r\nconnection: close(\r\n|$)/i, "Connection: close, written by Node");
     t.notMatch(head, /\r\nkeep-alive:/i, 'no Keep-Alive');
     t.equal(body, '{"ok":true}', 'the whole answer, then the hub closes the connection');
+  });
+
+  t.test('the path reaches the backend as a URL reads it, under the base path of its url', async (t) => {
+    const cases: Array<[string, string]> = [
+      ['/upstream/raw/anything?x=1&y=%20', '/anything?x=1&y=%20'],
+      ['/upstream/raw/a/./b/../c', '/a/c'],
+      ['/upstream/raw/a/%2e%2e/c?', '/c'],
+      ['/upstream/rawapi/anything?x=1', '/api/anything?x=1'],
+      ['/upstream/rawapi/a/../b', '/api/b'],
+    ];
+    for (const [path, expected] of cases) {
+      // Sent as written (fetch would resolve the dot segments itself).
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const req = httpRequest(origin, { path }, (r) => { r.resume(); r.once('end', () => resolve(r.statusCode)); });
+        req.once('error', reject);
+        req.end();
+      });
+      t.equal(status, 200, path);
+      t.equal(seenPath, expected, `${path} reached the backend as ${expected}`);
+    }
+    const chat = await fetch(`${origin}/v1/chat/completions?trace=1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'rawapi', messages: [] }) });
+    await chat.text();
+    t.equal(seenPath, '/api/v1/chat/completions?trace=1', 'a POST under /v1 too, with its query');
   });
 
   t.test("the answer is relayed as the backend sent it: status text, repeated headers, chunks, reframed for HTTP/1.0", async (t) => {
