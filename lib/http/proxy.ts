@@ -81,11 +81,16 @@ function proxyOf(m: Lease['model']): ProxyServer {
   const agent = m.agent;
   let kept = perModel.get(agent);
   if (kept?.target !== m.target) {
-    const target = parsedTarget(m.target);
-    const proxy = createProxyServer({ target, agent, changeOrigin: true, xfwd: false, selfHandleResponse: true, prependPath: !isRoot(target), toProxy: true });
+    const proxy = createProxyServer({ ...modelOptions(m.target), agent, toProxy: true });
     perModel.set(agent, (kept = { target: m.target, proxy: listened(proxy) }));
   }
   return kept.proxy;
+}
+
+/** How a model's requests are sent: to its backend, the answer relayed by the hub, under the backend's base path if it has one. */
+function modelOptions(url: string) {
+  const target = parsedTarget(url);
+  return { target, changeOrigin: true, xfwd: false, selfHandleResponse: true, prependPath: !isRoot(target) };
 }
 
 function listened(proxy: ProxyServer): ProxyServer {
@@ -262,7 +267,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, lease: Lease,
       const [proxy, web] = takeover
         ? [shared, { target: targetWithPath(m.target, takeover.path), ignorePath: true, selfHandleResponse: true, agent: m.agent, buffer }]
         : retry
-          ? [shared, { target: parsedTarget(m.target), agent: false, buffer, selfHandleResponse: true, prependPath: !isRoot(parsedTarget(m.target)), toProxy: isNormalPath(req.url) }]
+          ? [shared, { ...modelOptions(m.target), agent: false, buffer, toProxy: isNormalPath(req.url) }]
           : [proxyOf(m), isNormalPath(req.url) ? { buffer } : { buffer, toProxy: false }];
       proxy.web(
         req,
