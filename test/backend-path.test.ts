@@ -3,7 +3,7 @@
 // the characters that URLs escape, decode or resolve. Replay a failure with PATH_SEED=<seed>.
 import fc from 'fast-check';
 import t from 'tap';
-import { isNormalPath } from '../lib/http/proxy.js';
+import { isNormalPath } from '../lib/http/backend-address.js';
 
 const SEED = Number(process.env.PATH_SEED ?? Date.now() % 2 ** 31);
 
