@@ -83,8 +83,8 @@ export class Meter {
 
   /**
    * The token usage the backend reported (empty if none, or if the answer did not end). Read from the
-   * kept bytes when first asked, which is after the answer went out: the 'end' listener above runs
-   * before the proxy's own, so parsing there held up the end of every response.
+   * kept bytes when first asked, which is after the answer went out: parsing as the answer ended held
+   * up the end of every response.
    */
   get usage(): Usage {
     if (this.read === undefined) this.read = this.source?.readableEnded && this.reader ? this.reader.result() : {};
