@@ -149,15 +149,7 @@ const notPassedOn = (name: string): boolean => isCorsHeader(name) || name === 't
  * sees each pause (for the stall watch): a pipe added and removed seven listeners per answer.
  */
 function relay(proxyRes: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
-  if (!res.headersSent) {
-    res.statusCode = proxyRes.statusCode ?? 502;
-    if (proxyRes.statusMessage) res.statusMessage = proxyRes.statusMessage;
-    const headers = proxyRes.headers;
-    for (const name in headers) {
-      const value = headers[name];
-      if (value !== undefined) res.setHeader(name, value);
-    }
-  }
+  if (!res.headersSent) copyHead(proxyRes, res);
   const meter = exchange.meter;
   meter?.watch(proxyRes);
   let stall: Watch | undefined;
@@ -177,9 +169,19 @@ function relay(proxyRes: IncomingMessage, res: ServerResponse, exchange: Exchang
 
 /** The backend's answer to the client as it is: what http-proxy-3 does when it pipes. */
 export function passThrough(proxyRes: IncomingMessage, res: ServerResponse): void {
-  for (const [name, value] of Object.entries(proxyRes.headers)) if (value !== undefined) res.setHeader(name, value);
-  res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage);
+  copyHead(proxyRes, res);
   proxyRes.pipe(res);
+}
+
+/** The backend's status and (cleaned) headers as the client's answer's; Node writes them with the first bytes. */
+function copyHead(proxyRes: IncomingMessage, res: ServerResponse): void {
+  res.statusCode = proxyRes.statusCode ?? 502;
+  if (proxyRes.statusMessage) res.statusMessage = proxyRes.statusMessage;
+  const headers = proxyRes.headers;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) res.setHeader(name, value);
+  }
 }
 
 /** An error the hub makes, in the envelope the client's API has. */
