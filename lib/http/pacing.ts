@@ -14,16 +14,23 @@ const SLICE = 16 * 1024;
  * How long body work (scanning, forwarding) has run in this turn of the event loop. The time is
  * shared by every body: libuv hands over up to 32 socket reads (2 MiB) of each of several bodies in
  * one go, and even at ~1 ms per 64 KiB chunk, scanning them would add up to tens of milliseconds.
+ * A turn is the whole loop, from one timers phase to the next: reset by a timer, not an immediate
+ * (which runs in the same loop's check phase, so that work put off from the poll phase ran again
+ * at once, and a loop held twice the budget).
  */
 let turnStarted = -1;
+const newTurn = () => { turnStarted = -1; };
 export function turnElapsed(): number {
   const now = performance.now();
   if (turnStarted < 0) {
     turnStarted = now;
-    setImmediate(() => { turnStarted = -1; });
+    setTimeout(newTurn, 0);
   }
   return now - turnStarted;
 }
+
+/** Whether this turn has room for more body work; work put off goes to setImmediate, and asks again there. */
+const turnUsedUp = (): boolean => turnElapsed() > TURN_MS;
 
 /**
  * Shows chunks to a sink in slices, and gives the event loop back (pausing the request meanwhile)
@@ -61,7 +68,7 @@ export class Feeder {
   private run = (): void => {
     if (this.stopped) return;
     while (this.queue.length) {
-      if (turnElapsed() > TURN_MS) {
+      if (turnUsedUp()) {
         if (!this.behind) this.hold();
         this.behind = true;
         setImmediate(this.run);
@@ -91,10 +98,10 @@ export class Feeder {
  */
 export function pacedStream(parts: readonly Buffer[]): Readable {
   let next = 0;
-  return new Readable({
-    read() {
-      if (turnElapsed() <= TURN_MS) return void this.push(next < parts.length ? parts[next++] : null);
-      setImmediate(() => this.push(next < parts.length ? parts[next++] : null));
-    },
-  });
+  const give = (): void => {
+    if (turnUsedUp()) return void setImmediate(give);
+    stream.push(next < parts.length ? parts[next++] : null);
+  };
+  const stream = new Readable({ read: give });
+  return stream;
 }
