@@ -1,15 +1,18 @@
-// Telling apart the two reasons an event loop is late: its own synchronous work, or the OS keeping the
-// process off the CPU (on a 2-core machine shared by the client, the hub and the backend, a process
-// that is ready to run can wait tens of milliseconds for a core). Two measures:
+// Telling apart the reasons an event loop is late: its own work, or this machine keeping the process
+// off the CPU. On a 2-core VM shared by the client, the hub and the backend, a process that is ready to
+// run can wait tens of milliseconds for a core; and the VM itself is paused by its host now and then
+// (a sleeping process's timer fires 10-30 ms late, neither running nor waiting meanwhile; no counter
+// inside the VM shows it: steal time reads 0). Two measures:
 //  - StallWatch, in the hub's process: a 1 ms timer that, for each late turn, reads how long the main
-//    thread was ready to run but waited for a core meanwhile (Linux /proc/<pid>/task/<tid>/schedstat:
-//    its run-queue wait is counted at each switch, exactly; its run time only at the 4 ms scheduler
-//    tick, so the hub's own share is the stall minus the wait, not the run time read there). That
-//    share is an upper bound: it also holds time the main thread slept, e.g. in a GC pause waiting for
-//    V8's helper threads, which may themselves be waiting for a core;
-//  - idleProbe: a separate Node process with nothing to do but the same watch: its stalls are what
-//    this machine alone costs any process at the time. Its "own" share is not zero either: in this VM
-//    a sleeping process's timer can also fire late (neither running nor waiting for a core meanwhile).
+//    thread was ready to run but waited for a core meanwhile (run-queue wait from Linux
+//    /proc/<pid>/task/<tid>/schedstat, counted at each switch) and the CPU time the process used
+//    (process.cpuUsage(), exact to the call: its main thread, and V8's GC helpers). The hub's own
+//    share of a stall is that CPU time, at most the stall less the wait;
+//  - idleProbe: a separate Node process with nothing to do but the same watch: its late turns are
+//    what the machine alone costs any process at the time; what it neither ran nor waited for is a
+//    pause of the VM.
+// hubsOwn() puts them together: the hub's share, less any pause the idle process had at the same
+// moment (a paused VM still charges its clock to the thread that was running).
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -19,18 +22,35 @@ export interface Stall {
   ms: number;
   /** Of which the main thread was ready to run but waited for a core, in ms. */
   waitingMs: number;
-  /** The rest: the hub's own work (its code, GC), in ms. */
+  /** CPU time the process used meanwhile (every thread), in ms. */
+  cpuMs: number;
+  /** Of which its main thread's, as schedstat has it (updated at each scheduler tick: ± 4 ms), in ms. */
+  mainMs: number;
+  /** The process's own work: its CPU time, at most the stall less the wait, in ms. */
   ownMs: number;
+  /** The rest, neither waiting nor working: the process was not running at all, in ms. */
+  pausedMs: number;
   /** When it began, in ms since the watch started. */
   atMs: number;
+  /** When the late turn was due and when it came, on the wall clock (ms since the epoch, alike in every process). */
+  from: number;
+  to: number;
 }
 
-/** Stalls over 2 ms of this process's event loop, split into on-CPU and waiting time (Linux only). */
-export class StallWatch {
+/** Every stall a watch saw (over 2 ms), and the two that stand out. */
+export interface Stalls {
+  all: Stall[];
+  /** The longest on the wall clock, and the one with the most of the process's own work. */
+  longest?: Stall;
+  busiest?: Stall;
+}
+
+/** Stalls over 2 ms of this process's event loop, split into waiting, working and paused (Linux only). */
+export class StallWatch implements Stalls {
   private fd: number;
   private buf = Buffer.alloc(128);
   private timer?: NodeJS.Timeout;
-  /** The stall that was longest on the wall clock, and the one with the most of the hub's own time. */
+  all: Stall[] = [];
   longest?: Stall;
   busiest?: Stall;
 
@@ -49,19 +69,27 @@ export class StallWatch {
     const watch = new StallWatch(fd);
     const started = performance.now();
     let last = started;
-    let waited = watch.waited();
+    let [ran, waited] = watch.read();
+    let cpu = process.cpuUsage();
     watch.timer = setInterval(() => {
       const now = performance.now();
-      const w = watch.waited();
+      const [r, w] = watch.read();
+      const c = process.cpuUsage();
       const late = now - last - 1;
       if (late > 2) {
         const waitingMs = Math.min(late, (w - waited) / 1e6);
-        const stall = { ms: late, waitingMs, ownMs: late - waitingMs, atMs: last - started };
+        const cpuMs = (c.user - cpu.user + c.system - cpu.system) / 1000;
+        const ownMs = Math.min(late - waitingMs, cpuMs);
+        const from = performance.timeOrigin + last + 1;
+        const stall = { ms: late, waitingMs, cpuMs, mainMs: (r - ran) / 1e6, ownMs, pausedMs: late - waitingMs - ownMs, atMs: last - started, from, to: from + late };
+        watch.all.push(stall);
         if (!watch.longest || stall.ms > watch.longest.ms) watch.longest = stall;
         if (!watch.busiest || stall.ownMs > watch.busiest.ownMs) watch.busiest = stall;
       }
       last = now;
+      ran = r;
       waited = w;
+      cpu = c;
     }, 1);
     return watch;
   }
@@ -71,15 +99,34 @@ export class StallWatch {
     closeSync(this.fd);
   }
 
-  /** Nanoseconds the main thread has waited on a run queue since it started (the second field). */
-  private waited(): number {
+  /** Nanoseconds the main thread has run, and waited on a run queue, since it started. */
+  private read(): [number, number] {
     const n = readSync(this.fd, this.buf, 0, this.buf.length, 0);
-    return Number(this.buf.toString('latin1', 0, n).split(' ')[1]);
+    const [ran, waited] = this.buf.toString('latin1', 0, n).split(' ');
+    return [Number(ran), Number(waited)];
   }
 }
 
+/**
+ * The hub's longest stall of its own work: for each of its stalls, its own share less the part of it
+ * the idle process spent paused at the same moment (as far as the two stalls overlap on the wall clock).
+ */
+export function hubsOwn(hub: Stalls, idle: Stalls): { ownMs: number; stall?: Stall } {
+  let best: { ownMs: number; stall?: Stall } = { ownMs: 0 };
+  for (const stall of hub.all) {
+    let paused = 0;
+    for (const pause of idle.all) {
+      const overlap = Math.min(stall.to, pause.to) - Math.max(stall.from, pause.from);
+      if (overlap > 0) paused += Math.min(overlap, pause.pausedMs);
+    }
+    const ownMs = Math.max(0, stall.ownMs - paused);
+    if (ownMs > best.ownMs) best = { ownMs, stall };
+  }
+  return best;
+}
+
 /** A Node process beside the measured one with nothing to do but the same watch: `stop()` gives its stalls. */
-export async function idleProbe(): Promise<{ stop(): Promise<{ longest?: Stall; busiest?: Stall }> }> {
+export async function idleProbe(): Promise<{ stop(): Promise<Stalls> }> {
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'probe'], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
@@ -91,7 +138,7 @@ export async function idleProbe(): Promise<{ stop(): Promise<{ longest?: Stall; 
     stop: () =>
       new Promise((resolve) => {
         child.removeAllListeners('exit');
-        child.once('exit', () => resolve(JSON.parse(out.split('\n')[1] || '{}') as { longest?: Stall; busiest?: Stall }));
+        child.once('exit', () => resolve({ all: [], ...(JSON.parse(out.split('\n')[1] || '{}') as Partial<Stalls>) }));
         child.stdin!.end('stop\n');
       }),
   };
@@ -102,7 +149,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === 'p
   process.stdout.write('ready\n');
   process.stdin.once('data', () => {
     watch?.stop();
-    process.stdout.write(`${JSON.stringify({ longest: watch?.longest, busiest: watch?.busiest })}\n`);
+    process.stdout.write(`${JSON.stringify({ all: watch?.all, longest: watch?.longest, busiest: watch?.busiest })}\n`);
     process.exit(0);
   });
 }
