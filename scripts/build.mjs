@@ -2,6 +2,7 @@
 // running from this checkout loads modules lazily and spawns `hub demo-model` from dist/, so it must
 // never see dist/ half-built or gone; a build with type errors leaves the old dist/ in place.
 import { execFileSync } from 'node:child_process';
+import { build } from 'esbuild';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -16,6 +17,16 @@ const dist = join(root, 'dist');
 rmSync(fresh, { recursive: true, force: true });
 try {
   execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json'), '--outDir', fresh], { stdio: 'inherit' });
+} catch {
+  rmSync(fresh, { recursive: true, force: true });
+  process.exit(1);
+}
+// TypeBox as one module instead of ~680 (lib/config/typebox.ts says why): tsc's re-exports replaced
+// by their bundle. Nothing else is bundled: the rest of dist/ is what tsc wrote.
+const typebox = join(fresh, 'lib', 'config', 'typebox.js');
+try {
+  await build({ entryPoints: [typebox], outfile: typebox, allowOverwrite: true, bundle: true, format: 'esm', platform: 'node', logLevel: 'warning' });
+  rmSync(`${typebox}.map`, { force: true }); // tsc's map, of the re-exports
 } catch {
   rmSync(fresh, { recursive: true, force: true });
   process.exit(1);

@@ -3,7 +3,7 @@
 //
 // Each leaf carries an `expected` annotation: the validator's raw messages ("must match anyOf") are
 // replaced by `expected <expected>, got <value>` so that errors read like the SPEC's example.
-import Type, { type Static, type TSchema } from 'typebox';
+import { Type, type Static, type TSchema } from './typebox.js';
 import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
 
 export const BACKENDS = ['openai', 'demo', 'llama-cpp', 'vllm', 'sglang', 'ollama', 'mlx'] as const;

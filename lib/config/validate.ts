@@ -1,10 +1,7 @@
 // Runs the typebox schema over a parsed document and turns its raw errors into user-facing
 // problems: one per path, worded from the schema's `expected` annotations, unknown keys with a
 // did-you-mean.
-import { Settings } from 'typebox/system';
-import Value from 'typebox/value';
-import { Compile, type Validator } from 'typebox/compile';
-import type { TSchema } from 'typebox';
+import { Compile, Settings, Value, type TSchema, type Validator } from './typebox.js';
 import { HubFileSchema } from './schema.js';
 import { didYouMean } from './errors.js';
 
