@@ -3,8 +3,8 @@
 # through `docker run -p`. Build, run and the container's hub.yaml: docs/deploy.md.
 
 # Build: what `npm install` does in the README's quick start: install (here from the lockfile),
-# then the prepare script, `npm run build`. Dependencies' install scripts are off: the only one,
-# dtrace-provider (optional, for bunyan), would try to compile and fail quietly.
+# then the prepare script, `npm run build`. Dependencies' install scripts are off: dtrace-provider's
+# (optional, for bunyan) would try to compile and fail quietly, and esbuild's only checks its binary.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY . .
