@@ -58,8 +58,9 @@ export async function proxyBench(hubOrigin: string, backend: string, model: stri
   // and each figure is the median of its rounds.
   console.log(`proxy overhead, small JSON chat request, ${ROUNDS} rounds of ${SECONDS}s per figure, medians (load generator in its own process)`);
   // Each is warmed first, so that no figure is of code V8 has not optimized yet (the hub's first few
-  // thousand requests ran ~2x slower than its later ones).
-  for (const base of [backend, bareUrl, aloneUrl, hubOrigin]) await load(base, 32, 1);
+  // thousand requests ran ~2x slower than its later ones, and after 5,000 V8 was still optimizing and
+  // deoptimizing its path: --trace-opt --trace-deopt printed ~120 lines in the next 2 s at one connection).
+  for (const base of [backend, bareUrl, aloneUrl, hubOrigin]) await load(base, 32, 3);
   for (const connections of [1, 32]) {
     const direct = await load(backend, connections);
     const runs: Record<'pipe' | 'alone' | 'hub', Load[]> = { pipe: [], alone: [], hub: [] };
