@@ -6,13 +6,11 @@
 //  - StallWatch, in the hub's process: a 1 ms timer that, for each late turn, reads how long the main
 //    thread was ready to run but waited for a core meanwhile (run-queue wait from Linux
 //    /proc/<pid>/task/<tid>/schedstat, counted at each switch) and the CPU time the process used
-//    (process.cpuUsage(), exact to the call: its main thread, and V8's GC helpers). The hub's own
-//    share of a stall is that CPU time, at most the stall less the wait;
+//    (process.cpuUsage(), exact to the call: its main thread, and V8's GC and compiler helpers). The
+//    hub's own share of a stall is that CPU time, at most the stall less the wait. It is an upper
+//    bound: helpers working beside a main thread that is not waiting for them are counted too;
 //  - idleProbe: a separate Node process with nothing to do but the same watch: its late turns are
-//    what the machine alone costs any process at the time; what it neither ran nor waited for is a
-//    pause of the VM.
-// hubsOwn() puts them together: the hub's share, less any pause the idle process had at the same
-// moment (a paused VM still charges its clock to the thread that was running).
+//    what the machine alone costs any process at the time.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -28,13 +26,10 @@ export interface Stall {
   mainMs: number;
   /** The process's own work: its CPU time, at most the stall less the wait, in ms. */
   ownMs: number;
-  /** The rest, neither waiting nor working: the process was not running at all, in ms. */
+  /** The rest, neither waiting for a core nor working: the VM paused, or the main thread blocked, in ms. */
   pausedMs: number;
   /** When it began, in ms since the watch started. */
   atMs: number;
-  /** When the late turn was due and when it came, on the wall clock (ms since the epoch, alike in every process). */
-  from: number;
-  to: number;
 }
 
 /** Every stall a watch saw (over 2 ms), and the two that stand out. */
@@ -80,8 +75,7 @@ export class StallWatch implements Stalls {
         const waitingMs = Math.min(late, (w - waited) / 1e6);
         const cpuMs = (c.user - cpu.user + c.system - cpu.system) / 1000;
         const ownMs = Math.min(late - waitingMs, cpuMs);
-        const from = performance.timeOrigin + last + 1;
-        const stall = { ms: late, waitingMs, cpuMs, mainMs: (r - ran) / 1e6, ownMs, pausedMs: late - waitingMs - ownMs, atMs: last - started, from, to: from + late };
+        const stall = { ms: late, waitingMs, cpuMs, mainMs: (r - ran) / 1e6, ownMs, pausedMs: late - waitingMs - ownMs, atMs: last - started };
         watch.all.push(stall);
         if (!watch.longest || stall.ms > watch.longest.ms) watch.longest = stall;
         if (!watch.busiest || stall.ownMs > watch.busiest.ownMs) watch.busiest = stall;
@@ -105,24 +99,6 @@ export class StallWatch implements Stalls {
     const [ran, waited] = this.buf.toString('latin1', 0, n).split(' ');
     return [Number(ran), Number(waited)];
   }
-}
-
-/**
- * The hub's longest stall of its own work: for each of its stalls, its own share less the part of it
- * the idle process spent paused at the same moment (as far as the two stalls overlap on the wall clock).
- */
-export function hubsOwn(hub: Stalls, idle: Stalls): { ownMs: number; stall?: Stall } {
-  let best: { ownMs: number; stall?: Stall } = { ownMs: 0 };
-  for (const stall of hub.all) {
-    let paused = 0;
-    for (const pause of idle.all) {
-      const overlap = Math.min(stall.to, pause.to) - Math.max(stall.from, pause.from);
-      if (overlap > 0) paused += Math.min(overlap, pause.pausedMs);
-    }
-    const ownMs = Math.max(0, stall.ownMs - paused);
-    if (ownMs > best.ownMs) best = { ownMs, stall };
-  }
-  return best;
 }
 
 /** A Node process beside the measured one with nothing to do but the same watch: `stop()` gives its stalls. */
