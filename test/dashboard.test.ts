@@ -427,3 +427,9 @@ t.test('the login form slows key guessing: after 5 wrong keys in a minute, 429 f
   throttle.succeeded('c');
   t.equal(throttle.waitMs('c', 0), 0);
 });
+
+t.test('the control API names the port the hub really listens on, with listen.port 0', async (t) => {
+  const h = await startTestHub(t, `models:\n  m: { backend: demo, cmd: "${demo()}" }\n`);
+  const status = (await (await fetch(`${h.origin}/hub/api/status`)).json()) as { hub: { url: string } };
+  t.equal(status.hub.url, `${h.origin}/v1`, 'the URL clients use (hub status prints it), not port 0');
+});

@@ -44,12 +44,14 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
 
   router.get('/status', async (ctx) => {
     const { config } = controller;
+    const { host, port } = config.listen;
     ctx.body = {
       hub: {
         version: VERSION,
         uptime_s: Math.round((Date.now() - controller.startedAt) / 1000),
         config: config.path,
-        url: `http://${config.listen.host}:${config.listen.port}/v1`,
+        // listen.port 0 lets the OS pick: the port is then the one this request came in on.
+        url: `http://${host.includes(':') ? `[${host}]` : host}:${port || ctx.req.socket.localPort}/v1`,
         shutting_down: controller.shuttingDown,
       },
       ...(await withMemory(controller.status(), actions.memory)),
