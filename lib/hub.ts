@@ -3,6 +3,7 @@
 import type { Transition } from './scheduler/context.js';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { listenOrigin } from './config/listen-origin.js';
 import { loadConfig } from './config/load.js';
 import type { HubConfig } from './config/types.js';
 import { createApp, createHttpServer } from './http/app.js';
@@ -136,8 +137,7 @@ export async function startHub(config: HubConfig, options: StartOptions): Promis
     });
   });
   const { port } = server.address() as AddressInfo;
-  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
-  const origin = `http://${host}:${port}`;
+  const origin = listenOrigin(config.listen.host, port);
   try {
     state.announce({ url: origin, config: config.path, version: VERSION });
   } catch (err) {

@@ -15,11 +15,15 @@ const old = join(root, `dist.old-${process.pid}`);
 const dist = join(root, 'dist');
 
 rmSync(fresh, { recursive: true, force: true });
+/** A failed step leaves the old dist/ in place. */
+const abandon = () => {
+  rmSync(fresh, { recursive: true, force: true });
+  process.exit(1);
+};
 try {
   execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json'), '--outDir', fresh], { stdio: 'inherit' });
 } catch {
-  rmSync(fresh, { recursive: true, force: true });
-  process.exit(1);
+  abandon();
 }
 // TypeBox as one module instead of ~680 (lib/config/typebox.ts says why): tsc's re-exports replaced
 // by their bundle. Nothing else is bundled: the rest of dist/ is what tsc wrote.
@@ -28,8 +32,7 @@ try {
   await build({ entryPoints: [typebox], outfile: typebox, allowOverwrite: true, bundle: true, format: 'esm', platform: 'node', logLevel: 'warning' });
   rmSync(`${typebox}.map`, { force: true }); // tsc's map, of the re-exports
 } catch {
-  rmSync(fresh, { recursive: true, force: true });
-  process.exit(1);
+  abandon();
 }
 if (existsSync(dist)) renameSync(dist, old);
 renameSync(fresh, dist);

@@ -5,6 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { existsSync } from 'node:fs';
 import { ConfigError } from '../config/errors.js';
+import { listenOrigin } from '../config/listen-origin.js';
 import type { HubConfig } from '../config/types.js';
 import { readConfigText } from '../config/yaml-file.js';
 import { readRuntime } from '../runtime/state-dir.js';
@@ -62,8 +63,7 @@ export async function locateHub(args: HubArgs, env = process.env): Promise<Locat
     source = `the runtime file in ${stateDir}`;
   } else if (config) {
     const { listen, path } = config;
-    const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
-    origin = `http://${host}:${listen.port}`;
+    origin = listenOrigin(listen.host, listen.port);
     source = `listen in ${path}`;
   } else {
     origin = DEFAULT_ORIGIN;

@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Context, Middleware } from 'koa';
 import { hostOfHeader, isLoopbackHost, parseHostName, parseOrigin } from '../config/auth.js';
+import { listenOrigin } from '../config/listen-origin.js';
 import type { HubConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 
@@ -36,7 +37,7 @@ export function hostCheck(config: CurrentConfig): (ctx: Context) => void {
     if (header && isLoopbackHost(listen.host)) {
       const host = hostOfHeader(header);
       if (host === undefined || !(isLoopbackHost(host) || host === parseHostName(listen.host) || auth.allowedHosts.includes(host))) {
-        const direct = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${ctx.req.socket.localPort}`;
+        const direct = listenOrigin(listen.host, ctx.req.socket.localPort!);
         throw new HubError(
           'forbidden',
           `this hub listens on ${listen.host} and does not answer to the name ${JSON.stringify(header.slice(0, 100))} (a defence against DNS rebinding); ` +

@@ -3,6 +3,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConfigError } from '../config/errors.js';
+import { listenOrigin } from '../config/listen-origin.js';
 import { hubLogFile } from '../config/names.js';
 import { HubError, plural } from '../errors.js';
 import { prettyLines } from '../log.js';
@@ -51,7 +52,7 @@ export function controlRoutes(controller: Controller, actions: HubActions): Rout
         uptime_s: Math.round((Date.now() - controller.startedAt) / 1000),
         config: config.path,
         // listen.port 0 lets the OS pick: the port is then the one this request came in on.
-        url: `http://${host.includes(':') ? `[${host}]` : host}:${port || ctx.req.socket.localPort}/v1`,
+        url: `${listenOrigin(host, port || ctx.req.socket.localPort!)}/v1`,
         shutting_down: controller.shuttingDown,
       },
       ...(await withMemory(controller.status(), actions.memory)),
