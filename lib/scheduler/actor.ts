@@ -1,29 +1,25 @@
 // One actor per model: it holds the model's state, feeds every event through the pure step function
-// (step.ts), carries out the effects the step returns (spawn, signal, probe, memory call, timers,
-// admitting or refusing waiters), and only after the new state is committed and the mailbox is
-// empty publishes the transitions and tells its coordinator. Events that arrive while a step is being
-// carried out (a grant sent back by the coordinator, a waiter settled inside an effect) wait in the
-// mailbox, so no listener ever runs inside a transition, and one that throws is reported as a bug
-// without stalling the model. All time comes from the driver's clock.
+// (step.ts), carries out the effects the step returns (timers, admitting or refusing waiters here;
+// spawning, stopping, probes and memory calls in backend-effects.ts), and only after the new state is
+// committed and the mailbox is empty publishes the transitions and tells its coordinator. Events that
+// arrive while a step is being carried out (a grant sent back by the coordinator, a waiter settled
+// inside an effect) wait in the mailbox, so no listener ever runs inside a transition, and one that
+// throws is reported as a bug without stalling the model. All time comes from the driver's clock.
 import { Agent } from 'node:http';
 import type { BackendAdapter, BackendModel } from '../backends/index.js';
 import { modelLogFile } from '../config/names.js';
 import type { ModelConfig } from '../config/types.js';
 import { HubError } from '../errors.js';
 import { within, type Timer } from '../runtime/clock.js';
-import type { Driver, ProcessHandle } from '../runtime/driver.js';
+import type { Driver } from '../runtime/driver.js';
 import type { LastError, Transition } from './context.js';
 import type { MemoryState, ProcessState } from './machine.js';
 import { showUrl } from './show-url.js';
 import { ProgressWatch, type LoadProgress } from './progress.js';
-import { SlotKeeper } from './slot-keeper.js';
-import { planSpawn, type SpawnPlan } from './spawn-plan.js';
+import { BackendEffects } from './backend-effects.js';
 import { admitsAtOnce, idleDeadline, isCounted, isMoving, isReady, newModelState, requestsWaiting, wantsCapacity, type ModelState, type TimerName, type WaitPolicy, type WaiterKind } from './state.js';
 import { step, type ActorEffect, type ActorEvent, type Outcome, type Waited } from './step.js';
 import type { Slot } from './capacity.js';
-
-/** The least time between two readiness probes when output makes them come early. */
-const PROBE_SPACING_MS = 2;
 
 export type { Outcome } from './step.js';
 
@@ -91,18 +87,15 @@ export class ModelActor {
   private mailbox: ActorEvent[] = [];
   private stepping = false;
   private outbox: Transition[] = [];
-  private child?: { gen: number; handle: ProcessHandle };
-  /** When the last readiness probe was sent, and how much the child had printed by then (see probe). */
-  private lastProbe?: { at: number; outputChunks: number | undefined };
-  /** Generations whose terminate came while their spawn was still being prepared. */
-  private cancelledSpawns = new Set<number>();
   private readonly timers = new Map<TimerName, Armed>();
   private readonly pending = new Map<number, Pending>();
 
   private readonly loadWatch: ProgressWatch;
-  private readonly slots = new SlotKeeper(() => this.name, (message) => this.ctx.notice(message));
+  /** Spawning, stopping, probing and memory calls: the effects that reach the backend. */
+  private readonly backend: BackendEffects;
 
   constructor(config: ModelConfig, policy: WaitPolicy, private readonly ctx: ActorContext) {
+    this.backend = new BackendEffects(this, ctx);
     this.s = newModelState(config, this.hasMemoryControlFor(config), policy, modelLogFile(ctx.logDir, config.name));
     const actor = this;
     this.loadWatch = new ProgressWatch({
@@ -195,7 +188,8 @@ export class ModelActor {
     return this.s.memoryControl;
   }
   get pid(): number | undefined {
-    return this.child && !this.child.handle.exit ? this.child.handle.pid : undefined;
+    const child = this.backend.current;
+    return child && !child.handle.exit ? child.handle.pid : undefined;
   }
   get adapter(): BackendAdapter {
     return this.ctx.driver.adapter(this.s.config);
@@ -312,7 +306,7 @@ export class ModelActor {
 
   /** Resolves when the current child has exited (and that exit is recorded), or after `ms`. */
   async exitSettled(ms: number): Promise<void> {
-    const handle = this.child?.handle;
+    const handle = this.backend.current?.handle;
     if (handle && !handle.exit) await within(this.ctx.driver.clock, ms, handle.exited);
   }
 
@@ -348,7 +342,8 @@ export class ModelActor {
   /** Starts or ends the progress watch as a start or wake-up begins or ends. */
   private watchLoad(): void {
     const s = this.s;
-    const handle = this.child?.gen === s.proc.gen ? this.child.handle : undefined;
+    const child = this.backend.current;
+    const handle = child?.gen === s.proc.gen ? child.handle : undefined;
     const tap = handle?.onOutput ? (l: (text: string) => void) => handle.onOutput!(l) : undefined;
     // A start is watched from its spawn (before that, startedAt still holds the previous start's time).
     if (s.proc.process === 'starting') this.loadWatch.sync(handle ? 'start' : undefined, s.startedAt, tap);
@@ -379,19 +374,19 @@ export class ModelActor {
       case 'arm':
         return this.arm(effect.name, effect.at);
       case 'spawn':
-        return void this.spawn(effect.gen);
+        return void this.backend.spawn(effect.gen);
       case 'terminate':
-        return this.terminate(effect.gen);
+        return this.backend.terminate(effect.gen);
       case 'memory':
-        return void this.callMemory(effect.op, effect.gen);
+        return void this.backend.callMemory(effect.op, effect.gen);
       case 'drop-connections':
         this.connections?.destroy(); // in-flight requests see the connection drop and get backend_unavailable
         this.connections = undefined;
         return;
       case 'probe':
-        return void this.probe(effect.gen, effect.delayMs);
+        return void this.backend.probe(effect.gen, effect.delayMs);
       case 'check-remote':
-        return void this.checkRemote();
+        return void this.backend.checkRemote();
       case 'record-load':
         return this.safely(() => this.ctx.recordLoad(this.name, effect.what, effect.ms));
       case 'bug':
@@ -449,137 +444,4 @@ export class ModelActor {
     };
     this.timers.set(name, armed);
   }
-
-  private async spawn(gen: number): Promise<void> {
-    let plan: SpawnPlan;
-    try {
-      await this.ctx.predecessor(this); // removed and added back: the old one goes first
-      plan = await this.ctx.portLock(() => planSpawn(this.spawnTarget(), this.ctx, this.s.reason));
-    } catch (err) {
-      plan = { error: `${(err as Error).message}; fix that and send the request again` };
-    }
-    if (!('error' in plan) && this.s.config.keepCache) plan.spec.argv = [...plan.spec.argv, ...(await this.slots.prepare(this.s.config))];
-    if (this.cancelledSpawns.delete(gen)) return this.send({ type: 'exited', gen, exit: { code: null, signal: 'SIGTERM' }, tail: [] });
-    let handle: ProcessHandle;
-    try {
-      if ('error' in plan) throw Object.assign(new Error(plan.error), { advice: true });
-      handle = this.ctx.driver.spawn(plan.spec);
-    } catch (err) {
-      this.child = undefined; // the failure must not quote the previous run's log
-      const e = err as Error & { advice?: boolean };
-      return this.send({ type: 'spawn-failed', gen, message: e.advice ? e.message : `${e.message}; fix that and send the request again` });
-    }
-    this.child = { gen, handle };
-    void handle.exited.then((exit) => this.send({ type: 'exited', gen, exit, tail: handle.logTail(20) }));
-    this.send({ type: 'spawned', gen });
-  }
-
-  /** What planSpawn needs; a port it moves goes through the step like any other change. */
-  private spawnTarget() {
-    const actor = this;
-    return {
-      name: this.name,
-      get config() {
-        return actor.s.config;
-      },
-      remote: false,
-      target: this.target,
-      shownUrl: this.shownUrl,
-      logFile: this.logFile,
-      adapter: this.adapter,
-      backendModel: this.backendModel,
-      gpus: this.s.placement?.devices,
-      movePort: (port: number) => this.send({ type: 'port-moved', port }),
-    };
-  }
-
-  private terminate(gen: number): void {
-    const child = this.child;
-    if (child?.gen === gen && !child.handle.exit) {
-      const stopMs = this.s.config.stopTimeoutMs;
-      if (!this.s.config.keepCache) return void child.handle.stop(stopMs);
-      // keep_cache: the slots are saved first, within half of stop_timeout (the stop's own bound
-      // covers both), then the process gets what is left to exit.
-      const began = this.ctx.driver.clock.now();
-      void this.slots.save({ base: this.target, agent: this.agent }, gen, stopMs / 2).finally(() => {
-        if (!child.handle.exit) void child.handle.stop(Math.max(0, stopMs - (this.ctx.driver.clock.now() - began)));
-      });
-    } else if (child?.gen !== gen) this.cancelledSpawns.add(gen); // still being prepared: it will not be spawned
-  }
-
-  private async probe(gen: number, delayMs: number): Promise<void> {
-    const clock = this.ctx.driver.clock;
-    let announced = false;
-    const child = this.child?.gen === gen ? this.child.handle : undefined;
-    if (delayMs > 0) {
-      // Probe when the delay is up, or as soon as the backend prints something: servers announce that
-      // they listen, and that line is the moment to look (no probe interval is added to the cold start).
-      // Probes stay PROBE_SPACING_MS apart, so a backend that prints while it loads is not flooded.
-      const earliest = (this.lastProbe?.at ?? -Infinity) + PROBE_SPACING_MS;
-      const soon = () => Math.min(delayMs, Math.max(0, earliest - clock.now()));
-      const printedSinceLastProbe = child?.outputChunks !== undefined && child.outputChunks !== this.lastProbe?.outputChunks;
-      const readyLine = this.adapter.readyLine;
-      await new Promise<void>((resolve) => {
-        let timer = clock.after(printedSinceLastProbe ? soon() : delayMs, () => { cancel?.(); resolve(); });
-        const cancel = printedSinceLastProbe ? undefined : child?.onNextOutput?.((text) => {
-          timer.cancel();
-          if (readyLine?.test(text)) announced = true;
-          const wait = announced ? 0 : soon();
-          if (wait > 0) timer = clock.after(wait, resolve);
-          else resolve(); // a timer of 0 still costs the next turn of timers (~1 ms): look now
-        });
-      });
-    }
-    if (this.s.proc.gen !== gen || this.s.proc.process !== 'starting') return;
-    this.lastProbe = { at: clock.now(), outputChunks: child?.outputChunks };
-    const endpoint = { base: this.target, agent: this.agent };
-    // A server that printed its ready line is ready: no round trip to ask it. The line may also come
-    // while a probe is on its way (a probe is sent every health.interval while it loads): whichever
-    // says ready first.
-    const line = announced ? undefined : readyLineOf(child, this.adapter.readyLine);
-    const asked = this.adapter.isReady(endpoint, this.backendModel).catch(() => false);
-    const ready = announced || (await (line ? Promise.race([asked, line.seen]) : asked));
-    line?.cancel();
-    // keep_cache: the saved slots go back in before the first request is let through.
-    if (ready && this.s.config.keepCache) await this.slots.restore(endpoint, gen, this.s.startDeadline - clock.now());
-    this.send({ type: 'probed', gen, ready });
-  }
-
-  private async checkRemote(): Promise<void> {
-    const config = this.s.config;
-    const up = await this.adapter.isReady({ base: config.url!, apiKey: config.apiKey }, this.backendModel).catch(() => false);
-    this.send({ type: 'remote-checked', up });
-  }
-
-  private async callMemory(op: 'load' | 'unload', gen: number): Promise<void> {
-    const control = this.adapter.memory!;
-    const endpoint = { base: this.target, agent: this.agent };
-    const limitMs = this.s.config.startTimeoutMs;
-    let error: string | undefined;
-    try {
-      const answered = await within(this.ctx.driver.clock, limitMs, (async () => {
-        await control[op](endpoint, this.backendModel);
-        const loaded = await control.isLoaded(endpoint, this.backendModel);
-        if (loaded === (op === 'unload')) throw new Error(`it still reports its memory as ${op === 'unload' ? 'loaded' : 'unloaded'}`);
-        return true;
-      })());
-      if (!answered) error = `no answer within ${limitMs / 1000}s`;
-    } catch (err) {
-      error = (err as Error).message;
-    }
-    this.send({ type: 'memory-done', gen, op, error });
-  }
-}
-
-/** Resolves true when the child prints a line matching `pattern` (other output is waited past). */
-function readyLineOf(child: ProcessHandle | undefined, pattern: RegExp | undefined): { seen: Promise<boolean>; cancel(): void } | undefined {
-  if (!child?.onNextOutput || !pattern) return undefined;
-  let cancel = () => {};
-  const seen = new Promise<boolean>((resolve) => {
-    const wait = () => {
-      cancel = child.onNextOutput!((text) => (pattern.test(text) ? resolve(true) : wait()));
-    };
-    wait();
-  });
-  return { seen, cancel: () => cancel() };
 }
