@@ -3,12 +3,11 @@
 // from the navigation's start, budget ≤ 500 ms; and when the page is live, its event stream open), and
 // what the page's live updates cost on the wire (the event stream plus the card fragments it fetches)
 // while a few models get a request a second each: budget ≤ 100 KiB per minute.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
-import { HUB_COMMAND } from '../lib/paths.js';
+import { serveHub } from './hub-process.js';
 
 const MODELS = 60;
 const HOT = ['hot-a', 'hot-b', 'hot-c']; // running, and the steady traffic goes to them
@@ -42,17 +41,7 @@ async function serve(dir: string) {
   const cold = Array.from({ length: MODELS - HOT.length }, (_, i) => `  model-${String(i).padStart(2, '0')}: { backend: demo, cmd: "\${HUB} demo-model --port \${PORT} --model \${MODEL}", memory: ${4 + (i % 5) * 2}GiB${i % 4 === 0 ? ', group: box' : ''} }`);
   const hot = HOT.map((name) => `  ${name}: { backend: demo, cmd: "\${HUB} demo-model --port \${PORT} --model \${MODEL} --memory 16MiB --max-tokens 8", memory: 32MiB }`);
   writeFileSync(join(dir, 'hub.yaml'), `listen: { host: 127.0.0.1, port: 0 }\nstate_dir: ${dir}\nports: { start: ${base} }\ngroups:\n  box: { max_loaded: 1, on_full: evict }\nmodels:\n${[...hot, ...cold].join('\n')}\n`);
-  const [node, script] = HUB_COMMAND;
-  const child = spawn(node, [script, 'serve', '--config', join(dir, 'hub.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-  let origin: string | undefined;
-  for (let tries = 0; !(origin = /\[ok\] .* at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(out)?.[1]); tries++) {
-    if (tries > 600 || child.exitCode !== null) throw new Error(`the hub with ${MODELS} models did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, origin };
+  return serveHub(join(dir, 'hub.yaml'));
 }
 
 function chat(origin: string, model: string): Promise<number> {
@@ -128,7 +117,8 @@ function countLive(cdp: CDPSession) {
 
 export async function dashboardBench(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'modelhub-dashboard-'));
-  const { child, origin } = await serve(dir);
+  const hub = await serve(dir);
+  const origin = hub.origin;
   let browser: Browser | undefined;
   try {
     for (const model of HOT) if ((await chat(origin, model)) !== 200) throw new Error(`${model} did not answer`);
@@ -177,8 +167,7 @@ export async function dashboardBench(): Promise<void> {
     console.log(`    event stream ${kib(events / minutes)}/min · ${tally.fragments - before.fragments} card fragments ${kib(fragmentBytes / minutes)}/min · board fetched ${tally.boardFetches} time(s)`);
   } finally {
     await browser?.close();
-    child.kill('SIGTERM');
-    await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+    await hub.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,11 +1,10 @@
 // A hub with 500 configured models (none running), as its own `hub serve` process: GET /v1/models
 // latency, reload time (POST /hub/api/reload with one model changed), and the hub's resident memory
 // once idle. Each figure is printed with its budget.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HUB_COMMAND } from '../lib/paths.js';
+import { serveHub } from './hub-process.js';
 
 const MODELS = 500;
 
@@ -18,17 +17,9 @@ export async function scaleBench(): Promise<void> {
     writeFileSync(config, `listen: { host: 127.0.0.1, port: ${port} }\nstate_dir: ${dir}\nports: { start: ${port + 1} }\nmodels:\n${models.join('\n')}\n`);
   };
   write(-1);
-  const [node, script] = HUB_COMMAND;
-  const hub = spawn(node, [script, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  hub.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  hub.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-  const origin = `http://127.0.0.1:${port}`;
+  const hub = await serveHub(config);
+  const origin = hub.origin;
   try {
-    for (let tries = 0; !/is serving/.test(out); tries++) {
-      if (tries > 600 || hub.exitCode !== null) throw new Error(`the hub with ${MODELS} models did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const times = async (n: number, fn: () => Promise<unknown>) => {
       const xs: number[] = [];
       for (let i = 0; i < n; i++) {
@@ -39,7 +30,7 @@ export async function scaleBench(): Promise<void> {
       return xs.sort((a, b) => a - b)[Math.floor(n / 2)];
     };
     await new Promise((r) => setTimeout(r, 2000)); // idle after its start: let it settle before its memory is read
-    const rssKiB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${hub.pid}/status`, 'utf8'))?.[1]);
+    const rssKiB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${hub.child.pid}/status`, 'utf8'))?.[1]);
     const rssMB = rssKiB / 1024;
     const list = await times(100, async () => {
       const res = await fetch(`${origin}/v1/models`);
@@ -58,8 +49,7 @@ export async function scaleBench(): Promise<void> {
     console.log(`  reload (one model changed)  p50 ${reload.toFixed(1)} ms (budget <= 200 ms${over(reload > 200)})`);
     console.log(`  hub resident memory, idle  ${rssMB.toFixed(0)} MB (budget <= 120 MB${over(rssMB > 120)})`);
   } finally {
-    hub.kill('SIGTERM');
-    await new Promise((r) => (hub.exitCode !== null ? r(undefined) : hub.once('exit', r)));
+    await hub.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,6 @@
 // Streaming through the hub: STREAMS concurrent SSE answers at 20 chunks a second each, from a
 // backend that stamps every chunk with the time it wrote it, read by a reader in its own process —
-// straight from the backend, through a bare Node pipe proxy (its own process) and through the hub.
+// straight from the backend, through a bare Node pipe proxy and through `hub serve` (each its own process).
 // Figures: how much later chunks arrive through the hub than straight (p99, budget ≤ 1 ms), and the
 // hub's CPU time for the run against the pipe's (budget ≤ 1.5×). Beside each reading, how many of the
 // machine's cores the backend, the reader and the proxy kept busy: where they add up to about all of
@@ -11,9 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { loadConfig } from '../lib/config/load.js';
-import { startHub } from '../lib/hub.js';
-import { silentLogger } from '../lib/log.js';
+import { serveHub } from './hub-process.js';
 
 const run = promisify(execFile);
 const script = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta.url));
@@ -58,8 +56,6 @@ function cpuOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S; // utime, stime
 }
 
-const hubCpu = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1e6; };
-
 /** Reads every stream from url; proxyCpu is the CPU seconds so far of the proxy in between, if any. */
 async function read(url: string, backend: ChildProcess, proxyCpu: () => number = () => 0): Promise<Measured> {
   const [wall0, backend0, proxy0] = [performance.now(), cpuOf(backend.pid!), proxyCpu()];
@@ -74,7 +70,9 @@ export async function streamsBench(): Promise<void> {
   const pipe = await server('pipe-proxy.js', [backendUrl]);
   const dir = mkdtempSync(join(tmpdir(), 'modelhub-streams-'));
   writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nmodels:\n  sse: { backend: openai, url: "${backendUrl}" }\n`);
-  const hub = await startHub(loadConfig(join(dir, 'hub.yaml')), { log: silentLogger() });
+  // In a process of its own, as the pipe is: the figures are the two processes' CPU time and delays,
+  // with nothing else in the hub's heap (in the bench's own process, the earlier figures' hub was).
+  const hub = await serveHub(join(dir, 'hub.yaml'));
   try {
     const path = '/v1/chat/completions';
     // Each path once with 10 chunks per stream first, so that the figures are of code V8 has compiled
@@ -82,7 +80,7 @@ export async function streamsBench(): Promise<void> {
     for (const origin of [backendUrl, `http://127.0.0.1:${pipe.port}`, hub.origin]) await read(`${origin}${path}?chunks=10`, backend.child);
     const direct = await read(`${backendUrl}${path}`, backend.child);
     const piped = await read(`http://127.0.0.1:${pipe.port}${path}`, backend.child, () => cpuOf(pipe.child.pid!));
-    const hubbed = await read(`${hub.origin}${path}`, backend.child, hubCpu);
+    const hubbed = await read(`${hub.origin}${path}`, backend.child, () => cpuOf(hub.child.pid!));
     const line = (name: string, r: Measured) =>
       `  ${name.padEnd(22)} chunk delay p50 ${r.p50_ms.toFixed(2)} ms   p99 ${r.p99_ms.toFixed(2)} ms   max ${r.max_ms.toFixed(1)} ms   (${r.chunks} chunks, ${r.errors} errors)\n` +
       // How busy the 2 cores were: a proxy that is one of three busy processes waits for a core.
@@ -97,7 +95,7 @@ export async function streamsBench(): Promise<void> {
     const ratio = hubbed.proxy_s / piped.proxy_s;
     console.log(`  CPU for the run: hub ${hubbed.proxy_s.toFixed(2)} s, bare pipe ${piped.proxy_s.toFixed(2)} s   ratio ${ratio.toFixed(2)}x   (budget <= 1.5x${ratio > 1.5 ? ': OVER BUDGET' : ''})`);
   } finally {
-    await hub.close();
+    await hub.stop();
     backend.child.kill();
     pipe.child.kill();
     rmSync(dir, { recursive: true, force: true });
