@@ -86,6 +86,57 @@ t.test('units', async (t) => {
     t.notOk(w.write('after'), 'nothing after the end');
   });
 
+  t.test('BoundedWriter: what comes while a write is under way goes as one write after it, in order, 16 KiB at most', async (t) => {
+    const written: string[] = [];
+    const releases: (() => void)[] = [];
+    const slow = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        written.push(chunk.toString());
+        releases.push(done);
+      },
+    });
+    const w = new BoundedWriter(slow, (n) => `dropped ${n}\n`);
+    w.write('first\n');
+    for (const line of ['b\n', 'c\n', 'd\n']) w.write(line);
+    t.same(written, ['first\n'], 'one write at a time goes to the stream');
+    releases.shift()!();
+    await waitFor('the lines that waited', () => written.length === 2);
+    t.equal(written[1], 'b\nc\nd\n', 'joined into one write, in order');
+    const kib = (c: string) => `${c.repeat(1023)}\n`;
+    for (const c of 'efghijklmnopqrstuvwx') w.write(kib(c)); // 20 KiB while 'b c d' is under way
+    releases.shift()!();
+    await waitFor('the next write', () => written.length === 3);
+    t.equal(written[2], [...'efghijklmnopqrst'].map(kib).join(''), 'the first 16 KiB of what waited');
+    releases.shift()!();
+    await waitFor('the rest', () => written.length === 4);
+    t.equal(written[3], [...'uvwx'].map(kib).join(''), 'then the rest');
+    await new Promise<void>((resolve) => {
+      w.end('end\n', resolve);
+      releases.shift()!();
+      const pump = () => { const r = releases.shift(); if (r) r(); if (!slow.writableFinished) setTimeout(pump, 1); };
+      pump();
+    });
+    t.same(written.slice(4), ['end\n']);
+  });
+
+  t.test('a log record is written the same to stdout and hub.log, repeated objects whole; a cycle still logs', async (t) => {
+    const dir = tempDir(t);
+    let out = '';
+    const sink = new Writable({ write(c: Buffer, _e, done) { out += c.toString(); done(); } });
+    const log = createLogger('info', sink, { file: join(dir, 'hub.log') });
+    const shared = { name: 'x' };
+    log.info({ a: shared, b: shared }, 'repeated');
+    const cyclic: Record<string, unknown> = { name: 'y' };
+    cyclic.self = cyclic;
+    log.info({ c: cyclic }, 'cycle');
+    await closeLogFiles();
+    const file = readFileSync(join(dir, 'hub.log'), 'utf8');
+    t.equal(out, file, 'the same lines in both');
+    const [repeated, cycle] = file.trimEnd().split('\n').map((l) => JSON.parse(l));
+    t.same([repeated.a, repeated.b], [{ name: 'x' }, { name: 'x' }], 'an object logged twice is written twice, not as [Circular]');
+    t.same(cycle.c, { name: 'y', self: '[Circular]' }, 'a cycle is cut where it closes');
+  });
+
   t.test('a broken stream never throws', async (t) => {
     const bad = new Writable({ write(_c, _e, done) { done(new Error('EIO')); } });
     const w = new BoundedWriter(bad, (n) => `dropped ${n}\n`);
