@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { LogLevel } from './config/types.js';
 import { BoundedWriter, DEFAULT_ROTATE, openRotating, type RotateSettings } from './runtime/log-file.js';
-import { safeWrite } from './stdio.js';
+import { queueWrite, safeWrite } from './stdio.js';
 
 export type Logger = bunyan;
 
@@ -28,7 +28,7 @@ class StdoutStream {
   ) {}
   write(record: Record<string, unknown>): void {
     if (record.shown === true) return;
-    safeWrite(this.out, this.pretty ? prettyLine(record) : jsonLine(record));
+    queueWrite(this.out, this.pretty ? prettyLine(record) : jsonLine(record));
   }
 }
 

@@ -21,8 +21,36 @@ export function protectStdio(): void {
   guard(process.stderr);
 }
 
-/** Writes unless the stream has broken; never throws. */
+/** Writes unless the stream has broken; never throws. Anything queueWrite holds is written first. */
 export function safeWrite(stream: NodeJS.WritableStream, text: string): void {
+  if (queued.size) writeQueued();
+  writeNow(stream, text);
+}
+
+/**
+ * Like safeWrite, but written together with whatever else is queued for the stream in this turn of
+ * the event loop, as one write. For the hub's log on stdout, one line per request: to a pipe or a file
+ * each write is a system call made on the spot, ~15-20 µs a request on a busy hub. Any safeWrite (to
+ * either stream) writes what is queued first, so lines keep their order, and so does the process's exit.
+ */
+export function queueWrite(stream: NodeJS.WritableStream, text: string): void {
+  const held = queued.get(stream);
+  if (held !== undefined) return void queued.set(stream, held + text);
+  if (queued.size === 0) setImmediate(writeQueued);
+  queued.set(stream, text);
+}
+
+const queued = new Map<NodeJS.WritableStream, string>();
+process.on('exit', () => writeQueued());
+
+function writeQueued(): void {
+  for (const [stream, text] of queued) {
+    queued.delete(stream);
+    writeNow(stream, text);
+  }
+}
+
+function writeNow(stream: NodeJS.WritableStream, text: string): void {
   guard(stream);
   if (broken.has(stream)) return;
   try {

@@ -11,6 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { closeLogFiles, createLogger } from '../lib/log.js';
 import { BoundedWriter, LineStamper, rfsInterval } from '../lib/runtime/log-file.js';
 import { tailLines } from '../lib/runtime/log-tail.js';
+import { safeWrite } from '../lib/stdio.js';
 import { freePortRange, getJson, postJson, serveHub, tempDir, waitFor } from './helpers.js';
 
 const STAMPED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|hub) /;
@@ -135,6 +136,23 @@ t.test('units', async (t) => {
     const [repeated, cycle] = file.trimEnd().split('\n').map((l) => JSON.parse(l));
     t.same([repeated.a, repeated.b], [{ name: 'x' }, { name: 'x' }], 'an object logged twice is written twice, not as [Circular]');
     t.same(cycle.c, { name: 'y', self: '[Circular]' }, 'a cycle is cut where it closes');
+  });
+
+  t.test('log lines on stdout: one write per turn of the event loop, in order with direct writes', async (t) => {
+    const writes: string[] = [];
+    const out = new Writable({ write(c: Buffer, _e, done) { writes.push(c.toString()); done(); } });
+    const log = createLogger('info', out);
+    log.info('one');
+    log.info('two');
+    t.same(writes, [], 'nothing written yet within the turn');
+    await new Promise((r) => setImmediate(r));
+    t.equal(writes.length, 1, 'both lines in one write');
+    t.same(writes[0].trimEnd().split('\n').map((l) => JSON.parse(l).msg), ['one', 'two'], 'in order');
+    log.info('three');
+    safeWrite(out, '[ok] direct\n');
+    t.same(writes.slice(1).map((w) => (w.startsWith('{') ? JSON.parse(w).msg : w)), ['three', '[ok] direct\n'], 'a direct write comes after what was logged before it');
+    await new Promise((r) => setImmediate(r));
+    t.equal(writes.length, 3, 'and nothing is written twice');
   });
 
   t.test('a broken stream never throws', async (t) => {
