@@ -15,9 +15,12 @@ export interface HubProcess {
 export async function serveHub(config: string): Promise<HubProcess> {
   const [node, script] = HUB_COMMAND;
   const child = spawn(node, [script, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its output is read to its end (a pipe left full would block the hub's writes), and kept until it serves.
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  let serving = false;
+  const keep = (c: Buffer) => { if (!serving) out += c.toString(); };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
@@ -32,5 +35,6 @@ export async function serveHub(config: string): Promise<HubProcess> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  serving = true;
   return { child, origin, stop };
 }

@@ -1,8 +1,10 @@
 // A small closed-loop load generator, run as its own process so it does not share an event loop
-// with what it measures: `node load.js URL CONNECTIONS SECONDS BODY` → JSON {requests, rps, p50_ms, errors}.
+// with what it measures: `node load.js URL CONNECTIONS SECONDS BODY [KEY]` → JSON {requests, rps, p50_ms,
+// errors}. With KEY, every request carries `Authorization: Bearer KEY`.
 import { Agent, request } from 'node:http';
 
-const [url, connections, seconds, body] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), process.argv[5]];
+const [url, connections, seconds, body, key] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), process.argv[5], process.argv[6]];
+const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(key ? { authorization: `Bearer ${key}` } : {}) };
 const agent = new Agent({ keepAlive: true, maxSockets: connections });
 const latencies: number[] = [];
 let errors = 0;
@@ -11,7 +13,7 @@ const end = performance.now() + seconds * 1000;
 function once(): Promise<void> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = request(url, { method: 'POST', agent, headers }, (res) => {
       res.resume();
       res.on('end', () => {
         if (res.statusCode === 200) latencies.push(performance.now() - t0);

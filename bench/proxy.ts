@@ -1,17 +1,26 @@
 // Proxy overhead: the same small JSON chat request sent straight to the backend, through a bare Node
-// http.request pipe proxy, and through the hub, each driven by the load generator (load.ts) in its own
-// process. The budgets compare the hub with the pipe measured in the same run.
-import { execFile } from 'node:child_process';
+// http.request pipe proxy, through http-proxy-3 alone and through the hub, each driven by the load
+// generator (load.ts) in its own process. The hub is `hub serve` as an operator runs it, in a process of
+// its own, with an API key required and its request log on (stdout and hub.log); the pipe also runs in
+// its own process. Every request carries the key, whichever way it goes. The budgets compare the hub
+// with the pipe measured in the same run.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createProxyServer } from 'http-proxy-3';
-import { Agent, createServer, request } from 'node:http';
+import { Agent, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { serveHub } from './hub-process.js';
 
 const run = promisify(execFile);
-const loadScript = fileURLToPath(new URL('./load.js', import.meta.url));
+const script = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const KEY = 'bench-key-0123456789abcdef';
+const MODEL = 'plain';
 
 interface Load {
   rps: number;
@@ -25,29 +34,46 @@ function median(runs: Load[]): Load {
   return { rps: mid(runs, (x) => x.rps).rps, p50_ms: mid(runs, (x) => x.p50_ms).p50_ms, errors: runs.reduce((n, x) => n + x.errors, 0) };
 }
 
-/** `hubOrigin` serves `model`, whose backend listens at `backend`. */
-export async function proxyBench(hubOrigin: string, backend: string, model: string): Promise<void> {
+export async function proxyBench(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'modelhub-proxy-'));
+  // A port below the ephemeral range (32768+), where outgoing connections would hold ports at random.
+  const port = 20000 + Math.floor(Math.random() * 12000);
+  const backend = `http://127.0.0.1:${port}`;
+  writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nauth: { api_keys: [${KEY}] }\nmodels:\n` +
+    `  ${MODEL}: { backend: demo, port: ${port}, preload: true, cmd: "\${HUB} demo-model --port \${PORT} --model \${MODEL} --max-tokens 1" }\n`);
+  const hub = await serveHub(join(dir, 'hub.yaml'));
+  const pipe = spawn(process.execPath, [script('pipe-proxy.js'), backend], { stdio: ['ignore', 'pipe', 'inherit'] });
   const pipeAgent = new Agent({ keepAlive: true });
-  const bare = createServer((req, res) => {
-    const up = request(`${backend}${req.url}`, { method: req.method, headers: req.headers, agent: pipeAgent }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
   // The ceiling the hub's proxy library sets: http-proxy-3 alone, keep-alive, nothing else around it.
   const library = createProxyServer({ target: backend, agent: pipeAgent });
   const alone = createServer((req, res) => library.web(req, res, {}, () => res.destroy()));
-  const url = async (server: typeof bare) => {
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  };
-  const bareUrl = await url(bare);
-  const aloneUrl = await url(alone);
+  try {
+    const bareUrl = `http://127.0.0.1:${await new Promise<number>((resolve, reject) => {
+      pipe.stdout!.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
+      pipe.once('exit', (code) => reject(new Error(`pipe-proxy.js exited (${code})`)));
+    })}`;
+    // The model is preloaded: its backend answers /health once it is up (30 s at most).
+    for (let tries = 0; (await fetch(`${backend}/health`).then((r) => r.status, () => 0)) !== 200; tries++) {
+      if (tries > 300) throw new Error(`the ${MODEL} model's backend at ${backend} did not come up`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise<void>((r) => alone.listen(0, '127.0.0.1', r));
+    const aloneUrl = `http://127.0.0.1:${(alone.address() as AddressInfo).port}`;
+    await measure(hub.origin, backend, bareUrl, aloneUrl);
+  } finally {
+    alone.close();
+    pipeAgent.destroy();
+    pipe.kill();
+    await hub.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(hubOrigin: string, backend: string, bareUrl: string, aloneUrl: string): Promise<void> {
+  const model = MODEL;
   const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
   const load = async (base: string, connections: number, seconds = SECONDS): Promise<Load> => {
-    const { stdout } = await run(process.execPath, [loadScript, `${base}/v1/chat/completions`, String(connections), String(seconds), body]);
+    const { stdout } = await run(process.execPath, [script('load.js'), `${base}/v1/chat/completions`, String(connections), String(seconds), body, KEY]);
     return JSON.parse(stdout) as Load;
   };
   const fmt = (x: Load) => `${x.rps.toFixed(0).padStart(6)} req/s  p50 ${x.p50_ms.toFixed(2)} ms${x.errors ? `  (${x.errors} errors)` : ''}`;
@@ -78,7 +104,4 @@ export async function proxyBench(hubOrigin: string, backend: string, model: stri
     if (connections === 1) console.log(`          hub p50 minus the pipe's ${added.toFixed(2)} ms (budget <= 0.15 ms${over(added > 0.15)})   hub/bare throughput ${ratio.toFixed(2)}x`);
     else console.log(`          hub/bare throughput ${ratio.toFixed(2)}x (budget >= 0.7x${over(ratio < 0.7)}, aim 0.9x)   hub p50 minus the pipe's ${added.toFixed(2)} ms`);
   }
-  bare.close();
-  alone.close();
-  pipeAgent.destroy();
 }

@@ -24,7 +24,7 @@ import { streamsBench } from './streams.js';
 // just the proxy overhead; BENCH_ONLY=bodies the 30 MiB uploads; BENCH_ONLY=scale the 500-model figures;
 // BENCH_ONLY=startup the cold start, cold burst and swap figures; BENCH_ONLY=streams the 1,000 SSE streams;
 // BENCH_ONLY=dashboard the dashboard's page load and live updates with 60 models (headless chromium).
-// BENCH_ONLY=proxy,bodies runs both on one hub, in that order, as the full run does.
+// BENCH_ONLY=proxy,bodies runs both, in that order, as the full run does.
 if (process.env.BENCH_ONLY === 'contention') {
   await contentionBench();
   process.exit(0);
@@ -69,8 +69,8 @@ writeFileSync(
 const hub = await startHub(loadConfig(join(dir, 'hub.yaml')), { log: silentLogger() });
 const only = new Set(process.env.BENCH_ONLY?.split(','));
 if (only.size && [...only].every((part) => part === 'proxy' || part === 'bodies')) {
+  if (only.has('proxy')) await proxyBench();
   await hub.controller.start('plain');
-  if (only.has('proxy')) await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
   if (only.has('bodies')) await bodiesBench(hub.origin, 'plain');
   await hub.close();
   rmSync(dir, { recursive: true, force: true });
@@ -189,8 +189,8 @@ if (process.env.BENCH_ONLY === 'startup') {
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);
 }
+await proxyBench();
 await hub.controller.start('plain');
-await proxyBench(hub.origin, hub.controller.get('plain').target, 'plain');
 await bodiesBench(hub.origin, 'plain');
 await streamsBench();
 
