@@ -36,16 +36,22 @@ class StdoutStream {
  * A record as its JSON line, made once however many streams write it: every request is logged, and
  * on a busy hub making its line twice, through a replacer function, took more of the hub's time than
  * any step of the request itself. JSON.stringify as it is, and only a record it cannot write as it
- * is (a cycle, a BigInt) through bunyan's cycle-safe replacer.
+ * is (a cycle) through bunyan's cycle-safe replacer.
  */
 let last: { record: object; line: string } | undefined;
+const pick = (record: Record<string, unknown>, keys: string[]) => Object.fromEntries(keys.map((k) => [k, record[k]]));
 function jsonLine(record: Record<string, unknown>): string {
   if (last?.record === record) return last.line;
   let text: string;
   try {
     text = JSON.stringify(record);
   } catch {
-    text = JSON.stringify(record, bunyan.safeCycles());
+    try {
+      text = JSON.stringify(record, bunyan.safeCycles());
+    } catch (err) {
+      // Not even so (a BigInt, a getter that throws): a line that says so, never a throw from a log call.
+      text = JSON.stringify({ ...pick(record, ['name', 'hostname', 'pid', 'level', 'time', 'v']), msg: `${String(record.msg)} (this record could not be written as JSON: ${(err as Error)?.message ?? String(err)})` });
+    }
   }
   last = { record, line: `${text}\n` };
   return last.line;

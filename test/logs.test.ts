@@ -52,7 +52,7 @@ t.test('units', async (t) => {
     t.equal(s.push('whole\n', now), '2026-12-01T09:00:00.123Z stderr whole\n', 'but not the next line when the drop ended one');
   });
 
-  t.test('BoundedWriter drops what does not fit, counts it, and says so once the stream drains', async (t) => {
+  t.test('BoundedWriter drops what does not fit, counts it, and says so once the stream has caught up', async (t) => {
     const written: string[] = [];
     let release: (() => void) | undefined;
     // A disk that takes each write until released.
@@ -68,7 +68,7 @@ t.test('units', async (t) => {
     t.ok(w.write('b'.repeat(30)), 'fits');
     t.notOk(w.write('c'.repeat(20)), 'over the bound: dropped');
     t.notOk(w.write('d'.repeat(20)), 'dropped');
-    t.ok(slow.writableLength <= 100, 'pending stays bounded');
+    t.ok(w.fits(10) && !w.fits(11), 'what waits counts toward the bound: 90 of 100 bytes pending');
     t.equal(w.totalDropped, 40);
     while (release) {
       const r = release;
@@ -118,6 +118,49 @@ t.test('units', async (t) => {
       pump();
     });
     t.same(written.slice(4), ['end\n']);
+  });
+
+  t.test('BoundedWriter.end while a write is under way: what waited in 16 KiB writes, then the dropped count, then the last line', async (t) => {
+    const written: string[] = [];
+    const releases: (() => void)[] = [];
+    const slow = new Writable({ write(chunk: Buffer, _enc, done) { written.push(chunk.toString()); releases.push(done); } });
+    const w = new BoundedWriter(slow, (n) => `dropped ${n}\n`, 50 * 1024);
+    const kib = (i: number) => `${String(i).padStart(1023, '.')}\n`;
+    t.ok(w.write(kib(0)), 'the write under way');
+    for (let i = 1; i <= 41; i++) t.ok(w.write(kib(i)), `line ${i} waits`);
+    t.notOk(w.write('x'.repeat(9 * 1024)), 'over the bound: dropped');
+    await new Promise<void>((resolve) => {
+      w.end('last\n', resolve);
+      const pump = () => { const r = releases.shift(); if (r) r(); if (!slow.writableFinished) setTimeout(pump, 1); };
+      pump();
+    });
+    t.same(written.map((x) => x.length), [1024, 16384, 16384, 9216, 'dropped 9216\n'.length, 5], 'what waited goes 16 KiB at most a write, then the count, then the last line');
+    t.equal(written.slice(0, 4).join(''), Array.from({ length: 42 }, (_, i) => kib(i)).join(''), 'in order, nothing lost');
+  });
+
+  t.test('BoundedWriter: a write that fails lets go of what waited and takes nothing more', async (t) => {
+    const written: string[] = [];
+    let fail: ((err: Error) => void) | undefined;
+    const failing = new Writable({ write(chunk: Buffer, _enc, done) { written.push(chunk.toString()); fail = done; } });
+    failing.on('error', () => {});
+    const w = new BoundedWriter(failing, (n) => `dropped ${n}\n`, 100);
+    w.write('a'.repeat(10));
+    w.write('b'.repeat(80));
+    t.notOk(w.fits(20), 'what waits counts toward the bound');
+    fail!(new Error('EIO'));
+    t.ok(!w.write('c') && !w.fits(0), 'after the failure, nothing more is taken');
+    await new Promise((r) => setImmediate(r));
+    t.same(written, ['a'.repeat(10)], 'and what waited is not written');
+  });
+
+  t.test('a log record that cannot be JSON (a BigInt) still gives a line, and the log call does not throw', async (t) => {
+    let out = '';
+    const sink = new Writable({ write(c: Buffer, _e, done) { out += c.toString(); done(); } });
+    const log = createLogger('info', sink);
+    t.doesNotThrow(() => log.info({ big: 10n }, 'counted'));
+    await new Promise((r) => setImmediate(r));
+    const line = JSON.parse(out);
+    t.match(line, { level: 30, msg: /^counted \(this record could not be written as JSON: .*BigInt/ });
   });
 
   t.test('a log record is written the same to stdout and hub.log, repeated objects whole; a cycle still logs', async (t) => {

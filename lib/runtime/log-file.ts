@@ -86,9 +86,9 @@ export class BoundedWriter {
   totalDropped = 0;
   private broken = false;
   private ended = false;
-  /** A write is with the stream: what comes meanwhile waits in `waiting`. */
+  /** A write is with the stream: what comes meanwhile waits in `waiting` (with each part's size). */
   private writing = false;
-  private waiting: (string | Buffer)[] = [];
+  private waiting: { text: string | Buffer; bytes: number }[] = [];
   private waitingBytes = 0;
 
   constructor(
@@ -96,8 +96,8 @@ export class BoundedWriter {
     private readonly droppedLine: (bytes: number) => string,
     private readonly maxPending = MAX_PENDING_BYTES,
   ) {
-    stream.on('error', () => { this.broken = true; });
-    stream.on('close', () => { this.broken = true; });
+    stream.on('error', () => this.break());
+    stream.on('close', () => this.break());
   }
 
   /** Whether `bytes` more would fit now (callers skip formatting output that would be dropped). */
@@ -110,12 +110,12 @@ export class BoundedWriter {
    * `source` bytes when given (the output it was made from, before any prefix).
    */
   write(text: string | Buffer, source?: number): boolean {
-    const bytes = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
+    const bytes = byteLength(text);
     if (!this.fits(bytes)) {
       this.drop(source ?? bytes);
       return false;
     }
-    this.rawWrite(text);
+    this.rawWrite(text, bytes);
     return true;
   }
 
@@ -126,7 +126,7 @@ export class BoundedWriter {
     this.totalDropped += bytes;
   }
 
-  /** Writes `last` (if it fits; a count of anything dropped first) and ends the stream. */
+  /** Writes what waits, then `last` (if it fits; a count of anything dropped first), and ends the stream. */
   end(last = '', done?: () => void): void {
     if (this.ended) {
       done?.();
@@ -138,9 +138,8 @@ export class BoundedWriter {
       return;
     }
     try {
-      // What waits goes first (the stream keeps it in order behind the write under way), then the count.
-      if (this.waiting.length) this.stream.write(joined(this.waiting.splice(0)));
-      this.waitingBytes = 0;
+      // The stream keeps these in order behind the write under way, JOIN_BYTES at most each.
+      while (this.waiting.length) this.stream.write(this.takeWaiting());
       if (this.droppedBytes) this.stream.write(this.droppedLine(this.droppedBytes));
       this.droppedBytes = 0;
       const room = this.stream.writableLength + Buffer.byteLength(last) <= this.maxPending + 4096;
@@ -151,47 +150,57 @@ export class BoundedWriter {
     }
   }
 
-  private rawWrite(text: string | Buffer): void {
-    if (this.writing) {
-      this.waiting.push(text);
-      this.waitingBytes += byteLength(text);
-      return;
-    }
+  private break(): void {
+    this.broken = true;
+    this.waiting = []; // never to be written: not kept either
+    this.waitingBytes = 0;
+  }
+
+  /** To the stream now, or after the write under way. */
+  private rawWrite(text: string | Buffer, bytes: number): void {
+    if (!this.writing) return this.send(text);
+    this.waiting.push({ text, bytes });
+    this.waitingBytes += bytes;
+  }
+
+  private send(text: string | Buffer): void {
     this.writing = true;
     try {
       this.stream.write(text, this.written);
     } catch {
-      this.broken = true;
+      this.break();
     }
   }
 
   /** The stream took the last write: what waited goes next, and once nothing waits, the count of any dropped. */
   private written = (err?: Error | null): void => {
     this.writing = false;
-    if (err || this.broken || this.ended) return;
-    if (this.waiting.length) {
-      // At most JOIN_BYTES a write (or one part larger than that): a file that rotates by size
-      // checks its size after each write, and one large write would carry it far past the size.
-      let take = 0;
-      let bytes = 0;
-      while (take < this.waiting.length && (take === 0 || bytes + byteLength(this.waiting[take]) <= JOIN_BYTES)) bytes += byteLength(this.waiting[take++]);
-      const text = joined(this.waiting.splice(0, take));
-      this.waitingBytes -= bytes;
-      this.rawWrite(text);
-    } else if (this.droppedBytes) {
+    if (err) return this.break(); // the stream's 'error' may come later: nothing more is sent meanwhile
+    if (this.broken || this.ended) return;
+    if (this.waiting.length) this.send(this.takeWaiting());
+    else if (this.droppedBytes) {
       const line = this.droppedLine(this.droppedBytes);
       this.droppedBytes = 0;
-      this.rawWrite(line);
+      this.send(line);
     }
   };
+
+  /**
+   * The oldest of what waits, joined: JOIN_BYTES at most (or one part larger than that). A file that
+   * rotates by size checks its size after each write, and one large write would carry it far past it.
+   */
+  private takeWaiting(): string | Buffer {
+    let take = 0;
+    let bytes = 0;
+    while (take < this.waiting.length && (take === 0 || bytes + this.waiting[take].bytes <= JOIN_BYTES)) bytes += this.waiting[take++].bytes;
+    const parts = this.waiting.splice(0, take).map((p) => p.text);
+    this.waitingBytes -= bytes;
+    if (parts.length === 1) return parts[0];
+    return parts.every((p) => typeof p === 'string') ? parts.join('') : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+  }
 }
 
 const byteLength = (text: string | Buffer) => (typeof text === 'string' ? Buffer.byteLength(text) : text.length);
-
-function joined(parts: (string | Buffer)[]): string | Buffer {
-  if (parts.length === 1) return parts[0];
-  return parts.every((p) => typeof p === 'string') ? parts.join('') : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
-}
 
 /**
  * Splits one output stream (a child's stdout or stderr) into lines, each prefixed with the time and
