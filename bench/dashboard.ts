@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
-import { serveHub } from './hub-process.js';
+import { serveHub } from './processes.js';
 
 const MODELS = 60;
 const HOT = ['hot-a', 'hot-b', 'hot-c']; // running, and the steady traffic goes to them

@@ -1,22 +1,21 @@
 // Proxy overhead: the same small JSON chat request sent straight to the backend, through a bare Node
 // http.request pipe proxy, through http-proxy-3 alone and through the hub, each driven by the load
 // generator (load.ts) in its own process. The hub is `hub serve` as an operator runs it, in a process of
-// its own, with an API key required and its request log on (stdout and hub.log); the pipe also runs in
-// its own process. Every request carries the key, whichever way it goes. The budgets compare the hub
-// with the pipe measured in the same run.
-import { execFile, spawn } from 'node:child_process';
+// its own, with an API key required and its request log on (stdout, to a file, and hub.log); the pipe
+// also runs in its own process; http-proxy-3 alone runs in the bench's process (idle otherwise while it
+// is measured). Every request carries the key, whichever way it goes. The budgets compare the hub with
+// the pipe measured in the same run.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createProxyServer } from 'http-proxy-3';
 import { Agent, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { serveHub } from './hub-process.js';
+import { benchScript, freePort, helper, serveHub, type Started } from './processes.js';
 
 const run = promisify(execFile);
-const script = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const KEY = 'bench-key-0123456789abcdef';
@@ -36,36 +35,44 @@ function median(runs: Load[]): Load {
 
 export async function proxyBench(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'modelhub-proxy-'));
-  // A port below the ephemeral range (32768+), where outgoing connections would hold ports at random.
-  const port = 20000 + Math.floor(Math.random() * 12000);
+  // A port the system says is free now, for the model's backend: the figures must come from this one.
+  const port = await freePort();
   const backend = `http://127.0.0.1:${port}`;
   writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nauth: { api_keys: [${KEY}] }\nmodels:\n` +
     `  ${MODEL}: { backend: demo, port: ${port}, preload: true, cmd: "\${HUB} demo-model --port \${PORT} --model \${MODEL} --max-tokens 1" }\n`);
-  const hub = await serveHub(join(dir, 'hub.yaml'));
-  const pipe = spawn(process.execPath, [script('pipe-proxy.js'), backend], { stdio: ['ignore', 'pipe', 'inherit'] });
   const pipeAgent = new Agent({ keepAlive: true });
   // The ceiling the hub's proxy library sets: http-proxy-3 alone, keep-alive, nothing else around it.
   const library = createProxyServer({ target: backend, agent: pipeAgent });
   const alone = createServer((req, res) => library.web(req, res, {}, () => res.destroy()));
+  const started: Started[] = [];
   try {
-    const bareUrl = `http://127.0.0.1:${await new Promise<number>((resolve, reject) => {
-      pipe.stdout!.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
-      pipe.once('exit', (code) => reject(new Error(`pipe-proxy.js exited (${code})`)));
-    })}`;
-    // The model is preloaded: its backend answers /health once it is up (30 s at most).
-    for (let tries = 0; (await fetch(`${backend}/health`).then((r) => r.status, () => 0)) !== 200; tries++) {
+    const hub = await serveHub(join(dir, 'hub.yaml'));
+    started.push(hub);
+    const pipe = await helper('pipe-proxy.js', [backend]);
+    started.push(pipe);
+    // The model is preloaded: its backend answers once it is up (30 s at most).
+    for (let tries = 0; !(await servesModel(backend)); tries++) {
       if (tries > 300) throw new Error(`the ${MODEL} model's backend at ${backend} did not come up`);
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise<void>((r) => alone.listen(0, '127.0.0.1', r));
     const aloneUrl = `http://127.0.0.1:${(alone.address() as AddressInfo).port}`;
-    await measure(hub.origin, backend, bareUrl, aloneUrl);
+    await measure(hub.origin, backend, `http://127.0.0.1:${pipe.port}`, aloneUrl);
   } finally {
     alone.close();
     pipeAgent.destroy();
-    pipe.kill();
-    await hub.stop();
+    for (const p of started.reverse()) await p.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether the server at `base` is up and is the demo backend of MODEL (not some other server). */
+async function servesModel(base: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${base}/v1/models`);
+    return res.ok && ((await res.json()) as { data?: { id: string }[] }).data?.some((m) => m.id === MODEL) === true;
+  } catch {
+    return false;
   }
 }
 
@@ -73,7 +80,7 @@ async function measure(hubOrigin: string, backend: string, bareUrl: string, alon
   const model = MODEL;
   const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
   const load = async (base: string, connections: number, seconds = SECONDS): Promise<Load> => {
-    const { stdout } = await run(process.execPath, [script('load.js'), `${base}/v1/chat/completions`, String(connections), String(seconds), body, KEY]);
+    const { stdout } = await run(process.execPath, [benchScript('load.js'), `${base}/v1/chat/completions`, String(connections), String(seconds), body, KEY]);
     return JSON.parse(stdout) as Load;
   };
   const fmt = (x: Load) => `${x.rps.toFixed(0).padStart(6)} req/s  p50 ${x.p50_ms.toFixed(2)} ms${x.errors ? `  (${x.errors} errors)` : ''}`;

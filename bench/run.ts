@@ -70,8 +70,10 @@ const hub = await startHub(loadConfig(join(dir, 'hub.yaml')), { log: silentLogge
 const only = new Set(process.env.BENCH_ONLY?.split(','));
 if (only.size && [...only].every((part) => part === 'proxy' || part === 'bodies')) {
   if (only.has('proxy')) await proxyBench();
-  await hub.controller.start('plain');
-  if (only.has('bodies')) await bodiesBench(hub.origin, 'plain');
+  if (only.has('bodies')) {
+    await hub.controller.start('plain');
+    await bodiesBench(hub.origin, 'plain');
+  }
   await hub.close();
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);

@@ -4,7 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serveHub } from './hub-process.js';
+import { serveHub } from './processes.js';
 
 const MODELS = 500;
 

@@ -5,16 +5,14 @@
 // hub's CPU time for the run against the pipe's (budget ≤ 1.5×). Beside each reading, how many of the
 // machine's cores the backend, the reader and the proxy kept busy: where they add up to about all of
 // them, chunks wait for a core in any proxy, and the tail says more about the machine than the proxy.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { serveHub } from './hub-process.js';
+import { benchScript, helper, serveHub, type HubProcess, type Started } from './processes.js';
 
 const run = promisify(execFile);
-const script = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta.url));
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 1000);
 const RATE = 20;
 const CHUNKS = Number(process.env.BENCH_STREAM_CHUNKS ?? 100);
@@ -37,16 +35,6 @@ interface Measured extends Reading {
   proxy_s: number;
 }
 
-/** A helper process that prints its port on its first line. */
-async function server(name: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [script(name), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code})`)));
-  });
-  return { child, port };
-}
-
 /** /proc counts CPU time in clock ticks, as many a second as the system says. */
 const TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -59,21 +47,25 @@ function cpuOf(pid: number): number {
 /** Reads every stream from url; proxyCpu is the CPU seconds so far of the proxy in between, if any. */
 async function read(url: string, backend: ChildProcess, proxyCpu: () => number = () => 0): Promise<Measured> {
   const [wall0, backend0, proxy0] = [performance.now(), cpuOf(backend.pid!), proxyCpu()];
-  const { stdout } = await run(process.execPath, [script('sse-load.js'), url, String(STREAMS)], { maxBuffer: 1 << 20 });
+  const { stdout } = await run(process.execPath, [benchScript('sse-load.js'), url, String(STREAMS)], { maxBuffer: 1 << 20 });
   const reading = JSON.parse(stdout) as Reading;
   return { ...reading, wall_s: (performance.now() - wall0) / 1000, backend_s: cpuOf(backend.pid!) - backend0, proxy_s: proxyCpu() - proxy0 };
 }
 
 export async function streamsBench(): Promise<void> {
-  const backend = await server('sse-backend.js', [String(RATE), String(CHUNKS)]);
-  const backendUrl = `http://127.0.0.1:${backend.port}`;
-  const pipe = await server('pipe-proxy.js', [backendUrl]);
   const dir = mkdtempSync(join(tmpdir(), 'modelhub-streams-'));
-  writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nmodels:\n  sse: { backend: openai, url: "${backendUrl}" }\n`);
-  // In a process of its own, as the pipe is: the figures are the two processes' CPU time and delays,
-  // with nothing else in the hub's heap (in the bench's own process, the earlier figures' hub was).
-  const hub = await serveHub(join(dir, 'hub.yaml'));
+  const started: Started[] = [];
   try {
+    const backend = await helper('sse-backend.js', [String(RATE), String(CHUNKS)]);
+    started.push(backend);
+    const backendUrl = `http://127.0.0.1:${backend.port}`;
+    const pipe = await helper('pipe-proxy.js', [backendUrl]);
+    started.push(pipe);
+    writeFileSync(join(dir, 'hub.yaml'), `listen: { port: 0 }\nstate_dir: ${dir}\nmodels:\n  sse: { backend: openai, url: "${backendUrl}" }\n`);
+    // In a process of its own, as the pipe is: the figures are the two processes' CPU time and delays,
+    // with nothing else in the hub's heap (in the bench's own process, the earlier figures' hub was).
+    const hub: HubProcess = await serveHub(join(dir, 'hub.yaml'));
+    started.push(hub);
     const path = '/v1/chat/completions';
     // Each path once with 10 chunks per stream first, so that the figures are of code V8 has compiled
     // (a proxy's first thousand requests and ten thousand chunks are also its slowest).
@@ -83,8 +75,8 @@ export async function streamsBench(): Promise<void> {
     const hubbed = await read(`${hub.origin}${path}`, backend.child, () => cpuOf(hub.child.pid!));
     const line = (name: string, r: Measured) =>
       `  ${name.padEnd(22)} chunk delay p50 ${r.p50_ms.toFixed(2)} ms   p99 ${r.p99_ms.toFixed(2)} ms   max ${r.max_ms.toFixed(1)} ms   (${r.chunks} chunks, ${r.errors} errors)\n` +
-      // How busy the 2 cores were: a proxy that is one of three busy processes waits for a core.
-      `  ${''.padEnd(22)} cores busy ${((r.backend_s + r.cpu_s + r.proxy_s) / r.wall_s).toFixed(2)}: backend ${r.backend_s.toFixed(2)} s, reader ${r.cpu_s.toFixed(2)} s` +
+      // How busy the machine's cores were: a proxy that is one of three busy processes may wait for one.
+      `  ${''.padEnd(22)} cores busy ${((r.backend_s + r.cpu_s + r.proxy_s) / r.wall_s).toFixed(2)} of ${availableParallelism()}: backend ${r.backend_s.toFixed(2)} s, reader ${r.cpu_s.toFixed(2)} s` +
       `${r.proxy_s ? `, proxy ${r.proxy_s.toFixed(2)} s` : ''} of CPU in ${r.wall_s.toFixed(2)} s`;
     console.log(`streaming: ${STREAMS} concurrent SSE answers, ${RATE} chunks/s each, ${CHUNKS} chunks per answer`);
     console.log(line('straight to backend', direct));
@@ -95,9 +87,7 @@ export async function streamsBench(): Promise<void> {
     const ratio = hubbed.proxy_s / piped.proxy_s;
     console.log(`  CPU for the run: hub ${hubbed.proxy_s.toFixed(2)} s, bare pipe ${piped.proxy_s.toFixed(2)} s   ratio ${ratio.toFixed(2)}x   (budget <= 1.5x${ratio > 1.5 ? ': OVER BUDGET' : ''})`);
   } finally {
-    await hub.stop();
-    backend.child.kill();
-    pipe.child.kill();
+    for (const p of started.reverse()) await p.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
