@@ -3,7 +3,7 @@
 // client's. Also the tally of what many uploads got.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, freePortRange, getJson, spawnHub, tempDir, waitFor, type Spawned } from '../helpers.js';
+import { freePortRange, getJson, serveHub, spawnHub, tempDir, type Spawned } from '../helpers.js';
 import type { Outcome } from './uploader.js';
 
 /** VmRSS and VmHWM (peak) of a process, in MiB; undefined where /proc is not there. */
@@ -31,21 +31,17 @@ export const tally = (outcomes: Outcome[]) => {
   return counts;
 };
 
-/** `hub serve` in a child process with these limits and models. */
+/**
+ * `hub serve` in a child process with these limits and models, on a port it picks itself: its origin is
+ * the one it prints. (A port picked free beforehand could be taken before the hub bound it, and a
+ * /health from whatever took it would pass for this hub's.)
+ */
 export async function serve(t: Parameters<typeof spawnHub>[0], limits: string, models: string): Promise<{ hub: Spawned; origin: string }> {
   const dir = tempDir(t);
-  const port = await freePort();
-  writeFileSync(join(dir, 'hub.yaml'), `listen: { host: 127.0.0.1, port: ${port} }\nstate_dir: ${dir}\nlog: { level: warn }\nports: { start: ${await freePortRange(4)} }\nlimits: ${limits}\nmodels:\n${models}`);
-  const hub = spawnHub(t, ['serve', '--config', join(dir, 'hub.yaml')]);
-  // Stopped as an operator would, so that it stops its backends: the SIGKILL that spawnHub falls back
-  // on would leave them running. (Teardowns run last registered first: this one before that one.)
-  t.teardown(async () => {
-    if (hub.child.exitCode === null && hub.child.signalCode === null) hub.child.kill('SIGTERM');
-    await Promise.race([hub.exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
-  });
-  const origin = `http://127.0.0.1:${port}`;
-  await waitFor('the hub', () => fetch(`${origin}/health`).then((r) => r.ok, () => false), 15_000);
-  return { hub, origin };
+  writeFileSync(join(dir, 'hub.yaml'), `listen: { host: 127.0.0.1, port: 0 }\nstate_dir: ${dir}\nlog: { level: warn }\nports: { start: ${await freePortRange(4)} }\nlimits: ${limits}\nmodels:\n${models}`);
+  // serveHub stops it as an operator would (SIGTERM), so that it stops its backends.
+  const hub = await serveHub(t, join(dir, 'hub.yaml'), { timeoutMs: 15_000 });
+  return { hub, origin: hub.origin };
 }
 
 export const chat = (origin: string, model: string, content = '') =>
