@@ -26,6 +26,29 @@ function rotatedFiles(dir: string, name: string): string[] {
   return readdirSync(dir).filter((f) => f.startsWith(`${name}.`) && /^\.\d+(\.gz)?$/.test(f.slice(name.length))).sort();
 }
 
+/**
+ * A disk that holds each write until the test lets it go (`release` the oldest), or until `open`, from
+ * when on it takes every write at once: what it was given is in `written`.
+ */
+function heldDisk() {
+  const written: string[] = [];
+  const held: (() => void)[] = [];
+  let opened = false;
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      written.push(chunk.toString());
+      if (opened) done();
+      else held.push(done);
+    },
+  });
+  return {
+    stream,
+    written,
+    release: () => held.shift()!(),
+    open: () => { opened = true; for (const done of held.splice(0)) done(); },
+  };
+}
+
 /** A log file's text; '' while it is absent (for a moment during each rotation). */
 const readLog = (path: string) => { try { return readFileSync(path, 'utf8'); } catch { return ''; } };
 
@@ -88,54 +111,43 @@ t.test('units', async (t) => {
   });
 
   t.test('BoundedWriter: what comes while a write is under way goes as one write after it, in order, 16 KiB at most', async (t) => {
-    const written: string[] = [];
-    const releases: (() => void)[] = [];
-    const slow = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        written.push(chunk.toString());
-        releases.push(done);
-      },
-    });
-    const w = new BoundedWriter(slow, (n) => `dropped ${n}\n`);
+    const disk = heldDisk();
+    const { written } = disk;
+    const w = new BoundedWriter(disk.stream, (n) => `dropped ${n}\n`);
     w.write('first\n');
     for (const line of ['b\n', 'c\n', 'd\n']) w.write(line);
     t.same(written, ['first\n'], 'one write at a time goes to the stream');
-    releases.shift()!();
+    disk.release();
     await waitFor('the lines that waited', () => written.length === 2);
     t.equal(written[1], 'b\nc\nd\n', 'joined into one write, in order');
     const kib = (c: string) => `${c.repeat(1023)}\n`;
     for (const c of 'efghijklmnopqrstuvwx') w.write(kib(c)); // 20 KiB while 'b c d' is under way
-    releases.shift()!();
+    disk.release();
     await waitFor('the next write', () => written.length === 3);
     t.equal(written[2], [...'efghijklmnopqrst'].map(kib).join(''), 'the first 16 KiB of what waited');
-    releases.shift()!();
+    disk.release();
     await waitFor('the rest', () => written.length === 4);
     t.equal(written[3], [...'uvwx'].map(kib).join(''), 'then the rest');
     await new Promise<void>((resolve) => {
       w.end('end\n', resolve);
-      releases.shift()!();
-      const pump = () => { const r = releases.shift(); if (r) r(); if (!slow.writableFinished) setTimeout(pump, 1); };
-      pump();
+      disk.open();
     });
     t.same(written.slice(4), ['end\n']);
   });
 
   t.test('BoundedWriter.end while a write is under way: what waited in 16 KiB writes, then the dropped count, then the last line', async (t) => {
-    const written: string[] = [];
-    const releases: (() => void)[] = [];
-    const slow = new Writable({ write(chunk: Buffer, _enc, done) { written.push(chunk.toString()); releases.push(done); } });
-    const w = new BoundedWriter(slow, (n) => `dropped ${n}\n`, 50 * 1024);
+    const disk = heldDisk();
+    const w = new BoundedWriter(disk.stream, (n) => `dropped ${n}\n`, 50 * 1024);
     const kib = (i: number) => `${String(i).padStart(1023, '.')}\n`;
     t.ok(w.write(kib(0)), 'the write under way');
     for (let i = 1; i <= 41; i++) t.ok(w.write(kib(i)), `line ${i} waits`);
     t.notOk(w.write('x'.repeat(9 * 1024)), 'over the bound: dropped');
     await new Promise<void>((resolve) => {
       w.end('last\n', resolve);
-      const pump = () => { const r = releases.shift(); if (r) r(); if (!slow.writableFinished) setTimeout(pump, 1); };
-      pump();
+      disk.open();
     });
-    t.same(written.map((x) => x.length), [1024, 16384, 16384, 9216, 'dropped 9216\n'.length, 5], 'what waited goes 16 KiB at most a write, then the count, then the last line');
-    t.equal(written.slice(0, 4).join(''), Array.from({ length: 42 }, (_, i) => kib(i)).join(''), 'in order, nothing lost');
+    t.same(disk.written.map((x) => x.length), [1024, 16384, 16384, 9216, 'dropped 9216\n'.length, 5], 'what waited goes 16 KiB at most a write, then the count, then the last line');
+    t.equal(disk.written.slice(0, 4).join(''), Array.from({ length: 42 }, (_, i) => kib(i)).join(''), 'in order, nothing lost');
   });
 
   t.test('BoundedWriter: a write that fails lets go of what waited and takes nothing more', async (t) => {
